@@ -1,0 +1,164 @@
+"""The contract between the session core and every agent adapter.
+
+An adapter drives one kind of agent (ACP passthrough, Claude Code stream-json, Codex
+app-server). The bridge runs one agent process per bridge session: a crash, a stall or a
+restart then touches exactly one session, and supervision stays simple.
+
+Normalized events are ACP v1 `session/update` payloads (`{"sessionUpdate": ..., ...}`):
+upstream is ACP, so adapters that translate a native protocol (Claude, Codex) produce
+those dicts directly in their pure `translate.py`, and the passthrough forwards the agent's
+own untouched. A future ACP v2 surface maps from the same dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from anyio.abc import TaskStatus
+
+JsonObj = dict[str, Any]
+
+StartMode = Literal["new", "load", "resume", "fork"]
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent as configured (built-in or from the config file). Never from the wire."""
+
+    name: str
+    protocol: str  # "acp" | "claude" | "codex"
+    command: str
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    # Inactivity deadline for a turn, seconds; None = the bridge default.
+    stall_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """How to open the agent-side session behind a bridge session."""
+
+    mode: StartMode
+    cwd: str
+    mcp_servers: list[JsonObj]
+    additional_directories: list[str] | None = None
+    # The agent's native session id: required for load / resume / fork.
+    agent_session_id: str | None = None
+    # The client's `_meta` on the request, passed on to the agent untouched.
+    meta: JsonObj | None = None
+    client_capabilities: JsonObj = field(default_factory=dict)
+    client_info: JsonObj | None = None
+    # The client's last successful `authenticate` params for this agent, replayed on
+    # every process the bridge starts for it (some methods keep state per process).
+    authenticate: JsonObj | None = None
+
+
+@dataclass
+class SessionSetup:
+    """What an opened agent session reports back (ACP `NewSessionResponse` terms)."""
+
+    agent_session_id: str
+    modes: JsonObj | None = None
+    config_options: list[JsonObj] | None = None
+    meta: JsonObj | None = None
+    # Unknown fields of the agent's answer, passed through to the client.
+    extra: JsonObj = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentProbe:
+    """What an agent says of itself in its handshake (ACP `InitializeResponse` terms)."""
+
+    protocol_version: int
+    agent_capabilities: JsonObj
+    auth_methods: list[JsonObj]
+    agent_info: JsonObj | None = None
+    auth_result: JsonObj | None = None
+
+
+class SessionHost(Protocol):
+    """What the bridge offers an adapter for one session. Everything here is ordered:
+    updates reach the client in the order they are emitted, before the prompt's answer."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    def emit(self, update: JsonObj) -> None:
+        """Publish one `session/update` payload (`{"sessionUpdate": ...}`)."""
+
+    def emit_params(self, params: JsonObj) -> None:
+        """Publish full `session/update` params whose `sessionId` the adapter already set to
+        `session_id` (the passthrough's fast path: no re-wrapping)."""
+
+    def touch(self) -> None:
+        """Tell the stall watchdog the agent is alive without emitting anything."""
+
+    async def request_client(self, method: str, params: JsonObj) -> Any:
+        """Send an agent→client request (`session/request_permission`, `fs/*`, `terminal/*`,
+        `elicitation/create`) to the client that owns the session. `sessionId` is set by the
+        host. Raises `RpcError` with the client's error; a permission request that cannot be
+        answered (client gone, turn cancelled) resolves `{"outcome": {"outcome": "cancelled"}}`."""
+
+    def notify_client(self, method: str, params: JsonObj) -> None:
+        """Send an agent→client notification other than `session/update`."""
+
+    def record(self, event: JsonObj) -> None:
+        """Append a bridge record (`{"type": ..., ...}`) to the session's durable log."""
+
+
+class AgentSession(Protocol):
+    """A live agent-side session, handed back through `task_status.started()`."""
+
+    setup: SessionSetup
+
+    async def prompt(self, params: JsonObj) -> JsonObj:
+        """Run one turn. `params` are the client's `session/prompt` params; returns the
+        `PromptResponse` (`{"stopReason": ...}`). Raises `AgentError` if the agent dies."""
+
+    async def cancel(self) -> None:
+        """Ask the agent to end the running turn (it then answers `stopReason: cancelled`)."""
+
+    async def set_mode(self, mode_id: str) -> JsonObj: ...
+
+    async def set_config_option(self, params: JsonObj) -> JsonObj:
+        """Returns `{"configOptions": [...]}` (the complete list)."""
+
+    async def call(self, method: str, params: JsonObj) -> Any:
+        """Forward any other session-scoped request (e.g. an agent's `_vendor/...` extension).
+        Raise `RpcError(METHOD_NOT_FOUND)` when the agent has no such method."""
+
+    def pid(self) -> int | None:
+        """The agent process's pid while it runs."""
+
+
+class AgentAdapter(Protocol):
+    """One per agent process. Built by an `AdapterFactory` from the agent's spec."""
+
+    async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
+        """Handshake only (spawn, initialize, optionally authenticate, stop). Used for
+        `authenticate`, capability intersection and `doctor`."""
+
+    async def run(
+        self,
+        host: SessionHost,
+        request: StartRequest,
+        *,
+        task_status: TaskStatus[AgentSession],
+    ) -> None:
+        """Spawn the agent, open the session as `request` says, call
+        `task_status.started(session)`, then serve until cancelled (the bridge closes the
+        session) or the agent exits (raise `AgentExitedError`). Must leave no process behind."""
+
+
+@dataclass(frozen=True)
+class AdapterEnv:
+    """Daemon-wide settings an adapter may need."""
+
+    state_dir: str
+    handshake_timeout: float = 30.0
+    stop_grace: float = 2.0
+
+
+AdapterFactory = Callable[[AgentSpec, AdapterEnv], AgentAdapter]

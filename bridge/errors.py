@@ -1,0 +1,85 @@
+"""The exception tree and JSON-RPC error codes. Imports nothing internal.
+
+Errors say who is at fault: the client (bad input), the agent (crashed, broke protocol)
+or the bridge itself. Every error that reaches a client becomes an `RpcError` at the single
+boundary in `bridge.rpc.endpoint`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+REQUEST_CANCELLED = -32800
+AUTH_REQUIRED = -32000
+RESOURCE_NOT_FOUND = -32002
+# Bridge-specific codes (JSON-RPC leaves -32000..-32099 to implementations; ACP uses -32000/-32002).
+AGENT_EXITED = -32010
+AGENT_START_FAILED = -32011
+SESSION_BUSY = -32012
+TURN_STALLED = -32013
+STORE_ERROR = -32014
+
+
+class BridgeError(Exception):
+    """Base of every error the bridge raises on purpose."""
+
+
+class RpcError(BridgeError):
+    """An error that travels as a JSON-RPC error object."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def to_dict(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            err["data"] = self.data
+        return err
+
+
+def invalid_params(message: str, field: str | None = None) -> RpcError:
+    return RpcError(INVALID_PARAMS, message, {"field": field} if field else None)
+
+
+def session_not_found(session_id: object) -> RpcError:
+    return RpcError(RESOURCE_NOT_FOUND, f"unknown session: {session_id!r}", {"sessionId": session_id})
+
+
+class AgentError(RpcError):
+    """The agent failed: it exited, never started, or broke its protocol."""
+
+
+class AgentExitedError(AgentError):
+    def __init__(self, agent: str, returncode: int | None, stderr_tail: str) -> None:
+        how = f"exit code {returncode}" if returncode is not None and returncode >= 0 else (
+            f"signal {-returncode}" if returncode is not None else "unknown status"
+        )
+        msg = f"agent {agent!r} exited ({how})"
+        if stderr_tail:
+            last = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else ""
+            msg += f": {last[:300]}"
+        super().__init__(
+            AGENT_EXITED, msg, {"agent": agent, "exitCode": returncode, "stderrTail": stderr_tail}
+        )
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+
+
+class AgentStartError(AgentError):
+    def __init__(self, agent: str, reason: str, data: dict[str, Any] | None = None) -> None:
+        payload: dict[str, Any] = {"agent": agent}
+        if data:
+            payload.update(data)
+        super().__init__(AGENT_START_FAILED, f"agent {agent!r} could not start: {reason}", payload)
+
+
+class StoreError(BridgeError):
+    """The durable store failed (corrupt, locked, disk full)."""
