@@ -95,6 +95,9 @@ class SessionHost(Protocol):
     def touch(self) -> None:
         """Tell the stall watchdog the agent is alive without emitting anything."""
 
+    async def wait_writable(self) -> None:
+        """Backpressure: call between batches of output; waits while the client lags."""
+
     async def request_client(self, method: str, params: JsonObj) -> Any:
         """Send an agent→client request (`session/request_permission`, `fs/*`, `terminal/*`,
         `elicitation/create`) to the client that owns the session. `sessionId` is set by the
@@ -104,7 +107,7 @@ class SessionHost(Protocol):
     def notify_client(self, method: str, params: JsonObj) -> None:
         """Send an agent→client notification other than `session/update`."""
 
-    def record(self, event: JsonObj) -> None:
+    def record_event(self, event: JsonObj) -> None:
         """Append a bridge record (`{"type": ..., ...}`) to the session's durable log."""
 
 

@@ -1,0 +1,206 @@
+"""A bridge session: its subscribers, its log, one turn at a time, and the host side of
+the adapter contract (`SessionHost`).
+
+Everything an agent says for a session goes through `_publish`: appended to the durable
+log first (the client writers commit the log before writing), then queued to the owner
+and every attached follower, in the agent's order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from bridge.core.adapter import AgentSession, AgentSpec, JsonObj
+from bridge.core.links import ClientLink
+from bridge.errors import INVALID_PARAMS, SESSION_BUSY, AgentError, RpcError
+from bridge.store.base import Direction, SessionRecord, Store
+from bridge.wire import jsonrpc
+
+log = logging.getLogger(__name__)
+
+CANCELLED_OUTCOME: JsonObj = {"outcome": {"outcome": "cancelled"}}
+
+
+@dataclass
+class Metrics:
+    turns: int = 0
+    messages: int = 0
+    tool_calls: int = 0
+    tool_usage: Counter[str] = field(default_factory=Counter)
+    tokens: dict[str, int] = field(
+        default_factory=lambda: {"input": 0, "output": 0, "cachedRead": 0, "cachedWrite": 0, "total": 0}
+    )
+    cost_usd: float | None = None
+
+
+class Session:
+    """Implements `SessionHost` for its adapter."""
+
+    def __init__(self, record: SessionRecord, spec: AgentSpec, store: Store) -> None:
+        self.record = record
+        self.spec = spec
+        self.store = store
+        self.owner: ClientLink | None = None
+        self.followers: list[ClientLink] = []
+        self.agent: AgentSession | None = None
+        self.status = "idle"
+        self.metrics = Metrics()
+        self.run_scope: anyio.CancelScope | None = None
+        self.agent_error: AgentError | None = None
+        self._turn_scope: anyio.CancelScope | None = None
+        self._turn_active = False
+        self._cancelling = False
+        self._permission_scopes: set[anyio.CancelScope] = set()
+        self.last_activity = anyio.current_time()
+
+    # -- SessionHost ---------------------------------------------------------------------------
+    @property
+    def session_id(self) -> str:
+        return self.record.id
+
+    def emit(self, update: JsonObj) -> None:
+        self.emit_params({"sessionId": self.record.id, "update": update})
+
+    def emit_params(self, params: JsonObj) -> None:
+        update = params.get("update")
+        if isinstance(update, dict):
+            self._observe(update)
+        self.publish(jsonrpc.notification_frame("session/update", params), "agent")
+
+    def touch(self) -> None:
+        self.last_activity = anyio.current_time()
+
+    async def request_client(self, method: str, params: JsonObj) -> Any:
+        params = {**params, "sessionId": self.record.id}
+        is_permission = method == "session/request_permission"
+        self.log("agent", jsonrpc.notification_frame(method, params))
+        link = self.owner
+        if link is None or link.closed:
+            if is_permission:
+                self.record_event({"type": "permission_denied", "reason": "no client attached"})
+                return CANCELLED_OUTCOME
+            raise RpcError(INVALID_PARAMS, f"no client is attached to session {self.record.id}")
+        if is_permission and self._cancelling:
+            return CANCELLED_OUTCOME
+        with anyio.CancelScope() as scope:
+            if is_permission:
+                self._permission_scopes.add(scope)
+            try:
+                result = await link.request(method, params)
+            except RpcError:
+                if is_permission:
+                    # Fail closed: an unanswerable permission request is a refusal.
+                    return CANCELLED_OUTCOME
+                raise
+            finally:
+                self._permission_scopes.discard(scope)
+            self.log("client", jsonrpc.encode({"method": method, "result": result}))
+            return result
+        return CANCELLED_OUTCOME
+
+    def notify_client(self, method: str, params: JsonObj) -> None:
+        self.publish(jsonrpc.notification_frame(method, params), "agent")
+
+    def record_event(self, event: JsonObj) -> None:
+        self.log("bridge", jsonrpc.encode({"bridge": event}))
+
+    # -- publishing ----------------------------------------------------------------------------
+    def log(self, direction: Direction, frame: bytes) -> int:
+        return self.store.append(self.record.id, direction, frame)
+
+    def publish(self, frame: bytes, direction: Direction) -> None:
+        self.log(direction, frame)
+        self.last_activity = anyio.current_time()
+        owner = self.owner
+        if owner is not None and not owner.closed:
+            owner.send_frame(frame)
+        for follower in self.followers:
+            if not follower.closed:
+                follower.send_frame(frame)
+
+    def _observe(self, update: JsonObj) -> None:
+        kind = update.get("sessionUpdate")
+        self.metrics.messages += 1
+        if kind == "tool_call":
+            self.metrics.tool_calls += 1
+            name = update.get("name") or (update.get("_meta") or {}).get("bridge", {}).get("toolName")
+            self.metrics.tool_usage[str(name or update.get("kind") or "other")] += 1
+        elif kind == "usage_update":
+            cost = update.get("cost")
+            if isinstance(cost, dict) and isinstance(cost.get("amount"), int | float):
+                self.metrics.cost_usd = float(cost["amount"])
+
+    async def wait_writable(self) -> None:
+        owner = self.owner
+        if owner is not None and not owner.closed:
+            await owner.wait_writable()
+
+    # -- turns ---------------------------------------------------------------------------------
+    async def prompt(self, params: JsonObj) -> JsonObj:
+        if self._turn_active:
+            raise RpcError(
+                SESSION_BUSY,
+                f"session {self.record.id} is already running a prompt; wait for it or send session/cancel",
+            )
+        agent = self.agent
+        if agent is None:
+            raise self.agent_error or RpcError(SESSION_BUSY, f"session {self.record.id} has no running agent")
+        self._turn_active = True
+        self._cancelling = False
+        self.status = "busy"
+        self.metrics.turns += 1
+        try:
+            with anyio.CancelScope() as scope:
+                self._turn_scope = scope
+                result: JsonObj = await agent.prompt(params)
+                self._absorb_usage(result)
+                return result
+            # The turn scope is only cancelled from outside when the agent process ended.
+            raise self.agent_error or RpcError(SESSION_BUSY, "the turn was interrupted")
+        finally:
+            self._turn_scope = None
+            self._turn_active = False
+            self.status = "error" if self.agent_error else "idle"
+
+    def _absorb_usage(self, result: JsonObj) -> None:
+        usage = result.get("usage")
+        if not isinstance(usage, dict):
+            return
+        t = self.metrics.tokens
+        for ours, theirs in (
+            ("input", "inputTokens"),
+            ("output", "outputTokens"),
+            ("cachedRead", "cachedReadTokens"),
+            ("cachedWrite", "cachedWriteTokens"),
+            ("total", "totalTokens"),
+        ):
+            value = usage.get(theirs)
+            if isinstance(value, int):
+                t[ours] += value
+
+    @property
+    def turn_active(self) -> bool:
+        return self._turn_active
+
+    async def cancel(self) -> None:
+        if not self._turn_active:
+            return
+        self._cancelling = True
+        for scope in list(self._permission_scopes):
+            scope.cancel()
+        if self.agent is not None:
+            await self.agent.cancel()
+
+    def agent_exited(self, error: AgentError) -> None:
+        """The agent process is gone: fail the running turn at once."""
+        self.agent_error = error
+        self.agent = None
+        self.status = "error"
+        self.record_event({"type": "agent_exited", "error": error.to_dict()})
+        if self._turn_scope is not None:
+            self._turn_scope.cancel()

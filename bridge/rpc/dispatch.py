@@ -1,0 +1,69 @@
+"""Dispatch of a client's requests through `jsonrpcserver`, confined to this module.
+
+The method table is explicit (`dict[str, Handler]`). jsonrpcserver resolves the method
+(-32601 for unknown ones) and shapes the errors; our handlers take the params object and
+raise `RpcError`. Its default validator checks every request with jsonschema (~0.1 ms);
+envelopes are already checked by `bridge.wire.jsonrpc.classify`, so a no-op validator keeps
+that cost off every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from jsonrpcserver import Error, Success
+from jsonrpcserver.async_dispatcher import dispatch_to_response_pure
+from jsonrpcserver.methods import Method
+from oslash.either import Left
+
+from bridge.errors import INVALID_PARAMS, RpcError
+from bridge.wire.jsonrpc import JsonObj, Request
+
+Handler = Callable[[Any, JsonObj], Awaitable[Any]]
+
+
+def _wrap(handler: Handler) -> Method:
+    async def method(context: Any, *args: Any, **params: Any) -> Any:
+        if args:
+            return Error(INVALID_PARAMS, "params must be an object, not an array")
+        try:
+            return Success(await handler(context, params))
+        except RpcError as exc:
+            return Error(exc.code, exc.message, exc.data)
+
+    return method
+
+
+def _identity(obj: Any) -> Any:
+    return obj
+
+
+class Dispatcher:
+    """Answers requests from an explicit method table; `context` is passed to handlers."""
+
+    def __init__(self, table: Mapping[str, Handler]) -> None:
+        self._methods = {name: _wrap(h) for name, h in table.items()}
+
+    def has(self, method: str) -> bool:
+        return method in self._methods
+
+    async def __call__(self, context: Any, req: Request) -> Any:
+        response = await dispatch_to_response_pure(
+            deserializer=_identity,
+            validator=_identity,
+            methods=self._methods,
+            context=context,
+            post_process=_identity,
+            request=req.raw,  # type: ignore[arg-type]
+        )
+        if isinstance(response, Left):
+            err = response._error
+            raise RpcError(err.code, err.message, None if err.data is _nodata() else err.data)
+        return response._value.result
+
+
+def _nodata() -> Any:
+    from jsonrpcserver.sentinels import NODATA
+
+    return NODATA
