@@ -65,6 +65,9 @@ class SessionSetup:
     meta: JsonObj | None = None
     # Unknown fields of the agent's answer, passed through to the client.
     extra: JsonObj = field(default_factory=dict)
+    # For mode "load": True when the agent itself replayed the history through `emit`;
+    # False asks the bridge to replay it from its own event log.
+    replayed: bool = False
 
 
 @dataclass(frozen=True)

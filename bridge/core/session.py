@@ -15,9 +15,9 @@ from typing import Any
 
 import anyio
 
-from bridge.core.adapter import AgentSession, AgentSpec, JsonObj
+from bridge.core.adapter import AgentSession, AgentSpec, JsonObj, SessionSetup
 from bridge.core.links import ClientLink
-from bridge.errors import INVALID_PARAMS, SESSION_BUSY, AgentError, RpcError
+from bridge.errors import INVALID_PARAMS, SESSION_BUSY, TURN_STALLED, AgentError, RpcError
 from bridge.store.base import Direction, SessionRecord, Store
 from bridge.wire import jsonrpc
 
@@ -57,6 +57,14 @@ class Session:
         self._cancelling = False
         self._permission_scopes: set[anyio.CancelScope] = set()
         self.last_activity = anyio.current_time()
+        self.restarts = 0
+        self.restart_params: Any = None
+        self.setup: SessionSetup | None = None
+        self.stall_timeout = 600.0
+        self.cancel_grace = 10.0
+        self._wake = anyio.Event()
+        self._cancel_at: float | None = None
+        self._end_reason: str | None = None
 
     # -- SessionHost ---------------------------------------------------------------------------
     @property
@@ -152,20 +160,68 @@ class Session:
             raise self.agent_error or RpcError(SESSION_BUSY, f"session {self.record.id} has no running agent")
         self._turn_active = True
         self._cancelling = False
+        self._cancel_at = None
+        self._end_reason = None
         self.status = "busy"
         self.metrics.turns += 1
+        self.last_activity = anyio.current_time()
         try:
             with anyio.CancelScope() as scope:
                 self._turn_scope = scope
-                result: JsonObj = await agent.prompt(params)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._watchdog, scope)
+                    result: JsonObj = await agent.prompt(params)
+                    tg.cancel_scope.cancel()
                 self._absorb_usage(result)
                 return result
-            # The turn scope is only cancelled from outside when the agent process ended.
-            raise self.agent_error or RpcError(SESSION_BUSY, "the turn was interrupted")
+            return self._ended_by_bridge()
         finally:
             self._turn_scope = None
             self._turn_active = False
-            self.status = "error" if self.agent_error else "idle"
+            self._cancelling = False
+            if self.status == "busy":
+                self.status = "error" if self.agent_error else "idle"
+
+    def _ended_by_bridge(self) -> JsonObj:
+        """The turn scope was cancelled from outside: agent death, forced cancel or stall."""
+        if self._end_reason == "cancel":
+            self.record_event({"type": "cancel_forced", "graceSeconds": self.cancel_grace})
+            self._stop_agent()
+            return {"stopReason": "cancelled"}
+        if self._end_reason == "stall":
+            self.record_event({"type": "turn_stalled", "timeoutSeconds": self.stall_timeout})
+            self._stop_agent()
+            raise RpcError(
+                TURN_STALLED,
+                f"agent {self.spec.name!r} sent nothing for {self.stall_timeout:g} s; the turn was ended "
+                "and the agent will be restarted on the next prompt",
+                {"agent": self.spec.name, "timeoutSeconds": self.stall_timeout},
+            )
+        raise self.agent_error or RpcError(SESSION_BUSY, "the turn was interrupted")
+
+    def _stop_agent(self) -> None:
+        """Stop the agent process; the next prompt restarts it and resumes its session."""
+        self.agent = None
+        if self.run_scope is not None:
+            self.run_scope.cancel()
+
+    async def _watchdog(self, turn: anyio.CancelScope) -> None:
+        # Sleeps until the nearest deadline (stall, or cancel grace) and re-checks: no polling.
+        while True:
+            now = anyio.current_time()
+            stall_at = self.last_activity + self.stall_timeout
+            cancel_at = self._cancel_at + self.cancel_grace if self._cancel_at is not None else float("inf")
+            if now >= cancel_at:
+                self._end_reason = "cancel"
+                turn.cancel()
+                return
+            if now >= stall_at:
+                self._end_reason = "stall"
+                turn.cancel()
+                return
+            with anyio.move_on_after(min(stall_at, cancel_at) - now):
+                await self._wake.wait()
+            self._wake = anyio.Event()
 
     def _absorb_usage(self, result: JsonObj) -> None:
         usage = result.get("usage")
@@ -191,6 +247,8 @@ class Session:
         if not self._turn_active:
             return
         self._cancelling = True
+        self._cancel_at = anyio.current_time()
+        self._wake.set()
         for scope in list(self._permission_scopes):
             scope.cancel()
         if self.agent is not None:

@@ -1,0 +1,320 @@
+"""ACP passthrough: one agent process per bridge session, messages forwarded untouched
+except for the session id (bridge id upstream, the agent's id downstream).
+
+Hot path: the agent's `session/update` lines are parsed once, get the bridge's session id,
+and go to `host.emit_params` inline in the read loop (no task per message)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from adapters.common import agent_env
+from bridge.core.adapter import (
+    AdapterEnv,
+    AgentProbe,
+    AgentSession,
+    AgentSpec,
+    JsonObj,
+    SessionHost,
+    SessionSetup,
+    StartRequest,
+)
+from bridge.errors import (
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    RESOURCE_NOT_FOUND,
+    AgentExitedError,
+    AgentStartError,
+    RpcError,
+)
+from bridge.process.agent_process import AgentProcess, open_agent_process
+from bridge.rpc.endpoint import Endpoint
+from bridge.rpc.outbox import Outbox
+from bridge.wire import jsonrpc
+from bridge.wire.framing import Oversize
+
+log = logging.getLogger(__name__)
+
+CLIENT_INFO = {"name": "agent-bridge", "version": "0.1.0"}
+# Agent→client requests forwarded to the session's client.
+FORWARDED = frozenset(
+    {
+        "session/request_permission",
+        "fs/read_text_file",
+        "fs/write_text_file",
+        "terminal/create",
+        "terminal/output",
+        "terminal/wait_for_exit",
+        "terminal/kill",
+        "terminal/release",
+        "elicitation/create",
+    }
+)
+
+
+class _Link:
+    """The agent's stdio connection: its process, endpoint and handshake answer."""
+
+    def __init__(self, proc: AgentProcess, endpoint: Endpoint, router: _Router) -> None:
+        self.proc = proc
+        self.endpoint = endpoint
+        self.router = router
+        self.init: JsonObj = {}
+
+    @property
+    def caps(self) -> JsonObj:
+        c = self.init.get("agentCapabilities")
+        return c if isinstance(c, dict) else {}
+
+    def session_cap(self, name: str) -> bool:
+        sc = self.caps.get("sessionCapabilities")
+        return isinstance(sc, dict) and sc.get(name) is not None
+
+
+class AcpSession:
+    def __init__(self, link: _Link, setup: SessionSetup) -> None:
+        self.link = link
+        self.setup = setup
+        self.agent_sid = setup.agent_session_id
+
+    def _params(self, params: JsonObj) -> JsonObj:
+        return {**params, "sessionId": self.agent_sid}
+
+    async def prompt(self, params: JsonObj) -> JsonObj:
+        result = await self.link.endpoint.request("session/prompt", self._params(params))
+        return result if isinstance(result, dict) else {"stopReason": "end_turn"}
+
+    async def cancel(self) -> None:
+        self.link.endpoint.notify("session/cancel", {"sessionId": self.agent_sid})
+
+    async def set_mode(self, mode_id: str) -> JsonObj:
+        result = await self.link.endpoint.request("session/set_mode", {"sessionId": self.agent_sid, "modeId": mode_id})
+        return result if isinstance(result, dict) else {}
+
+    async def set_config_option(self, params: JsonObj) -> JsonObj:
+        result = await self.link.endpoint.request("session/set_config_option", self._params(params))
+        return result if isinstance(result, dict) else {}
+
+    async def call(self, method: str, params: JsonObj) -> Any:
+        return await self.link.endpoint.request(method, self._params(params))
+
+    def pid(self) -> int | None:
+        return self.link.proc.pid if self.link.proc.returncode is None else None
+
+
+class AcpAdapter:
+    def __init__(self, spec: AgentSpec, env: AdapterEnv) -> None:
+        self.spec = spec
+        self.env = env
+
+    # -- connection ----------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _connect(self, host: SessionHost | None, cwd: str | None) -> AsyncIterator[_Link]:
+        argv = [self.spec.command, *self.spec.args]
+        async with open_agent_process(
+            self.spec.name, argv, env=agent_env(self.spec), cwd=cwd, stop_grace=self.env.stop_grace
+        ) as proc:
+
+            async def write(frames: list[bytes]) -> None:
+                try:
+                    await proc.send(b"\n".join(frames) + b"\n")
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    outbox.close()
+
+            outbox = Outbox(write)
+            router = _Router(self.spec.name, host)
+            endpoint = Endpoint(
+                f"agent {self.spec.name}", outbox, router.on_request, router.on_notification,
+                on_invalid=router.on_invalid,
+            )
+            link = _Link(proc, endpoint, router)
+            async with anyio.create_task_group() as tg:
+                await tg.start(outbox.run)
+
+                async def pump() -> None:
+                    await endpoint.run(_paced(proc, host))
+                    # stdout closed: the agent is exiting. Fail everything pending with its status.
+                    with anyio.move_on_after(self.env.stop_grace):
+                        await proc.process.wait()
+                    endpoint.close(AgentExitedError(self.spec.name, proc.returncode, proc.stderr_tail()))
+                    router.exited.set()
+
+                tg.start_soon(pump)
+                try:
+                    yield link
+                finally:
+                    tg.cancel_scope.cancel()
+
+    async def _handshake(self, link: _Link, request: StartRequest | None) -> JsonObj:
+        caps = request.client_capabilities if request else {}
+        params: JsonObj = {"protocolVersion": 1, "clientCapabilities": caps, "clientInfo": CLIENT_INFO}
+        try:
+            with anyio.fail_after(self.env.handshake_timeout):
+                init = await link.endpoint.request("initialize", params)
+        except TimeoutError:
+            raise AgentStartError(
+                self.spec.name,
+                f"it did not answer initialize within {self.env.handshake_timeout:g} s; "
+                "is the command an ACP agent (e.g. missing --acp)?",
+                {"stderrTail": link.proc.stderr_tail()},
+            ) from None
+        except AgentExitedError as exc:
+            raise AgentStartError(
+                self.spec.name,
+                f"it exited during the handshake (exit code {exc.returncode}): {exc.stderr_tail.strip()[-500:]}",
+                {"exitCode": exc.returncode, "stderrTail": exc.stderr_tail},
+            ) from None
+        link.init = init if isinstance(init, dict) else {}
+        if request is not None and request.authenticate is not None:
+            await link.endpoint.request("authenticate", request.authenticate)
+        return link.init
+
+    async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
+        async with self._connect(None, None) as link:
+            init = await self._handshake(link, None)
+            auth_result = None
+            if authenticate is not None:
+                auth_result = await link.endpoint.request("authenticate", authenticate)
+            return AgentProbe(
+                protocol_version=int(init.get("protocolVersion") or 1),
+                agent_capabilities=link.caps,
+                auth_methods=list(init.get("authMethods") or []),
+                agent_info=init.get("agentInfo"),
+                auth_result=auth_result if isinstance(auth_result, dict) else None,
+            )
+
+    # -- a session -------------------------------------------------------------------------------
+    async def run(self, host: SessionHost, request: StartRequest, *, task_status: TaskStatus[AgentSession]) -> None:
+        async with self._connect(host, request.cwd) as link:
+            await self._handshake(link, request)
+            setup = await self._open(link, request)
+            task_status.started(AcpSession(link, setup))
+            await link.router.exited.wait()
+            raise AgentExitedError(self.spec.name, link.proc.returncode, link.proc.stderr_tail())
+
+    async def _open(self, link: _Link, req: StartRequest) -> SessionSetup:
+        self._check_mcp(link, req.mcp_servers)
+        params: JsonObj = {"cwd": req.cwd, "mcpServers": req.mcp_servers}
+        if req.additional_directories is not None:
+            params["additionalDirectories"] = req.additional_directories
+        if req.meta is not None:
+            params["_meta"] = req.meta
+        replayed = False
+        if req.mode == "new":
+            result = await link.endpoint.request("session/new", params)
+            agent_sid = result.get("sessionId") if isinstance(result, dict) else None
+        else:
+            agent_sid = req.agent_session_id
+            params["sessionId"] = agent_sid
+            method = self._method_for(link, req)
+            # Resuming through the agent's load: its replay would duplicate what the client has.
+            link.router.mute_updates = req.mode == "resume" and method == "session/load"
+            try:
+                result = await link.endpoint.request(method, params)
+            finally:
+                link.router.mute_updates = False
+            replayed = req.mode == "load" and method == "session/load"
+            if req.mode == "fork":
+                agent_sid = result.get("sessionId") if isinstance(result, dict) else None
+        if not isinstance(result, dict) or not isinstance(agent_sid, str):
+            raise AgentStartError(self.spec.name, f"its answer to session/{req.mode} has no sessionId")
+        extra = {k: v for k, v in result.items() if k not in ("sessionId", "modes", "configOptions", "_meta")}
+        return SessionSetup(
+            agent_session_id=agent_sid,
+            modes=result.get("modes"),
+            config_options=result.get("configOptions"),
+            meta=result.get("_meta"),
+            extra=extra,
+            replayed=replayed,
+        )
+
+    def _method_for(self, link: _Link, req: StartRequest) -> str:
+        load = bool(link.caps.get("loadSession"))
+        resume = link.session_cap("resume")
+        if req.mode == "fork":
+            if link.session_cap("fork"):
+                return "session/fork"
+            raise RpcError(METHOD_NOT_FOUND, f"agent {self.spec.name!r} cannot fork sessions")
+        if req.mode == "resume" or (req.mode == "load" and not load):
+            # Load without agent replay: resume it, the bridge replays from its own log.
+            if resume:
+                return "session/resume"
+            if load:
+                return "session/load"
+        elif load:
+            return "session/load"
+        raise RpcError(
+            RESOURCE_NOT_FOUND,
+            f"agent {self.spec.name!r} can neither load nor resume sessions, so session "
+            f"{req.agent_session_id} cannot be reopened; start a new session",
+        )
+
+    def _check_mcp(self, link: _Link, servers: list[JsonObj]) -> None:
+        mcp = link.caps.get("mcpCapabilities")
+        mcp = mcp if isinstance(mcp, dict) else {}
+        for server in servers:
+            kind = server.get("type")
+            if kind in ("http", "sse") and not mcp.get(kind):
+                raise RpcError(
+                    INVALID_PARAMS,
+                    f"agent {self.spec.name!r} does not support {kind} MCP servers (server {server.get('name')!r})",
+                    {"field": "mcpServers"},
+                )
+
+
+async def _paced(proc: AgentProcess, host: SessionHost | None) -> AsyncIterator[list[bytes | Oversize]]:
+    """The agent's stdout batches, pausing while the client lags (backpressure)."""
+    async for batch in proc.batches():
+        yield batch
+        if host is not None:
+            await host.wait_writable()
+
+
+class _Router:
+    """Routes what the agent sends: updates to the host, requests to the client."""
+
+    def __init__(self, agent: str, host: SessionHost | None) -> None:
+        self.agent = agent
+        self.host = host
+        self.exited = anyio.Event()
+        self.mute_updates = False
+
+    async def on_notification(self, note: jsonrpc.Notification) -> None:
+        host = self.host
+        if host is None or not isinstance(note.params, dict):
+            return
+        if note.method == "session/update":
+            if self.mute_updates:
+                host.touch()
+                return
+            note.params["sessionId"] = host.session_id
+            host.emit_params(note.params)
+        else:
+            params = dict(note.params)
+            if "sessionId" in params:
+                params["sessionId"] = host.session_id
+            host.notify_client(note.method, params)
+
+    async def on_request(self, req: jsonrpc.Request) -> Any:
+        host = self.host
+        if host is None:
+            raise RpcError(METHOD_NOT_FOUND, f"{req.method} is not available during a probe")
+        if req.method not in FORWARDED and not req.method.startswith("_"):
+            raise RpcError(METHOD_NOT_FOUND, f"unknown method: {req.method}")
+        params = dict(req.params) if isinstance(req.params, dict) else {}
+        params.pop("sessionId", None)
+        return await host.request_client(req.method, params)
+
+    def on_invalid(self, msg: jsonrpc.Invalid) -> None:
+        # Banners, OAuth URLs, debug prints: logged and skipped, never forwarded, never fatal.
+        log.warning("agent %s wrote a non-JSON-RPC line on stdout (skipped): %s", self.agent, msg.error.message)
+
+
+def create(spec: AgentSpec, env: AdapterEnv) -> AcpAdapter:
+    return AcpAdapter(spec, env)

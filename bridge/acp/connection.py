@@ -1,0 +1,47 @@
+"""One client connection: its endpoint, what it negotiated, and the sessions it owns.
+Implements `ClientLink` for the session core."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from bridge.core.adapter import JsonObj
+from bridge.rpc.endpoint import Endpoint
+from bridge.rpc.outbox import Outbox
+
+_ids = itertools.count(1)
+
+
+class ClientConnection:
+    def __init__(self, outbox: Outbox, transport: str) -> None:
+        self.outbox = outbox
+        self.transport = transport
+        self._link_id = f"conn-{next(_ids)}"
+        self.endpoint: Endpoint | None = None
+        self.initialized = False
+        self.protocol_version = 1
+        self.client_capabilities: JsonObj = {}
+        self.client_info: JsonObj | None = None
+        self.auth: dict[str, JsonObj] = {}
+        self.owned: set[str] = set()
+        self.following: set[str] = set()
+        self.gone = False
+
+    @property
+    def link_id(self) -> str:
+        return self._link_id
+
+    @property
+    def closed(self) -> bool:
+        return self.gone or self.outbox.closed
+
+    def send_frame(self, frame: bytes) -> None:
+        self.outbox.put(frame)
+
+    async def request(self, method: str, params: Any) -> Any:
+        assert self.endpoint is not None
+        return await self.endpoint.request(method, params)
+
+    async def wait_writable(self) -> None:
+        await self.outbox.wait_writable()

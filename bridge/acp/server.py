@@ -1,0 +1,166 @@
+"""Serving ACP v1 on one connection: wires an Outbox, an Endpoint and the method tables
+(`Handlers`, `Extensions`) to the session manager. Transports call `serve()`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from bridge.acp.connection import ClientConnection
+from bridge.acp.extensions import Extensions
+from bridge.acp.handlers import Handlers
+from bridge.core.adapter import JsonObj
+from bridge.core.manager import SessionManager
+from bridge.errors import METHOD_NOT_FOUND, RpcError
+from bridge.rpc.dispatch import Dispatcher
+from bridge.rpc.endpoint import Endpoint
+from bridge.rpc.outbox import Outbox
+from bridge.store.base import SessionRecord, Store
+from bridge.wire import jsonrpc
+from bridge.wire.framing import Oversize
+
+log = logging.getLogger(__name__)
+
+# Where a session ended up once its owner is gone: turns keep running this long so the
+# client (or another) can reattach; then the session is closed (permissions fail closed).
+DISCONNECT_GRACE = 60.0
+
+
+class AcpServer:
+    def __init__(
+        self,
+        manager: SessionManager,
+        store: Store,
+        *,
+        version: str,
+        agents_table: Callable[[], Awaitable[list[JsonObj]]],
+        disconnect_grace: float = DISCONNECT_GRACE,
+    ) -> None:
+        self.manager = manager
+        self.store = store
+        self.version = version
+        self._agents_table = agents_table
+        self.disconnect_grace = disconnect_grace
+        self.handlers = Handlers(self)
+        self.extensions = Extensions(self)
+        self.dispatcher = Dispatcher({**self.handlers.table(), **self.extensions.table()})
+        self._tg: TaskGroup | None = None
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Owns the background work of the server (cancels, disconnect grace timers)."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            task_status.started()
+            await anyio.sleep_forever()
+
+    def spawn(self, fn: Callable[[], Awaitable[Any]]) -> None:
+        assert self._tg is not None
+        self._tg.start_soon(fn)
+
+    async def agents_table(self) -> list[JsonObj]:
+        return await self._agents_table()
+
+    async def capabilities(self) -> JsonObj:
+        # What the bridge itself honours for every agent: load (from the log when the agent
+        # cannot), list/resume/close/delete/fork from the catalog, MCP forwarded natively.
+        return {
+            "loadSession": True,
+            "promptCapabilities": {"image": True, "audio": False, "embeddedContext": True},
+            "mcpCapabilities": {"http": True, "sse": True},
+            "sessionCapabilities": {
+                "list": {},
+                "resume": {},
+                "close": {},
+                "delete": {},
+                "additionalDirectories": {},
+            },
+        }
+
+    async def auth_methods(self) -> list[JsonObj]:
+        return []
+
+    def session_info(self, rec: SessionRecord) -> JsonObj:
+        info: JsonObj = {"sessionId": rec.id, "cwd": rec.cwd, "updatedAt": rec.updated_at}
+        if rec.title is not None:
+            info["title"] = rec.title
+        if rec.additional_directories:
+            info["additionalDirectories"] = rec.additional_directories
+        live = self.manager.sessions.get(rec.id)
+        info["_meta"] = {
+            "bridge": {
+                "agent": rec.agent,
+                "status": live.status if live is not None else rec.status,
+                "archived": rec.archived,
+                "createdAt": rec.created_at,
+                **({"parentId": rec.parent_id} if rec.parent_id else {}),
+            }
+        }
+        return info
+
+    # -- one connection ----------------------------------------------------------------------------
+    async def serve(
+        self,
+        incoming: AsyncIterable[list[bytes | Oversize]],
+        write: Callable[[list[bytes]], Awaitable[None]],
+        *,
+        transport: str,
+        outbox_limit: int | None = None,
+    ) -> ClientConnection:
+        outbox = Outbox(write, before_write=self.store.flush, **({"limit": outbox_limit} if outbox_limit else {}))
+        conn = ClientConnection(outbox, transport)
+
+        async def on_request(req: jsonrpc.Request) -> Any:
+            if not self.dispatcher.has(req.method):
+                return await self._forward_extension(req)
+            return await self.dispatcher(conn, req)
+
+        async def on_notification(note: jsonrpc.Notification) -> None:
+            if note.method == "session/cancel":
+                await self.handlers.cancel(conn, note.params)
+            # Unknown notifications are ignored, as JSON-RPC and ACP ask.
+
+        endpoint = Endpoint("client", outbox, on_request, on_notification)
+        conn.endpoint = endpoint
+        async with anyio.create_task_group() as tg:
+            await tg.start(outbox.run)
+            try:
+                await endpoint.run(incoming)
+            finally:
+                conn.gone = True
+                self._disconnected(conn)
+                outbox.close()
+        return conn
+
+    async def _forward_extension(self, req: jsonrpc.Request) -> Any:
+        """Unknown `_vendor/...` requests on a live session go to its agent untouched."""
+        params = req.params if isinstance(req.params, dict) else None
+        sid = params.get("sessionId") if params else None
+        if req.method.startswith("_") and isinstance(sid, str) and sid in self.manager.sessions:
+            session = self.manager.sessions[sid]
+            if session.agent is not None:
+                return await session.agent.call(req.method, params or {})
+        raise RpcError(METHOD_NOT_FOUND, f"unknown method: {req.method}", {"method": req.method})
+
+    def _disconnected(self, conn: ClientConnection) -> None:
+        for sid in conn.following:
+            session = self.manager.sessions.get(sid)
+            if session is not None and conn in session.followers:
+                session.followers.remove(conn)
+        for sid in conn.owned:
+            session = self.manager.sessions.get(sid)
+            if session is not None and session.owner is conn and self._tg is not None:
+                self._tg.start_soon(self._close_after_grace, conn, sid)
+
+    async def _close_after_grace(self, conn: ClientConnection, sid: str) -> None:
+        session = self.manager.sessions.get(sid)
+        if session is None:
+            return
+        session.record_event({"type": "client_disconnected", "graceSeconds": self.disconnect_grace})
+        await anyio.sleep(self.disconnect_grace)
+        session = self.manager.sessions.get(sid)
+        if session is not None and session.owner is conn:
+            await self.manager.close(session)

@@ -1,0 +1,62 @@
+"""Agent detection: is each agent installed, where, and which version."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+
+import anyio
+
+from bridge.config import INSTALL_HINTS
+from bridge.core.adapter import AgentSpec, JsonObj
+
+VERSION_TIMEOUT = 5.0
+
+
+def resolve(spec: AgentSpec) -> str | None:
+    path = os.environ.get("PATH", os.defpath)
+    if os.sep in spec.command:
+        return spec.command if os.access(spec.command, os.X_OK) else None
+    return shutil.which(spec.command, path=path)
+
+
+async def version_of(path: str) -> str | None:
+    with contextlib.suppress(OSError, TimeoutError, subprocess.SubprocessError):
+        with anyio.fail_after(VERSION_TIMEOUT):
+            done = await anyio.run_process(
+                [path, "--version"], check=False, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        if done.returncode == 0:
+            out = (done.stdout or done.stderr).decode("utf-8", "replace").strip().splitlines()
+            return out[0][:200] if out else None
+    return None
+
+
+async def describe_agents(agents: Mapping[str, AgentSpec], *, versions: bool = True) -> list[JsonObj]:
+    rows: list[JsonObj] = []
+
+    async def one(spec: AgentSpec, row: JsonObj) -> None:
+        path = resolve(spec)
+        row["installed"] = path is not None
+        if path is not None:
+            row["path"] = path
+            if versions:
+                v = await version_of(path)
+                if v:
+                    row["version"] = v
+        elif spec.name in INSTALL_HINTS:
+            row["install"] = INSTALL_HINTS[spec.name]
+
+    async with anyio.create_task_group() as tg:
+        for spec in agents.values():
+            row: JsonObj = {
+                "name": spec.name,
+                "protocol": spec.protocol,
+                "command": " ".join([spec.command, *spec.args]),
+            }
+            rows.append(row)
+            tg.start_soon(one, spec, row)
+    return rows

@@ -1,0 +1,97 @@
+"""Composition root: config, store, adapter registry, session manager, ACP server and the
+transport, under one root task group. The only module that imports `adapters`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import anyio
+
+from bridge import __version__
+from bridge.acp.server import AcpServer
+from bridge.config import ConfigFile, agent_table
+from bridge.core.adapter import AdapterEnv, AgentSpec, JsonObj
+from bridge.core.manager import SessionManager
+from bridge.process import supervise
+from bridge.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Settings:
+    state_dir: str
+    config: ConfigFile = field(default_factory=ConfigFile)
+    default_agent: str | None = None
+    listen: str | None = None
+
+
+class Bridge:
+    """A running daemon: everything but the transport."""
+
+    def __init__(self, settings: Settings) -> None:
+        from adapters.registry import registry
+
+        self.settings = settings
+        cfg = settings.config
+        self.agents: dict[str, AgentSpec] = agent_table(cfg)
+        os.makedirs(settings.state_dir, mode=0o700, exist_ok=True)
+        self.store = SqliteStore(os.path.join(settings.state_dir, "sessions.db"))
+        env = AdapterEnv(state_dir=settings.state_dir, handshake_timeout=cfg.handshake_timeout)
+        self.manager = SessionManager(
+            self.store, self.agents, registry(), env, settings.default_agent or cfg.default_agent,
+            stall_timeout=cfg.stall_timeout, cancel_grace=cfg.cancel_grace,
+        )
+        self.server = AcpServer(
+            self.manager, self.store, version=__version__, agents_table=self.agents_table,
+            disconnect_grace=cfg.disconnect_grace,
+        )
+
+    async def agents_table(self) -> list[JsonObj]:
+        from bridge.agents import describe_agents
+
+        return await describe_agents(self.agents)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Bridge]:
+        """Start the manager and server; on exit, stop every agent (bounded) and close the store."""
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.manager.run)
+                await tg.start(self.server.run)
+                try:
+                    yield self
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            self.store.flush_sync()
+            self.store.close()
+
+
+async def serve_stdio(settings: Settings) -> int:
+    from bridge.transports import stdio
+
+    supervise.become_subreaper()
+    bridge = Bridge(settings)
+    async with bridge.running(), anyio.create_task_group() as tg:
+        tg.start_soon(_exit_on_signal, tg.cancel_scope)
+        with stdio.nonblocking(0, 1):
+            try:
+                await bridge.server.serve(stdio.read_batches(0), stdio.writer(1), transport="stdio")
+            except* stdio.BrokenOutput:
+                log.info("stdout closed by the client; shutting down")
+        tg.cancel_scope.cancel()
+    return 0
+
+
+async def _exit_on_signal(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("signal %s: shutting down", signum)
+            scope.cancel()
+            return

@@ -1,0 +1,118 @@
+"""The config file (TOML) and the built-in agent table.
+
+Agents are only ever chosen by name from this table: nothing executable comes from the wire.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bridge.core.adapter import AgentSpec
+
+PROTOCOLS = ("acp", "claude", "codex")
+
+BUILTIN_AGENTS: dict[str, AgentSpec] = {
+    spec.name: spec
+    for spec in (
+        AgentSpec("claude", "claude", "claude"),
+        AgentSpec("codex", "codex", "codex", ("app-server",)),
+        AgentSpec("gemini", "acp", "gemini", ("--acp",)),
+        AgentSpec("opencode", "acp", "opencode", ("acp",)),
+        AgentSpec("qwen", "acp", "qwen", ("--acp",)),
+        AgentSpec("goose", "acp", "goose", ("acp",)),
+        AgentSpec("claude-acp", "acp", "claude-agent-acp"),
+        AgentSpec("codex-acp", "acp", "codex-acp"),
+    )
+}
+
+# How each built-in agent is installed (shown by `agent-bridge agents` and the docs).
+INSTALL_HINTS: dict[str, str] = {
+    "claude": "npm install -g @anthropic-ai/claude-code",
+    "codex": "npm install -g @openai/codex",
+    "gemini": "npm install -g @google/gemini-cli",
+    "opencode": "npm install -g opencode-ai",
+    "qwen": "npm install -g @qwen-code/qwen-code",
+    "goose": "see https://block.github.io/goose/ (goose CLI)",
+    "claude-acp": "npm install -g @zed-industries/claude-agent-acp",
+    "codex-acp": "npm install -g @zed-industries/codex-acp",
+}
+
+
+class ConfigError(Exception):
+    """A bad config file; the message is one clear line for stderr."""
+
+
+class AgentEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    protocol: str | None = None
+    command: str | None = None
+    args: list[str] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    stall_timeout: float | None = Field(default=None, gt=0)
+
+
+class ConfigFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    default_agent: str | None = None
+    agents: dict[str, AgentEntry] = Field(default_factory=dict)
+    stall_timeout: float = Field(default=600.0, gt=0)
+    cancel_grace: float = Field(default=10.0, gt=0)
+    disconnect_grace: float = Field(default=60.0, ge=0)
+    handshake_timeout: float = Field(default=30.0, gt=0)
+    trace: str | None = None
+    log_level: str | None = None
+
+
+def load_config(path: str | None) -> ConfigFile:
+    if path is None:
+        return ConfigFile()
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    try:
+        cfg = ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"config file {path}: {where}: {err['msg']}") from None
+    for name, entry in cfg.agents.items():
+        if entry.protocol is not None and entry.protocol not in PROTOCOLS:
+            raise ConfigError(
+                f"config file {path}: agents.{name}.protocol: {entry.protocol!r} is not one of {', '.join(PROTOCOLS)}"
+            )
+        if name not in BUILTIN_AGENTS and (entry.protocol is None or entry.command is None):
+            raise ConfigError(f"config file {path}: agents.{name}: a new agent needs protocol and command")
+    return cfg
+
+
+def agent_table(cfg: ConfigFile) -> dict[str, AgentSpec]:
+    """Built-ins, overridden or extended by the config's `[agents.NAME]` entries."""
+    table = dict(BUILTIN_AGENTS)
+    for name, entry in cfg.agents.items():
+        base = table.get(name)
+        table[name] = AgentSpec(
+            name=name,
+            protocol=entry.protocol or (base.protocol if base else "acp"),
+            command=entry.command or (base.command if base else ""),
+            args=tuple(entry.args) if entry.args is not None else (base.args if base else ()),
+            env={**(dict(base.env) if base else {}), **entry.env},
+            stall_timeout=entry.stall_timeout,
+        )
+    return table
+
+
+def default_state_dir(env: Mapping[str, str] = os.environ) -> str:
+    if env.get("AGENT_BRIDGE_STATE_DIR"):
+        return env["AGENT_BRIDGE_STATE_DIR"]
+    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "agent-bridge")

@@ -1,0 +1,309 @@
+"""The session manager: owns every live session's agent task, the catalog, and the
+lifecycle (new / load / resume / fork / close / delete), for all client connections.
+
+Agent tasks live in the manager's task group, not the connection's: a client that drops
+does not kill its sessions' turns (transports decide when to close them).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from bridge.core.adapter import (
+    AdapterEnv,
+    AdapterFactory,
+    AgentAdapter,
+    AgentSession,
+    AgentSpec,
+    JsonObj,
+    SessionSetup,
+    StartMode,
+    StartRequest,
+)
+from bridge.core.links import ClientLink
+from bridge.core.session import Session
+from bridge.errors import (
+    AGENT_START_FAILED,
+    INVALID_PARAMS,
+    AgentError,
+    AgentExitedError,
+    RpcError,
+    session_not_found,
+)
+from bridge.store.base import SessionRecord, Store
+from bridge.store.sqlite import now_iso
+
+log = logging.getLogger(__name__)
+
+MAX_RESTARTS = 3
+
+
+@dataclass(frozen=True)
+class OpenParams:
+    cwd: str
+    mcp_servers: list[JsonObj]
+    additional_directories: list[str] | None
+    meta: JsonObj | None
+    client_capabilities: JsonObj
+    client_info: JsonObj | None
+    authenticate: JsonObj | None = None
+
+
+class SessionManager:
+    def __init__(
+        self,
+        store: Store,
+        agents: Mapping[str, AgentSpec],
+        registry: Mapping[str, AdapterFactory],
+        env: AdapterEnv,
+        default_agent: str | None,
+        *,
+        stall_timeout: float = 600.0,
+        cancel_grace: float = 10.0,
+    ) -> None:
+        self.stall_timeout = stall_timeout
+        self.cancel_grace = cancel_grace
+        self.store = store
+        self.agents = agents
+        self.registry = registry
+        self.env = env
+        self.default_agent = default_agent
+        self.sessions: dict[str, Session] = {}
+        self._tg: TaskGroup | None = None
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        self._recover()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                task_status.started()
+                await anyio.sleep_forever()
+        finally:
+            self._tg = None
+            with anyio.CancelScope(shield=True):
+                await self.store.flush()
+
+    def _recover(self) -> None:
+        """Sessions that were live when a previous daemon died: record how they ended."""
+        getter = getattr(self.store, "sessions_with_status", None)
+        if getter is None:
+            return
+        for rec in getter(("idle", "busy", "error")):
+            if rec.status == "busy":
+                self.store.append(rec.id, "bridge", b'{"bridge":{"type":"turn_interrupted","reason":"restart"}}')
+            self.store.update_session(rec.id, status="closed")
+
+    # -- lookup ----------------------------------------------------------------------------------
+    def pick_agent(self, meta: JsonObj | None) -> AgentSpec:
+        name = None
+        if isinstance(meta, dict):
+            bridge_meta = meta.get("bridge")
+            if isinstance(bridge_meta, dict) and bridge_meta.get("agent") is not None:
+                name = bridge_meta["agent"]
+                if not isinstance(name, str):
+                    raise RpcError(INVALID_PARAMS, "_meta.bridge.agent must be a string", {"field": "_meta.bridge.agent"})
+        name = name or self.default_agent
+        known = sorted(self.agents)
+        if name is None:
+            raise RpcError(
+                INVALID_PARAMS,
+                "no agent chosen: pass _meta.bridge.agent, start with --agent, or set default_agent; "
+                f"known agents: {', '.join(known)}",
+                {"field": "_meta.bridge.agent", "agents": known},
+            )
+        spec = self.agents.get(name)
+        if spec is None:
+            raise RpcError(
+                INVALID_PARAMS,
+                f"unknown agent {name!r}; known agents: {', '.join(known)}",
+                {"field": "_meta.bridge.agent", "agents": known},
+            )
+        return spec
+
+    def adapter_for(self, spec: AgentSpec) -> AgentAdapter:
+        factory = self.registry.get(spec.protocol)
+        if factory is None:
+            raise RpcError(
+                AGENT_START_FAILED,
+                f"agent {spec.name!r} uses protocol {spec.protocol!r}, which this bridge does not have",
+                {"agent": spec.name},
+            )
+        return factory(spec, self.env)
+
+    def live(self, session_id: Any) -> Session:
+        s = self.sessions.get(session_id) if isinstance(session_id, str) else None
+        if s is None:
+            raise session_not_found(session_id)
+        return s
+
+    def record(self, session_id: Any) -> SessionRecord:
+        rec = self.store.get_session(session_id) if isinstance(session_id, str) else None
+        if rec is None or rec.deleted:
+            raise session_not_found(session_id)
+        return rec
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def new(
+        self, params: OpenParams, *, owner: ClientLink, parent: SessionRecord | None = None
+    ) -> tuple[Session, SessionSetup]:
+        spec = self.agents[parent.agent] if parent is not None and parent.agent in self.agents else self.pick_agent(
+            params.meta
+        )
+        now = now_iso()
+        rec = SessionRecord(
+            id=f"sess_{uuid.uuid4().hex}",
+            agent=spec.name,
+            cwd=params.cwd,
+            created_at=now,
+            updated_at=now,
+            additional_directories=params.additional_directories,
+            mcp_servers=params.mcp_servers,
+            parent_id=parent.id if parent else None,
+            status="idle",
+        )
+        mode: StartMode = "fork" if parent is not None else "new"
+        session = Session(rec, spec, self.store)
+        session.owner = owner
+        setup = await self._start(session, mode, params, parent.agent_session_id if parent else None, create=True)
+        return session, setup
+
+    async def reopen(
+        self, rec: SessionRecord, mode: StartMode, params: OpenParams, *, owner: ClientLink
+    ) -> tuple[Session, SessionSetup]:
+        """load / resume a stored session that has no live agent in this daemon."""
+        spec = self.agents.get(rec.agent)
+        if spec is None:
+            raise RpcError(
+                INVALID_PARAMS,
+                f"session {rec.id} ran agent {rec.agent!r}, which is no longer configured",
+                {"agent": rec.agent},
+            )
+        if not rec.agent_session_id:
+            raise RpcError(
+                AGENT_START_FAILED,
+                f"session {rec.id} has no agent-side session to {mode}: it never finished starting",
+            )
+        rec.cwd = params.cwd or rec.cwd
+        rec.mcp_servers = params.mcp_servers or rec.mcp_servers
+        if params.additional_directories is not None:
+            rec.additional_directories = params.additional_directories
+        session = Session(rec, spec, self.store)
+        session.owner = owner
+        setup = await self._start(session, mode, params, rec.agent_session_id, create=False)
+        return session, setup
+
+    async def _start(
+        self,
+        session: Session,
+        mode: StartMode,
+        params: OpenParams,
+        agent_session_id: str | None,
+        *,
+        create: bool,
+    ) -> SessionSetup:
+        assert self._tg is not None
+        rec = session.record
+        request = StartRequest(
+            mode=mode,
+            cwd=rec.cwd,
+            mcp_servers=rec.mcp_servers,
+            additional_directories=rec.additional_directories,
+            agent_session_id=agent_session_id,
+            meta=params.meta,
+            client_capabilities=params.client_capabilities,
+            client_info=params.client_info,
+            authenticate=params.authenticate,
+        )
+        adapter = self.adapter_for(session.spec)
+        session.stall_timeout = session.spec.stall_timeout or self.stall_timeout
+        session.cancel_grace = self.cancel_grace
+        if create:
+            self.store.create_session(rec)
+        self.sessions[rec.id] = session
+        try:
+            agent: AgentSession = await self._tg.start(self._run_agent, session, adapter, request)
+        except BaseException:
+            self.sessions.pop(rec.id, None)
+            if create:
+                self.store.update_session(rec.id, status="closed", deleted=True)
+            raise
+        setup = agent.setup
+        session.setup = setup
+        rec.agent_session_id = setup.agent_session_id
+        rec.status = "idle"
+        self.store.update_session(
+            rec.id, agent_session_id=setup.agent_session_id, status="idle", cwd=rec.cwd,
+            mcp_servers=rec.mcp_servers, additional_directories=rec.additional_directories,
+        )
+        session.restart_params = params
+        return setup
+
+    async def _run_agent(
+        self,
+        session: Session,
+        adapter: AgentAdapter,
+        request: StartRequest,
+        *,
+        task_status: TaskStatus[AgentSession],
+    ) -> None:
+        started = False
+
+        class _Relay:
+            def started(self, value: AgentSession) -> None:
+                nonlocal started
+                started = True
+                session.agent = value
+                session.agent_error = None
+                task_status.started(value)
+
+        with anyio.CancelScope() as scope:
+            session.run_scope = scope
+            try:
+                await adapter.run(session, request, task_status=_Relay())  # type: ignore[arg-type]
+                if started and not scope.cancel_called:
+                    session.agent_exited(AgentExitedError(session.spec.name, None, "agent ended the session"))
+            except AgentError as exc:
+                if not started:
+                    raise
+                session.agent_exited(exc)
+            except Exception as exc:
+                if not started:
+                    raise
+                log.exception("agent task of session %s failed", session.session_id)
+                session.agent_exited(AgentExitedError(session.spec.name, None, f"adapter failure: {exc}"))
+        if session.status == "error":
+            self.store.update_session(session.session_id, status="error")
+
+    async def ensure_agent(self, session: Session) -> None:
+        """Restart a dead agent (resuming its native session) before the next prompt."""
+        if session.agent is not None:
+            return
+        if session.restarts >= MAX_RESTARTS:
+            raise session.agent_error or RpcError(AGENT_START_FAILED, "agent restart limit reached")
+        session.restarts += 1
+        await anyio.sleep(min(2.0, 0.25 * (2 ** (session.restarts - 1))))
+        params = session.restart_params
+        assert params is not None
+        session.record_event({"type": "agent_restart", "attempt": session.restarts})
+        await self._start(session, "resume", params, session.record.agent_session_id, create=False)
+
+    async def close(self, session: Session) -> None:
+        await session.cancel()
+        if session.run_scope is not None:
+            session.run_scope.cancel()
+        session.agent = None
+        session.status = "closed"
+        self.sessions.pop(session.session_id, None)
+        self.store.update_session(session.session_id, status="closed")
+        session.record_event({"type": "closed"})
+
+    async def close_all(self) -> None:
+        for session in list(self.sessions.values()):
+            await self.close(session)
