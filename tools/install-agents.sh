@@ -8,7 +8,7 @@ mkdir -p "$dest"
 cp "$root/tools/agents/package.json" "$dest/package.json"
 [ -f "$root/tools/agents/package-lock.json" ] && cp "$root/tools/agents/package-lock.json" "$dest/package-lock.json"
 stamp="$dest/.installed"
-want=$(cat "$dest/package.json" "$dest/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1)
+want=$( (cat "$dest/package.json"; cat "$dest/package-lock.json" 2>/dev/null || true) | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -d "$dest/node_modules" ]; then
   echo "agents: up to date in $dest" >&2
   exit 0
@@ -17,5 +17,5 @@ cd "$dest"
 # Install scripts are needed: Claude Code's postinstall links its native binary.
 npm install --no-audit --no-fund --loglevel=error >&2
 [ -f "$root/tools/agents/package-lock.json" ] || cp package-lock.json "$root/tools/agents/package-lock.json"
-cat package.json package-lock.json | sha256sum | cut -d' ' -f1 > "$stamp"
+(cat package.json; cat package-lock.json) | sha256sum | cut -d' ' -f1 > "$stamp"
 echo "agents: installed into $dest" >&2
