@@ -110,13 +110,21 @@ class ResponsesDialect:
                 "output_tokens_details": None,
                 "total_tokens": 49,
             }
-            events.append(_event({"type": "response.completed", "response": {"id": f"resp_{n}", "usage": usage}}))
+            events.append(
+                _event({"type": "response.completed", "response": {"id": f"resp_{n}", "usage": usage}})
+            )
         # Pacing applies to every event after the first, so a slow reply stays "in flight".
         return 200, "text/event-stream", paced(events, reply.delay)
 
     def _reasoning(self, n: int, reply: Reply) -> list[bytes]:
         item_id = f"rs_{n}"
-        added = {"type": "reasoning", "id": item_id, "summary": [], "content": None, "encrypted_content": None}
+        added = {
+            "type": "reasoning",
+            "id": item_id,
+            "summary": [],
+            "content": None,
+            "encrypted_content": None,
+        }
         out = [
             _event({"type": "response.output_item.added", "item": added}),
             _event({"type": "response.reasoning_summary_part.added", "item_id": item_id, "summary_index": 0}),
@@ -209,7 +217,9 @@ def codex_catalog() -> dict[str, Any]:
     }
 
 
-def codex_config(base_url: str, *, catalog: str | None = None, model: str = "mock-model", extra: str = "") -> str:
+def codex_config(
+    base_url: str, *, catalog: str | None = None, model: str = "mock-model", extra: str = ""
+) -> str:
     """A `config.toml` for a temp CODEX_HOME pointing Codex at the fake server, offline
     (analytics, plugins and remote features off: no outside connection attempts).
     `catalog` is the path of a file holding `json.dumps(codex_catalog())`."""
