@@ -44,11 +44,19 @@ class Bridge:
         self.store = SqliteStore(os.path.join(settings.state_dir, "sessions.db"))
         env = AdapterEnv(state_dir=settings.state_dir, handshake_timeout=cfg.handshake_timeout)
         self.manager = SessionManager(
-            self.store, self.agents, registry(), env, settings.default_agent or cfg.default_agent,
-            stall_timeout=cfg.stall_timeout, cancel_grace=cfg.cancel_grace,
+            self.store,
+            self.agents,
+            registry(),
+            env,
+            settings.default_agent or cfg.default_agent,
+            stall_timeout=cfg.stall_timeout,
+            cancel_grace=cfg.cancel_grace,
         )
         self.server = AcpServer(
-            self.manager, self.store, version=__version__, agents_table=self.agents_table,
+            self.manager,
+            self.store,
+            version=__version__,
+            agents_table=self.agents_table,
             disconnect_grace=cfg.disconnect_grace,
         )
 

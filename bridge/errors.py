@@ -59,8 +59,10 @@ class AgentError(RpcError):
 
 class AgentExitedError(AgentError):
     def __init__(self, agent: str, returncode: int | None, stderr_tail: str) -> None:
-        how = f"exit code {returncode}" if returncode is not None and returncode >= 0 else (
-            f"signal {-returncode}" if returncode is not None else "unknown status"
+        how = (
+            f"exit code {returncode}"
+            if returncode is not None and returncode >= 0
+            else (f"signal {-returncode}" if returncode is not None else "unknown status")
         )
         msg = f"agent {agent!r} exited ({how})"
         if stderr_tail:

@@ -39,7 +39,9 @@ async def default_handler(method: str, params: dict[str, Any]) -> Any:
 
 
 class AcpClient:
-    def __init__(self, send: Callable[[bytes], Awaitable[None]], messages: ObjectReceiveStream[bytes]) -> None:
+    def __init__(
+        self, send: Callable[[bytes], Awaitable[None]], messages: ObjectReceiveStream[bytes]
+    ) -> None:
         self._send = send
         self._messages = messages
         self._ids = itertools.count(1)
@@ -140,7 +142,8 @@ class AcpClient:
             "initialize",
             {
                 "protocolVersion": 1,
-                "clientCapabilities": caps or {"fs": {"readTextFile": True, "writeTextFile": True}, "terminal": False},
+                "clientCapabilities": caps
+                or {"fs": {"readTextFile": True, "writeTextFile": True}, "terminal": False},
                 "clientInfo": {"name": "test-client", "version": "1"},
             },
         )
@@ -153,7 +156,9 @@ class AcpClient:
         return str(result["sessionId"])
 
     async def prompt(self, session_id: str, text: str) -> Any:
-        return await self.request("session/prompt", {"sessionId": session_id, "prompt": [{"type": "text", "text": text}]})
+        return await self.request(
+            "session/prompt", {"sessionId": session_id, "prompt": [{"type": "text", "text": text}]}
+        )
 
 
 async def iterate(stream: ObjectReceiveStream[bytes]) -> AsyncIterator[bytes]:

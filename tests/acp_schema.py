@@ -82,10 +82,14 @@ def check(defn: str, value: Any) -> None:
         errors = sorted(_validator(defn, True).iter_errors(value), key=lambda e: e.path)
     if errors:
         e = errors[0]
-        raise SchemaError(f"{defn} invalid at {list(e.absolute_path)}: {e.message}\n{json.dumps(value)[:2000]}")
+        raise SchemaError(
+            f"{defn} invalid at {list(e.absolute_path)}: {e.message}\n{json.dumps(value)[:2000]}"
+        )
 
 
-def check_message(msg: dict[str, Any], method_of: dict[Any, str], *, passthrough_unknown: bool = True) -> None:
+def check_message(
+    msg: dict[str, Any], method_of: dict[Any, str], *, passthrough_unknown: bool = True
+) -> None:
     """Validate one message the daemon sent. `method_of` maps our request ids to methods."""
     assert msg.get("jsonrpc") == "2.0", msg
     if "method" in msg:

@@ -155,11 +155,16 @@ class Extensions:
         try:
             with anyio.fail_after(p.timeoutMs / 1000):
                 done = await anyio.run_process(
-                    ["/bin/sh", "-c", p.command], cwd=cwd, check=False, stdin=subprocess.DEVNULL,
+                    ["/bin/sh", "-c", p.command],
+                    cwd=cwd,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
         except TimeoutError:
-            raise RpcError(-32013, f"command timed out after {p.timeoutMs} ms", {"timeoutMs": p.timeoutMs}) from None
+            raise RpcError(
+                -32013, f"command timed out after {p.timeoutMs} ms", {"timeoutMs": p.timeoutMs}
+            ) from None
         except OSError as exc:
             raise RpcError(INVALID_PARAMS, f"cannot run the command in {cwd}: {exc.strerror}") from None
         result = {

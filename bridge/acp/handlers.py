@@ -103,7 +103,9 @@ class Handlers:
     async def session_resume(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         return await self._reopen(conn, P.parse(P.ResumeSessionParams, params), "resume", params)
 
-    async def _reopen(self, conn: ClientConnection, p: P.LoadSessionParams, mode: str, raw: JsonObj) -> JsonObj:
+    async def _reopen(
+        self, conn: ClientConnection, p: P.LoadSessionParams, mode: str, raw: JsonObj
+    ) -> JsonObj:
         rec = self.manager.record(p.sessionId)
         live = self.manager.sessions.get(rec.id)
         if live is not None:
@@ -234,7 +236,7 @@ class Handlers:
         return session.agent
 
     @staticmethod
-    def _answer(session: Session, result: Any) -> Any:
+    def _answer(session: Session, result: JsonObj) -> JsonObj:
         session.log("agent", jsonrpc.encode({"result": result}))
         return result
 
@@ -273,4 +275,3 @@ def _decode_cursor(cursor: str) -> int:
     except (ValueError, UnicodeDecodeError):
         pass
     raise RpcError(-32602, "invalid params: cursor: not a cursor this daemon issued", {"field": "cursor"})
-

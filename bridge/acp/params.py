@@ -140,5 +140,10 @@ def parse(model: type[M], params: JsonObj) -> M:
         raise RpcError(
             INVALID_PARAMS,
             f"invalid params: {field}: {first['msg']}",
-            {"field": field, "errors": [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()[:10]]},
+            {
+                "field": field,
+                "errors": [
+                    {"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()[:10]
+                ],
+            },
         ) from None

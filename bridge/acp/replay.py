@@ -51,6 +51,6 @@ def replay_frames(store: Store, session_id: str, after: int = 0, upto: int | Non
 
 
 def _frame(params: dict[str, Any], seq: int) -> bytes:
-    meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
-    params["_meta"] = {**meta, "bridge": {"replay": "log", "seq": seq}}
+    meta = params.get("_meta")
+    params["_meta"] = {**(meta if isinstance(meta, dict) else {}), "bridge": {"replay": "log", "seq": seq}}
     return orjson.dumps({"jsonrpc": "2.0", "method": "session/update", "params": params})

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -57,7 +57,7 @@ class AcpServer:
             task_status.started()
             await anyio.sleep_forever()
 
-    def spawn(self, fn: Callable[[], Awaitable[Any]]) -> None:
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         assert self._tg is not None
         self._tg.start_soon(fn)
 
@@ -110,7 +110,9 @@ class AcpServer:
         transport: str,
         outbox_limit: int | None = None,
     ) -> ClientConnection:
-        outbox = Outbox(write, before_write=self.store.flush, **({"limit": outbox_limit} if outbox_limit else {}))
+        outbox = Outbox(
+            write, before_write=self.store.flush, **({"limit": outbox_limit} if outbox_limit else {})
+        )
         conn = ClientConnection(outbox, transport)
 
         async def on_request(req: jsonrpc.Request) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -11,9 +12,13 @@ from bridge.agents import describe_agents
 from bridge.config import ConfigFile, agent_table
 
 
-def run_agents(config: ConfigFile, *, json_output: bool) -> int:
+def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
+    return None
+
+
+def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:
     rows = anyio.run(describe_agents, agent_table(config))
-    if json_output:
+    if args.json:
         sys.stdout.write(json.dumps({"agents": rows}, indent=2) + "\n")
         return 0
     width = max(len(r["name"]) for r in rows)

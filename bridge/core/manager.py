@@ -97,7 +97,9 @@ class SessionManager:
             return
         for rec in getter(("idle", "busy", "error")):
             if rec.status == "busy":
-                self.store.append(rec.id, "bridge", b'{"bridge":{"type":"turn_interrupted","reason":"restart"}}')
+                self.store.append(
+                    rec.id, "bridge", b'{"bridge":{"type":"turn_interrupted","reason":"restart"}}'
+                )
             self.store.update_session(rec.id, status="closed")
 
     # -- lookup ----------------------------------------------------------------------------------
@@ -108,7 +110,9 @@ class SessionManager:
             if isinstance(bridge_meta, dict) and bridge_meta.get("agent") is not None:
                 name = bridge_meta["agent"]
                 if not isinstance(name, str):
-                    raise RpcError(INVALID_PARAMS, "_meta.bridge.agent must be a string", {"field": "_meta.bridge.agent"})
+                    raise RpcError(
+                        INVALID_PARAMS, "_meta.bridge.agent must be a string", {"field": "_meta.bridge.agent"}
+                    )
         name = name or self.default_agent
         known = sorted(self.agents)
         if name is None:
@@ -153,8 +157,10 @@ class SessionManager:
     async def new(
         self, params: OpenParams, *, owner: ClientLink, parent: SessionRecord | None = None
     ) -> tuple[Session, SessionSetup]:
-        spec = self.agents[parent.agent] if parent is not None and parent.agent in self.agents else self.pick_agent(
-            params.meta
+        spec = (
+            self.agents[parent.agent]
+            if parent is not None and parent.agent in self.agents
+            else self.pick_agent(params.meta)
         )
         now = now_iso()
         rec = SessionRecord(
@@ -171,7 +177,9 @@ class SessionManager:
         mode: StartMode = "fork" if parent is not None else "new"
         session = Session(rec, spec, self.store)
         session.owner = owner
-        setup = await self._start(session, mode, params, parent.agent_session_id if parent else None, create=True)
+        setup = await self._start(
+            session, mode, params, parent.agent_session_id if parent else None, create=True
+        )
         return session, setup
 
     async def reopen(
@@ -239,8 +247,12 @@ class SessionManager:
         rec.agent_session_id = setup.agent_session_id
         rec.status = "idle"
         self.store.update_session(
-            rec.id, agent_session_id=setup.agent_session_id, status="idle", cwd=rec.cwd,
-            mcp_servers=rec.mcp_servers, additional_directories=rec.additional_directories,
+            rec.id,
+            agent_session_id=setup.agent_session_id,
+            status="idle",
+            cwd=rec.cwd,
+            mcp_servers=rec.mcp_servers,
+            additional_directories=rec.additional_directories,
         )
         session.restart_params = params
         return setup

@@ -149,7 +149,7 @@ async def open_agent_process(
     stop_grace: float = 2.0,
 ) -> AsyncIterator[AgentProcess]:
     exe = resolve_command(name, argv[0], env)
-    if cwd is not None and not os.path.isdir(cwd):
+    if cwd is not None and not await anyio.Path(cwd).is_dir():
         raise AgentStartError(name, f"working directory {cwd} does not exist", {"cwd": cwd})
     try:
         process = await anyio.open_process(

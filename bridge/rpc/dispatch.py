@@ -15,9 +15,10 @@ from typing import Any
 from jsonrpcserver import Error, Success
 from jsonrpcserver.async_dispatcher import dispatch_to_response_pure
 from jsonrpcserver.methods import Method
+from jsonrpcserver.sentinels import NODATA
 from oslash.either import Left
 
-from bridge.errors import INVALID_PARAMS, RpcError
+from bridge.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
 from bridge.wire.jsonrpc import JsonObj, Request
 
 Handler = Callable[[Any, JsonObj], Awaitable[Any]]
@@ -57,13 +58,9 @@ class Dispatcher:
             post_process=_identity,
             request=req.raw,  # type: ignore[arg-type]
         )
-        if isinstance(response, Left):
-            err = response._error
-            raise RpcError(err.code, err.message, None if err.data is _nodata() else err.data)
-        return response._value.result
-
-
-def _nodata() -> Any:
-    from jsonrpcserver.sentinels import NODATA
-
-    return NODATA
+        outcome: Any = response
+        if isinstance(outcome, Left):
+            err = outcome._error
+            message = f"unknown method: {req.method}" if err.code == METHOD_NOT_FOUND else err.message
+            raise RpcError(err.code, message, None if err.data is NODATA else err.data)
+        return outcome._value.result

@@ -175,7 +175,9 @@ class Endpoint:
                 return
             except Exception as exc:
                 log.exception("%s: %s failed", self.peer, req.method)
-                self.outbox.put(jsonrpc.error_frame(req.id, RpcError(INTERNAL_ERROR, f"internal error: {exc}")))
+                self.outbox.put(
+                    jsonrpc.error_frame(req.id, RpcError(INTERNAL_ERROR, f"internal error: {exc}"))
+                )
                 return
             finally:
                 self._inflight.pop(req.id, None)

@@ -52,10 +52,23 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 _JSON_FIELDS = {"additional_directories", "mcp_servers"}
-_COLUMNS = (
-    "id agent agent_session_id cwd additional_directories mcp_servers title archived status "
-    "parent_id deleted agent_path agent_version created_at updated_at"
-).split()
+_COLUMNS = [
+    "id",
+    "agent",
+    "agent_session_id",
+    "cwd",
+    "additional_directories",
+    "mcp_servers",
+    "title",
+    "archived",
+    "status",
+    "parent_id",
+    "deleted",
+    "agent_path",
+    "agent_version",
+    "created_at",
+    "updated_at",
+]
 
 
 def now_iso() -> str:

@@ -23,7 +23,7 @@ class Oversize:
 
 
 class LineDecoder:
-    __slots__ = ("_buf", "_max", "_skipping", "_skip_head", "_skip_size")
+    __slots__ = ("_buf", "_max", "_skip_head", "_skip_size", "_skipping")
 
     def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
         self._buf = bytearray()

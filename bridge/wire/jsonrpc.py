@@ -54,7 +54,9 @@ def classify(obj: Any, *, require_jsonrpc: bool = True) -> Message:
     if not isinstance(obj, dict):
         return Invalid(RpcError(INVALID_REQUEST, "a JSON-RPC message must be a JSON object"))
     if require_jsonrpc and obj.get("jsonrpc") != "2.0":
-        return Invalid(RpcError(INVALID_REQUEST, 'missing or wrong "jsonrpc" member (must be "2.0")'), _id(obj))
+        return Invalid(
+            RpcError(INVALID_REQUEST, 'missing or wrong "jsonrpc" member (must be "2.0")'), _id(obj)
+        )
     method = obj.get("method")
     if method is None:
         if "id" in obj and ("result" in obj or "error" in obj):
@@ -68,7 +70,7 @@ def classify(obj: Any, *, require_jsonrpc: bool = True) -> Message:
         return Invalid(RpcError(INVALID_REQUEST, '"params" must be an object or an array'), _id(obj))
     if "id" in obj:
         rid = obj["id"]
-        if rid is not None and not isinstance(rid, str | int) or isinstance(rid, bool):
+        if (rid is not None and not isinstance(rid, str | int)) or isinstance(rid, bool):
             return Invalid(RpcError(INVALID_REQUEST, '"id" must be a string, a number or null'))
         return Request(rid, method, params, obj)
     return Notification(method, params, obj)

@@ -108,7 +108,9 @@ async def test_set_mode_and_config_option(daemon: InProcess) -> None:
     assert {o["category"] for o in result["configOptions"]} == {"mode", "model"}
     await c.request("session/set_mode", {"sessionId": sid, "modeId": "plan"})
     await c.wait_for(lambda m: m["params"]["update"].get("currentModeId") == "plan")
-    opts = await c.request("session/set_config_option", {"sessionId": sid, "configId": "model", "value": "smart"})
+    opts = await c.request(
+        "session/set_config_option", {"sessionId": sid, "configId": "model", "value": "smart"}
+    )
     model = next(o for o in opts["configOptions"] if o["id"] == "model")
     assert model["currentValue"] == "smart"
 

@@ -73,7 +73,9 @@ async def test_malformed_input_gets_precise_errors_and_the_daemon_keeps_serving(
 async def test_oversized_line_is_refused_with_its_id_and_the_daemon_keeps_serving(tmp_path: Path) -> None:
     async with daemon_process(_args(tmp_path)) as d:
         c = d.client
-        big = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "initialize", "params": {"x": "a" * (17 << 20)}})
+        big = json.dumps(
+            {"jsonrpc": "2.0", "id": 5, "method": "initialize", "params": {"x": "a" * (17 << 20)}}
+        )
         await c.send_raw(big.encode())
         resp = await c.wait_response(5)
         assert resp["error"]["code"] == -32600
@@ -100,9 +102,13 @@ async def test_unknown_agent_and_missing_binary_are_clear_errors(tmp_path: Path)
     async with daemon_process(["--config", str(cfg), "--state-dir", str(tmp_path / "s")]) as d:
         c = d.client
         await c.initialize()
-        r = await c.request_raw("session/new", {"cwd": str(tmp_path), "mcpServers": [], "_meta": {"bridge": {"agent": "nope"}}})
+        r = await c.request_raw(
+            "session/new", {"cwd": str(tmp_path), "mcpServers": [], "_meta": {"bridge": {"agent": "nope"}}}
+        )
         assert r["error"]["code"] == -32602 and "fake" in r["error"]["message"]
-        r = await c.request_raw("session/new", {"cwd": str(tmp_path), "mcpServers": [], "_meta": {"bridge": {"agent": "ghost"}}})
+        r = await c.request_raw(
+            "session/new", {"cwd": str(tmp_path), "mcpServers": [], "_meta": {"bridge": {"agent": "ghost"}}}
+        )
         assert "no-such-agent-binary" in r["error"]["message"] and "PATH" in r["error"]["message"]
         assert r["error"]["data"]["agent"] == "ghost"
 

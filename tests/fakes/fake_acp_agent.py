@@ -79,21 +79,44 @@ def save(sid: str) -> None:
 def config_options(sid: str) -> list:
     s = keep(sid)
     return [
-        {"id": "mode", "name": "Mode", "category": "mode", "type": "select", "currentValue": s["mode"],
-         "options": [{"value": k, "name": v} for k, v in modes.items()]},
-        {"id": "model", "name": "Model", "category": "model", "type": "select", "currentValue": s["model"],
-         "options": [{"value": "fast", "name": "Fast"}, {"value": "smart", "name": "Smart"}]},
+        {
+            "id": "mode",
+            "name": "Mode",
+            "category": "mode",
+            "type": "select",
+            "currentValue": s["mode"],
+            "options": [{"value": k, "name": v} for k, v in modes.items()],
+        },
+        {
+            "id": "model",
+            "name": "Model",
+            "category": "model",
+            "type": "select",
+            "currentValue": s["model"],
+            "options": [{"value": "fast", "name": "Fast"}, {"value": "smart", "name": "Smart"}],
+        },
     ]
 
 
 def session_state(sid: str) -> dict:
-    return {"modes": {"currentModeId": keep(sid)["mode"],
-                      "availableModes": [{"id": k, "name": v} for k, v in modes.items()]},
-            "configOptions": config_options(sid)}
+    return {
+        "modes": {
+            "currentModeId": keep(sid)["mode"],
+            "availableModes": [{"id": k, "name": v} for k, v in modes.items()],
+        },
+        "configOptions": config_options(sid),
+    }
 
 
 def chunk(sid: str, text: str) -> None:
-    update(sid, {"sessionUpdate": "agent_message_chunk", "messageId": "m1", "content": {"type": "text", "text": text}})
+    update(
+        sid,
+        {
+            "sessionUpdate": "agent_message_chunk",
+            "messageId": "m1",
+            "content": {"type": "text", "text": text},
+        },
+    )
 
 
 def run_prompt(rid: int, params: dict) -> None:
@@ -109,11 +132,22 @@ def run_prompt(rid: int, params: dict) -> None:
         s = keep(sid)
         for i in range(n):
             # Hot path: write directly, history only records the count.
-            send({"method": "session/update", "params": {"sessionId": sid, "update": {
-                "sessionUpdate": "agent_message_chunk", "messageId": "m1",
-                "content": {"type": "text", "text": f"chunk {i} "}}}})
-        s.setdefault("history", []).append({"sessionUpdate": "agent_message_chunk",
-                                            "content": {"type": "text", "text": f"[{n} chunks]"}})
+            send(
+                {
+                    "method": "session/update",
+                    "params": {
+                        "sessionId": sid,
+                        "update": {
+                            "sessionUpdate": "agent_message_chunk",
+                            "messageId": "m1",
+                            "content": {"type": "text", "text": f"chunk {i} "},
+                        },
+                    },
+                }
+            )
+        s.setdefault("history", []).append(
+            {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": f"[{n} chunks]"}}
+        )
         save(sid)
     elif word in ("slow", "ignore_cancel"):
         parts = rest.split()
@@ -128,15 +162,37 @@ def run_prompt(rid: int, params: dict) -> None:
             if sid in cancelled and word == "slow":
                 stop = "cancelled"
     elif word == "permission":
-        update(sid, {"sessionUpdate": "tool_call", "toolCallId": "t1", "title": "Write marker", "kind": "edit",
-                     "status": "pending"})
-        answer = request("session/request_permission", {"sessionId": sid, "toolCall": {"toolCallId": "t1"}, "options": [
-            {"optionId": "allow", "name": "Allow", "kind": "allow_once"},
-            {"optionId": "reject", "name": "Reject", "kind": "reject_once"}]})
+        update(
+            sid,
+            {
+                "sessionUpdate": "tool_call",
+                "toolCallId": "t1",
+                "title": "Write marker",
+                "kind": "edit",
+                "status": "pending",
+            },
+        )
+        answer = request(
+            "session/request_permission",
+            {
+                "sessionId": sid,
+                "toolCall": {"toolCallId": "t1"},
+                "options": [
+                    {"optionId": "allow", "name": "Allow", "kind": "allow_once"},
+                    {"optionId": "reject", "name": "Reject", "kind": "reject_once"},
+                ],
+            },
+        )
         outcome = (answer.get("result") or {}).get("outcome") or {}
         chosen = outcome.get("optionId") if outcome.get("outcome") == "selected" else "cancelled"
-        update(sid, {"sessionUpdate": "tool_call_update", "toolCallId": "t1",
-                     "status": "completed" if chosen == "allow" else "failed"})
+        update(
+            sid,
+            {
+                "sessionUpdate": "tool_call_update",
+                "toolCallId": "t1",
+                "status": "completed" if chosen == "allow" else "failed",
+            },
+        )
         chunk(sid, f"permission: {chosen}")
         if sid in cancelled:
             stop = "cancelled"
@@ -158,13 +214,32 @@ def run_prompt(rid: int, params: dict) -> None:
         request("terminal/release", {"sessionId": sid, "terminalId": tid})
         chunk(sid, "terminal: " + output["result"]["output"])
     elif word == "unknown":
-        send({"method": "session/update", "params": {"sessionId": sid, "_meta": {"vendor.example/x": 1},
-              "update": {"sessionUpdate": "future_kind_x", "payload": {"a": [1, 2]}}}})
-        update(sid, {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "after unknown"},
-                     "_meta": {"vendor.example/trace": "abc"}})
+        send(
+            {
+                "method": "session/update",
+                "params": {
+                    "sessionId": sid,
+                    "_meta": {"vendor.example/x": 1},
+                    "update": {"sessionUpdate": "future_kind_x", "payload": {"a": [1, 2]}},
+                },
+            }
+        )
+        update(
+            sid,
+            {
+                "sessionUpdate": "agent_message_chunk",
+                "content": {"type": "text", "text": "after unknown"},
+                "_meta": {"vendor.example/trace": "abc"},
+            },
+        )
     elif word == "plan":
-        update(sid, {"sessionUpdate": "plan", "entries": [
-            {"content": "step one", "priority": "high", "status": "in_progress"}]})
+        update(
+            sid,
+            {
+                "sessionUpdate": "plan",
+                "entries": [{"content": "step one", "priority": "high", "status": "in_progress"}],
+            },
+        )
     elif word == "crash":
         sys.stderr.write("fake agent: fatal error, giving up\n")
         sys.stderr.flush()
@@ -173,10 +248,15 @@ def run_prompt(rid: int, params: dict) -> None:
         while True:
             time.sleep(3600)
     elif word == "spawn":
-        subprocess.Popen([sys.executable, "-c", "import os,time\nos.setsid()\ntime.sleep(3600)"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.Popen(["sleep", "3600"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, "-c", "import os,time\nos.setsid()\ntime.sleep(3600)"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        subprocess.Popen(
+            ["sleep", "3600"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         chunk(sid, "spawned")
     else:
         chunk(sid, f"you said: {text}")
@@ -195,14 +275,25 @@ def handle(msg: dict) -> None:
     if method == "initialize":
         if os.environ.get("FAKE_ACP_START") == "noinit":
             return
-        caps = {"loadSession": True, "promptCapabilities": {"image": True, "embeddedContext": True},
-                "mcpCapabilities": {"http": True, "sse": False},
-                "sessionCapabilities": {"resume": {}, "list": {}, "close": {}, "fork": {}}}
+        caps = {
+            "loadSession": True,
+            "promptCapabilities": {"image": True, "embeddedContext": True},
+            "mcpCapabilities": {"http": True, "sse": False},
+            "sessionCapabilities": {"resume": {}, "list": {}, "close": {}, "fork": {}},
+        }
         if os.environ.get("FAKE_ACP_CAPS"):
             caps = json.loads(os.environ["FAKE_ACP_CAPS"])
-        send({"id": rid, "result": {"protocolVersion": 1, "agentCapabilities": caps,
-                                     "authMethods": [{"id": "fake-login", "name": "Fake login"}],
-                                     "agentInfo": {"name": "fake-acp", "version": "1.0"}}})
+        send(
+            {
+                "id": rid,
+                "result": {
+                    "protocolVersion": 1,
+                    "agentCapabilities": caps,
+                    "authMethods": [{"id": "fake-login", "name": "Fake login"}],
+                    "agentInfo": {"name": "fake-acp", "version": "1.0"},
+                },
+            }
+        )
     elif method == "authenticate":
         send({"id": rid, "result": {"_meta": {"authenticated": params.get("methodId")}}})
     elif method == "session/new":
@@ -214,11 +305,23 @@ def handle(msg: dict) -> None:
         keep(sid)["mcpServers"] = params.get("mcpServers")
         keep(sid)["meta"] = params.get("_meta")
         save(sid)
-        send({"id": rid, "result": {"sessionId": sid, **session_state(sid),
-                                     "_meta": {"fake": {"mcpServers": params.get("mcpServers"),
-                                                        "cwd": params.get("cwd")}}}})
-        update(sid, {"sessionUpdate": "available_commands_update",
-                     "availableCommands": [{"name": "help", "description": "Show help"}]})
+        send(
+            {
+                "id": rid,
+                "result": {
+                    "sessionId": sid,
+                    **session_state(sid),
+                    "_meta": {"fake": {"mcpServers": params.get("mcpServers"), "cwd": params.get("cwd")}},
+                },
+            }
+        )
+        update(
+            sid,
+            {
+                "sessionUpdate": "available_commands_update",
+                "availableCommands": [{"name": "help", "description": "Show help"}],
+            },
+        )
     elif method in ("session/load", "session/resume"):
         sid = params["sessionId"]
         if not (STATE_DIR and os.path.exists(os.path.join(STATE_DIR, sid + ".json"))) and sid not in state:
@@ -242,7 +345,9 @@ def handle(msg: dict) -> None:
         keep(params["sessionId"])["mode"] = params["modeId"]
         save(params["sessionId"])
         send({"id": rid, "result": {}})
-        update(params["sessionId"], {"sessionUpdate": "current_mode_update", "currentModeId": params["modeId"]})
+        update(
+            params["sessionId"], {"sessionUpdate": "current_mode_update", "currentModeId": params["modeId"]}
+        )
     elif method == "session/set_config_option":
         s = keep(params["sessionId"])
         if params["configId"] not in ("mode", "model"):
