@@ -58,9 +58,11 @@ def pick_shell(offered: list[str]) -> str:
     raise AssertionError(f"no shell tool offered; tools were {offered}")
 
 
-def shell_call(cmd: str, call_id: str = "call_shell") -> ToolUse:
-    """Run `cmd` through whichever shell tool Codex offered."""
-    return ToolUse(name=pick_shell, input={"cmd": cmd}, id=call_id)
+def shell_call(cmd: str, call_id: str = "call_shell", *, escalate: bool = False) -> ToolUse:
+    """Run `cmd` through whichever shell tool Codex offered. `escalate` asks to run outside
+    the sandbox, which makes Codex ask for approval under the `on-request` policy."""
+    extra = {"sandbox_permissions": "require_escalated", "justification": "needs to write"} if escalate else {}
+    return ToolUse(name=pick_shell, input={"cmd": cmd, **extra}, id=call_id)
 
 
 def patch_call(patch: str, call_id: str = "call_patch") -> ToolUse:
@@ -71,12 +73,13 @@ def mcp_call(server: str, tool: str, args: dict[str, Any], call_id: str = "call_
     return ToolUse(name=f"mcp__{server}__{tool}", input=args, id=call_id)
 
 
-def _shell_args(name: str, cmd: str) -> dict[str, Any]:
+def _shell_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    rest = {k: v for k, v in args.items() if k != "cmd"}
     if name == "shell_command":
-        return {"command": cmd}
+        return {"command": args["cmd"], **rest}
     if name == "shell":
-        return {"command": ["bash", "-lc", cmd]}
-    return {"cmd": cmd}
+        return {"command": ["bash", "-lc", args["cmd"]], **rest}
+    return dict(args)
 
 
 class ResponsesDialect:
@@ -164,7 +167,7 @@ class ResponsesDialect:
             raise AssertionError(f"tool {name!r} not offered; tools were {sorted(offered)}")
         if spec["kind"] == "custom":
             return {"type": "custom_tool_call", "call_id": use.id, "name": name, "input": use.input["input"]}
-        args = _shell_args(name, use.input["cmd"]) if name in SHELL_TOOLS else use.input
+        args = _shell_args(name, use.input) if name in SHELL_TOOLS else use.input
         call: dict[str, Any] = {
             "type": "function_call",
             "call_id": use.id,

@@ -1,0 +1,413 @@
+"""The Codex adapter: one `codex app-server` process per bridge session.
+
+Opening a session: `initialize` + `initialized`, then `thread/start` (new), `thread/resume`
+(load / resume; load then replays the thread's items), or `thread/fork`; then `model/list`
+and `config/read` to build the config options. Client MCP servers go in the thread's
+`config.mcp_servers`; Codex's own configuration (CODEX_HOME from the environment, else
+~/.codex: login, providers, MCP servers, policies) is used as Codex itself uses it, and
+nothing is written to it.
+
+A prompt is one `turn/start` (with any pending mode/model/effort overrides) that ends at
+`turn/completed`; cancel is `turn/interrupt`. Codex's approval requests become
+`session/request_permission` (see approvals.py). If the process dies, the running prompt
+fails at once with its exit code and stderr tail, and `run()` raises the same error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+import bridge
+from adapters.codex import approvals
+from adapters.codex.options import Settings, mcp_servers, user_input
+from adapters.codex.rpc import AppServer, CodexRpcError, method_not_found
+from adapters.codex.translate import Translator, replay
+from bridge.core.adapter import (
+    AdapterEnv,
+    AgentProbe,
+    AgentSpec,
+    JsonObj,
+    SessionHost,
+    SessionSetup,
+    StartRequest,
+)
+from bridge.errors import INTERNAL_ERROR, AgentError, AgentExitedError, AgentStartError, RpcError
+from bridge.process.agent_process import AgentProcess, open_agent_process
+
+log = logging.getLogger(__name__)
+
+CAPABILITIES: JsonObj = {
+    "loadSession": True,
+    "promptCapabilities": {"image": True, "audio": False, "embeddedContext": True},
+    "mcpCapabilities": {"http": True, "sse": False},
+    "sessionCapabilities": {"resume": {}, "close": {}, "fork": {}},
+}
+# Read-only app-server methods a client may call through `_codex/<method>`.
+PASSTHROUGH = {"thread/list", "thread/read", "thread/turns/list", "thread/items/list", "model/list"}
+# Noise we never use: keeps the pipe quiet.
+OPT_OUT = ["account/rateLimits/updated", "remoteControl/status/changed", "thread/started"]
+PAGE = 200
+MAX_PAGES = 50
+
+
+class CodexAdapter:
+    def __init__(self, spec: AgentSpec, env: AdapterEnv) -> None:
+        self.spec = spec
+        self.env = env
+
+    def _argv(self) -> list[str]:
+        return [self.spec.command, *(self.spec.args or ("app-server",))]
+
+    def _environ(self) -> dict[str, str]:
+        return {**os.environ, **self.spec.env}
+
+    async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
+        async with open_agent_process(
+            self.spec.name, self._argv(), env=self._environ(), stop_grace=self.env.stop_grace
+        ) as proc:
+            server = AppServer(proc, self.spec.name, _Quiet(), self.env.stop_grace)
+            async with anyio.create_task_group() as tg:
+                await tg.start(server.run)
+                info = await self._handshake(server)
+                tg.cancel_scope.cancel()
+        return AgentProbe(1, CAPABILITIES, [], {"name": "codex", "title": "Codex", "version": _version(info)})
+
+    async def _handshake(self, server: AppServer) -> JsonObj:
+        try:
+            with anyio.fail_after(self.env.handshake_timeout):
+                client = {"name": "agent-bridge", "title": "agent-bridge", "version": bridge.__version__}
+                caps = {"experimentalApi": False, "optOutNotificationMethods": OPT_OUT}
+                info = await server.request("initialize", {"clientInfo": client, "capabilities": caps})
+                await server.notify("initialized")
+        except TimeoutError:
+            raise AgentStartError(
+                self.spec.name,
+                f"no answer to initialize within {self.env.handshake_timeout:g} s",
+                {"stderrTail": server.proc.stderr_tail()},
+            ) from None
+        return info if isinstance(info, dict) else {}
+
+    async def run(
+        self, host: SessionHost, request: StartRequest, *, task_status: TaskStatus[CodexSession]
+    ) -> None:
+        # Refuse bad MCP servers before spawning anything.
+        servers = mcp_servers(request.mcp_servers)
+        async with open_agent_process(
+            self.spec.name, self._argv(), env=self._environ(), cwd=request.cwd, stop_grace=self.env.stop_grace
+        ) as proc:
+            session = CodexSession(self.spec.name, host, request, proc)
+            server = session.server = AppServer(proc, self.spec.name, session, self.env.stop_grace)
+            failure: BaseException | None = None
+            async with anyio.create_task_group() as tg:
+                await tg.start(server.run)
+                try:
+                    await self._handshake(server)
+                    with anyio.fail_after(self.env.handshake_timeout):
+                        await session.open(servers)
+                except Exception as exc:  # raised outside the task group, unwrapped
+                    failure = exc
+                    tg.cancel_scope.cancel()
+                else:
+                    task_status.started(session)
+                    await server.exited.wait()
+            if isinstance(failure, TimeoutError):
+                raise AgentStartError(
+                    self.spec.name, f"codex did not open the thread within {self.env.handshake_timeout:g} s"
+                )
+            if failure is not None:
+                raise failure
+            raise server.exit_error or AgentExitedError(self.spec.name, proc.returncode, proc.stderr_tail())
+
+
+class _Turn:
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.done = anyio.Event()
+        self.status = "inProgress"
+        self.error: JsonObj | None = None
+        self.failure: AgentError | None = None
+        self.cancel_requested = False
+        self.usage_before: JsonObj | None = None
+        self.usage_after: JsonObj | None = None
+
+
+class CodexSession:
+    """One Codex thread behind one bridge session (`AgentSession`, and the app-server `Handler`)."""
+
+    server: AppServer
+    setup: SessionSetup
+    settings: Settings
+
+    def __init__(self, agent: str, host: SessionHost, request: StartRequest, proc: AgentProcess) -> None:
+        self.agent = agent
+        self.host = host
+        self.request = request
+        self.proc = proc
+        self.translator = Translator()
+        self.thread_id = ""
+        self._turn: _Turn | None = None
+        self._usage_total: JsonObj | None = None
+
+    # -- opening ----------------------------------------------------------------------------
+    async def open(self, servers: JsonObj) -> None:
+        req = self.request
+        params: JsonObj = {"cwd": req.cwd}
+        if servers:
+            params["config"] = {"mcp_servers": servers}
+        if req.mode == "new":
+            res = await self.server.request("thread/start", params)
+        else:
+            if not req.agent_session_id:
+                raise RpcError(INTERNAL_ERROR, f"cannot {req.mode} a Codex session without its thread id")
+            method = "thread/fork" if req.mode == "fork" else "thread/resume"
+            res = await self.server.request(
+                method, {"threadId": req.agent_session_id, "excludeTurns": True, **params}
+            )
+        thread = res.get("thread") or {}
+        self.thread_id = str(thread.get("id"))
+        self.settings = Settings(
+            model=str(res.get("model")),
+            effort=res.get("reasoningEffort"),
+            approval=res.get("approvalPolicy"),
+            sandbox=res.get("sandbox") or {},
+            models=await self._models(),
+            configured=await self._configured(),
+            extra_roots=list(req.additional_directories or []),
+        )
+        if req.mode == "load":
+            await self._replay()
+        meta = {
+            "codex": {k: thread.get(k) for k in ("id", "path", "cliVersion", "forkedFromId") if thread.get(k)}
+        }
+        self.setup = SessionSetup(
+            agent_session_id=self.thread_id,
+            modes=self.settings.modes(),
+            config_options=self.settings.config_options(),
+            meta=meta,
+        )
+
+    async def _models(self) -> list[JsonObj]:
+        models: list[JsonObj] = []
+        cursor = None
+        for _ in range(MAX_PAGES):
+            page = await self.server.request("model/list", {"cursor": cursor, "limit": PAGE})
+            models += page.get("data") or []
+            cursor = page.get("nextCursor")
+            if not cursor:
+                break
+        return models
+
+    async def _configured(self) -> JsonObj:
+        """What the user's own config sets for the policies (None where Codex's default applies)."""
+        res = await self.server.request("config/read", {"cwd": self.request.cwd})
+        config = res.get("config") or {}
+        return {"approval_policy": config.get("approval_policy"), "sandbox_mode": config.get("sandbox_mode")}
+
+    async def _replay(self) -> None:
+        cursor = None
+        for _ in range(MAX_PAGES):
+            params = {"threadId": self.thread_id, "sortDirection": "asc", "limit": PAGE, "cursor": cursor}
+            page = await self.server.request("thread/items/list", params)
+            for entry in page.get("data") or []:
+                for update in replay(entry.get("item") or {}):
+                    self.host.emit(update)
+            cursor = page.get("nextCursor")
+            if not cursor:
+                break
+
+    # -- turns --------------------------------------------------------------------------------
+    async def prompt(self, params: JsonObj) -> JsonObj:
+        items = user_input(params.get("prompt") or [])
+        turn = self._turn = _Turn()
+        turn.usage_before = self._usage_total
+        overrides = self.settings.take_overrides()
+        try:
+            try:
+                res = await self.server.request(
+                    "turn/start", {"threadId": self.thread_id, "input": items, **overrides}
+                )
+            except BaseException:
+                self.settings.pending = {**overrides, **self.settings.pending}  # not applied: keep them
+                raise
+            turn.id = str((res.get("turn") or {}).get("id"))
+            if turn.cancel_requested and not turn.done.is_set():
+                await self._interrupt(turn)
+            await turn.done.wait()
+        finally:
+            self._turn = None
+        if turn.failure is not None:
+            raise turn.failure
+        result: JsonObj = {"stopReason": self._stop_reason(turn)}
+        usage = _usage_delta(turn.usage_before, turn.usage_after)
+        if usage:
+            result["usage"] = usage
+        return result
+
+    def _stop_reason(self, turn: _Turn) -> str:
+        if turn.cancel_requested or turn.status == "interrupted":
+            return "cancelled"
+        if turn.status != "failed":
+            return "end_turn"
+        error = turn.error or {}
+        info = error.get("codexErrorInfo")
+        if info == "contextWindowExceeded":
+            return "max_tokens"
+        if info in ("cyberPolicy", "misalignmentPolicyViolation"):
+            return "refusal"
+        raise AgentError(
+            INTERNAL_ERROR,
+            f"codex turn failed: {error.get('message') or 'unknown error'}",
+            {"agent": self.agent, "codexError": error},
+        )
+
+    async def cancel(self) -> None:
+        turn = self._turn
+        if turn is None or turn.done.is_set():
+            return
+        turn.cancel_requested = True
+        if turn.id is not None:  # else prompt() interrupts as soon as turn/start answers
+            await self._interrupt(turn)
+
+    async def _interrupt(self, turn: _Turn) -> None:
+        try:
+            await self.server.request("turn/interrupt", {"threadId": self.thread_id, "turnId": turn.id})
+        except CodexRpcError as exc:  # the turn ended on its own meanwhile
+            log.debug("%s: turn/interrupt: %s", self.agent, exc.message)
+
+    # -- settings -----------------------------------------------------------------------------
+    async def set_mode(self, mode_id: str) -> JsonObj:
+        self.settings.set_mode(mode_id)
+        self.host.emit({"sessionUpdate": "current_mode_update", "currentModeId": mode_id})
+        self.host.emit(
+            {"sessionUpdate": "config_option_update", "configOptions": self.settings.config_options()}
+        )
+        return {}
+
+    async def set_config_option(self, params: JsonObj) -> JsonObj:
+        config_id = str(params.get("configId"))
+        self.settings.set_option(config_id, params.get("value"))
+        if config_id == "mode":
+            self.host.emit({"sessionUpdate": "current_mode_update", "currentModeId": self.settings.mode})
+        return {"configOptions": self.settings.config_options()}
+
+    async def call(self, method: str, params: JsonObj) -> Any:
+        native = method.removeprefix("_codex/")
+        if native == method or native not in PASSTHROUGH:
+            raise method_not_found(method)
+        forwarded = {k: v for k, v in params.items() if k != "sessionId"}
+        if native != "thread/list" and native != "model/list":
+            forwarded.setdefault("threadId", self.thread_id)
+        return await self.server.request(native, forwarded)
+
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc.returncode is None else None
+
+    # -- app-server Handler ---------------------------------------------------------------------
+    def notification(self, method: str, params: JsonObj) -> None:
+        thread = params.get("threadId")
+        if thread is not None and thread != self.thread_id:
+            return  # another thread (e.g. a sub-agent's), or the handshake before ours is known
+        for update in self.translator.notification(method, params):
+            self.host.emit(update)
+        if method == "turn/completed":
+            self._turn_completed(params.get("turn") or {})
+        elif method == "thread/tokenUsage/updated":
+            self._usage_total = (params.get("tokenUsage") or {}).get("total")
+            if self._turn is not None:
+                self._turn.usage_after = self._usage_total
+        elif method == "model/rerouted":
+            self.settings.model = str(params.get("toModel"))
+            self.host.emit(
+                {"sessionUpdate": "config_option_update", "configOptions": self.settings.config_options()}
+            )
+        elif method in ("warning", "configWarning", "deprecationNotice", "error"):
+            log.info("%s: codex %s: %s", self.agent, method, params)
+        elif method == "mcpServer/startupStatus/updated" and params.get("status") == "failed":
+            log.warning(
+                "%s: MCP server %s failed to start: %s", self.agent, params.get("name"), params.get("error")
+            )
+
+    def _turn_completed(self, turn_info: JsonObj) -> None:
+        turn = self._turn
+        if turn is None or (turn.id is not None and turn.id != turn_info.get("id")):
+            return
+        turn.status = str(turn_info.get("status"))
+        turn.error = turn_info.get("error")
+        turn.done.set()
+
+    def batch_done(self) -> None:
+        for update in self.translator.flush():
+            self.host.emit(update)
+        self.host.touch()
+
+    def closed(self, error: AgentExitedError) -> None:
+        if self._turn is not None:
+            self._turn.failure = error
+            self._turn.done.set()
+
+    async def server_request(self, request_id: Any, method: str, params: JsonObj) -> Any:
+        approval = approvals.approval_for(method, params, self.translator, request_id)
+        if approval is not None:
+            try:
+                response = await self.host.request_client("session/request_permission", approval.request)
+            except RpcError as exc:
+                log.info("%s: permission request failed, refusing: %s", self.agent, exc.message)
+                response = None
+            return approval.answer(response)
+        if method == approvals.ELICITATION:
+            ask = approvals.elicitation_for_client(params, self.request.client_capabilities)
+            if ask is None:
+                return approvals.refusal(method)
+            try:
+                return approvals.elicitation_answer(await self.host.request_client("elicitation/create", ask))
+            except RpcError:
+                return approvals.elicitation_answer(None)
+        refusal = approvals.refusal(method)
+        if refusal is None:
+            raise method_not_found(method)
+        return refusal
+
+
+class _Quiet:
+    """Handler for the probe: no session, so nothing to tell; requests are refused."""
+
+    def notification(self, method: str, params: JsonObj) -> None:
+        return
+
+    async def server_request(self, request_id: Any, method: str, params: JsonObj) -> Any:
+        raise method_not_found(method)
+
+    def batch_done(self) -> None:
+        return
+
+    def closed(self, error: AgentExitedError) -> None:
+        return
+
+
+def _version(info: JsonObj) -> str | None:
+    match = re.search(r"/(\d+\.\d+\.\d+\S*)", str(info.get("userAgent", "")))
+    return match.group(1) if match else None
+
+
+def _usage_delta(before: JsonObj | None, after: JsonObj | None) -> JsonObj | None:
+    """This turn's tokens as ACP `Usage`, from Codex's running thread totals."""
+    if not after:
+        return None
+
+    def took(key: str) -> int:
+        return int(after.get(key) or 0) - int((before or {}).get(key) or 0)
+
+    return {
+        "totalTokens": took("totalTokens"),
+        "inputTokens": took("inputTokens"),
+        "outputTokens": took("outputTokens"),
+        "thoughtTokens": took("reasoningOutputTokens"),
+        "cachedReadTokens": took("cachedInputTokens"),
+        "cachedWriteTokens": took("cacheWriteInputTokens"),
+    }
