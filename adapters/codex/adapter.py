@@ -26,7 +26,7 @@ from anyio.abc import TaskStatus
 import bridge
 from adapters.codex import approvals
 from adapters.codex.options import Settings, mcp_servers, user_input
-from adapters.codex.rpc import AppServer, CodexRpcError, method_not_found
+from adapters.codex.rpc import AppServer, CodexRpcError, method_not_found, stderr_tail
 from adapters.codex.translate import Translator, replay
 from bridge.core.adapter import (
     AdapterEnv,
@@ -98,31 +98,33 @@ class CodexAdapter:
     ) -> None:
         # Refuse bad MCP servers before spawning anything.
         servers = mcp_servers(request.mcp_servers)
+        failure: BaseException | None = None
+        # Errors are raised after the process context closes: raised inside it they would
+        # reach the bridge wrapped in the context's task-group ExceptionGroup.
         async with open_agent_process(
             self.spec.name, self._argv(), env=self._environ(), cwd=request.cwd, stop_grace=self.env.stop_grace
         ) as proc:
             session = CodexSession(self.spec.name, host, request, proc)
             server = session.server = AppServer(proc, self.spec.name, session, self.env.stop_grace)
-            failure: BaseException | None = None
             async with anyio.create_task_group() as tg:
                 await tg.start(server.run)
                 try:
                     await self._handshake(server)
                     with anyio.fail_after(self.env.handshake_timeout):
                         await session.open(servers)
-                except Exception as exc:  # raised outside the task group, unwrapped
+                except TimeoutError:
+                    failure = AgentStartError(
+                        self.spec.name, f"codex did not open the thread within {self.env.handshake_timeout:g} s"
+                    )
+                except Exception as exc:
                     failure = exc
-                    tg.cancel_scope.cancel()
                 else:
                     task_status.started(session)
                     await server.exited.wait()
-            if isinstance(failure, TimeoutError):
-                raise AgentStartError(
-                    self.spec.name, f"codex did not open the thread within {self.env.handshake_timeout:g} s"
-                )
-            if failure is not None:
-                raise failure
-            raise server.exit_error or AgentExitedError(self.spec.name, proc.returncode, proc.stderr_tail())
+                tg.cancel_scope.cancel()
+            if failure is None:
+                failure = server.exit_error or AgentExitedError(self.spec.name, proc.returncode, stderr_tail(proc))
+        raise failure
 
 
 class _Turn:

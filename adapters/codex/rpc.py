@@ -104,7 +104,7 @@ class AppServer:
             # stdin is gone, so the process is exiting: report it the way the reader will.
             with anyio.move_on_after(self.exit_grace * 2):
                 await self.exited.wait()
-            raise self.exit_error or AgentExitedError(self.agent, None, self.proc.stderr_tail()) from exc
+            raise self.exit_error or AgentExitedError(self.agent, None, stderr_tail(self.proc)) from exc
 
     # -- inbound ----------------------------------------------------------------------------
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -168,7 +168,7 @@ class AppServer:
     async def _finish(self) -> None:
         with anyio.move_on_after(self.exit_grace):
             await self.proc.process.wait()
-        self._fail_all(AgentExitedError(self.agent, self.proc.returncode, self.proc.stderr_tail()))
+        self._fail_all(AgentExitedError(self.agent, self.proc.returncode, stderr_tail(self.proc)))
 
     def _fail_all(self, error: AgentExitedError) -> None:
         self.exit_error = error
@@ -177,6 +177,14 @@ class AppServer:
             slot.done.set()
         self.exited.set()
         self.handler.closed(error)
+
+
+def stderr_tail(proc: AgentProcess) -> str:
+    """Codex's stderr tail without the Rust backtrace it prints after a fatal error, so the
+    error's last line is the reason ("Error: …"), not a frame number."""
+    tail = proc.stderr_tail()
+    cut = tail.find("\nStack backtrace:")
+    return tail[:cut] if cut >= 0 else tail
 
 
 def method_not_found(method: str) -> RpcError:
