@@ -1,0 +1,282 @@
+"""Claude Code stream-json → ACP `session/update` payloads (pure, no I/O).
+
+One `Translator` per CLI process. `feed` takes each parsed stdout line that is not part of
+the control channel and returns the updates to publish, in order.
+
+Why it keeps state: with `--include-partial-messages` the CLI sends every model message
+twice, first as raw SSE deltas (`stream_event`) and then whole (`assistant`). Text and
+thinking are taken from the deltas (so the client sees tokens as they come) and skipped in
+the whole message; messages that were never streamed (slash command output, API error
+notices, replays) are taken whole. Tool calls are announced at their first delta (input
+still empty) and completed from the whole message (full input: title, diff, locations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.claude import tools
+from adapters.claude.jsonutil import JsonObj, obj
+from adapters.claude.options import ClaudeConfig
+from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, RpcError
+
+# Result subtypes that mean "a limit stopped the turn", not "the agent broke".
+_LIMITS = ("error_max_turns", "error_max_budget_usd", "error_max_structured_output_retries")
+PLAN_TOOLS = ("TodoWrite",)
+TASK_TOOLS = ("TaskCreate", "TaskUpdate")
+
+
+@dataclass
+class _Tool:
+    name: str
+    input: JsonObj
+    parent: str | None
+
+
+class Translator:
+    def __init__(self, config: ClaudeConfig | None = None) -> None:
+        self.config = config or ClaudeConfig()
+        self._streamed: set[str] = set()  # message ids seen as stream_event deltas
+        self._current: dict[str | None, str] = {}  # parent tool use → message being streamed
+        self._blocks: dict[tuple[str | None, int], str] = {}  # (parent, block index) → tool id
+        self._tools: dict[str, _Tool] = {}
+        self._tasks: dict[str, JsonObj] = {}  # TaskCreate/TaskUpdate list, shown as a plan
+        self._mcp: list[JsonObj] | None = None
+        self._input_tokens = 0
+        self.used = 0
+        self.size = 0
+
+    def feed(self, msg: JsonObj) -> list[JsonObj]:
+        kind = msg.get("type")
+        parent = msg.get("parent_tool_use_id") if isinstance(msg.get("parent_tool_use_id"), str) else None
+        if kind == "stream_event" and isinstance(msg.get("event"), dict):
+            out = self._event(msg["event"], parent)
+        elif kind == "assistant" and isinstance(msg.get("message"), dict):
+            out = self._assistant(msg["message"], parent)
+        elif kind == "user" and isinstance(msg.get("message"), dict) and not msg.get("isReplay"):
+            out = self._user(msg["message"], msg.get("tool_use_result"))
+        elif kind == "system":
+            out = self._system(msg)
+        elif kind == "result":
+            out = self._result(msg)
+        else:
+            out = []
+        if parent is not None:
+            # Subagent traffic: same session, tagged so a client can nest it under its Agent call.
+            for u in out:
+                u.setdefault("_meta", {})["claudeCode"] = {"parentToolUseId": parent}
+        return out
+
+    # -- stream_event ------------------------------------------------------------------------
+    def _event(self, ev: JsonObj, parent: str | None) -> list[JsonObj]:
+        t = ev.get("type")
+        if t == "message_start" and isinstance(ev.get("message"), dict):
+            mid = str(ev["message"].get("id"))
+            self._streamed.add(mid)
+            self._current[parent] = mid
+            if parent is None:
+                self._input_tokens = _context_tokens(ev["message"].get("usage"))
+            return []
+        if t == "content_block_start" and isinstance(ev.get("content_block"), dict):
+            block = ev["content_block"]
+            if block.get("type") == "tool_use" and isinstance(block.get("id"), str):
+                self._blocks[(parent, int(ev.get("index") or 0))] = block["id"]
+                return self._announce(block["id"], str(block.get("name")), {}, parent, partial=True)
+            return []
+        if t == "content_block_delta" and isinstance(ev.get("delta"), dict):
+            d = ev["delta"]
+            mid = self._current.get(parent, "")
+            if d.get("type") == "text_delta" and d.get("text"):
+                return [_chunk("agent_message_chunk", d["text"], mid)]
+            if d.get("type") == "thinking_delta" and d.get("thinking"):
+                return [_chunk("agent_thought_chunk", d["thinking"], mid)]
+            return []
+        if t == "message_delta" and parent is None and isinstance(ev.get("usage"), dict):
+            self.used = self._input_tokens + int(ev["usage"].get("output_tokens") or 0)
+            return [self._usage()] if self.size else []
+        return []
+
+    # -- whole messages ------------------------------------------------------------------------
+    def _assistant(self, message: JsonObj, parent: str | None) -> list[JsonObj]:
+        mid = str(message.get("id"))
+        streamed = mid in self._streamed
+        out: list[JsonObj] = []
+        for block in message.get("content") or []:
+            if not isinstance(block, dict):
+                continue
+            bt = block.get("type")
+            if bt == "text" and not streamed and block.get("text"):
+                out.append(_chunk("agent_message_chunk", block["text"], mid))
+            elif bt == "thinking" and not streamed and block.get("thinking"):
+                out.append(_chunk("agent_thought_chunk", block["thinking"], mid))
+            elif bt == "tool_use" and isinstance(block.get("id"), str):
+                out += self._announce(block["id"], str(block.get("name")), obj(block.get("input")), parent,
+                                      partial=False)
+        return out
+
+    def _announce(self, tid: str, name: str, tool_input: JsonObj, parent: str | None,
+                  *, partial: bool) -> list[JsonObj]:
+        known = tid in self._tools
+        self._tools[tid] = _Tool(name, tool_input, parent)
+        if name in PLAN_TOOLS:
+            # TodoWrite *is* the plan: show it as one, not as a tool call.
+            return [] if partial else [plan_update(tool_input.get("todos"))]
+        info = tools.describe(name, tool_input)
+        if not known:
+            return [{"sessionUpdate": "tool_call", "toolCallId": tid, "status": "pending",
+                     "rawInput": tool_input, **info}]
+        return [{"sessionUpdate": "tool_call_update", "toolCallId": tid, "rawInput": tool_input, **info}]
+
+    def _user(self, message: JsonObj, structured: Any) -> list[JsonObj]:
+        content = message.get("content")
+        if not isinstance(content, list):
+            return []
+        results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+        out: list[JsonObj] = []
+        for block in results:
+            tid = str(block.get("tool_use_id"))
+            tool = self._tools.pop(tid, None) or _Tool("", {}, None)
+            extra = structured if len(results) == 1 else None
+            if tool.name in PLAN_TOOLS:
+                continue
+            out.append({"sessionUpdate": "tool_call_update", "toolCallId": tid,
+                        **tools.result(tool.name, tool.input, block, extra)})
+            if tool.name in TASK_TOOLS and not block.get("is_error"):
+                out += self._task_change(tool, extra)
+        return out
+
+    def _task_change(self, tool: _Tool, structured: Any) -> list[JsonObj]:
+        i = tool.input
+        if tool.name == "TaskCreate" and isinstance(structured, dict) and isinstance(structured.get("task"), dict):
+            tid = str(structured["task"].get("id"))
+            self._tasks[tid] = {"content": str(i.get("subject") or ""), "status": "pending"}
+        elif tool.name == "TaskUpdate" and str(i.get("taskId")) in self._tasks:
+            task = self._tasks[str(i["taskId"])]
+            if i.get("status") == "deleted":
+                del self._tasks[str(i["taskId"])]
+            elif i.get("status") in ("pending", "in_progress", "completed"):
+                task["status"] = i["status"]
+            if isinstance(i.get("subject"), str):
+                task["content"] = i["subject"]
+        else:
+            return []
+        return [plan_update(list(self._tasks.values()))]
+
+    # -- system / result -----------------------------------------------------------------------
+    def _system(self, msg: JsonObj) -> list[JsonObj]:
+        out: list[JsonObj] = []
+        sub = msg.get("subtype")
+        if isinstance(msg.get("permissionMode"), str) and sub in ("init", "status"):
+            out += self.mode_changed(msg["permissionMode"])
+        if sub == "init":
+            if isinstance(msg.get("model"), str):
+                if not self.size:
+                    self.size = context_window(msg["model"])
+                if self.config.observe_model(msg["model"]):
+                    out.append(self.options_update())
+            servers = msg.get("mcp_servers")
+            if isinstance(servers, list) and servers != self._mcp:
+                self._mcp = servers
+                out.append({"sessionUpdate": "session_info_update",
+                            "_meta": {"claudeCode": {"mcpServers": mcp_status(servers)}}})
+        return out
+
+    def mode_changed(self, mode: str) -> list[JsonObj]:
+        if not self.config.observe_mode(mode):
+            return []
+        return [{"sessionUpdate": "current_mode_update", "currentModeId": mode}, self.options_update()]
+
+    def options_update(self) -> JsonObj:
+        return {"sessionUpdate": "config_option_update", "configOptions": self.config.config_options()}
+
+    def _result(self, msg: JsonObj) -> list[JsonObj]:
+        self._streamed.clear()
+        self._current.clear()
+        self._blocks.clear()
+        windows = [w for m in obj(msg.get("modelUsage")).values()
+                   if isinstance(w := obj(m).get("contextWindow"), int) and w > 0]
+        if windows:
+            self.size = max(windows)
+        cost = msg.get("total_cost_usd")
+        if not self.size:
+            return []
+        update = self._usage()
+        if isinstance(cost, (int, float)):
+            update["cost"] = {"amount": float(cost), "currency": "USD"}
+        return [update]
+
+    def _usage(self) -> JsonObj:
+        return {"sessionUpdate": "usage_update", "used": min(self.used, self.size), "size": self.size}
+
+
+def prompt_response(result: JsonObj, cancelled: bool) -> JsonObj:
+    """The ACP `PromptResponse` for a `result` line, or the error the turn really ended with."""
+    if cancelled:
+        return {"stopReason": "cancelled", **_usage_field(result)}
+    sub = result.get("subtype")
+    if sub in _LIMITS:
+        return {"stopReason": "max_turn_requests", **_usage_field(result)}
+    if result.get("is_error"):
+        raise turn_error(result)
+    stop = result.get("stop_reason")
+    reason = stop if stop in ("max_tokens", "refusal") else "end_turn"
+    return {"stopReason": reason, **_usage_field(result)}
+
+
+def turn_error(result: JsonObj) -> RpcError:
+    """A failed turn (API error, bad credentials, internal failure) as a JSON-RPC error that
+    says what the CLI said. Credentials problems use ACP's auth_required code."""
+    errors = [e for e in result.get("errors") or [] if isinstance(e, str)]
+    text = str(result.get("result") or "; ".join(errors) or result.get("subtype") or "unknown error")
+    status = result.get("api_error_status")
+    auth = status in (401, 403) or "/login" in text or "authentication" in text.lower()
+    data = {"subtype": result.get("subtype"), "apiErrorStatus": status, "errors": errors or None}
+    return RpcError(AUTH_REQUIRED if auth else INTERNAL_ERROR, f"Claude Code: {text}",
+                    {k: v for k, v in data.items() if v is not None})
+
+
+def _usage_field(result: JsonObj) -> JsonObj:
+    u = result.get("usage")
+    if not isinstance(u, dict):
+        return {}
+    n = {k: int(u.get(k) or 0) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                                          "cache_creation_input_tokens")}
+    return {"usage": {"inputTokens": n["input_tokens"], "outputTokens": n["output_tokens"],
+                      "cachedReadTokens": n["cache_read_input_tokens"],
+                      "cachedWriteTokens": n["cache_creation_input_tokens"], "totalTokens": sum(n.values())}}
+
+
+def plan_update(items: Any) -> JsonObj:
+    entries = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        status = item.get("status") if item.get("status") in ("pending", "in_progress", "completed") else "pending"
+        entries.append({"content": str(item.get("content") or ""), "status": status, "priority": "medium"})
+    return {"sessionUpdate": "plan", "entries": entries}
+
+
+def mcp_status(servers: list[Any]) -> list[JsonObj]:
+    """MCP servers as the CLI reports them, without their config (it may hold secrets)."""
+    keep = ("name", "status", "error", "serverInfo", "scope")
+    return [{k: s[k] for k in keep if k in s} for s in servers if isinstance(s, dict)]
+
+
+def context_window(model: str) -> int:
+    """The CLI names 1M-context variants with a `[1m]` suffix; the rest have 200k."""
+    return 1_000_000 if model.endswith("[1m]") else 200_000
+
+
+def _context_tokens(usage: Any) -> int:
+    if not isinstance(usage, dict):
+        return 0
+    keys = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+    return sum(int(usage.get(k) or 0) for k in keys)
+
+
+def _chunk(kind: str, text: str, message_id: str | None) -> JsonObj:
+    update: JsonObj = {"sessionUpdate": kind, "content": {"type": "text", "text": text}}
+    if message_id:
+        update["messageId"] = message_id
+    return update

@@ -1,0 +1,195 @@
+"""The pure translator, replaying transcripts recorded from the real CLI (2.1.197)."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.claude import translate
+from adapters.claude.options import ClaudeConfig
+from adapters.claude.translate import Translator
+from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, RpcError
+
+from .fixtures import TRANSCRIPTS, init_response, kinds, out_messages, result_of, text_of
+from .fixtures import translate as run
+
+
+@pytest.mark.parametrize("name", TRANSCRIPTS)
+def test_every_update_validates_against_acp_v1(name: str) -> None:
+    _, updates = run(name)  # run() validates each update
+    assert updates, f"{name} produced no updates"
+
+
+def test_text_streams_deltas_once() -> None:
+    _, updates = run("text")
+    assert text_of(updates, "agent_message_chunk") == "Hello there, world!"
+    # Streamed in several chunks (3 deltas), and the whole `assistant` line adds nothing.
+    assert kinds(updates).count("agent_message_chunk") == 3
+    chunks = [u for u in updates if u["sessionUpdate"] == "agent_message_chunk"]
+    assert len({u["messageId"] for u in chunks}) == 1
+    assert translate.prompt_response(result_of("text"), False)["stopReason"] == "end_turn"
+
+
+def test_usage_and_cost_at_the_end_of_the_turn() -> None:
+    _, updates = run("text")
+    usage = [u for u in updates if u["sessionUpdate"] == "usage_update"]
+    assert usage[-1]["size"] == 1_000_000  # claude-opus-4-8[1m], from modelUsage.contextWindow
+    assert usage[-1]["used"] == 42 + 7
+    assert usage[-1]["cost"] == {"amount": result_of("text")["total_cost_usd"], "currency": "USD"}
+    response = translate.prompt_response(result_of("text"), False)
+    assert response["usage"]["inputTokens"] == 42 and response["usage"]["outputTokens"] == 7
+
+
+def test_thinking_becomes_thought_chunks() -> None:
+    _, updates = run("thinking")
+    assert text_of(updates, "agent_thought_chunk") == "Let me consider this."
+    assert text_of(updates, "agent_message_chunk") == "The answer is 4."
+
+
+def test_bash_tool_call_lifecycle() -> None:
+    _, updates = run("bash_allow")
+    calls = [u for u in updates if u["sessionUpdate"] in ("tool_call", "tool_call_update")]
+    first, refined, done = calls
+    assert first["sessionUpdate"] == "tool_call" and first["status"] == "pending" and first["kind"] == "execute"
+    assert refined["title"].startswith("touch /work/ws/created.txt")
+    assert refined["rawInput"]["command"] == refined["title"]
+    assert done["status"] == "completed" and "created" in done["content"][0]["content"]["text"]
+    assert done["rawOutput"]["stdout"] == "created"
+    assert len({c["toolCallId"] for c in calls}) == 1
+
+
+def test_denied_tool_fails() -> None:
+    _, updates = run("bash_deny")
+    done = [u for u in updates if u["sessionUpdate"] == "tool_call_update"][-1]
+    assert done["status"] == "failed"
+    assert "rejected" in done["content"][0]["content"]["text"]
+
+
+def test_edit_and_write_carry_diffs() -> None:
+    _, updates = run("edit")
+    by_id: dict[str, list[dict[str, object]]] = {}
+    for u in updates:
+        if "toolCallId" in u:
+            by_id.setdefault(str(u["toolCallId"]), []).append(u)
+    read, edit, write = by_id.values()
+    assert read[1]["kind"] == "read" and read[1]["locations"] == [{"path": "/work/ws/hello.txt"}]
+    # Before running: the edit as asked; after: the whole file before and after.
+    assert edit[1]["content"] == [{"type": "diff", "path": "/work/ws/hello.txt", "oldText": "world", "newText": "there"}]
+    assert edit[-1]["content"] == [
+        {"type": "diff", "path": "/work/ws/hello.txt", "oldText": "hello world\n", "newText": "hello there\n"}]
+    assert write[1]["content"] == [{"type": "diff", "path": "/work/ws/new.txt", "oldText": None, "newText": "brand new\n"}]
+    assert write[-1]["status"] == "completed"
+
+
+def test_mode_switch_reported_by_the_cli() -> None:
+    # "Always allow" on the Edit carried the CLI's setMode suggestion: it switched to acceptEdits.
+    _, updates = run("edit", ClaudeConfig.from_cli(init_response("edit"), {}, bypass=False, mode=None,
+                                                     model=None, effort=None))
+    mode = [u for u in updates if u["sessionUpdate"] == "current_mode_update"]
+    assert [u["currentModeId"] for u in mode] == ["acceptEdits"]
+    options = [u for u in updates if u["sessionUpdate"] == "config_option_update"][-1]["configOptions"]
+    assert next(o for o in options if o["id"] == "mode")["currentValue"] == "acceptEdits"
+
+
+def test_todowrite_is_a_plan_not_a_tool_call() -> None:
+    _, updates = run("todo")
+    assert "tool_call" not in kinds(updates)
+    (plan,) = [u for u in updates if u["sessionUpdate"] == "plan"]
+    assert [(e["content"], e["status"]) for e in plan["entries"]] == [
+        ("Write tests", "completed"), ("Fix bug", "in_progress"), ("Ship", "pending")]
+
+
+def test_task_tools_build_a_plan() -> None:
+    _, updates = run("tasks")
+    plans = [u for u in updates if u["sessionUpdate"] == "plan"]
+    assert [(e["content"], e["status"]) for e in plans[-1]["entries"]] == [
+        ("Write tests", "in_progress"), ("Ship", "pending")]
+    assert {u["kind"] for u in updates if u["sessionUpdate"] == "tool_call"} == {"think"}
+
+
+def test_mcp_tool_and_server_status() -> None:
+    _, updates = run("mcp")
+    (info,) = [u for u in updates if u["sessionUpdate"] == "session_info_update"]
+    assert info["_meta"]["claudeCode"]["mcpServers"] == [{"name": "echo", "status": "connected"}]
+    call = next(u for u in updates if u["sessionUpdate"] == "tool_call")
+    assert call["kind"] == "other"
+    done = [u for u in updates if u["sessionUpdate"] == "tool_call_update"][-1]
+    assert done["status"] == "completed" and "mcp-echo:ping" in done["content"][0]["content"]["text"]
+    assert done["rawOutput"]["structuredContent"] == {"result": "mcp-echo:ping"}
+    refined = next(u for u in updates if u["sessionUpdate"] == "tool_call_update")
+    assert refined["title"] == "echo: echo"
+
+
+def test_interrupt_is_cancelled_and_partial_text_not_repeated() -> None:
+    msgs = out_messages("interrupt")
+    first_result = next(i for i, m in enumerate(msgs) if m["type"] == "result")
+    tr = Translator()
+    updates = [u for m in msgs[: first_result + 1] for u in tr.feed(m)]
+    streamed = text_of(updates, "agent_message_chunk")
+    assert streamed and streamed != "one two three four five six " * 20  # cut short
+    assert translate.prompt_response(msgs[first_result], True)["stopReason"] == "cancelled"
+    # Without a cancel from us, an aborted turn is an error, not a silent end_turn.
+    with pytest.raises(RpcError):
+        translate.prompt_response(msgs[first_result], False)
+    # The process lived on: the next prompt got its answer.
+    rest = [u for m in msgs[first_result + 1 :] for u in tr.feed(m)]
+    assert text_of(rest, "agent_message_chunk") == "Yes, still here."
+
+
+def test_set_model_echo_is_not_shown_and_model_change_is_observed() -> None:
+    config = ClaudeConfig.from_cli(init_response("config"), {}, bypass=False, mode=None, model=None, effort=None)
+    assert config.model == "default"
+    _, updates = run("config", config)
+    assert "Set model" not in text_of(updates, "agent_message_chunk")
+    assert config.model == "sonnet" and config.mode == "acceptEdits"
+
+
+def test_plan_mode_exit_is_switch_mode() -> None:
+    _, updates = run("plan_mode")
+    call = next(u for u in updates if u["sessionUpdate"] == "tool_call_update")
+    assert call["kind"] == "switch_mode" and call["content"][0]["content"]["text"] == "1. create the file"
+    assert [u["currentModeId"] for u in updates if u["sessionUpdate"] == "current_mode_update"] == ["plan", "default"]
+
+
+def test_slash_command_output_is_shown() -> None:
+    _, updates = run("slash")
+    assert text_of(updates, "agent_message_chunk").startswith("## Context Usage")
+
+
+def test_subagent_call() -> None:
+    _, updates = run("subagent")
+    call = next(u for u in updates if u["sessionUpdate"] == "tool_call_update")
+    assert call["kind"] == "think" and call["title"] == "Look around"
+    done = [u for u in updates if u["sessionUpdate"] == "tool_call_update"][-1]
+    assert done["status"] == "completed" and done["content"][0]["content"]["text"] == "Subagent report."
+    # The subagent's own prompt line (parent_tool_use_id set) is not shown as the user's.
+    assert "user_message_chunk" not in kinds(updates)
+
+
+def test_subagent_traffic_is_tagged_with_its_parent() -> None:
+    tr = Translator()
+    msg = {"type": "assistant", "parent_tool_use_id": "toolu_p",
+           "message": {"id": "m1", "content": [{"type": "text", "text": "inner"}]}}
+    (u,) = tr.feed(msg)
+    assert u["_meta"] == {"claudeCode": {"parentToolUseId": "toolu_p"}}
+
+
+@pytest.mark.parametrize(("result", "reason"), [
+    ({"subtype": "success", "is_error": False, "stop_reason": "max_tokens"}, "max_tokens"),
+    ({"subtype": "success", "is_error": False, "stop_reason": "refusal"}, "refusal"),
+    ({"subtype": "error_max_turns", "is_error": True}, "max_turn_requests"),
+    ({"subtype": "error_max_budget_usd", "is_error": True}, "max_turn_requests"),
+    ({"subtype": "success", "is_error": False, "stop_reason": None}, "end_turn"),
+])
+def test_stop_reasons(result: dict[str, object], reason: str) -> None:
+    assert translate.prompt_response(result, False)["stopReason"] == reason
+
+
+def test_api_errors_become_rpc_errors() -> None:
+    bad = {"subtype": "success", "is_error": True, "api_error_status": 400, "result": "API Error: 400 bad key"}
+    with pytest.raises(RpcError) as err:
+        translate.prompt_response(bad, False)
+    assert err.value.code == INTERNAL_ERROR and "400 bad key" in err.value.message
+    auth = {**bad, "api_error_status": 401, "result": "Invalid API key · Please run /login"}
+    with pytest.raises(RpcError) as err:
+        translate.prompt_response(auth, False)
+    assert err.value.code == AUTH_REQUIRED
