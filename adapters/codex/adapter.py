@@ -54,6 +54,9 @@ PASSTHROUGH = {"thread/list", "thread/read", "thread/turns/list", "thread/items/
 OPT_OUT = ["account/rateLimits/updated", "remoteControl/status/changed", "thread/started"]
 PAGE = 200
 MAX_PAGES = 50
+# How long a first prompt waits for the client's MCP servers to finish starting: Codex does
+# not wait for them, and a turn started earlier runs without their tools.
+MCP_STARTUP_WAIT = 30.0
 
 
 class CodexAdapter:
@@ -114,7 +117,8 @@ class CodexAdapter:
                         await session.open(servers)
                 except TimeoutError:
                     failure = AgentStartError(
-                        self.spec.name, f"codex did not open the thread within {self.env.handshake_timeout:g} s"
+                        self.spec.name,
+                        f"codex did not open the thread within {self.env.handshake_timeout:g} s",
                     )
                 except Exception as exc:
                     failure = exc
@@ -123,7 +127,9 @@ class CodexAdapter:
                     await server.exited.wait()
                 tg.cancel_scope.cancel()
             if failure is None:
-                failure = server.exit_error or AgentExitedError(self.spec.name, proc.returncode, stderr_tail(proc))
+                failure = server.exit_error or AgentExitedError(
+                    self.spec.name, proc.returncode, stderr_tail(proc)
+                )
         raise failure
 
 
@@ -155,6 +161,8 @@ class CodexSession:
         self.thread_id = ""
         self._turn: _Turn | None = None
         self._usage_total: JsonObj | None = None
+        self._mcp_starting: set[str] = set()
+        self._mcp_started = anyio.Event()
 
     # -- opening ----------------------------------------------------------------------------
     async def open(self, servers: JsonObj) -> None:
@@ -162,6 +170,9 @@ class CodexSession:
         params: JsonObj = {"cwd": req.cwd}
         if servers:
             params["config"] = {"mcp_servers": servers}
+            self._mcp_starting = set(servers)
+        else:
+            self._mcp_started.set()
         if req.mode == "new":
             res = await self.server.request("thread/start", params)
         else:
@@ -226,6 +237,8 @@ class CodexSession:
     # -- turns --------------------------------------------------------------------------------
     async def prompt(self, params: JsonObj) -> JsonObj:
         items = user_input(params.get("prompt") or [])
+        with anyio.move_on_after(MCP_STARTUP_WAIT):
+            await self._mcp_started.wait()
         turn = self._turn = _Turn()
         turn.usage_before = self._usage_total
         overrides = self.settings.take_overrides()
@@ -312,6 +325,8 @@ class CodexSession:
 
     # -- app-server Handler ---------------------------------------------------------------------
     def notification(self, method: str, params: JsonObj) -> None:
+        if method == "mcpServer/startupStatus/updated":
+            self._mcp_status(params)
         thread = params.get("threadId")
         if thread is not None and thread != self.thread_id:
             return  # another thread (e.g. a sub-agent's), or the handshake before ours is known
@@ -330,10 +345,15 @@ class CodexSession:
             )
         elif method in ("warning", "configWarning", "deprecationNotice", "error"):
             log.info("%s: codex %s: %s", self.agent, method, params)
-        elif method == "mcpServer/startupStatus/updated" and params.get("status") == "failed":
-            log.warning(
-                "%s: MCP server %s failed to start: %s", self.agent, params.get("name"), params.get("error")
-            )
+
+    def _mcp_status(self, params: JsonObj) -> None:
+        name, status = params.get("name"), params.get("status")
+        if status == "failed":
+            log.warning("%s: MCP server %s failed to start: %s", self.agent, name, params.get("error"))
+        if status != "starting" and name in self._mcp_starting:
+            self._mcp_starting.discard(str(name))
+            if not self._mcp_starting:
+                self._mcp_started.set()
 
     def _turn_completed(self, turn_info: JsonObj) -> None:
         turn = self._turn

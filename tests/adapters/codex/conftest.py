@@ -31,4 +31,3 @@ def codex(tmp_path: Path, fake: FakeModelServer) -> Codex:
     workspace.mkdir()
     write_codex_home(home / "codex-home", fake.url)
     return Codex(home=home, workspace=workspace)
-

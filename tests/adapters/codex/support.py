@@ -102,14 +102,14 @@ class Host:
     def record(self, event: JsonObj) -> None:
         self.records.append(event)
 
-    async def wait_for(self, predicate: Callable[[JsonObj], bool], timeout: float = 30) -> JsonObj:
-        with anyio.fail_after(timeout):
-            while True:
-                for update in self.updates:
-                    if predicate(update):
-                        return update
-                self._changed = anyio.Event()
-                await self._changed.wait()
+    async def wait_for(self, predicate: Callable[[JsonObj], bool]) -> JsonObj:
+        """The first update matching `predicate`, waiting for it (callers bound the wait)."""
+        while True:
+            for update in self.updates:
+                if predicate(update):
+                    return update
+            self._changed = anyio.Event()
+            await self._changed.wait()
 
     def of(self, kind: str) -> list[JsonObj]:
         return [u for u in self.updates if u["sessionUpdate"] == kind]
@@ -161,10 +161,17 @@ class Codex:
             agent_session_id=thread,
             client_capabilities=client_capabilities or {},
         )
+        failed: Exception | None = None
         async with anyio.create_task_group() as tg:
-            session: CodexSession = await tg.start(_run, adapter, host, request)
-            yield session
+            try:
+                session: CodexSession = await tg.start(_run, adapter, host, request)
+            except Exception as exc:  # re-raised below, outside the group: not wrapped
+                failed = exc
+            else:
+                yield session
             tg.cancel_scope.cancel()
+        if failed is not None:
+            raise failed
 
 
 async def _run(adapter: Any, host: Host, request: StartRequest, *, task_status: Any) -> None:

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import json
+import sys
+from typing import Any
 
+import anyio
 import pytest
 
-from tests.adapters.codex.support import Codex, Host, option, prompt, select, text_of, validate
+from bridge.errors import INVALID_PARAMS, RpcError
+from tests.adapters.codex.support import (
+    ECHO_MCP,
+    Codex,
+    Host,
+    option,
+    prompt,
+    request_text,
+    select,
+    text_of,
+    validate,
+)
 from tests.fakes.model_server import FakeModelServer, Reply
-from tests.fakes.openai_responses import patch_call, shell_call
+from tests.fakes.openai_responses import mcp_call, patch_call, shell_call
+
+JsonObj = dict[str, Any]
 
 pytestmark = pytest.mark.anyio
 
@@ -88,3 +104,74 @@ async def test_file_change_with_diff(codex: Codex, fake: FakeModelServer) -> Non
     assert sorted(end["content"], key=lambda d: d["path"]) == expected
     assert (codex.workspace / "hello.txt").read_text() == "new line\n"
     assert (codex.workspace / "added.txt").read_text() == "brand new\n"
+
+
+def _echo_server(name: str = "echo") -> JsonObj:
+    return {"name": name, "command": sys.executable, "args": [str(ECHO_MCP)], "env": []}
+
+
+async def test_mcp_tool_from_client_server(codex: Codex, fake: FakeModelServer) -> None:
+    # The user's own config has an MCP server too: the client's is added, not swapped in.
+    codex.configure(fake.url, f'[mcp_servers.mine]\ncommand = "{sys.executable}"\nargs = ["{ECHO_MCP}"]\n')
+    fake.script(Reply(tools=[mcp_call("echo", "echo", {"text": "ping"}, "call_mcp")]), Reply(text="mcp done"))
+    host = Host(answer=select("allow_once"))
+    async with codex.session(host, mcp_servers=[_echo_server()]) as session:
+        await session.set_mode("full-access")
+        result = await session.prompt(prompt("call the echo tool"))
+    assert result["stopReason"] == "end_turn"
+    namespaces = {t["name"] for t in fake.requests[0].body["tools"] if t.get("type") == "namespace"}
+    assert {"mcp__echo", "mcp__mine"} <= namespaces
+    [start] = host.of("tool_call")
+    assert start["toolCallId"] == "call_mcp" and start["title"] == "echo: echo"
+    assert start["rawInput"] == {"text": "ping"}
+    end = host.of("tool_call_update")[-1]
+    assert end["status"] == "completed"
+    assert end["content"] == [{"type": "content", "content": {"type": "text", "text": "mcp-echo:ping"}}]
+    assert "mcp-echo:ping" in request_text(fake.requests[-1].body["input"])
+
+
+async def test_mcp_tool_approval(codex: Codex, fake: FakeModelServer) -> None:
+    # Under on-request, Codex asks before calling a tool of an MCP server (an elicitation).
+    fake.script(Reply(tools=[mcp_call("echo", "echo", {"text": "ping"}, "call_mcp")]), Reply(text="mcp done"))
+    host = Host(answer=select("allow_always"))
+    async with codex.session(host, mcp_servers=[_echo_server()]) as session:
+        await session.prompt(prompt("call the echo tool"))
+    [(_, ask)] = host.requests
+    assert ask["toolCall"]["toolCallId"] == "call_mcp"
+    assert [o["optionId"] for o in ask["options"]] == ["accept", "accept_session", "decline"]
+    assert host.of("tool_call_update")[-1]["status"] == "completed"
+
+
+async def test_sse_mcp_server_is_refused(codex: Codex) -> None:
+    sse = {"type": "sse", "name": "old", "url": "http://127.0.0.1:1/sse", "headers": []}
+    with pytest.raises(RpcError) as info:
+        async with codex.session(Host(), mcp_servers=[sse]):
+            pass
+    assert info.value.code == INVALID_PARAMS
+    assert "SSE" in info.value.message
+
+
+async def test_cancel_mid_turn(codex: Codex, fake: FakeModelServer) -> None:
+    fake.script(Reply(text="slow " * 60, chunks=60, delay=0.1), Reply(text="after"))
+    host = Host()
+    async with codex.session(host) as session:
+        async with anyio.create_task_group() as tg:
+            results: list[JsonObj] = []
+            done = anyio.Event()
+
+            async def run_prompt() -> None:
+                results.append(await session.prompt(prompt("go slow")))
+                done.set()
+
+            tg.start_soon(run_prompt)
+            with anyio.fail_after(20):
+                await host.wait_for(lambda u: u["sessionUpdate"] == "agent_message_chunk")
+            with anyio.fail_after(10):
+                await session.cancel()
+                await done.wait()
+        assert results == [{"stopReason": "cancelled"}]
+        assert len(text_of(host.updates)) < len("slow " * 60)
+        # The session is usable afterwards.
+        again = await session.prompt(prompt("next"))
+        assert again["stopReason"] == "end_turn"
+    assert text_of(host.updates).endswith("after")
