@@ -41,7 +41,7 @@ class Bridge:
         cfg = settings.config
         self.agents: dict[str, AgentSpec] = agent_table(cfg)
         os.makedirs(settings.state_dir, mode=0o700, exist_ok=True)
-        self.store = SqliteStore(os.path.join(settings.state_dir, "sessions.db"))
+        self.store = SqliteStore.open_or_degrade(os.path.join(settings.state_dir, "sessions.db"))
         env = AdapterEnv(state_dir=settings.state_dir, handshake_timeout=cfg.handshake_timeout)
         self.manager = SessionManager(
             self.store,

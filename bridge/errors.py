@@ -83,5 +83,21 @@ class AgentStartError(AgentError):
         super().__init__(AGENT_START_FAILED, f"agent {agent!r} could not start: {reason}", payload)
 
 
-class StoreError(BridgeError):
+class StoreError(RpcError):
     """The durable store failed (corrupt, locked, disk full)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(STORE_ERROR, message)
+
+
+def find_rpc_error(exc: BaseException) -> RpcError | None:
+    """The RpcError inside `exc`, looking through exception groups (task groups wrap what
+    their body raises)."""
+    if isinstance(exc, RpcError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = find_rpc_error(inner)
+            if found is not None:
+                return found
+    return None

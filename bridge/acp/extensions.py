@@ -64,6 +64,8 @@ class Extensions:
             if value is not None:
                 info[key] = value
         info["archived"] = rec.archived
+        if self.store.failed is not None:
+            info["warning"] = self.store.failed.message
         if live is not None and live.setup is not None and live.setup.meta:
             info["_meta"] = live.setup.meta
         return info
@@ -80,6 +82,8 @@ class Extensions:
         result: JsonObj = {"events": events}
         if len(page) > p.limit:
             result["next"] = page[p.limit - 1].seq
+        if self.store.failed is not None:
+            result["warning"] = self.store.failed.message
         return result
 
     async def attach(self, conn: ClientConnection, params: JsonObj) -> JsonObj:

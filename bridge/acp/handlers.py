@@ -208,12 +208,15 @@ class Handlers:
             self._own(conn, session)
         session.log("client", jsonrpc.request_frame(None, "session/prompt", params))
         await self.manager.ensure_agent(session)
+        # Persisted so that a daemon killed mid-turn records the turn as interrupted on restart.
+        self.store.update_session(session.session_id, status="busy")
         try:
             result = await session.prompt(params)
         except RpcError as exc:
             session.log("bridge", jsonrpc.error_frame(None, exc))
             raise
-        self.store.update_session(session.session_id, status=session.status)
+        finally:
+            self.store.update_session(session.session_id, status=session.status)
         return self._answer(session, result)
 
     async def session_set_mode(self, conn: ClientConnection, params: JsonObj) -> JsonObj:

@@ -35,6 +35,7 @@ from bridge.errors import (
     AgentError,
     AgentExitedError,
     RpcError,
+    find_rpc_error,
     session_not_found,
 )
 from bridge.store.base import SessionRecord, Store
@@ -92,10 +93,7 @@ class SessionManager:
 
     def _recover(self) -> None:
         """Sessions that were live when a previous daemon died: record how they ended."""
-        getter = getattr(self.store, "sessions_with_status", None)
-        if getter is None:
-            return
-        for rec in getter(("idle", "busy", "error")):
+        for rec in self.store.sessions_with_status(("idle", "busy", "error")):
             if rec.status == "busy":
                 self.store.append(
                     rec.id, "bridge", b'{"bridge":{"type":"turn_interrupted","reason":"restart"}}'
@@ -281,15 +279,17 @@ class SessionManager:
                 await adapter.run(session, request, task_status=_Relay())  # type: ignore[arg-type]
                 if started and not scope.cancel_called:
                     session.agent_exited(AgentExitedError(session.spec.name, None, "agent ended the session"))
-            except AgentError as exc:
-                if not started:
-                    raise
-                session.agent_exited(exc)
             except Exception as exc:
+                found = find_rpc_error(exc)
                 if not started:
+                    if found is not None:
+                        raise found from exc
                     raise
-                log.exception("agent task of session %s failed", session.session_id)
-                session.agent_exited(AgentExitedError(session.spec.name, None, f"adapter failure: {exc}"))
+                if isinstance(found, AgentError):
+                    session.agent_exited(found)
+                else:
+                    log.exception("agent task of session %s failed", session.session_id)
+                    session.agent_exited(AgentExitedError(session.spec.name, None, f"adapter failure: {exc!r}"))
         if session.status == "error":
             self.store.update_session(session.session_id, status="error")
 

@@ -9,6 +9,7 @@ that cost off every request.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -18,13 +19,15 @@ from jsonrpcserver.methods import Method
 from jsonrpcserver.sentinels import NODATA
 from oslash.either import Left
 
-from bridge.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
+from bridge.errors import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, find_rpc_error
 from bridge.wire.jsonrpc import JsonObj, Request
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Any, JsonObj], Awaitable[Any]]
 
 
-def _wrap(handler: Handler) -> Method:
+def _wrap(name: str, handler: Handler) -> Method:
     async def method(context: Any, *args: Any, **params: Any) -> Any:
         if args:
             return Error(INVALID_PARAMS, "params must be an object, not an array")
@@ -32,6 +35,12 @@ def _wrap(handler: Handler) -> Method:
             return Success(await handler(context, params))
         except RpcError as exc:
             return Error(exc.code, exc.message, exc.data)
+        except Exception as exc:
+            found = find_rpc_error(exc)
+            if found is None:
+                log.exception("%s failed", name)
+                found = RpcError(INTERNAL_ERROR, f"internal error in the bridge: {exc!r}")
+            return Error(found.code, found.message, found.data)
 
     return method
 
@@ -44,7 +53,7 @@ class Dispatcher:
     """Answers requests from an explicit method table; `context` is passed to handlers."""
 
     def __init__(self, table: Mapping[str, Handler]) -> None:
-        self._methods = {name: _wrap(h) for name, h in table.items()}
+        self._methods = {name: _wrap(name, h) for name, h in table.items()}
 
     def has(self, method: str) -> bool:
         return method in self._methods

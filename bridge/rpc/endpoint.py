@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from bridge.errors import INTERNAL_ERROR, INVALID_REQUEST, REQUEST_CANCELLED, RpcError
+from bridge.errors import INTERNAL_ERROR, INVALID_REQUEST, REQUEST_CANCELLED, RpcError, find_rpc_error
 from bridge.rpc.outbox import Outbox
 from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize

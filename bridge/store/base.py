@@ -36,6 +36,8 @@ class Event:
 
 
 class Store(Protocol):
+    # Set when the log can no longer be written (the daemon keeps serving and says so).
+    failed: Any
     def create_session(self, rec: SessionRecord) -> None: ...
 
     def get_session(self, session_id: str) -> SessionRecord | None: ...
@@ -45,6 +47,8 @@ class Store(Protocol):
     def list_sessions(
         self, *, cwd: str | None, offset: int, limit: int, include_archived: bool = True
     ) -> list[SessionRecord]: ...
+
+    def sessions_with_status(self, statuses: tuple[str, ...]) -> list[SessionRecord]: ...
 
     def append(self, session_id: str, direction: Direction, message: bytes) -> int:
         """Give the message the session's next seq and queue it for the writer; returns the seq."""

@@ -10,6 +10,7 @@ checkpoint; only a power loss may lose the last commits.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -21,6 +22,9 @@ import orjson
 
 from bridge.errors import StoreError
 from bridge.store.base import Direction, Event, SessionRecord
+
+log = logging.getLogger(__name__)
+WRITE_ATTEMPTS = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -78,20 +82,24 @@ def now_iso() -> str:
 class SqliteStore:
     def __init__(self, path: str) -> None:
         self.path = path
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         try:
+            if path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the session store {path}: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"cannot open the session store {path}: {exc}; move it aside or run `agent-bridge doctor`"
+            ) from exc
         # One connection, guarded: reads happen on the event loop, batch writes on a worker.
         self._lock = threading.Lock()
         self._seq: dict[str, int] = {}
         self._queue: list[tuple[str, int, str, str, bytes]] = []
         self._flush_lock = anyio.Lock()
-        self._failed: StoreError | None = None
+        self.failed: StoreError | None = None
+        self.dropped = 0
 
     # -- catalog -----------------------------------------------------------------------------
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
@@ -164,8 +172,11 @@ class SqliteStore:
 
     # -- event log -----------------------------------------------------------------------------
     def append(self, session_id: str, direction: Direction, message: bytes) -> int:
-        if self._failed is not None:
-            raise self._failed
+        if self.failed is not None:
+            # Degraded: the log can no longer be written. Say so where it is read
+            # (`events`, `info`, doctor) instead of stopping the user's turn.
+            self.dropped += 1
+            return 0
         seq = self._seq.get(session_id)
         if seq is None:
             rows = self._exec("SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?", (session_id,))
@@ -182,30 +193,62 @@ class SqliteStore:
             if not self._queue:
                 return
             batch, self._queue = self._queue, []
-            await anyio.to_thread.run_sync(self._write, batch)
+            delay = 0.05
+            for _attempt in range(WRITE_ATTEMPTS):
+                try:
+                    await anyio.to_thread.run_sync(self._write, batch)
+                    return
+                except sqlite3.OperationalError as exc:
+                    # Locked by another process, or a transient I/O error: retry with backoff.
+                    log.warning("event log write failed (%s); retrying", exc)
+                    await anyio.sleep(delay)
+                    delay = min(1.0, delay * 2)
+                except sqlite3.Error as exc:
+                    self._degrade(exc, batch)
+                    return
+            self._degrade(sqlite3.OperationalError("write kept failing"), batch)
+
+    def _degrade(self, exc: Exception, batch: list[tuple[str, int, str, str, bytes]]) -> None:
+        self.failed = StoreError(
+            f"the event log in {self.path} could not be written ({exc}); sessions keep running but their "
+            "history is incomplete from here on — check free disk space and run `agent-bridge doctor`"
+        )
+        self.dropped += len(batch)
+        self._queue.clear()
+        log.error("%s", self.failed.message)
 
     def flush_sync(self) -> None:
         batch, self._queue = self._queue, []
-        if batch:
-            self._write(batch)
+        if batch and self.failed is None:
+            try:
+                self._write(batch)
+            except sqlite3.Error as exc:
+                self._degrade(exc, batch)
 
     def _write(self, batch: list[tuple[str, int, str, str, bytes]]) -> None:
-        try:
-            with self._lock:
-                self._db.execute("BEGIN")
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
                     "INSERT INTO events (session_id, seq, at, direction, message) VALUES (?,?,?,?,?)", batch
                 )
                 self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with self._lock:
+            except sqlite3.Error:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-            # The seqs handed out are now unusable: forget them so they are re-read from disk,
-            # and refuse further appends until the daemon is restarted on a healthy store.
-            self._seq.clear()
-            self._failed = StoreError(f"could not write the event log: {exc}")
-            raise self._failed from exc
+                raise
+
+    @classmethod
+    def open_or_degrade(cls, path: str) -> SqliteStore:
+        """The store at `path`, or — when it cannot be opened (corrupt, unreadable) — an
+        in-memory one marked failed, so the daemon still serves and says why."""
+        try:
+            return cls(path)
+        except StoreError as exc:
+            log.error("%s", exc.message)
+            store = cls(":memory:")
+            store.failed = exc
+            return store
 
     def events(self, session_id: str, after: int, limit: int) -> list[Event]:
         rows = self._exec(
