@@ -53,12 +53,8 @@ class InProcess:
 
 
 @contextlib.asynccontextmanager
-async def in_process(tmp: Path, config: Path | None = None, **settings: Any) -> AsyncIterator[InProcess]:
-    """The whole daemon (store, manager, ACP server) over in-memory streams."""
-    cfg = load_config(str(config or fake_agent_config(tmp)))
-    for key, value in settings.items():
-        setattr(cfg, key, value)
-    bridge = Bridge(Settings(state_dir=str(tmp / "state"), config=cfg))
+async def connect(bridge: Bridge) -> AsyncIterator[AcpClient]:
+    """One more client connection to a running in-process daemon, over memory streams."""
     to_daemon_send, to_daemon_recv = anyio.create_memory_object_stream[bytes](1000)
     to_client_send, to_client_recv = anyio.create_memory_object_stream[bytes](100_000)
 
@@ -74,9 +70,7 @@ async def in_process(tmp: Path, config: Path | None = None, **settings: Any) -> 
             await to_client_send.send(f)
 
     client = AcpClient(to_daemon_send.send, to_client_recv)
-    workdir = tmp / "work"
-    workdir.mkdir(exist_ok=True)
-    async with bridge.running(), anyio.create_task_group() as tg:
+    async with anyio.create_task_group() as tg:
 
         async def serve() -> None:
             await bridge.server.serve(incoming(), write, transport="memory")
@@ -85,10 +79,23 @@ async def in_process(tmp: Path, config: Path | None = None, **settings: Any) -> 
         tg.start_soon(serve)
         await tg.start(client.run)
         try:
-            yield InProcess(bridge, client, str(workdir))
+            yield client
         finally:
             await to_daemon_send.aclose()
             tg.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def in_process(tmp: Path, config: Path | None = None, **settings: Any) -> AsyncIterator[InProcess]:
+    """The whole daemon (store, manager, ACP server) over in-memory streams."""
+    cfg = load_config(str(config or fake_agent_config(tmp)))
+    for key, value in settings.items():
+        setattr(cfg, key, value)
+    bridge = Bridge(Settings(state_dir=str(tmp / "state"), config=cfg))
+    workdir = tmp / "work"
+    workdir.mkdir(exist_ok=True)
+    async with bridge.running(), connect(bridge) as client:
+        yield InProcess(bridge, client, str(workdir))
 
 
 @pytest.fixture

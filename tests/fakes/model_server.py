@@ -59,6 +59,8 @@ class Dialect(Protocol):
 
     def tool_names(self, body: Any) -> list[str]: ...
 
+    # Optional: `consumes(req) -> bool`, False for helper calls answered without a scripted reply.
+
 
 _SECRET_HEADERS = {"authorization", "x-api-key", "x-goog-api-key", "api-key"}
 
@@ -114,7 +116,12 @@ class FakeModelServer:
                     server.requests.append(req)
                 for dialect in server.dialects:
                     if dialect.matches(method, self.path):
-                        reply = server._next() if method == "POST" and _is_generation(self.path) else Reply()
+                        # A dialect may mark helper calls (titles, routers) as not consuming a reply.
+                        consumes = getattr(dialect, "consumes", None)
+                        generation = method == "POST" and _is_generation(self.path)
+                        if generation and consumes is not None:
+                            generation = bool(consumes(req))
+                        reply = server._next() if generation else Reply()
                         status, ctype, chunks = dialect.respond(req, reply, dialect.tool_names(body))
                         self._send(status, ctype, chunks)
                         return

@@ -3,6 +3,7 @@ runner that drives `CodexAdapter.run` against the real CLI and the fake Response
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import AsyncIterator, Callable
@@ -94,7 +95,8 @@ class Host:
         self._changed.set()
         if self.answer is None:
             return {"outcome": {"outcome": "cancelled"}}
-        return self.answer(method, full)
+        answer = self.answer(method, full)
+        return await answer if inspect.isawaitable(answer) else answer
 
     def notify_client(self, method: str, params: JsonObj) -> None:
         self.requests.append((method, params))

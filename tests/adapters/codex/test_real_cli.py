@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from typing import Any
 
 import anyio
 import pytest
 
-from bridge.errors import INVALID_PARAMS, RpcError
+from adapters.codex import create
+from bridge.core.adapter import StartRequest
+from bridge.errors import INVALID_PARAMS, AgentExitedError, RpcError
 from tests.adapters.codex.support import (
     ECHO_MCP,
     Codex,
@@ -175,3 +179,194 @@ async def test_cancel_mid_turn(codex: Codex, fake: FakeModelServer) -> None:
         again = await session.prompt(prompt("next"))
         assert again["stopReason"] == "end_turn"
     assert text_of(host.updates).endswith("after")
+
+
+def _permissions_text(body: Any) -> str:
+    """The permissions instructions Codex gives the model (they state the active policy)."""
+    texts = [c.get("text", "") for item in body["input"] for c in item.get("content") or [] if isinstance(c, dict)]
+    return next(t for t in reversed(texts) if "<permissions instructions>" in t)
+
+
+async def test_model_effort_and_mode_apply_to_the_next_turn(codex: Codex, fake: FakeModelServer) -> None:
+    fake.script(Reply(text="one"), Reply(text="two"))
+    host = Host()
+    async with codex.session(host) as session:
+        assert option(session, "thought_level")["currentValue"] == "medium"
+        await session.prompt(prompt("first"))
+        first = fake.requests[-1].body
+        options = await session.set_config_option({"configId": "model", "value": "mock-model-mini"})
+        for config_option in options["configOptions"]:
+            validate("SessionConfigOption", config_option)
+        effort = next(o for o in options["configOptions"] if o["id"] == "thought_level")
+        # mini cannot think at "medium"'s neighbour "high"; its levels replace the old ones.
+        assert [o["value"] for o in effort["options"]] == ["low", "medium"]
+        await session.set_config_option({"configId": "thought_level", "value": "low"})
+        await session.set_mode("full-access")
+        assert host.of("current_mode_update")[-1]["currentModeId"] == "full-access"
+        assert option(session, "mode")["currentValue"] == "full-access"
+        with pytest.raises(RpcError):
+            await session.set_config_option({"configId": "model", "value": "no-such-model"})
+        await session.prompt(prompt("second"))
+        second = fake.requests[-1].body
+    assert first["model"] == "mock-model" and first["reasoning"]["effort"] == "medium"
+    assert "`sandbox_mode` is `read-only`" in _permissions_text(first)
+    assert second["model"] == "mock-model-mini" and second["reasoning"]["effort"] == "low"
+    assert "`sandbox_mode` is `danger-full-access`" in _permissions_text(second)
+
+
+async def test_policy_from_config_is_kept_until_a_mode_is_chosen(codex: Codex, fake: FakeModelServer) -> None:
+    # A policy the user set that matches no preset shows as mode "config" and is not replaced.
+    codex.configure(fake.url, 'approval_policy = "never"\nsandbox_mode = "read-only"\n')
+    fake.script(Reply(text="one"), Reply(text="two"), Reply(text="three"))
+    async with codex.session(Host()) as session:
+        modes = session.setup.modes or {}
+        assert modes["currentModeId"] == "config"
+        assert "config" in [m["id"] for m in modes["availableModes"]]
+        assert "approval_policy = never" in (option(session, "mode")["description"] or "")
+        await session.prompt(prompt("one"))
+        await session.set_mode("auto")
+        await session.prompt(prompt("two"))
+        await session.set_mode("config")
+        await session.prompt(prompt("three"))
+    never, read_only = "Approval policy is currently never", "`sandbox_mode` is `read-only`"
+    texts = [_permissions_text(r.body) for r in fake.requests]
+    assert never in texts[0] and read_only in texts[0]
+    assert never not in texts[1] and "`sandbox_mode` is `workspace-write`" in texts[1]
+    assert never in texts[2] and read_only in texts[2]
+
+
+async def test_sandboxed_command_runs_in_auto_mode(codex: Codex, fake: FakeModelServer) -> None:
+    # auto = workspace-write sandbox through bubblewrap (the copy bundled with Codex).
+    fake.script(Reply(tools=[shell_call("echo sandboxed > in-sandbox.txt", "call_sb")]), Reply(text="ok"))
+    host = Host()
+    async with codex.session(host) as session:
+        await session.set_mode("auto")
+        await session.prompt(prompt("write in the workspace"))
+    end = host.of("tool_call_update")[-1]
+    if end["status"] == "failed" and "bwrap" in json.dumps(end):
+        pytest.skip(f"bubblewrap cannot create a sandbox here: {json.dumps(end)[:300]}")
+    assert host.requests == []
+    assert end["status"] == "completed"
+    assert (codex.workspace / "in-sandbox.txt").read_text() == "sandboxed\n"
+
+
+async def test_cancel_while_approval_is_pending(codex: Codex, fake: FakeModelServer) -> None:
+    fake.script(Reply(tools=[shell_call("touch never.txt", "call_wait", escalate=True)]), Reply(text="unused"))
+    asked, released = anyio.Event(), anyio.Event()
+
+    async def answer(method: str, params: JsonObj) -> JsonObj:
+        asked.set()
+        await released.wait()  # like a client that never answers before the cancel
+        return {"outcome": {"outcome": "cancelled"}}
+
+    host = Host(answer=answer)
+    async with codex.session(host) as session, anyio.create_task_group() as tg:
+        results: list[JsonObj] = []
+
+        async def run_prompt() -> None:
+            results.append(await session.prompt(prompt("touch it")))
+
+        tg.start_soon(run_prompt)
+        with anyio.fail_after(20):
+            await asked.wait()
+            await session.cancel()
+            released.set()  # the bridge answers open permission requests "cancelled" on cancel
+    assert results == [{"stopReason": "cancelled"}]
+    assert not (codex.workspace / "never.txt").exists()
+    assert host.of("tool_call_update")[-1]["status"] == "failed"
+
+
+async def test_resume_and_load_in_a_new_process(codex: Codex, fake: FakeModelServer) -> None:
+    fake.script(
+        Reply(tools=[shell_call("echo earlier", "call_early")]),
+        Reply(text="first answer"),
+        Reply(text="second answer"),
+        Reply(text="third answer"),
+    )
+    first = Host()
+    async with codex.session(first) as session:
+        await session.set_mode("full-access")
+        await session.prompt(prompt("first question"))
+        thread = session.setup.agent_session_id
+    # resume: a new app-server process continues the thread, without replay.
+    resumed = Host()
+    async with codex.session(resumed, mode="resume", thread=thread) as session:
+        assert session.setup.agent_session_id == thread
+        assert resumed.updates == []
+        await session.prompt(prompt("second question"))
+    history = request_text(fake.requests[-1].body["input"])
+    assert "first question" in history and "first answer" in history and "earlier" in history
+    # load: replays the thread's history as updates before the session opens.
+    loaded = Host()
+    async with codex.session(loaded, mode="load", thread=thread) as session:
+        replayed = list(loaded.updates)
+        await session.prompt(prompt("third question"))
+    assert text_of(replayed, "user_message_chunk") == "first questionsecond question"
+    assert text_of(replayed) == "first answersecond answer"
+    [call] = [u for u in replayed if u["sessionUpdate"] == "tool_call"]
+    assert call["toolCallId"] == "call_early" and call["kind"] == "execute"
+    done = next(u for u in replayed if u["sessionUpdate"] == "tool_call_update")
+    assert done["status"] == "completed" and "earlier" in done["content"][0]["content"]["text"]
+
+
+async def test_fork(codex: Codex, fake: FakeModelServer) -> None:
+    fake.script(Reply(text="parent answer"), Reply(text="child answer"), Reply(text="parent again"))
+    async with codex.session(Host()) as session:
+        await session.prompt(prompt("parent question"))
+        parent = session.setup.agent_session_id
+    async with codex.session(Host(), mode="fork", thread=parent) as child:
+        assert child.setup.agent_session_id != parent
+        assert (child.setup.meta or {})["codex"]["forkedFromId"] == parent
+        await child.prompt(prompt("child question"))
+    assert "parent answer" in request_text(fake.requests[-1].body["input"])
+    # The parent did not see the child's turn.
+    async with codex.session(Host(), mode="resume", thread=parent) as session:
+        await session.prompt(prompt("parent again"))
+    assert "child question" not in request_text(fake.requests[-1].body["input"])
+
+
+async def test_agent_death_fails_the_prompt_at_once(codex: Codex, fake: FakeModelServer) -> None:
+    fake.script(Reply(text="slow " * 100, chunks=100, delay=0.2))
+    host = Host()
+    adapter = create(codex.spec(), codex.adapter_env())
+    request = StartRequest(mode="new", cwd=str(codex.workspace), mcp_servers=[])
+    errors: list[BaseException] = []
+
+    async def run(*, task_status: Any) -> None:
+        try:
+            await adapter.run(host, request, task_status=task_status)
+        except AgentExitedError as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        session = await tg.start(run)
+        pid = session.pid()
+        assert pid is not None
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as turn:
+                turn.start_soon(_kill_when_streaming, host, pid)
+                with pytest.raises(AgentExitedError) as info:
+                    await session.prompt(prompt("go"))
+    assert info.value.returncode == -signal.SIGKILL
+    assert errors and isinstance(errors[0], AgentExitedError)
+    assert session.pid() is None
+
+
+async def _kill_when_streaming(host: Host, pid: int) -> None:
+    await host.wait_for(lambda u: u["sessionUpdate"] == "agent_message_chunk")
+    os.kill(pid, signal.SIGKILL)
+
+
+async def test_probe(codex: Codex) -> None:
+    probe = await create(codex.spec(), codex.adapter_env()).probe()
+    validate("AgentCapabilities", probe.agent_capabilities)
+    assert probe.agent_info == {"name": "codex", "title": "Codex", "version": "0.169.0"}
+
+
+async def test_image_in_prompt(codex: Codex, fake: FakeModelServer) -> None:
+    fake.script(Reply(text="a red dot"))
+    pixel = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    async with codex.session(Host()) as session:
+        blocks = [{"type": "text", "text": "what is this?"}, {"type": "image", "mimeType": "image/png", "data": pixel}]
+        await session.prompt({"sessionId": "s", "prompt": blocks})
+    assert f"data:image/png;base64,{pixel}" in request_text(fake.requests[-1].body["input"])

@@ -1,0 +1,261 @@
+"""Running the real ACP agents (Gemini CLI, OpenCode, the Zed adapters for Claude Code and
+Codex) behind the real daemon, each against a scripted fake model server.
+
+A `Kit` says, per agent, which CLI and fake dialect it needs, how its isolated HOME and
+config files are laid out (notes/offline-agents.md), and how the fake model names its
+shell and MCP tools. `Rig` is one test's world: the fake server, the tmp HOME, the daemon
+config, and the daemon subprocess with its ACP client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psutil
+
+from tests.acp_client import AcpClient
+from tests.daemon_proc import DaemonProc, daemon_process
+from tests.fakes import gemini as gem
+from tests.fakes import openai_chat as chat
+from tests.fakes import openai_responses as resp
+from tests.fakes.anthropic import AnthropicDialect
+from tests.fakes.model_server import FakeModelServer, ToolUse
+from tests.real_agents import package_path, require_cli
+
+ROOT = Path(__file__).resolve().parents[3]
+ECHO_MCP = ROOT / "tests" / "fixtures" / "acp" / "echo_mcp.py"
+# Generous: two cores, other suites running beside us, Node start-up per agent.
+TURN_TIMEOUT = 90.0
+
+JsonObj = dict[str, Any]
+
+
+def _offline_env(home: Path) -> dict[str, str]:
+    """An isolated HOME and XDG dirs; any outside connection goes to a refusing proxy."""
+    dirs = {
+        "HOME": home,
+        "XDG_CONFIG_HOME": home / ".config",
+        "XDG_DATA_HOME": home / ".local" / "share",
+        "XDG_CACHE_HOME": home / ".cache",
+        "XDG_STATE_HOME": home / ".local" / "state",
+    }
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    env = {k: str(v) for k, v in dirs.items()}
+    # Port 9 (discard) refuses: nothing leaves the machine, and nothing waits on a timeout.
+    proxy = "http://127.0.0.1:9"
+    env.update(
+        HTTPS_PROXY=proxy, HTTP_PROXY=proxy, https_proxy=proxy, http_proxy=proxy,
+        NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
+    )
+    return env
+
+
+def _gemini_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
+    (home / ".gemini").mkdir(parents=True, exist_ok=True)
+    (home / ".gemini" / "settings.json").write_text(gem.settings_json())
+    return ["--acp"], {"GEMINI_API_KEY": "fake", "GOOGLE_GEMINI_BASE_URL": url, "GEMINI_CLI_NO_RELAUNCH": "true"}
+
+
+def _opencode_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
+    config = home / "opencode.json"
+    config.write_text(chat.opencode_config(url))
+    env = {
+        "OPENCODE_CONFIG": str(config),
+        "OPENCODE_DISABLE_MODELS_FETCH": "1",
+        "OPENCODE_DISABLE_AUTOUPDATE": "1",
+        "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+        "OPENCODE_DISABLE_SHARE": "1",
+        "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
+    }
+    return ["acp"], env
+
+
+def _claude_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
+    env = {
+        "ANTHROPIC_BASE_URL": url,
+        "ANTHROPIC_API_KEY": "sk-ant-fake",
+        "CLAUDE_CONFIG_DIR": str(home / ".claude"),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+    }
+    # The adapter's SDK bundles an older Claude Code; run the pinned native one instead.
+    native = package_path("@anthropic-ai", "claude-code", "bin", "claude.exe")
+    if native.exists():
+        env["CLAUDE_CODE_EXECUTABLE"] = str(native)
+    return [], env
+
+
+def _codex_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
+    codex_home = home / "codex-home"
+    resp.write_codex_home(codex_home, url)
+    env = {"CODEX_HOME": str(codex_home), "FAKE_API_KEY": "fake"}
+    if shutil.which("bwrap") is None:
+        # codex-acp ships no bwrap; Codex's own package does (notes/offline-agents.md §5).
+        resources = package_path(
+            "@openai", "codex-linux-x64", "vendor", "x86_64-unknown-linux-musl", "codex-resources"
+        )
+        env["PATH"] = f"{resources}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
+    return [], env
+
+
+def _anthropic_server() -> FakeModelServer:
+    return FakeModelServer([AnthropicDialect()])
+
+
+def _pick_mcp_claude(tool: str) -> Callable[[list[str]], str]:
+    return gem.pick_mcp(tool)
+
+
+@dataclass(frozen=True)
+class Kit:
+    name: str  # the bridge's built-in agent name
+    cli: str  # the binary in .agents/node_modules/.bin
+    server: Callable[[], FakeModelServer]
+    setup: Callable[[Path, str], tuple[list[str], dict[str, str]]]
+    shell: Callable[[str], ToolUse]
+    mcp_tool: Callable[[str], Callable[[list[str]], str]] = gem.pick_mcp
+    # The agent exits when its stdin closes (the Zed adapters do not).
+    exits_on_eof: bool = True
+
+
+KITS: dict[str, Kit] = {
+    "gemini": Kit("gemini", "gemini", gem.gemini_server, _gemini_setup, gem.shell_call),
+    "opencode": Kit("opencode", "opencode", chat.chat_server, _opencode_setup, chat.shell_call),
+    "claude-acp": Kit(
+        "claude-acp",
+        "claude-agent-acp",
+        _anthropic_server,
+        _claude_setup,
+        lambda cmd: ToolUse(name="Bash", input={"command": cmd, "description": "run it"}, id="toolu_shell"),
+        exits_on_eof=False,
+    ),
+    "codex-acp": Kit(
+        "codex-acp",
+        "codex-acp",
+        resp.responses_server,
+        _codex_setup,
+        lambda cmd: resp.shell_call(cmd, "call_shell"),
+        exits_on_eof=False,
+    ),
+}
+
+
+def echo_mcp_server() -> JsonObj:
+    """A real stdio MCP server (PyPI `mcp`), in ACP `McpServerStdio` form."""
+    return {"name": "echo", "command": sys.executable, "args": [str(ECHO_MCP)], "env": []}
+
+
+@dataclass
+class Rig:
+    kit: Kit
+    tmp: Path
+    fake: FakeModelServer
+    workspace: Path
+    config: Path
+    daemon: DaemonProc | None = None
+    seen_pids: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def client(self) -> AcpClient:
+        assert self.daemon is not None
+        return self.daemon.client
+
+    @contextlib.asynccontextmanager
+    async def running(self, *extra_args: str) -> AsyncIterator[AcpClient]:
+        """The daemon as a subprocess over stdio; stdin EOF on exit (it then stops its agents)."""
+        args = ["--config", str(self.config), "--state-dir", str(self.tmp / "state"), *extra_args]
+        async with daemon_process(args, cwd=self.workspace) as daemon:
+            self.daemon = daemon
+            try:
+                yield daemon.client
+            finally:
+                self.note_processes()
+        self.daemon = None
+
+    async def new_session(self, **params: Any) -> str:
+        body: JsonObj = {"cwd": str(self.workspace), "mcpServers": [], **params}
+        body.setdefault("_meta", {"bridge": {"agent": self.kit.name}})
+        result = await self.client.request("session/new", body)
+        self.note_processes()
+        return str(result["sessionId"])
+
+    async def prompt(self, sid: str, text: str) -> JsonObj:
+        with anyio.fail_after(TURN_TIMEOUT):
+            result: JsonObj = await self.client.prompt(sid, text)
+        self.note_processes()
+        return result
+
+    def note_processes(self) -> None:
+        """Remember every process below the daemon (pid → create time), to check later that
+        none of them outlived its session or the daemon."""
+        if self.daemon is None or self.daemon.process.returncode is not None:
+            return
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(self.daemon.process.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    self.seen_pids.setdefault(child.pid, child.create_time())
+
+    def survivors(self, pids: dict[int, float] | None = None) -> list[str]:
+        """The remembered processes still running (zombies awaiting a reap do not count)."""
+        alive: list[str] = []
+        for pid, created in (self.seen_pids if pids is None else pids).items():
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                if proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{pid} {' '.join(proc.cmdline())[:200]}")
+        return alive
+
+    async def wait_gone(self, pids: dict[int, float] | None = None, timeout: float = 15.0) -> list[str]:
+        """Survivors after up to `timeout` s: waits on each process's exit (psutil), no polling loop."""
+        targets: list[psutil.Process] = []
+        for pid, created in (self.seen_pids if pids is None else pids).items():
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                if proc.create_time() == created:
+                    targets.append(proc)
+        if targets:
+            await anyio.to_thread.run_sync(lambda: psutil.wait_procs(targets, timeout=timeout))
+        return self.survivors(pids)
+
+
+def make_rig(kit: Kit, tmp: Path, fake: FakeModelServer, *, default_agent: bool = False) -> Rig:
+    cli = require_cli(kit.cli)
+    home = tmp / "home"
+    workspace = tmp / "ws"
+    workspace.mkdir(parents=True, exist_ok=True)
+    env = _offline_env(home)
+    args, extra = kit.setup(home, fake.url)
+    env.update(extra)
+    lines = [f'default_agent = "{kit.name}"'] if default_agent else []
+    lines += [
+        "cancel_grace = 30.0",
+        f"[agents.{kit.name}]",
+        f"command = {json.dumps(str(cli))}",
+        f"args = {json.dumps(args)}",
+        "env = { " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in env.items()) + " }",
+    ]
+    config = tmp / "config.toml"
+    config.write_text("\n".join(lines) + "\n")
+    return Rig(kit, tmp, fake, workspace, config)
+
+
+def updates(client: AcpClient, sid: str, kind: str) -> list[JsonObj]:
+    return [u for u in client.updates(sid) if u.get("sessionUpdate") == kind]
+
+
+def request_text(fake: FakeModelServer) -> str:
+    """Everything the agents sent the model, as one string (for "did the tool output reach
+    the model" checks)."""
+    return "\n".join(json.dumps(r.body) for r in fake.requests)
