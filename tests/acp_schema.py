@@ -60,6 +60,23 @@ def _validator(defn: str, unstable: bool) -> Any:
     return cls(schema)
 
 
+BRIDGE_SPEC = SPEC.parent.parent / "bridge-extensions.schema.json"
+
+
+@cache
+def _bridge_validator(defn: str) -> Any:
+    root = json.loads(BRIDGE_SPEC.read_text())
+    schema = {"$schema": root["$schema"], "$defs": root["$defs"], "$ref": f"#/$defs/{defn}"}
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def check_bridge_result(method: str, result: Any) -> None:
+    methods = json.loads(BRIDGE_SPEC.read_text())["methods"]
+    errors = list(_bridge_validator(methods[method]["result"]).iter_errors(result))
+    if errors:
+        raise SchemaError(f"{method} result invalid at {list(errors[0].absolute_path)}: {errors[0].message}")
+
+
 def known_update_kinds() -> set[str]:
     defs = _schema(True)["$defs"]["SessionUpdate"]
     kinds: set[str] = set()
@@ -116,3 +133,5 @@ def check_message(
     method = method_of.get(msg.get("id"))
     if method in RESULTS:
         check(RESULTS[method], msg["result"])
+    elif method is not None and method.startswith("_bridge/"):
+        check_bridge_result(method, msg["result"])
