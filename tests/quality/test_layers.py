@@ -1,0 +1,109 @@
+"""The import direction of DESIGN.md: a module imports only from layers below it; adapters
+never reach into the ACP server, transports or the app; only the app imports adapters."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Bottom up. A bridge module may import its own layer and the ones before it.
+LAYERS = [
+    "bridge",  # the package itself: only __version__
+    "bridge.errors",
+    "bridge.wire",
+    "bridge.rpc",
+    "bridge.process",
+    "bridge.store",
+    "bridge.core",
+    "bridge.config",
+    "bridge.diagnostics",
+    "bridge.trace",
+    "bridge.acp",
+    "bridge.agents",
+    "bridge.envsetup",
+    "bridge.logsetup",
+    "bridge.transports",
+    "bridge.app",
+    "bridge.doctor",
+    "bridge.client",
+    "bridge.cli",
+    "bridge.__main__",
+]
+ADAPTER_MAY_IMPORT = (
+    "bridge.errors",
+    "bridge.__init__",
+    "bridge.wire",
+    "bridge.rpc",
+    "bridge.process",
+    "bridge.core",
+    "bridge.diagnostics",
+    "adapters",
+    "bridge.envsetup",
+)
+
+
+def layer_of(module: str) -> int | None:
+    if module == "bridge":
+        return 0
+    best = None
+    for i, prefix in enumerate(LAYERS[1:], start=1):
+        if module == prefix or module.startswith(prefix + "."):
+            best = i
+    return best
+
+
+def imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append(node.module)
+    return found
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def test_bridge_layers_point_down() -> None:
+    problems = []
+    for path in sorted((ROOT / "bridge").rglob("*.py")):
+        me = module_name(path)
+        mine = layer_of(me)
+        assert mine is not None, f"{me} is in no layer: add it to LAYERS"
+        for imp in imports(path):
+            if imp.startswith("adapters") and not me.startswith(
+                ("bridge.app", "bridge.cli", "bridge.doctor", "bridge.__main__")
+            ):
+                problems.append(f"{me} imports {imp}: only the app may import adapters")
+            theirs = layer_of(imp)
+            if theirs is not None and theirs > mine:
+                problems.append(
+                    f"{me} (layer {LAYERS[mine]}) imports {imp} (layer {LAYERS[theirs]}, above it)"
+                )
+    assert not problems, "\n".join(problems)
+
+
+def test_adapters_use_only_the_lower_layers() -> None:
+    problems = []
+    for path in sorted((ROOT / "adapters").rglob("*.py")):
+        me = module_name(path)
+        for imp in imports(path):
+            if imp.startswith("bridge") and imp != "bridge" and not imp.startswith(ADAPTER_MAY_IMPORT):
+                problems.append(f"{me} imports {imp}")
+            top = me.split(".")[1] if me.count(".") >= 1 else ""
+            if (
+                imp.startswith("adapters.")
+                and top not in ("registry", "common")
+                and not imp.startswith((f"adapters.{top}", "adapters.common"))
+            ):
+                problems.append(f"{me} imports another adapter: {imp}")
+    assert not problems, "\n".join(problems)
