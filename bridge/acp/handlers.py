@@ -14,7 +14,7 @@ from bridge.acp.replay import replay_frames
 from bridge.core.adapter import JsonObj, SessionSetup
 from bridge.core.manager import OpenParams
 from bridge.core.session import Session
-from bridge.errors import RESOURCE_NOT_FOUND, RpcError, session_not_found
+from bridge.errors import INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError, session_not_found
 from bridge.rpc.dispatch import Handler
 from bridge.store.base import SessionRecord
 from bridge.wire import jsonrpc
@@ -207,6 +207,7 @@ class Handlers:
         if session.owner is not conn:
             self._own(conn, session)
         session.log("client", jsonrpc.request_frame(None, "session/prompt", params))
+        _check_content(session, p.prompt)
         await self.manager.ensure_agent(session)
         # Persisted so that a daemon killed mid-turn records the turn as interrupted on restart.
         self.store.update_session(session.session_id, status="busy")
@@ -268,6 +269,28 @@ def _setup_result(setup: SessionSetup | None, session_id: str | None) -> JsonObj
         if setup.meta is not None:
             result["_meta"] = setup.meta
     return result
+
+
+# Content block type → the prompt capability an agent must advertise to take it.
+_NEEDS = {"image": "image", "audio": "audio", "resource": "embeddedContext"}
+_ALWAYS = {"text", "resource_link"}
+
+
+def _check_content(session: Session, blocks: list[JsonObj]) -> None:
+    caps = session.setup.prompt_capabilities if session.setup is not None else None
+    for i, block in enumerate(blocks):
+        kind = block.get("type")
+        if not isinstance(kind, str):
+            raise RpcError(INVALID_PARAMS, f"invalid params: prompt.{i}.type: missing", {"field": f"prompt.{i}.type"})
+        if caps is None or kind in _ALWAYS:
+            continue
+        need = _NEEDS.get(kind)
+        if need is not None and not caps.get(need):
+            raise RpcError(
+                INVALID_PARAMS,
+                f"agent {session.spec.name!r} does not accept {kind} content in prompts",
+                {"field": f"prompt.{i}", "agent": session.spec.name},
+            )
 
 
 def _decode_cursor(cursor: str) -> int:

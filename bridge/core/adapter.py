@@ -68,6 +68,9 @@ class SessionSetup:
     # For mode "load": True when the agent itself replayed the history through `emit`;
     # False asks the bridge to replay it from its own event log.
     replayed: bool = False
+    # The agent's ACP `promptCapabilities` (image/audio/embeddedContext) when known: the
+    # bridge refuses content the agent cannot take with a clear error instead of passing it on.
+    prompt_capabilities: JsonObj | None = None
 
 
 @dataclass(frozen=True)

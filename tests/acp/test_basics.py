@@ -138,3 +138,27 @@ async def test_busy_session_refuses_second_prompt(daemon: InProcess) -> None:
         assert err.value.code == -32012
         assert "already running" in str(err.value.message)
         await c.notify("session/cancel", {"sessionId": sid})
+
+
+async def test_content_the_agent_cannot_take_is_refused_clearly(daemon: InProcess) -> None:
+    c = daemon.client
+    sid = await c.new_session(daemon.cwd)
+    image = {"type": "image", "data": "aGVsbG8=", "mimeType": "image/png"}
+    # The fake agent takes images and embedded context, not audio.
+    result = await c.request(
+        "session/prompt", {"sessionId": sid, "prompt": [{"type": "text", "text": "echo x"}, image]}
+    )
+    assert result["stopReason"] == "end_turn"
+    audio = {"type": "audio", "data": "aGVsbG8=", "mimeType": "audio/wav"}
+    with pytest.raises(RpcFailure) as err:
+        await c.request("session/prompt", {"sessionId": sid, "prompt": [audio]})
+    assert err.value.code == -32602 and "audio" in str(err.value.message)
+    assert err.value.data["field"] == "prompt.0"
+
+
+async def test_authenticate_is_forwarded_and_replayed_for_new_sessions(daemon: InProcess) -> None:
+    c = daemon.client
+    result = await c.request("authenticate", {"methodId": "fake-login"})
+    assert result == {"_meta": {"authenticated": "fake-login"}}
+    sid = await c.new_session(daemon.cwd)
+    assert (await c.prompt(sid, "echo after auth"))["stopReason"] == "end_turn"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import anyio
 import pytest
 
 from tests.acp_client import RpcFailure
@@ -69,7 +68,9 @@ async def test_metrics_info_update_and_shell(daemon: InProcess) -> None:
     listed = await c.request("session/list", {})
     assert listed["sessions"][0]["title"] == "Fix the tests"
 
-    out = await c.request("_bridge/session/shell", {"sessionId": sid, "command": "pwd; echo oops >&2; exit 3"})
+    out = await c.request(
+        "_bridge/session/shell", {"sessionId": sid, "command": "pwd; echo oops >&2; exit 3"}
+    )
     assert out == {"stdout": daemon.cwd + "\n", "stderr": "oops\n", "exitCode": 3}
     with pytest.raises(RpcFailure) as err:
         await c.request("_bridge/session/shell", {"sessionId": sid, "command": "sleep 30", "timeoutMs": 300})
@@ -79,7 +80,17 @@ async def test_metrics_info_update_and_shell(daemon: InProcess) -> None:
 async def test_agents_extension_lists_the_table(daemon: InProcess) -> None:
     result = await daemon.client.request("_bridge/agents", {})
     names = {a["name"]: a for a in result["agents"]}
-    assert {"claude", "codex", "gemini", "opencode", "qwen", "goose", "claude-acp", "codex-acp", "fake"} <= set(names)
+    assert {
+        "claude",
+        "codex",
+        "gemini",
+        "opencode",
+        "qwen",
+        "goose",
+        "claude-acp",
+        "codex-acp",
+        "fake",
+    } <= set(names)
     assert names["fake"]["installed"] is True and names["fake"]["protocol"] == "acp"
 
 

@@ -75,7 +75,8 @@ async def test_sessions_survive_sigkill_and_load_replays(tmp_path: Path) -> None
         directions = {e["direction"] for e in after_restart}
         assert {"client", "agent"} <= directions
         chunks = [
-            e for e in after_restart
+            e
+            for e in after_restart
             if e["message"].get("method") == "session/update"
             and e["message"]["params"]["update"].get("sessionUpdate") == "agent_message_chunk"
         ]
@@ -98,6 +99,7 @@ async def test_turn_running_at_sigkill_is_recorded_as_interrupted(tmp_path: Path
         c = d.client
         await c.initialize()
         sid = await c.new_session(str(tmp_path))
+
         async def doomed_prompt() -> None:
             with pytest.raises(ConnectionError):
                 await c.prompt(sid, "slow 200 0.05")
