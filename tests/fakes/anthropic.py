@@ -84,7 +84,9 @@ def _message(model: str, content: list[dict[str, Any]], stop: str | None) -> dic
         "content": content,
         "stop_reason": stop,
         "stop_sequence": None,
-        "usage": {"input_tokens": 42, "output_tokens": 1},
+        # The real API always sends the cache counters; claude-agent-acp sums them (NaN otherwise).
+        "usage": {"input_tokens": 42, "output_tokens": 1, "cache_creation_input_tokens": 0,
+                  "cache_read_input_tokens": 0},
     }
 
 

@@ -38,9 +38,10 @@ def _is_helper(body: Any) -> bool:
     if not isinstance(body, dict):
         return False
     config = body.get("generationConfig") or {}
-    return bool(
-        config.get("responseJsonSchema") or config.get("responseSchema")
-    ) or config.get("responseMimeType") == "application/json"
+    return (
+        bool(config.get("responseJsonSchema") or config.get("responseSchema"))
+        or config.get("responseMimeType") == "application/json"
+    )
 
 
 class GeminiDialect:
@@ -111,7 +112,11 @@ def _response(
     candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
     if finish is not None:
         candidate["finishReason"] = finish
-    out: dict[str, Any] = {"candidates": [candidate], "modelVersion": model, "responseId": f"resp_{next(_ids)}"}
+    out: dict[str, Any] = {
+        "candidates": [candidate],
+        "modelVersion": model,
+        "responseId": f"resp_{next(_ids)}",
+    }
     if usage is not None:
         out["usageMetadata"] = usage
     return out

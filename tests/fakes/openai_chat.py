@@ -78,7 +78,9 @@ class ChatDialect:
         finish = reply.stop or ("tool_calls" if calls else "stop")
         n = next(_ids)
         if body.get("stream"):
-            events = self._stream(n, model, reply, calls, finish, bool((body.get("stream_options") or {}).get("include_usage")))
+            events = self._stream(
+                n, model, reply, calls, finish, bool((body.get("stream_options") or {}).get("include_usage"))
+            )
             return 200, "text/event-stream", paced(events, reply.delay)
         message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
         if reply.thinking:
@@ -120,8 +122,14 @@ class ChatDialect:
             events.append(chunk({"tool_calls": [{"index": index, **call}]}))
         events.append(chunk({}, finish))
         if usage:
-            tail = {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk", "created": created,
-                    "model": model, "choices": [], "usage": USAGE}
+            tail = {
+                "id": f"chatcmpl-{n}",
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [],
+                "usage": USAGE,
+            }
             events.append(_data(tail))
         events.append(b"data: [DONE]\n\n")
         return events

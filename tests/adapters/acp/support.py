@@ -54,8 +54,12 @@ def _offline_env(home: Path) -> dict[str, str]:
     # Port 9 (discard) refuses: nothing leaves the machine, and nothing waits on a timeout.
     proxy = "http://127.0.0.1:9"
     env.update(
-        HTTPS_PROXY=proxy, HTTP_PROXY=proxy, https_proxy=proxy, http_proxy=proxy,
-        NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
+        HTTPS_PROXY=proxy,
+        HTTP_PROXY=proxy,
+        https_proxy=proxy,
+        http_proxy=proxy,
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
     )
     return env
 
@@ -63,7 +67,11 @@ def _offline_env(home: Path) -> dict[str, str]:
 def _gemini_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
     (home / ".gemini").mkdir(parents=True, exist_ok=True)
     (home / ".gemini" / "settings.json").write_text(gem.settings_json())
-    return ["--acp"], {"GEMINI_API_KEY": "fake", "GOOGLE_GEMINI_BASE_URL": url, "GEMINI_CLI_NO_RELAUNCH": "true"}
+    return ["--acp"], {
+        "GEMINI_API_KEY": "fake",
+        "GOOGLE_GEMINI_BASE_URL": url,
+        "GEMINI_CLI_NO_RELAUNCH": "true",
+    }
 
 
 def _opencode_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
@@ -90,6 +98,11 @@ def _claude_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
         "DISABLE_AUTOUPDATER": "1",
         "DISABLE_ERROR_REPORTING": "1",
     }
+    if os.geteuid() == 0:
+        # As root, Claude Code refuses to start when the adapter offers bypassPermissions mode
+        # unless the environment says it is a sandbox. The test config sets it; the bridge
+        # never does (CONTRACT: nothing that weakens an agent's own checks).
+        env["IS_SANDBOX"] = "1"
     # The adapter's SDK bundles an older Claude Code; run the pinned native one instead.
     native = package_path("@anthropic-ai", "claude-code", "bin", "claude.exe")
     if native.exists():
@@ -98,8 +111,12 @@ def _claude_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
 
 
 def _codex_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
+    # codex-acp 0.16 embeds an older Codex whose model catalog format differs from the
+    # `codex` CLI's, so no catalog: an unknown slug gets fallback metadata (MCP tools then
+    # reach the model as a namespace tool instead of being deferred behind tool_search).
     codex_home = home / "codex-home"
-    resp.write_codex_home(codex_home, url)
+    codex_home.mkdir(parents=True, exist_ok=True)
+    (codex_home / "config.toml").write_text(resp.codex_config(url, model="mock-model"))
     env = {"CODEX_HOME": str(codex_home), "FAKE_API_KEY": "fake"}
     if shutil.which("bwrap") is None:
         # codex-acp ships no bwrap; Codex's own package does (notes/offline-agents.md §5).
@@ -146,7 +163,7 @@ KITS: dict[str, Kit] = {
         "codex-acp",
         resp.responses_server,
         _codex_setup,
-        lambda cmd: resp.shell_call(cmd, "call_shell"),
+        lambda cmd: resp.shell_call(cmd, "call_shell", escalate=True),
         exits_on_eof=False,
     ),
 }
@@ -166,6 +183,7 @@ class Rig:
     config: Path
     daemon: DaemonProc | None = None
     seen_pids: dict[int, float] = field(default_factory=dict)
+    stderr: bytearray = field(default_factory=bytearray)
 
     @property
     def client(self) -> AcpClient:
@@ -182,6 +200,7 @@ class Rig:
                 yield daemon.client
             finally:
                 self.note_processes()
+                self.stderr = daemon.stderr
         self.daemon = None
 
     async def new_session(self, **params: Any) -> str:
@@ -217,8 +236,8 @@ class Rig:
                     alive.append(f"{pid} {' '.join(proc.cmdline())[:200]}")
         return alive
 
-    async def wait_gone(self, pids: dict[int, float] | None = None, timeout: float = 15.0) -> list[str]:
-        """Survivors after up to `timeout` s: waits on each process's exit (psutil), no polling loop."""
+    async def wait_gone(self, pids: dict[int, float] | None = None, within: float = 15.0) -> list[str]:
+        """Survivors after up to `within` s: waits on each process's exit (psutil), no polling loop."""
         targets: list[psutil.Process] = []
         for pid, created in (self.seen_pids if pids is None else pids).items():
             with contextlib.suppress(psutil.Error):
@@ -226,7 +245,7 @@ class Rig:
                 if proc.create_time() == created:
                     targets.append(proc)
         if targets:
-            await anyio.to_thread.run_sync(lambda: psutil.wait_procs(targets, timeout=timeout))
+            await anyio.to_thread.run_sync(lambda: psutil.wait_procs(targets, timeout=within))
         return self.survivors(pids)
 
 
