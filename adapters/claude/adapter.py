@@ -54,6 +54,8 @@ CAPABILITIES: JsonObj = {
     "mcpCapabilities": {"http": True, "sse": True},
     "sessionCapabilities": {"resume": {}, "fork": {}, "additionalDirectories": {}},
 }
+# How long a new session waits for the MCP servers it was given to connect (seconds).
+MCP_CONNECT_WAIT = 10.0
 # Commands that only make sense in the CLI's own terminal UI.
 HIDDEN_COMMANDS = frozenset({"login", "logout", "keybindings-help", "release-notes", "heapdump", "insights"})
 
@@ -198,17 +200,22 @@ class ClaudeSession:
         with anyio.CancelScope() as scope:
             self._asks[rid] = scope
             try:
-                if any(t.cancelled for t in self._turns):
+                if self._turns and self._turns[0].cancelled:
                     answer = permissions.deny("The turn was cancelled.", interrupt=True)
                 else:
                     params = permissions.request_params(req)
                     result = await self.host.request_client("session/request_permission", params)
                     answer = permissions.answer(req, result)
-            except Exception as exc:  # the client failed or vanished: fail closed
+            except Exception as exc:
+                # The client failed: fail closed. The model is told and goes on without the tool.
                 log.warning("agent %s: permission request failed, denying: %s", self.chan.name, exc)
-                answer = permissions.deny("The permission request could not be answered.", interrupt=True)
+                answer = permissions.deny("The permission request could not be answered.")
             finally:
                 self._asks.pop(rid, None)
+            if answer.get("interrupt") and self._turns:
+                # A cancelled request stops the turn (the head of the queue is the one running):
+                # it ends as a cancel, not an error.
+                self._turns[0].cancelled = True
             await self._reply(native.control_reply(rid, answer))
 
     async def _reply(self, msg: JsonObj) -> None:
@@ -279,13 +286,14 @@ class ClaudeAdapter:
                 return chan.exit_error
 
             exit_error = await _serving(chan, serve)
-        raise exit_error
+        # A fresh instance: the one the failed prompt raised carries that call's traceback.
+        raise AgentExitedError(self.spec.name, exit_error.returncode, exit_error.stderr_tail)
 
     async def _open(self, host: SessionHost, request: StartRequest, env: dict[str, str], session_id: str,
                     chan: Channel, tg: TaskGroup) -> ClaudeSession:
         init = await self._handshake(chan)
         settings = await self._optional(chan, "get_settings")
-        mcp = await self._optional(chan, "mcp_status")
+        mcp = await self._mcp_ready(chan, request)
         args = self.spec.args
         config = ClaudeConfig.from_cli(
             init, settings, bypass=native.bypass_allowed(self.spec), mode=native.flag_value(args, "--permission-mode"),
@@ -320,6 +328,22 @@ class ClaudeAdapter:
         for update in history.replay(history.read_entries(path)):
             host.emit(update)
         return True
+
+    async def _mcp_ready(self, chan: Channel, request: StartRequest) -> JsonObj:
+        """The MCP servers' status, after the ones this session was given have connected (or
+        failed), within a bound. The CLI does not wait for them before its first model call,
+        so without this a first prompt can run without the tools the client just passed."""
+        names = {s.get("name") for s in request.mcp_servers}
+        deadline = anyio.current_time() + min(MCP_CONNECT_WAIT, self.env.handshake_timeout)
+        while True:
+            status = await self._optional(chan, "mcp_status")
+            servers = [obj(s) for s in status.get("mcpServers") or []]
+            if not any(s.get("status") == "pending" and s.get("name") in names for s in servers):
+                return status
+            if anyio.current_time() >= deadline:
+                log.warning("agent %s: MCP servers still connecting after %gs", self.spec.name, MCP_CONNECT_WAIT)
+                return status
+            await anyio.sleep(0.05)
 
     async def _optional(self, chan: Channel, subtype: str) -> JsonObj:
         """A control request older CLIs may not know: its absence is not fatal."""

@@ -3,12 +3,20 @@ Anthropic server: every update and permission request is schema-checked by the h
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import sys
+
 import anyio
 import pytest
 
+from adapters.claude import create
+from bridge.core.adapter import AdapterEnv, AgentSpec
+from bridge.errors import INVALID_PARAMS, AgentExitedError, AgentStartError, RpcError
 from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
 
-from .support import ClaudeWorld, Host, open_session, prompt, select
+from .support import ECHO_MCP, ClaudeWorld, Host, open_session, prompt, select
 
 pytestmark = pytest.mark.anyio
 
@@ -89,3 +97,218 @@ async def test_edit_with_diff(world: ClaudeWorld, fake: FakeModelServer) -> None
     diffs = [c for u in host.of("tool_call_update") for c in u.get("content") or [] if c["type"] == "diff"]
     assert {"type": "diff", "path": str(path), "oldText": "hello world\n", "newText": "hello there\n"} in diffs
     assert any(u.get("locations") == [{"path": str(path)}] for u in host.of("tool_call_update"))
+
+
+async def test_mcp_tool_from_session_new(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    fake.script(Reply(tools=[ToolUse("mcp__echo__echo", {"text": "ping"})]), Reply(text="done"))
+    server = {"name": "echo", "command": sys.executable, "args": [str(ECHO_MCP)], "env": []}
+    host = Host(select("allow"))
+    async with open_session(world, host, world.request(mcp_servers=[server])) as session:
+        meta = session.setup.meta or {}
+        assert meta["claudeCode"]["mcpServers"] == [{"name": "echo", "status": "connected", "serverInfo": {"name": "echo", "version": ""}, "scope": "dynamic"}]
+        with anyio.fail_after(30):
+            await session.prompt(prompt("echo ping"))
+        status = await session.call("_claude/mcp_status", {})
+    assert status["mcpServers"][0]["status"] == "connected"
+    assert "config" not in status["mcpServers"][0]
+    assert "mcp__echo__echo" in [t["name"] for t in fake.requests[0].body["tools"]]
+    (info,) = host.of("session_info_update")
+    assert info["_meta"]["claudeCode"]["mcpServers"] == [{"name": "echo", "status": "connected"}]
+    final = host.of("tool_call_update")[-1]
+    assert final["status"] == "completed" and "mcp-echo:ping" in final["content"][0]["content"]["text"]
+
+
+async def test_cancel_mid_stream(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    fake.script(Reply(text="word " * 400, chunks=400, delay=0.02), Reply(text="still here"))
+    host = Host()
+    async with open_session(world, host) as session:
+        results: list[dict[str, object]] = []
+
+        async def run_prompt() -> None:
+            results.append(await session.prompt(prompt("talk a lot")))
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run_prompt)
+                await host.wait_for(lambda u: u["sessionUpdate"] == "agent_message_chunk")
+                await session.cancel()
+            assert results == [{"stopReason": "cancelled", "usage": results[0]["usage"]}]
+            assert len(host.text()) < len("word " * 400)
+            # The same process takes the next prompt.
+            pid = session.pid()
+            again = await session.prompt(prompt("still there?"))
+        assert again["stopReason"] == "end_turn" and session.pid() == pid
+    assert host.text().endswith("still here")
+
+
+async def test_cancel_while_asking_permission(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    target = world.ws / "created.txt"
+    fake.script(bash(f"touch {target}"), Reply(text="done"))
+    asked = anyio.Event()
+
+    async def never(params: dict[str, object]) -> object:
+        asked.set()
+        await anyio.sleep_forever()
+
+    host = Host(never)
+    async with open_session(world, host) as session:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                results: list[dict[str, object]] = []
+
+                async def run_prompt() -> None:
+                    results.append(await session.prompt(prompt("make a file")))
+
+                tg.start_soon(run_prompt)
+                await asked.wait()
+                await session.cancel()
+    assert results[0]["stopReason"] == "cancelled"
+    assert not target.exists()
+
+
+async def test_mode_model_and_effort_change(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    target = world.ws / "new.txt"
+    fake.script(Reply(text="first"), Reply(tools=[ToolUse("Write", {"file_path": str(target), "content": "x\n"})]),
+                Reply(text="written"))
+    host = Host(select("reject"))
+    async with open_session(world, host) as session:
+        with anyio.fail_after(30):
+            options = await session.set_config_option({"configId": "model", "value": "sonnet"})
+            assert current(options["configOptions"], "model") == "sonnet"
+            options = await session.set_config_option({"configId": "thought_level", "value": "low"})
+            assert current(options["configOptions"], "thought_level") == "low"
+            await session.prompt(prompt("hi"))
+            assert world.last_body()["model"] == "claude-sonnet-5"
+            assert world.last_body()["output_config"] == {"effort": "low"}
+
+            options = await session.set_config_option({"configId": "mode", "value": "acceptEdits"})
+            assert current(options["configOptions"], "mode") == "acceptEdits"
+            assert host.of("current_mode_update")[-1]["currentModeId"] == "acceptEdits"
+            # acceptEdits: the CLI writes without asking (the client would have rejected).
+            await session.prompt(prompt("write it"))
+        assert target.read_text() == "x\n" and not host.permission_requests
+
+        with anyio.fail_after(30):
+            assert await session.set_mode("plan") == {}
+        assert host.of("config_option_update")[-1]["configOptions"][0]["currentValue"] == "plan"
+        # The CLI refuses bypass unless the user launched it so; we never add the flag.
+        with pytest.raises(RpcError) as err:
+            await session.set_mode("bypassPermissions")
+        assert err.value.code == INVALID_PARAMS
+
+
+def current(options: list[dict[str, object]], cid: str) -> object:
+    return next(o["currentValue"] for o in options if o["id"] == cid)
+
+
+async def test_bypass_when_the_user_allows_it(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    world.args = ("--allow-dangerously-skip-permissions",)
+    target = world.ws / "created.txt"
+    fake.script(bash(f"touch {target}"), Reply(text="done"))
+    host = Host(select("reject"))
+    async with open_session(world, host) as session:
+        assert "bypassPermissions" in [m["id"] for m in (session.setup.modes or {})["availableModes"]]
+        with anyio.fail_after(30):
+            await session.set_mode("bypassPermissions")
+            await session.prompt(prompt("make a file"))
+    assert target.exists() and not host.permission_requests
+
+
+async def test_user_settings_are_respected(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    settings = {"model": "sonnet", "permissions": {"defaultMode": "acceptEdits"}}
+    (world.home / ".claude" / "settings.json").write_text(json.dumps(settings))
+    fake.script(Reply(text="hi"))
+    async with open_session(world, Host()) as session:
+        assert (session.setup.modes or {})["currentModeId"] == "acceptEdits"
+        assert current(session.setup.config_options or [], "model") == "sonnet"
+        with anyio.fail_after(30):
+            await session.prompt(prompt("hi"))
+    assert world.last_body()["model"] == "claude-sonnet-5"
+    assert json.loads((world.home / ".claude" / "settings.json").read_text()) == settings
+
+
+async def test_resume_load_and_fork_in_new_processes(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    fake.script(Reply(text="I will remember 42."), Reply(text="It was 42."), Reply(text="Forked."))
+    async with open_session(world, Host()) as first:
+        sid = first.setup.agent_session_id
+        with anyio.fail_after(30):
+            await first.prompt(prompt("remember 42"))
+
+    # Resume: a new adapter and process continue the same conversation (no replay).
+    host = Host()
+    async with open_session(world, host, world.request("resume", sid)) as resumed:
+        assert resumed.setup.agent_session_id == sid and not host.of("user_message_chunk")
+        with anyio.fail_after(30):
+            await resumed.prompt(prompt("what number?"))
+    texts = json.dumps(world.last_body()["messages"])
+    assert "remember 42" in texts and "I will remember 42." in texts
+
+    # Load: the history comes back as updates before the session is handed over.
+    host = Host()
+    async with open_session(world, host, world.request("load", sid)) as loaded:
+        assert loaded.setup.replayed and loaded.setup.agent_session_id == sid
+    assert host.text("user_message_chunk") == "remember 42what number?"
+    assert host.text() == "I will remember 42.It was 42."
+
+    # Fork: a new id, the history of the original, and the original left as it was.
+    original = next((world.home / ".claude" / "projects").glob(f"*/{sid}.jsonl")).read_text()
+    async with open_session(world, Host(), world.request("fork", sid)) as forked:
+        fid = forked.setup.agent_session_id
+        assert fid != sid
+        with anyio.fail_after(30):
+            await forked.prompt(prompt("fork question"))
+    assert "It was 42." in json.dumps(world.last_body()["messages"])
+    assert next((world.home / ".claude" / "projects").glob(f"*/{fid}.jsonl")).exists()
+    assert next((world.home / ".claude" / "projects").glob(f"*/{sid}.jsonl")).read_text() == original
+
+
+async def test_resume_of_a_session_never_prompted(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    async with open_session(world, Host()) as first:
+        sid = first.setup.agent_session_id
+    fake.script(Reply(text="fresh"))
+    host = Host()
+    async with open_session(world, host, world.request("resume", sid)) as resumed:
+        assert resumed.setup.agent_session_id == sid
+        with anyio.fail_after(30):
+            assert (await resumed.prompt(prompt("hi")))["stopReason"] == "end_turn"
+    assert host.records == [{"type": "claude_session_missing", "agentSessionId": sid}]
+
+
+async def test_agent_death_fails_the_prompt_at_once(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    fake.script(Reply(text="word " * 400, chunks=400, delay=0.05))
+    host = Host()
+    adapter = world.adapter()
+    with pytest.RaisesGroup(AgentExitedError) as run_err:
+        async with anyio.create_task_group() as tg:
+            session = await tg.start(adapter.run, host, world.request())
+            with anyio.fail_after(30):
+                async with anyio.create_task_group() as inner:
+                    errors: list[BaseException] = []
+
+                    async def run_prompt() -> None:
+                        try:
+                            await session.prompt(prompt("talk"))
+                        except AgentExitedError as exc:
+                            errors.append(exc)
+
+                    inner.start_soon(run_prompt)
+                    await host.wait_for(lambda u: u["sessionUpdate"] == "agent_message_chunk")
+                    os.killpg(session.pid(), signal.SIGKILL)
+            assert isinstance(errors[0], AgentExitedError) and errors[0].returncode == -signal.SIGKILL
+            await anyio.sleep_forever()  # run() itself ends with the same error
+    (exc,) = run_err.value.exceptions
+    assert isinstance(exc, AgentExitedError) and exc.returncode == -signal.SIGKILL
+
+
+async def test_probe(world: ClaudeWorld) -> None:
+    with anyio.fail_after(30):
+        probe = await world.adapter().probe()
+    assert probe.agent_info == {"name": "claude-code", "title": "Claude Code", "version": "2.1.197"}
+    assert probe.agent_capabilities["loadSession"] is True
+
+
+async def test_missing_binary_is_a_clear_start_error(world: ClaudeWorld) -> None:
+    spec = AgentSpec(name="claude", protocol="claude", command=str(world.tmp / "nope" / "claude"))
+    with pytest.raises(AgentStartError) as err:
+        await create(spec, AdapterEnv(state_dir=str(world.tmp))).probe()
+    assert "does not exist" in err.value.message
