@@ -1,0 +1,67 @@
+"""End to end: `agent-bridge` (a real subprocess, ACP over stdio) with `protocol = "claude"`
+driving the real CLI; the session survives a daemon restart through `session/load`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.daemon_proc import daemon_process
+from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
+
+from .support import CLAUDE, ClaudeWorld
+
+pytestmark = pytest.mark.anyio
+
+
+def config(world: ClaudeWorld) -> Path:
+    env = ", ".join(f"{k} = {json.dumps(v)}" for k, v in world.env().items())
+    path = world.tmp / "config.toml"
+    path.write_text(f'default_agent = "claude"\n[agents.claude]\nprotocol = "claude"\n'
+                    f"command = {json.dumps(str(CLAUDE))}\nenv = {{ {env} }}\n")
+    return path
+
+
+async def allow_once(method: str, params: dict[str, Any]) -> Any:
+    assert method == "session/request_permission"
+    return {"outcome": {"outcome": "selected", "optionId": "allow"}}
+
+
+async def test_session_through_the_daemon_and_across_a_restart(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    target = world.ws / "created.txt"
+    fake.script(Reply(tools=[ToolUse("Bash", {"command": f"touch {target} && echo made", "description": "touch"})]),
+                Reply(text="Made the file."), Reply(text="You asked me to make a file."))
+    args = ["--config", str(config(world)), "--state-dir", str(world.tmp / "state")]
+
+    with anyio.fail_after(90):
+        async with daemon_process(args) as d:
+            d.client.handler = allow_once
+            await d.client.initialize()
+            new = await d.client.request("session/new", {"cwd": str(world.ws), "mcpServers": []})
+            sid = new["sessionId"]
+            assert {o["id"] for o in new["configOptions"]} == {"mode", "model", "thought_level"}
+            result = await d.client.prompt(sid, "make a file")
+            assert result["stopReason"] == "end_turn"
+            assert target.exists()
+            assert d.client.text(sid) == "Made the file."
+            options = await d.client.request("session/set_config_option",
+                                             {"sessionId": sid, "configId": "model", "value": "sonnet"})
+            assert next(o for o in options["configOptions"] if o["id"] == "model")["currentValue"] == "sonnet"
+        assert d.process.returncode == 0, d.stderr.decode()[-2000:]
+
+        async with daemon_process(args) as d:
+            await d.client.initialize()
+            await d.client.request("session/load", {"sessionId": sid, "cwd": str(world.ws), "mcpServers": []})
+            kinds = [u["sessionUpdate"] for u in d.client.updates(sid)]
+            assert "user_message_chunk" in kinds and "tool_call" in kinds
+            assert d.client.text(sid) == "Made the file."
+            result = await d.client.prompt(sid, "what did I ask?")
+            assert result["stopReason"] == "end_turn"
+            assert d.client.text(sid).endswith("You asked me to make a file.")
+        assert d.process.returncode == 0, d.stderr.decode()[-2000:]
+    history = json.dumps(fake.requests[-1].body["messages"])
+    assert "make a file" in history and "Made the file." in history
