@@ -34,6 +34,7 @@ from bridge.errors import (
     INVALID_PARAMS,
     AgentError,
     AgentExitedError,
+    AgentStartError,
     RpcError,
     find_rpc_error,
     session_not_found,
@@ -43,7 +44,10 @@ from bridge.store.sqlite import now_iso
 
 log = logging.getLogger(__name__)
 
+# Crash restarts: at most MAX_RESTARTS within RESTART_WINDOW seconds, with exponential
+# backoff; restarts the bridge itself causes (forced cancel, stall) do not count.
 MAX_RESTARTS = 3
+RESTART_WINDOW = 60.0
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,7 @@ class SessionManager:
         agent_session_id: str | None,
         *,
         create: bool,
+        restart: bool = False,
     ) -> SessionSetup:
         assert self._tg is not None
         rec = session.record
@@ -234,9 +239,11 @@ class SessionManager:
             self.store.create_session(rec)
         self.sessions[rec.id] = session
         try:
-            agent: AgentSession = await self._tg.start(self._run_agent, session, adapter, request)
+            agent = await self._start_bounded(session, adapter, request)
         except BaseException:
-            self.sessions.pop(rec.id, None)
+            if not restart:
+                # A failed restart keeps the session: the client may retry (bounded by the limit).
+                self.sessions.pop(rec.id, None)
             if create:
                 self.store.update_session(rec.id, status="closed", deleted=True)
             raise
@@ -254,6 +261,33 @@ class SessionManager:
         )
         session.restart_params = params
         return setup
+
+    async def _start_bounded(self, session: Session, adapter: AgentAdapter, request: StartRequest) -> AgentSession:
+        """Start the agent task; fail if the agent goes silent for too long while starting
+        (it answered initialize but never session/new, say). Anything it emits resets the clock."""
+        assert self._tg is not None
+        limit = 2 * self.env.handshake_timeout
+        session.touch()
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+
+                async def watchdog() -> None:
+                    while True:
+                        left = session.last_activity + limit - anyio.current_time()
+                        if left <= 0:
+                            scope.cancel()
+                            return
+                        await anyio.sleep(left)
+
+                tg.start_soon(watchdog)
+                agent: AgentSession = await self._tg.start(self._run_agent, session, adapter, request)
+                tg.cancel_scope.cancel()
+            return agent
+        raise AgentStartError(
+            session.spec.name,
+            f"it sent nothing for {limit:g} s while opening the session ({request.mode})",
+            {"timeoutSeconds": limit},
+        )
 
     async def _run_agent(
         self,
@@ -294,17 +328,35 @@ class SessionManager:
             self.store.update_session(session.session_id, status="error")
 
     async def ensure_agent(self, session: Session) -> None:
-        """Restart a dead agent (resuming its native session) before the next prompt."""
-        if session.agent is not None:
-            return
-        if session.restarts >= MAX_RESTARTS:
-            raise session.agent_error or RpcError(AGENT_START_FAILED, "agent restart limit reached")
-        session.restarts += 1
-        await anyio.sleep(min(2.0, 0.25 * (2 ** (session.restarts - 1))))
-        params = session.restart_params
-        assert params is not None
-        session.record_event({"type": "agent_restart", "attempt": session.restarts})
-        await self._start(session, "resume", params, session.record.agent_session_id, create=False)
+        """Restart a dead agent (resuming its native session) before the next prompt.
+        Crashes count against the restart limit and back off; a restart the bridge caused
+        itself (forced cancel, stall) does not."""
+        async with session.restart_lock:
+            if session.agent is not None:
+                return
+            crashed = session.agent_error
+            if crashed is not None:
+                now = anyio.current_time()
+                recent = [t for t in session.restart_times if now - t < RESTART_WINDOW]
+                session.restart_times = recent
+                if len(recent) >= MAX_RESTARTS:
+                    raise _restart_limit_error(session, crashed, recent[0] + RESTART_WINDOW - now)
+                session.restart_times.append(now)
+                await anyio.sleep(min(2.0, 0.25 * (2 ** (len(recent)))))
+            session.restarts += 1
+            params = session.restart_params
+            assert params is not None
+            session.record_event(
+                {"type": "agent_restart", "attempt": session.restarts, "afterCrash": crashed is not None}
+            )
+            try:
+                await self._start(
+                    session, "resume", params, session.record.agent_session_id, create=False, restart=True
+                )
+            except AgentError as exc:
+                # Counts as a crash for the next attempt (backoff, limit).
+                session.agent_error = exc
+                raise
 
     async def close(self, session: Session) -> None:
         await session.cancel()
@@ -319,3 +371,19 @@ class SessionManager:
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):
             await self.close(session)
+
+
+def _restart_limit_error(session: Session, last: AgentError, retry_in: float) -> AgentError:
+    data = last.data if isinstance(last.data, dict) else {}
+    return AgentError(
+        last.code,
+        f"agent {session.spec.name!r} failed {MAX_RESTARTS} times within {RESTART_WINDOW:g} s; restart limit "
+        f"reached, next attempt allowed in {max(retry_in, 0):.0f} s. Last failure: {last.message}",
+        {
+            **data,
+            "agent": session.spec.name,
+            "restartLimit": MAX_RESTARTS,
+            "windowSeconds": RESTART_WINDOW,
+            "retryAfterSeconds": round(max(retry_in, 0), 1),
+        },
+    )

@@ -18,12 +18,15 @@ import anyio
 from bridge.core.adapter import AgentSession, AgentSpec, JsonObj, SessionSetup
 from bridge.core.links import ClientLink
 from bridge.errors import INVALID_PARAMS, SESSION_BUSY, TURN_STALLED, AgentError, RpcError
+from bridge.rpc.endpoint import ConnectionClosed
 from bridge.store.base import Direction, SessionRecord, Store
 from bridge.wire import jsonrpc
 
 log = logging.getLogger(__name__)
 
 CANCELLED_OUTCOME: JsonObj = {"outcome": {"outcome": "cancelled"}}
+# How long a turn whose agent connection broke waits for the agent's exit status.
+EXIT_REPORT_WAIT = 5.0
 
 
 @dataclass
@@ -58,6 +61,8 @@ class Session:
         self._permission_scopes: set[anyio.CancelScope] = set()
         self.last_activity = anyio.current_time()
         self.restarts = 0
+        self.restart_times: list[float] = []
+        self.restart_lock = anyio.Lock()
         self.restart_params: Any = None
         self.setup: SessionSetup | None = None
         self.stall_timeout = 600.0
@@ -170,7 +175,15 @@ class Session:
                 self._turn_scope = scope
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._watchdog, scope)
-                    result: JsonObj = await agent.prompt(params)
+                    try:
+                        result: JsonObj = await agent.prompt(params)
+                    except ConnectionClosed:
+                        # The agent's pipe closed under the turn: it is dying. Its exit status
+                        # (code, stderr tail) comes through `agent_exited`, which cancels this
+                        # scope; report that rather than a bare "connection closed".
+                        with anyio.move_on_after(EXIT_REPORT_WAIT):
+                            await anyio.sleep_forever()
+                        raise
                     tg.cancel_scope.cancel()
                 self._absorb_usage(result)
                 return result
