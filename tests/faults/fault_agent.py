@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fakes"))
 
-import fake_acp_agent as base  # noqa: E402
+import fake_acp_agent as base
 
 _base_run_prompt = base.run_prompt
 
@@ -50,7 +50,10 @@ def _family() -> list[int]:
         subprocess.Popen(["sleep", "3601"], env={}, **QUIET).pid,
     ]
     daemon = subprocess.Popen(
-        [sys.executable, "-c", DAEMONIZE], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        [sys.executable, "-c", DAEMONIZE],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     assert daemon.stdout is not None
     pids.append(int(daemon.stdout.readline()))

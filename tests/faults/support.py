@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ from tests.acp_client import AcpClient
 FAULT_AGENT = Path(__file__).resolve().parent / "fault_agent.py"
 
 
-def fault_config(tmp: Path, *, agent_env: dict[str, str] | None = None, extra: str = "", agent_extra: str = "") -> Path:
+def fault_config(
+    tmp: Path, *, agent_env: dict[str, str] | None = None, extra: str = "", agent_extra: str = ""
+) -> Path:
     """A config whose default agent `fault` is the fault agent; `extra` is appended at the top
     level (before the tables), `agent_extra` inside `[agents.fault]`."""
     state = tmp / "fake-agent-state"
@@ -59,12 +61,23 @@ def marked(instance: str) -> list[int]:
     return found
 
 
-async def wait_gone(pids: Iterable[int], timeout: float) -> None:
-    """Poll the process table until none of `pids` runs; fail after `timeout` seconds."""
-    pids = list(pids)
-    with anyio.fail_after(timeout):
-        while alive(pids):
+async def poll_until(check: Callable[[], Awaitable[bool]] | Callable[[], bool], within: float) -> None:
+    """Re-check a condition on the process table (or the daemon) every 50 ms; fail after
+    `within` seconds. Only for states nothing notifies us of, such as a process being gone."""
+    with anyio.fail_after(within):
+        while True:
+            ok = check()
+            if not isinstance(ok, bool):
+                ok = await ok
+            if ok:
+                return
             await anyio.sleep(0.05)
+
+
+async def wait_gone(pids: Iterable[int], within: float) -> None:
+    """Wait until none of `pids` runs; fail after `within` seconds."""
+    pids = list(pids)
+    await poll_until(lambda: not alive(pids), within)
 
 
 async def agent_pid(client: AcpClient, sid: str) -> int:

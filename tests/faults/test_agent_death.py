@@ -14,7 +14,7 @@ import pytest
 from bridge.core import manager as manager_mod
 from tests.acp_client import RpcFailure
 from tests.conftest import in_process
-from tests.faults.support import agent_pid, fault_config, status, wait_gone
+from tests.faults.support import agent_pid, fault_config, poll_until, status, wait_gone
 
 pytestmark = pytest.mark.anyio
 
@@ -111,8 +111,10 @@ async def test_agent_exiting_between_turns_is_restarted_on_next_prompt(tmp_path:
         pid = await agent_pid(c, sid)
         os.kill(pid, signal.SIGTERM)
         await wait_gone([pid], 10)
-        with anyio.fail_after(10):
-            while await status(c, sid) != "error":
-                await anyio.sleep(0.02)
+
+        async def errored() -> bool:
+            return await status(c, sid) == "error"
+
+        await poll_until(errored, 10)
         assert (await c.prompt(sid, "echo back"))["stopReason"] == "end_turn"
         assert await status(c, sid) == "idle"
