@@ -61,12 +61,13 @@ HIDDEN_COMMANDS = frozenset({"login", "logout", "keybindings-help", "release-not
 
 
 class _Turn:
-    __slots__ = ("cancelled", "done", "error", "result")
+    __slots__ = ("cancelled", "done", "error", "model_stop", "result")
 
     def __init__(self) -> None:
         self.done = anyio.Event()
         self.cancelled = False
         self.result: JsonObj | None = None
+        self.model_stop: str | None = None
         self.error: Exception | None = None
 
 
@@ -109,7 +110,7 @@ class ClaudeSession:
         if turn.error is not None:
             raise turn.error
         assert turn.result is not None
-        return translate.prompt_response(turn.result, turn.cancelled)
+        return translate.prompt_response(turn.result, turn.cancelled, turn.model_stop)
 
     async def cancel(self) -> None:
         live = [t for t in self._turns if not t.done.is_set()]
@@ -174,9 +175,10 @@ class ClaudeSession:
         for update in self.translator.feed(msg):
             self.host.emit(update)
         if msg.get("type") == "result":
+            model_stop, self.translator.model_stop = self.translator.model_stop, None
             if self._turns:
                 turn = self._turns.popleft()
-                turn.result = msg
+                turn.result, turn.model_stop = msg, model_stop
                 turn.done.set()
         else:
             self.host.touch()

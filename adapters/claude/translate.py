@@ -44,6 +44,9 @@ class Translator:
         self._tasks: dict[str, JsonObj] = {}  # TaskCreate/TaskUpdate list, shown as a plan
         self._mcp: list[JsonObj] | None = None
         self._input_tokens = 0
+        # The model's last stop reason in this turn: the CLI's `result` hides max_tokens
+        # (after its own retries) behind a generic API error.
+        self.model_stop: str | None = None
         self.used = 0
         self.size = 0
 
@@ -92,9 +95,12 @@ class Translator:
             if d.get("type") == "thinking_delta" and d.get("thinking"):
                 return [_chunk("agent_thought_chunk", d["thinking"], mid)]
             return []
-        if t == "message_delta" and parent is None and isinstance(ev.get("usage"), dict):
-            self.used = self._input_tokens + int(ev["usage"].get("output_tokens") or 0)
-            return [self._usage()] if self.size else []
+        if t == "message_delta" and parent is None:
+            stop = obj(ev.get("delta")).get("stop_reason")
+            self.model_stop = stop if isinstance(stop, str) else self.model_stop
+            if isinstance(ev.get("usage"), dict):
+                self.used = self._input_tokens + int(ev["usage"].get("output_tokens") or 0)
+                return [self._usage()] if self.size else []
         return []
 
     # -- whole messages ------------------------------------------------------------------------
@@ -191,6 +197,7 @@ class Translator:
         return {"sessionUpdate": "config_option_update", "configOptions": self.config.config_options()}
 
     def _result(self, msg: JsonObj) -> list[JsonObj]:
+        """End of a turn. Per-turn state is dropped here (`model_stop` after it is read)."""
         self._streamed.clear()
         self._current.clear()
         self._blocks.clear()
@@ -210,17 +217,22 @@ class Translator:
         return {"sessionUpdate": "usage_update", "used": min(self.used, self.size), "size": self.size}
 
 
-def prompt_response(result: JsonObj, cancelled: bool) -> JsonObj:
-    """The ACP `PromptResponse` for a `result` line, or the error the turn really ended with."""
+def prompt_response(result: JsonObj, cancelled: bool, model_stop: str | None = None) -> JsonObj:
+    """The ACP `PromptResponse` for a `result` line, or the error the turn really ended with.
+    `model_stop`: the model's last stop reason (`Translator.model_stop`)."""
+    stops = (result.get("stop_reason"), model_stop)
     if cancelled:
-        return {"stopReason": "cancelled", **_usage_field(result)}
-    sub = result.get("subtype")
-    if sub in _LIMITS:
-        return {"stopReason": "max_turn_requests", **_usage_field(result)}
-    if result.get("is_error"):
+        reason = "cancelled"
+    elif result.get("subtype") in _LIMITS:
+        reason = "max_turn_requests"
+    elif "refusal" in stops:
+        reason = "refusal"
+    elif "max_tokens" in stops:
+        reason = "max_tokens"
+    elif result.get("is_error"):
         raise turn_error(result)
-    stop = result.get("stop_reason")
-    reason = stop if stop in ("max_tokens", "refusal") else "end_turn"
+    else:
+        reason = "end_turn"
     return {"stopReason": reason, **_usage_field(result)}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +31,13 @@ MODELS = ["claude-opus-4-8", "claude-sonnet-5", "claude-haiku-4-5"]
 
 
 class AnthropicDialect:
+    def __init__(self) -> None:
+        self._failures: deque[tuple[int, str, str]] = deque()
+
+    def fail_next(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        """Answer the next model request with an API error (Anthropic's error body)."""
+        self._failures.append((status, kind, message))
+
     def matches(self, method: str, path: str) -> bool:
         p = path.split("?")[0]
         return p.startswith("/v1/messages") or p.startswith("/v1/models")
@@ -48,6 +56,10 @@ class AnthropicDialect:
             return 200, "application/json", iter([json.dumps(body).encode()])
         if p.endswith("/count_tokens"):
             return 200, "application/json", iter([b'{"input_tokens": 42}'])
+        if self._failures:
+            status, kind, message = self._failures.popleft()
+            error = {"type": "error", "error": {"type": kind, "message": message}}
+            return status, "application/json", iter([json.dumps(error).encode()])
         model = req.body.get("model", "claude-fake") if isinstance(req.body, dict) else "claude-fake"
         blocks = _blocks(reply, tool_names)
         stop = reply.stop or ("tool_use" if reply.tools else "end_turn")

@@ -3,6 +3,7 @@ Anthropic server: every update and permission request is schema-checked by the h
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import pytest
 from adapters.claude import create
 from bridge.core.adapter import AdapterEnv, AgentSpec
 from bridge.errors import INVALID_PARAMS, AgentExitedError, AgentStartError, RpcError
+from tests.fakes.anthropic import AnthropicDialect
 from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
 
 from .support import ECHO_MCP, ClaudeWorld, Host, open_session, prompt, select
@@ -312,3 +314,41 @@ async def test_missing_binary_is_a_clear_start_error(world: ClaudeWorld) -> None
     with pytest.raises(AgentStartError) as err:
         await create(spec, AdapterEnv(state_dir=str(world.tmp))).probe()
     assert "does not exist" in err.value.message
+
+
+async def test_stop_reasons_and_api_errors_keep_the_session(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    dialect = fake.dialects[0]
+    assert isinstance(dialect, AnthropicDialect)
+    fake.script(*[Reply(text="partial", stop="max_tokens")] * 4, Reply(text="no", stop="refusal"), Reply(text="ok"))
+    async with open_session(world, Host()) as session:
+        pid = session.pid()
+        with anyio.fail_after(60):
+            assert (await session.prompt(prompt("write a novel")))["stopReason"] == "max_tokens"
+            assert (await session.prompt(prompt("something bad")))["stopReason"] == "refusal"
+            dialect.fail_next(400, "bad request from the fake")
+            with pytest.raises(RpcError) as err:
+                await session.prompt(prompt("this fails"))
+            assert "bad request from the fake" in err.value.message
+            assert (await session.prompt(prompt("and now?")))["stopReason"] == "end_turn"
+        assert session.pid() == pid
+
+
+async def test_max_turns_from_the_users_args(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    world.args = ("--max-turns", "1")
+    fake.script(Reply(tools=[ToolUse("Bash", {"command": "echo a", "description": "echo"})]))
+    async with open_session(world, Host()) as session:
+        with anyio.fail_after(30):
+            assert (await session.prompt(prompt("loop")))["stopReason"] == "max_turn_requests"
+
+
+async def test_image_and_embedded_resource_in_the_prompt(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
+    fake.script(Reply(text="seen"))
+    blocks = [{"type": "text", "text": "look"}, {"type": "image", "data": png, "mimeType": "image/png"},
+              {"type": "resource", "resource": {"uri": "file:///w/a.py", "text": "print(1)", "mimeType": "text/x-python"}}]
+    async with open_session(world, Host()) as session:
+        with anyio.fail_after(30):
+            await session.prompt({"sessionId": "bridge-session", "prompt": blocks})
+    content = world.last_body()["messages"][0]["content"]
+    assert {"type": "base64", "media_type": "image/png", "data": png} in [b.get("source") for b in content]
+    assert any('<context ref="file:///w/a.py">\nprint(1)' in b.get("text", "") for b in content)

@@ -193,3 +193,12 @@ def test_api_errors_become_rpc_errors() -> None:
     with pytest.raises(RpcError) as err:
         translate.prompt_response(auth, False)
     assert err.value.code == AUTH_REQUIRED
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("max_tokens", "max_tokens"), ("refusal", "refusal"), ("max_turns", "max_turn_requests")])
+def test_recorded_stop_reasons(name: str, reason: str) -> None:
+    # The CLI reports max_tokens (after retrying) and refusals as API errors: the model's
+    # own stop reason, seen in the stream, says what really happened.
+    tr, _ = run(name)
+    assert translate.prompt_response(result_of(name), False, tr.model_stop)["stopReason"] == reason
