@@ -356,6 +356,9 @@ class CodexSession:
                 self._mcp_started.set()
 
     def _turn_completed(self, turn_info: JsonObj) -> None:
+        if turn_info.get("status") in ("interrupted", "failed"):
+            for update in self.translator.close_open_calls():
+                self.host.emit(update)
         turn = self._turn
         if turn is None or (turn.id is not None and turn.id != turn_info.get("id")):
             return

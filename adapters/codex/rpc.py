@@ -108,19 +108,39 @@ class AppServer:
 
     # -- inbound ----------------------------------------------------------------------------
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Read until the process's stdout ends. Server requests run in this task group."""
+        """Read until the process ends. Server requests run in this task group.
+
+        The end is whichever comes first, stdout's EOF or the process's exit: Codex's own
+        children can keep stdout open after Codex died, and the stop ladder kills them later."""
         try:
             async with anyio.create_task_group() as tg:
                 task_status.started()
-                async for batch in self.proc.batches():
-                    for line in batch:
-                        self._dispatch(line, tg)
-                    self.handler.batch_done()
-                await self._finish()
+                ended = anyio.Event()
+                read_done, exited = anyio.Event(), anyio.Event()
+                tg.start_soon(self._read, tg, read_done, ended)
+                tg.start_soon(self._wait_exit, exited, ended)
+                await ended.wait()
+                with anyio.move_on_after(self.exit_grace):  # let the other side catch up
+                    await read_done.wait()
+                    await exited.wait()
+                self._fail_all(AgentExitedError(self.agent, self.proc.returncode, stderr_tail(self.proc)))
                 tg.cancel_scope.cancel()
         finally:
             if self.exit_error is None:  # cancelled: the bridge is closing the session
                 self._fail_all(AgentExitedError(self.agent, None, "the agent process was stopped"))
+
+    async def _read(self, tg: anyio.abc.TaskGroup, done: anyio.Event, ended: anyio.Event) -> None:
+        async for batch in self.proc.batches():
+            for line in batch:
+                self._dispatch(line, tg)
+            self.handler.batch_done()
+        done.set()
+        ended.set()
+
+    async def _wait_exit(self, done: anyio.Event, ended: anyio.Event) -> None:
+        await self.proc.process.wait()
+        done.set()
+        ended.set()
 
     def _dispatch(self, line: bytes | Oversize, tg: anyio.abc.TaskGroup) -> None:
         if isinstance(line, Oversize):
@@ -164,11 +184,6 @@ class AppServer:
             reply = {"id": request_id, "error": {"code": INTERNAL_ERROR, "message": str(exc)}}
         with contextlib.suppress(AgentExitedError):  # nobody left to answer
             await self._send(reply)
-
-    async def _finish(self) -> None:
-        with anyio.move_on_after(self.exit_grace):
-            await self.proc.process.wait()
-        self._fail_all(AgentExitedError(self.agent, self.proc.returncode, stderr_tail(self.proc)))
 
     def _fail_all(self, error: AgentExitedError) -> None:
         self.exit_error = error

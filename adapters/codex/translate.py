@@ -55,6 +55,17 @@ class Translator:
         self._dirty.clear()
         return out
 
+    def close_open_calls(self) -> list[JsonObj]:
+        """End the tool calls a cut-off turn left open (an interrupted turn does not always
+        complete its items), so no client keeps showing them as running."""
+        out = [
+            {"sessionUpdate": "tool_call_update", "toolCallId": i, "status": "failed"} for i in self._calls
+        ]
+        self._calls.clear()
+        self._output.clear()
+        self._dirty.clear()
+        return out
+
     def tool_call(self, item_id: str) -> JsonObj | None:
         """The ACP view (`ToolCallUpdate` fields) of a running tool call, for permission prompts."""
         return self._calls.get(item_id)

@@ -128,6 +128,9 @@ class Codex:
     def codex_home(self) -> Path:
         return self.home / "codex-home"
 
+    def __post_init__(self) -> None:
+        (self.home / "tmp").mkdir(parents=True, exist_ok=True)
+
     def configure(self, base_url: str, extra: str) -> None:
         """Rewrite the user's config.toml with extra top-level settings (policies, MCP servers)."""
         write_codex_home(self.codex_home, base_url, extra=extra)
@@ -138,6 +141,10 @@ class Codex:
             "CODEX_HOME": str(self.codex_home),
             "FAKE_API_KEY": "fake",
             "PATH": os.environ.get("PATH", ""),
+            # Codex will not link its helpers (the `codex-linux-sandbox` that bubblewrap runs)
+            # into a CODEX_HOME under the temp dir; the test's home is under /tmp, so point
+            # the temp dir elsewhere.
+            "TMPDIR": str(self.home / "tmp"),
         }
         return AgentSpec(name="codex", protocol="codex", command=str(CODEX), args=("app-server",), env=env)
 

@@ -26,7 +26,7 @@ from tests.adapters.codex.support import (
     validate,
 )
 from tests.fakes.model_server import FakeModelServer, Reply
-from tests.fakes.openai_responses import mcp_call, patch_call, shell_call
+from tests.fakes.openai_responses import last_tool_output, mcp_call, patch_call, shell_call
 
 JsonObj = dict[str, Any]
 
@@ -183,7 +183,9 @@ async def test_cancel_mid_turn(codex: Codex, fake: FakeModelServer) -> None:
 
 def _permissions_text(body: Any) -> str:
     """The permissions instructions Codex gives the model (they state the active policy)."""
-    texts = [c.get("text", "") for item in body["input"] for c in item.get("content") or [] if isinstance(c, dict)]
+    texts = [
+        c.get("text", "") for item in body["input"] for c in item.get("content") or [] if isinstance(c, dict)
+    ]
     return next(t for t in reversed(texts) if "<permissions instructions>" in t)
 
 
@@ -242,16 +244,21 @@ async def test_sandboxed_command_runs_in_auto_mode(codex: Codex, fake: FakeModel
     async with codex.session(host) as session:
         await session.set_mode("auto")
         await session.prompt(prompt("write in the workspace"))
+    output = last_tool_output(fake.requests[-1]) or ""
+    if "bwrap:" in output and ("namespace" in output or "not permitted" in output):
+        pytest.skip(
+            f"bubblewrap cannot create a sandbox on this machine (mode mapping is covered above): {output}"
+        )
     end = host.of("tool_call_update")[-1]
-    if end["status"] == "failed" and "bwrap" in json.dumps(end):
-        pytest.skip(f"bubblewrap cannot create a sandbox here: {json.dumps(end)[:300]}")
     assert host.requests == []
     assert end["status"] == "completed"
     assert (codex.workspace / "in-sandbox.txt").read_text() == "sandboxed\n"
 
 
 async def test_cancel_while_approval_is_pending(codex: Codex, fake: FakeModelServer) -> None:
-    fake.script(Reply(tools=[shell_call("touch never.txt", "call_wait", escalate=True)]), Reply(text="unused"))
+    fake.script(
+        Reply(tools=[shell_call("touch never.txt", "call_wait", escalate=True)]), Reply(text="unused")
+    )
     asked, released = anyio.Event(), anyio.Event()
 
     async def answer(method: str, params: JsonObj) -> JsonObj:
@@ -271,7 +278,7 @@ async def test_cancel_while_approval_is_pending(codex: Codex, fake: FakeModelSer
             await asked.wait()
             await session.cancel()
             released.set()  # the bridge answers open permission requests "cancelled" on cancel
-    assert results == [{"stopReason": "cancelled"}]
+    assert [r["stopReason"] for r in results] == ["cancelled"]
     assert not (codex.workspace / "never.txt").exists()
     assert host.of("tool_call_update")[-1]["status"] == "failed"
 
@@ -292,7 +299,8 @@ async def test_resume_and_load_in_a_new_process(codex: Codex, fake: FakeModelSer
     resumed = Host()
     async with codex.session(resumed, mode="resume", thread=thread) as session:
         assert session.setup.agent_session_id == thread
-        assert resumed.updates == []
+        # Codex may restate the context usage on resume; nothing of the history is replayed.
+        assert [u for u in resumed.updates if u["sessionUpdate"] != "usage_update"] == []
         await session.prompt(prompt("second question"))
     history = request_text(fake.requests[-1].body["input"])
     assert "first question" in history and "first answer" in history and "earlier" in history
@@ -367,6 +375,9 @@ async def test_image_in_prompt(codex: Codex, fake: FakeModelServer) -> None:
     fake.script(Reply(text="a red dot"))
     pixel = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
     async with codex.session(Host()) as session:
-        blocks = [{"type": "text", "text": "what is this?"}, {"type": "image", "mimeType": "image/png", "data": pixel}]
+        blocks = [
+            {"type": "text", "text": "what is this?"},
+            {"type": "image", "mimeType": "image/png", "data": pixel},
+        ]
         await session.prompt({"sessionId": "s", "prompt": blocks})
     assert f"data:image/png;base64,{pixel}" in request_text(fake.requests[-1].body["input"])
