@@ -11,6 +11,7 @@ inline in the read loop; its permission prompts each get a task that asks the cl
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -87,6 +88,7 @@ class ClaudeSession:
         self._asks: dict[str, anyio.CancelScope] = {}
         chan.on_message = self._on_message
         chan.on_request = self._on_request
+        chan.on_exit = self.fail_turns
 
     # -- AgentSession ---------------------------------------------------------------------
     async def prompt(self, params: JsonObj) -> JsonObj:
@@ -284,7 +286,6 @@ class ClaudeAdapter:
                 host.emit(commands_update(session.init))
                 await chan.exited.wait()
                 assert chan.exit_error is not None
-                session.fail_turns(chan.exit_error)
                 return chan.exit_error
 
             exit_error = await _serving(chan, serve)
@@ -314,7 +315,12 @@ class ClaudeAdapter:
             return sid, native.session_flags("new", sid, None)
         source = native.check_session_id(request.agent_session_id)
         target = str(uuid.uuid4()) if request.mode == "fork" else source
-        if history.find_session(env, source) is None:
+        path = history.find_session(env, source)
+        recorded = history.session_cwd(path) if path is not None else None
+        if recorded is not None and os.path.realpath(recorded) != os.path.realpath(request.cwd):
+            # The CLI only looks for a session under the directory it was recorded in.
+            raise invalid_params(f"Claude Code session {source} belongs to {recorded}, not {request.cwd}", "cwd")
+        if path is None:
             # The CLI writes its session file at the first turn: a session never prompted has
             # none, and `--resume` would refuse it. Open it afresh under its id (it was empty),
             # and say so in the log rather than pretending.

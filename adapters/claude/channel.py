@@ -44,6 +44,7 @@ class Channel:
         self.on_message: Callable[[JsonObj], None] = lambda msg: None
         self.on_request: Callable[[JsonObj], None] = self._refuse
         self.after_batch: Callable[[], Any] | None = None
+        self.on_exit: Callable[[AgentExitedError], None] = lambda exc: None
         self.exited = anyio.Event()
         self.exit_error: AgentExitedError | None = None
         self._lock = anyio.Lock()
@@ -111,6 +112,8 @@ class Channel:
             for waiter in self._pending.values():
                 waiter.error = self.exit_error
                 waiter.event.set()
+            # Also when the loop is cancelled (the session closes): nothing may wait forever.
+            self.on_exit(self.exit_error)
             self.exited.set()
 
     def _line(self, line: bytes | Oversize) -> None:

@@ -37,6 +37,19 @@ def find_session(env: Mapping[str, str], session_id: str) -> Path | None:
     return next(iter(sorted(projects.glob(f"*/{session_id}.jsonl"))), None)
 
 
+def session_cwd(path: Path) -> str | None:
+    """The working directory the session was recorded in (the CLI files sessions by it)."""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("cwd"), str):
+                return str(entry["cwd"])
+    return None
+
+
 def read_entries(path: Path) -> list[JsonObj]:
     out = []
     with path.open(encoding="utf-8", errors="replace") as f:

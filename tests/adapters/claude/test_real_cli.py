@@ -10,10 +10,13 @@ import signal
 import sys
 
 import anyio
+import psutil
 import pytest
+from anyio.abc import TaskStatus
 
 from adapters.claude import create
-from bridge.core.adapter import AdapterEnv, AgentSpec
+from adapters.claude.adapter import ClaudeSession
+from bridge.core.adapter import AdapterEnv, AgentSpec, StartRequest
 from bridge.errors import INVALID_PARAMS, AgentExitedError, AgentStartError, RpcError
 from tests.fakes.anthropic import AnthropicDialect
 from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
@@ -197,6 +200,9 @@ async def test_mode_model_and_effort_change(world: ClaudeWorld, fake: FakeModelS
         with pytest.raises(RpcError) as err:
             await session.set_mode("bypassPermissions")
         assert err.value.code == INVALID_PARAMS
+    # Session choices went through control requests: nothing was written to settings files.
+    assert not (world.home / ".claude" / "settings.json").exists()
+    assert not (world.ws / ".claude").exists()
 
 
 def current(options: list[dict[str, object]], cid: str) -> object:
@@ -217,16 +223,25 @@ async def test_bypass_when_the_user_allows_it(world: ClaudeWorld, fake: FakeMode
 
 
 async def test_user_settings_are_respected(world: ClaudeWorld, fake: FakeModelServer) -> None:
-    settings = {"model": "sonnet", "permissions": {"defaultMode": "acceptEdits"}}
-    (world.home / ".claude" / "settings.json").write_text(json.dumps(settings))
-    fake.script(Reply(text="hi"))
-    async with open_session(world, Host()) as session:
+    user = {"model": "sonnet", "permissions": {"defaultMode": "acceptEdits", "allow": ["Bash(touch:*)"]}}
+    project = {"permissions": {"deny": ["Bash(rm:*)"]}}
+    (world.home / ".claude" / "settings.json").write_text(json.dumps(user))
+    (world.ws / ".claude").mkdir()
+    (world.ws / ".claude" / "settings.json").write_text(json.dumps(project))
+    keep, made = world.ws / "keep.txt", world.ws / "made.txt"
+    keep.write_text("x")
+    fake.script(bash(f"touch {made}"), bash(f"rm -f {keep}"), Reply(text="done"))
+    host = Host(select("allow"))
+    async with open_session(world, host) as session:
         assert (session.setup.modes or {})["currentModeId"] == "acceptEdits"
         assert current(session.setup.config_options or [], "model") == "sonnet"
         with anyio.fail_after(30):
-            await session.prompt(prompt("hi"))
+            await session.prompt(prompt("touch then rm"))
     assert world.last_body()["model"] == "claude-sonnet-5"
-    assert json.loads((world.home / ".claude" / "settings.json").read_text()) == settings
+    # Their allow rule let touch run, their project's deny rule stopped rm: nobody was asked.
+    assert made.exists() and keep.exists() and not host.permission_requests
+    assert json.loads((world.home / ".claude" / "settings.json").read_text()) == user
+    assert json.loads((world.ws / ".claude" / "settings.json").read_text()) == project
 
 
 async def test_resume_load_and_fork_in_new_processes(world: ClaudeWorld, fake: FakeModelServer) -> None:
@@ -352,3 +367,47 @@ async def test_image_and_embedded_resource_in_the_prompt(world: ClaudeWorld, fak
     content = world.last_body()["messages"][0]["content"]
     assert {"type": "base64", "media_type": "image/png", "data": png} in [b.get("source") for b in content]
     assert any('<context ref="file:///w/a.py">\nprint(1)' in b.get("text", "") for b in content)
+
+
+async def test_load_in_another_directory_is_refused_clearly(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    fake.script(Reply(text="hi"))
+    async with open_session(world, Host()) as first:
+        sid = first.setup.agent_session_id
+        with anyio.fail_after(30):
+            await first.prompt(prompt("hi"))
+    other = world.tmp / "other"
+    other.mkdir()
+    request = StartRequest(mode="load", cwd=str(other), mcp_servers=[], agent_session_id=sid)
+    with pytest.RaisesGroup(RpcError) as err:
+        async with open_session(world, Host(), request):
+            pass
+    (exc,) = err.value.exceptions
+    assert isinstance(exc, RpcError) and exc.code == INVALID_PARAMS and str(world.ws) in exc.message
+
+
+async def test_closing_the_session_ends_a_running_prompt(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    fake.script(Reply(text="word " * 400, chunks=400, delay=0.05))
+    adapter, host = world.adapter(), Host()
+    errors: list[Exception] = []
+    run_scope = anyio.CancelScope()
+
+    async def run_session(*, task_status: TaskStatus[ClaudeSession]) -> None:
+        with run_scope:
+            await adapter.run(host, world.request(), task_status=task_status)
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            session = await tg.start(run_session)
+            pid = session.pid()
+
+            async def run_prompt() -> None:
+                try:
+                    await session.prompt(prompt("talk"))
+                except AgentExitedError as exc:
+                    errors.append(exc)
+
+            tg.start_soon(run_prompt)
+            await host.wait_for(lambda u: u["sessionUpdate"] == "agent_message_chunk")
+            run_scope.cancel()
+    assert len(errors) == 1
+    assert (pid is not None and not psutil.pid_exists(pid)) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
