@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from bridge import __version__
-from bridge.config import ConfigError, default_state_dir, load_config
+from bridge import __version__, logsetup
+from bridge.config import ConfigError, ConfigFile, default_state_dir, load_config
 
 # name → (module with `add_arguments(parser)` and `run(args, config, state_dir) -> int`, help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bridge.cli.serve", "serve ACP on stdio (default) or WebSocket"),
     "agents": ("bridge.cli.agents", "list the known agents, installed or not"),
+    "doctor": ("bridge.cli.doctor", "check agents, logins, environment, state dir and config"),
 }
 
 
@@ -29,7 +29,8 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     parser.add_argument("--agent", default=d, help="default agent for new sessions")
     parser.add_argument("--config", default=d, help="TOML config file")
     parser.add_argument("--state-dir", default=d, help="state directory (store, token, logs)")
-    parser.add_argument("--log-level", default=d, help="debug, info, warning (default), error")
+    parser.add_argument("--log-level", default=d, help="stderr log level: debug, info, warning (default), error")
+    parser.add_argument("--trace", default=d, metavar="FILE", help="write a redacted JSONL trace of every message")
     parser.add_argument("--json", action="store_true", default=d if sub else False, help="machine-readable output")
 
 
@@ -54,17 +55,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=(args.log_level or os.environ.get("AGENT_BRIDGE_LOG_LEVEL") or "warning").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logsetup.configure_stderr(args.log_level)
     try:
-        config = load_config(args.config)
+        config: ConfigFile | None = load_config(args.config)
     except ConfigError as exc:
-        sys.stderr.write(f"agent-bridge: {exc}\n")
-        return 2
+        if args.command != "doctor":
+            sys.stderr.write(f"agent-bridge: {exc}\n")
+            return 2
+        config, args.config_error = None, str(exc)  # doctor reports it with the rest
     state_dir = args.state_dir or default_state_dir()
+    if config is not None:
+        if args.trace:
+            config.trace = args.trace
+        if config.trace:
+            config.trace = os.path.abspath(os.path.expanduser(config.trace))
+        if (args.command or "serve") == "serve":
+            logsetup.configure_file(state_dir, config.log_level, config.log_keep_days)
     module_name = COMMANDS[args.command or "serve"][0]
     code: int = importlib.import_module(module_name).run(args, config, state_dir)
     return code

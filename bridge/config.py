@@ -66,6 +66,11 @@ class ConfigFile(BaseModel):
     handshake_timeout: float = Field(default=30.0, gt=0)
     trace: str | None = None
     log_level: str | None = None
+    # The agents' environment (bridge/envsetup.py): the login shell's additions, then these.
+    login_shell_env: bool = True
+    env: dict[str, str] = Field(default_factory=dict)
+    path_prepend: list[str] = Field(default_factory=list)
+    log_keep_days: int = Field(default=7, ge=1)
 
 
 def load_config(path: str | None) -> ConfigFile:

@@ -8,6 +8,7 @@ always stops the whole process tree on exit, shielded and bounded in time.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -20,6 +21,8 @@ import anyio
 import psutil
 from anyio.abc import Process
 
+from bridge import envsetup
+from bridge import trace as _trace
 from bridge.errors import AgentStartError
 from bridge.process import tree
 from bridge.wire.framing import DEFAULT_MAX_LINE, LineDecoder, Oversize
@@ -41,6 +44,8 @@ class AgentProcess:
         self._decoder = LineDecoder(max_line)
         self.stdout_garbage = 0
         self._descendants: set[int] = set()
+        # The protocol trace (`--trace`), or None: one attribute check per read or write.
+        self.trace: _trace.Tracer | None = None
 
     @property
     def pid(self) -> int:
@@ -56,6 +61,8 @@ class AgentProcess:
     async def send(self, data: bytes) -> None:
         """Write bytes to the agent's stdin (raises `anyio.BrokenResourceError` once it is gone)."""
         assert self.process.stdin is not None
+        if self.trace is not None:
+            self.trace.agent_out(self.name, self.pid, data)
         await self.process.stdin.send(data)
 
     async def batches(self) -> AsyncIterator[list[bytes | Oversize]]:
@@ -70,6 +77,8 @@ class AgentProcess:
                 return
             lines = self._decoder.feed(chunk)
             if lines:
+                if self.trace is not None:
+                    self.trace.agent_in(self.name, self.pid, lines)
                 yield lines
 
     async def _drain_stderr(self) -> None:
@@ -111,6 +120,8 @@ class AgentProcess:
                 if stream is not None:
                     with contextlib.suppress(Exception):
                         await stream.aclose()
+            if self.trace is not None:
+                self.trace.agent_exited(self.name, self.pid, self.returncode)
 
     def _signal_group(self, sig: signal.Signals) -> None:
         # The agent leads its own process group (start_new_session), so its pid is the pgid.
@@ -123,19 +134,53 @@ def resolve_command(name: str, command: str, env: Mapping[str, str]) -> str:
     path = env.get("PATH", os.defpath)
     if os.sep in command:
         if not os.path.exists(command):
-            raise AgentStartError(name, f"{command} does not exist", {"command": command})
-        if not os.access(command, os.X_OK):
-            raise AgentStartError(name, f"{command} is not executable", {"command": command})
+            raise AgentStartError(
+                name, f"{command} does not exist", {"command": command, "kind": "not_found"}
+            )
+        if os.path.isdir(command) or not os.access(command, os.X_OK):
+            raise AgentStartError(
+                name, f"{command} is not executable", {"command": command, "kind": "not_executable"}
+            )
         return command
     found = shutil.which(command, path=path)
     if found is None:
+        searched = [p for p in path.split(os.pathsep) if p]
+        # A file of that name that is not executable is a different problem with a different fix.
+        for d in searched:
+            candidate = os.path.join(d, command)
+            if os.path.isfile(candidate):
+                raise AgentStartError(
+                    name,
+                    f"{candidate} is not executable",
+                    {"command": candidate, "kind": "not_executable", "searched": searched},
+                )
+        shown = ", ".join(searched[:8]) + (f" and {len(searched) - 8} more" if len(searched) > 8 else "")
         raise AgentStartError(
             name,
-            f"{command!r} was not found on PATH; install it or set [agents.{name}] command "
-            "to its full path in the config file",
-            {"command": command, "searched": path.split(os.pathsep)},
+            f"{command!r} was not found on PATH (looked in {shown or 'an empty PATH'})",
+            {"command": command, "kind": "not_found", "searched": searched},
         )
     return found
+
+
+async def _resolve(name: str, command: str, env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """The binary and the environment to start it with: the daemon's environment completed
+    from the login shell's (`bridge.envsetup`). When the binary is missing and the login
+    environment came from the cache, it is looked up again once: the user may just have
+    installed the agent."""
+    environment = envsetup.current()
+    if environment is None:
+        return resolve_command(name, command, env), dict(env)
+    login = await environment.resolve()
+    full = environment.complete(env)
+    try:
+        return resolve_command(name, command, full), full
+    except AgentStartError as exc:
+        if login.source != "cache" or (exc.data or {}).get("kind") != "not_found":
+            raise
+    await environment.resolve(refresh=True)
+    full = environment.complete(env)
+    return resolve_command(name, command, full), full
 
 
 @contextlib.asynccontextmanager
@@ -148,9 +193,9 @@ async def open_agent_process(
     max_line: int = DEFAULT_MAX_LINE,
     stop_grace: float = 2.0,
 ) -> AsyncIterator[AgentProcess]:
-    exe = resolve_command(name, argv[0], env)
+    exe, env = await _resolve(name, argv[0], env)
     if cwd is not None and not await anyio.Path(cwd).is_dir():
-        raise AgentStartError(name, f"working directory {cwd} does not exist", {"cwd": cwd})
+        raise AgentStartError(name, f"working directory {cwd} does not exist", {"cwd": cwd, "kind": "bad_cwd"})
     try:
         process = await anyio.open_process(
             [exe, *argv[1:]],
@@ -162,9 +207,12 @@ async def open_agent_process(
             start_new_session=True,
         )
     except OSError as exc:
-        raise AgentStartError(name, f"{exe}: {exc.strerror or exc}", {"command": exe}) from exc
+        raise AgentStartError(
+            name, f"{exe}: {exc.strerror or exc}", {"command": exe, **_spawn_failure(exe, exc)}
+        ) from exc
     tree.register(process.pid)
     proc = AgentProcess(name, process, max_line)
+    proc.trace = _trace.current()
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(proc._drain_stderr)
@@ -175,3 +223,19 @@ async def open_agent_process(
                 tg.cancel_scope.cancel()
     finally:
         tree.unregister(process.pid)
+
+
+def _spawn_failure(exe: str, exc: OSError) -> dict[str, str]:
+    """What an exec failure means: EACCES is permissions; ENOENT on a file that exists is
+    its `#!` interpreter missing; ENOEXEC is a file that is not a program for this machine."""
+    if exc.errno == errno.EACCES:
+        return {"kind": "not_executable"}
+    if exc.errno == errno.ENOENT and os.path.exists(exe):
+        with contextlib.suppress(OSError):
+            with open(exe, "rb") as f:
+                first = f.readline(200).decode("utf-8", "replace").strip()
+            if first.startswith("#!"):
+                return {"kind": "node_missing" if "node" in first else "broken_install", "interpreter": first[2:]}
+    if exc.errno in (errno.ENOEXEC, errno.ENOENT):
+        return {"kind": "broken_install"}
+    return {}
