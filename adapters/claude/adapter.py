@@ -1,11 +1,10 @@
 """The Claude Code adapter: one long-lived `claude` process per bridge session, driven over
 stream-json (notes/native-protocols.md §1).
 
-A session is: spawn the CLI with the session's flags, `initialize` (its commands, models,
-account), read its effective settings (so the user's default mode/model are the starting
-values), replay the history for `session/load`, then serve prompts. A prompt is one user
-line on stdin; the turn ends at the CLI's `result` line. The CLI's stdout is translated
-inline in the read loop; its permission prompts each get a task that asks the client.
+Opening a session: spawn the CLI with the session's flags, `initialize` (its commands,
+models, account), read its effective settings (so the user's default mode/model are the
+starting values), wait for the session's MCP servers, replay the history for
+`session/load`, hand the `ClaudeSession` over, then serve until the CLI exits.
 """
 
 from __future__ import annotations
@@ -13,18 +12,17 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from adapters.claude import history, native, permissions, translate
+from adapters.claude import history, native, translate
 from adapters.claude.channel import Channel
 from adapters.claude.jsonutil import obj
 from adapters.claude.options import ClaudeConfig
-from adapters.claude.translate import Translator
+from adapters.claude.session import ClaudeSession
 from adapters.common import agent_env
 from bridge.core.adapter import (
     AdapterEnv,
@@ -36,14 +34,7 @@ from bridge.core.adapter import (
     SessionSetup,
     StartRequest,
 )
-from bridge.errors import (
-    METHOD_NOT_FOUND,
-    AgentError,
-    AgentExitedError,
-    AgentStartError,
-    RpcError,
-    invalid_params,
-)
+from bridge.errors import AgentError, AgentExitedError, AgentStartError, invalid_params
 from bridge.process.agent_process import open_agent_process
 
 log = logging.getLogger(__name__)
@@ -59,180 +50,6 @@ CAPABILITIES: JsonObj = {
 MCP_CONNECT_WAIT = 10.0
 # Commands that only make sense in the CLI's own terminal UI.
 HIDDEN_COMMANDS = frozenset({"login", "logout", "keybindings-help", "release-notes", "heapdump", "insights"})
-
-
-class _Turn:
-    __slots__ = ("cancelled", "done", "error", "model_stop", "result")
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.cancelled = False
-        self.result: JsonObj | None = None
-        self.model_stop: str | None = None
-        self.error: Exception | None = None
-
-
-class ClaudeSession:
-    def __init__(self, host: SessionHost, chan: Channel, config: ClaudeConfig, tg: TaskGroup, init: JsonObj) -> None:
-        self.host = host
-        self.init = init
-        self.chan = chan
-        self.config = config
-        self.translator = Translator(config)
-        self.setup = SessionSetup(agent_session_id="")
-        self._tg = tg
-        # One entry per user line written, in order: each gets exactly one `result`. A turn
-        # whose prompt call was abandoned stays queued so its result is not taken by the next.
-        self._turns: deque[_Turn] = deque()
-        self._lock = anyio.Lock()
-        self._asks: dict[str, anyio.CancelScope] = {}
-        chan.on_message = self._on_message
-        chan.on_request = self._on_request
-        chan.on_exit = self.fail_turns
-
-    # -- AgentSession ---------------------------------------------------------------------
-    async def prompt(self, params: JsonObj) -> JsonObj:
-        line = native.user_message(params.get("prompt") or [])
-        async with self._lock:
-            turn = _Turn()
-            self._turns.append(turn)
-            try:
-                await self.chan.write(line)
-            except BaseException:
-                self._turns.remove(turn)
-                raise
-            try:
-                await turn.done.wait()
-            except anyio.get_cancelled_exc_class():
-                # The caller gave up on the turn: stop the CLI's work too.
-                turn.cancelled = True
-                with anyio.CancelScope(shield=True), anyio.move_on_after(self.chan.grace):
-                    await self._interrupt()
-                raise
-        if turn.error is not None:
-            raise turn.error
-        assert turn.result is not None
-        return translate.prompt_response(turn.result, turn.cancelled, turn.model_stop)
-
-    async def cancel(self) -> None:
-        live = [t for t in self._turns if not t.done.is_set()]
-        if not live:
-            return
-        for t in live:
-            t.cancelled = True
-        await self._interrupt()
-
-    async def _interrupt(self) -> None:
-        try:
-            await self.chan.request("interrupt")
-        except AgentError as exc:
-            log.warning("agent %s: interrupt failed: %s", self.chan.name, exc)
-
-    async def set_mode(self, mode_id: str) -> JsonObj:
-        await self._set_mode(self.config.check("mode", mode_id))
-        return {}
-
-    async def set_config_option(self, params: JsonObj) -> JsonObj:
-        cid = str(params.get("configId"))
-        value = self.config.check(cid, params.get("value"))
-        if cid == "mode":
-            await self._set_mode(value)
-        elif cid == "model":
-            await self._control("set_model", model=value)
-            self.config.model = value
-            effort = self.config.effort
-            self.config.refit_effort()
-            if self.config.effort is not None and self.config.effort != effort:
-                await self._control("apply_flag_settings", settings={"effortLevel": self.config.effort})
-        else:
-            # Flag settings live in the CLI's memory for this process: the user's files are untouched.
-            await self._control("apply_flag_settings", settings={"effortLevel": value})
-            self.config.effort = value
-        return {"configOptions": self.config.config_options()}
-
-    async def _set_mode(self, mode: str) -> None:
-        await self._control("set_permission_mode", mode=mode)
-        for update in self.translator.mode_changed(mode):
-            self.host.emit(update)
-
-    async def _control(self, subtype: str, **fields: Any) -> JsonObj:
-        try:
-            return await self.chan.request(subtype, **fields)
-        except AgentExitedError:
-            raise
-        except RpcError as exc:  # the CLI refused the value (e.g. bypass without the flag)
-            raise invalid_params(exc.message, "value") from None
-
-    async def call(self, method: str, params: JsonObj) -> Any:
-        if method == "_claude/mcp_status":
-            status = await self.chan.request("mcp_status")
-            return {"mcpServers": translate.mcp_status(status.get("mcpServers") or [])}
-        raise RpcError(METHOD_NOT_FOUND, f"Claude Code has no method {method}")
-
-    def pid(self) -> int | None:
-        return self.chan.proc.pid if self.chan.proc.returncode is None else None
-
-    # -- what the CLI sends --------------------------------------------------------------------
-    def _on_message(self, msg: JsonObj) -> None:
-        for update in self.translator.feed(msg):
-            self.host.emit(update)
-        if msg.get("type") == "result":
-            model_stop, self.translator.model_stop = self.translator.model_stop, None
-            if self._turns:
-                turn = self._turns.popleft()
-                turn.result, turn.model_stop = msg, model_stop
-                turn.done.set()
-        else:
-            self.host.touch()
-
-    def _on_request(self, msg: JsonObj) -> None:
-        rid = str(msg.get("request_id"))
-        if msg.get("type") == "control_cancel_request":
-            scope = self._asks.pop(rid, None)
-            if scope is not None:
-                scope.cancel()
-            return
-        req = obj(msg.get("request"))
-        if req.get("subtype") == "can_use_tool":
-            self._tg.start_soon(self._ask, rid, req)
-        else:
-            # Hooks, SDK MCP servers, elicitations: nothing of ours is registered for them.
-            reply = native.control_reply(rid, error=f"agent-bridge does not handle {req.get('subtype')}")
-            self._tg.start_soon(self._reply, reply)
-
-    async def _ask(self, rid: str, req: JsonObj) -> None:
-        with anyio.CancelScope() as scope:
-            self._asks[rid] = scope
-            try:
-                if self._turns and self._turns[0].cancelled:
-                    answer = permissions.deny("The turn was cancelled.", interrupt=True)
-                else:
-                    params = permissions.request_params(req)
-                    result = await self.host.request_client("session/request_permission", params)
-                    answer = permissions.answer(req, result)
-            except Exception as exc:
-                # The client failed: fail closed. The model is told and goes on without the tool.
-                log.warning("agent %s: permission request failed, denying: %s", self.chan.name, exc)
-                answer = permissions.deny("The permission request could not be answered.")
-            finally:
-                self._asks.pop(rid, None)
-            if answer.get("interrupt") and self._turns:
-                # A cancelled request stops the turn (the head of the queue is the one running):
-                # it ends as a cancel, not an error.
-                self._turns[0].cancelled = True
-            await self._reply(native.control_reply(rid, answer))
-
-    async def _reply(self, msg: JsonObj) -> None:
-        try:
-            await self.chan.write(msg)
-        except AgentError as exc:  # the CLI is gone; the read loop reports how
-            log.info("agent %s: could not answer a control request: %s", self.chan.name, exc)
-
-    def fail_turns(self, exc: Exception) -> None:
-        while self._turns:
-            turn = self._turns.popleft()
-            turn.error = exc
-            turn.done.set()
 
 
 class ClaudeAdapter:

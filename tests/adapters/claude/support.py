@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 
 from adapters.claude import ClaudeAdapter, create
-from adapters.claude.adapter import ClaudeSession
+from adapters.claude.session import ClaudeSession
 from bridge.core.adapter import AdapterEnv, AgentSpec, StartRequest
 from tests.acp_schema import check
 from tests.fakes.model_server import FakeModelServer

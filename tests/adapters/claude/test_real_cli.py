@@ -15,7 +15,7 @@ import pytest
 from anyio.abc import TaskStatus
 
 from adapters.claude import create
-from adapters.claude.adapter import ClaudeSession
+from adapters.claude.session import ClaudeSession
 from bridge.core.adapter import AdapterEnv, AgentSpec, StartRequest
 from bridge.errors import INVALID_PARAMS, AgentExitedError, AgentStartError, RpcError
 from tests.fakes.anthropic import AnthropicDialect
