@@ -211,7 +211,7 @@ def refusal(method: str) -> JsonObj | None:
     if method == "item/tool/requestUserInput":
         return {"answers": {}}
     if method in ("execCommandApproval", "applyPatchApproval"):  # legacy v1 API, never enabled
-        return {"decision": "denied"}
+        return {"decision": {"denied": {"rejection": "agent-bridge does not serve the legacy approval API"}}}
     if method == ELICITATION:
         return {"action": "decline", "content": None}
     return None
