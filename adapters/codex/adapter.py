@@ -203,6 +203,8 @@ class CodexSession:
             modes=self.settings.modes(),
             config_options=self.settings.config_options(),
             meta=meta,
+            replayed=req.mode == "load",
+            prompt_capabilities=CAPABILITIES["promptCapabilities"],
         )
 
     async def _models(self) -> list[JsonObj]:
@@ -350,6 +352,7 @@ class CodexSession:
         name, status = params.get("name"), params.get("status")
         if status == "failed":
             log.warning("%s: MCP server %s failed to start: %s", self.agent, name, params.get("error"))
+            self.host.record_event({"type": "mcp_server_failed", "name": name, "error": params.get("error")})
         if status != "starting" and name in self._mcp_starting:
             self._mcp_starting.discard(str(name))
             if not self._mcp_starting:
@@ -370,6 +373,9 @@ class CodexSession:
         for update in self.translator.flush():
             self.host.emit(update)
         self.host.touch()
+
+    async def drain(self) -> None:
+        await self.host.wait_writable()
 
     def closed(self, error: AgentExitedError) -> None:
         if self._turn is not None:
@@ -409,6 +415,9 @@ class _Quiet:
         raise method_not_found(method)
 
     def batch_done(self) -> None:
+        return
+
+    async def drain(self) -> None:
         return
 
     def closed(self, error: AgentExitedError) -> None:

@@ -5,7 +5,8 @@ numbers its own requests from 0: its ids and ours are separate spaces. This modu
 correlates our requests with their responses and hands everything else to a `Handler`:
 
 - notifications are handled inline, in order, with no task hop (the hot path: thousands of
-  deltas per turn), then `batch_done()` once per read so the handler can coalesce;
+  deltas per turn), then `batch_done()` once per read so the handler can coalesce, and
+  `drain()` so a lagging client slows the reading down instead of growing a queue;
 - server requests (approvals) each get a task, and are always answered — with the
   handler's result, or an error if it raised — so a turn never waits on a lost request.
 
@@ -39,6 +40,9 @@ class Handler(Protocol):
     async def server_request(self, request_id: Any, method: str, params: JsonObj) -> Any: ...
 
     def batch_done(self) -> None: ...
+
+    async def drain(self) -> None:
+        """Backpressure: wait while the client lags (called between batches)."""
 
     def closed(self, error: AgentExitedError) -> None:
         """The process is gone (or being stopped): fail whatever waits on it."""
@@ -134,6 +138,7 @@ class AppServer:
             for line in batch:
                 self._dispatch(line, tg)
             self.handler.batch_done()
+            await self.handler.drain()
         done.set()
         ended.set()
 

@@ -5,14 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.codex.support import CODEX, Codex
+from tests.adapters.codex.support import Codex
 from tests.fakes.model_server import FakeModelServer
 from tests.fakes.openai_responses import responses_server, write_codex_home
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+from tests.real_agents import require_cli
 
 
 @pytest.fixture
@@ -23,9 +19,9 @@ def fake() -> Iterator[FakeModelServer]:
 
 @pytest.fixture
 def codex(tmp_path: Path, fake: FakeModelServer) -> Codex:
-    """The real Codex CLI with an isolated HOME and CODEX_HOME, talking to `fake`."""
-    if not CODEX.exists():
-        pytest.skip(f"the pinned Codex CLI is not installed at {CODEX}: run tools/install-agents.sh")
+    """The real, pinned Codex CLI with an isolated HOME and CODEX_HOME, talking to `fake`.
+    Skipped when the CLI is not installed, failed instead under AGENT_BRIDGE_REQUIRE_REAL_AGENTS=1."""
+    require_cli("codex")
     home = tmp_path / "home"
     workspace = tmp_path / "ws"
     workspace.mkdir()

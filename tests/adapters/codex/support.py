@@ -101,8 +101,11 @@ class Host:
     def notify_client(self, method: str, params: JsonObj) -> None:
         self.requests.append((method, params))
 
-    def record(self, event: JsonObj) -> None:
+    def record_event(self, event: JsonObj) -> None:
         self.records.append(event)
+
+    async def wait_writable(self) -> None:
+        return
 
     async def wait_for(self, predicate: Callable[[JsonObj], bool]) -> JsonObj:
         """The first update matching `predicate`, waiting for it (callers bound the wait)."""
