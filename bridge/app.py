@@ -7,8 +7,10 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -19,6 +21,9 @@ from bridge.core.adapter import AdapterEnv, AgentSpec, JsonObj
 from bridge.core.manager import SessionManager
 from bridge.process import supervise
 from bridge.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from bridge.transports.websocket import WsOptions
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +99,22 @@ async def serve_stdio(settings: Settings) -> int:
             except* stdio.BrokenOutput:
                 log.info("stdout closed by the client; shutting down")
         tg.cancel_scope.cancel()
+    return 0
+
+
+async def serve_websocket(settings: Settings, options: WsOptions) -> int:
+    """`serve --listen ws://...`: many connections, each served like stdio, until a signal."""
+    from bridge.transports.websocket import WebSocketTransport
+
+    supervise.become_subreaper()
+    bridge = Bridge(settings)
+    transport = WebSocketTransport(bridge.server.serve, options)
+    async with bridge.running(), anyio.create_task_group() as tg:
+        tg.start_soon(_exit_on_signal, tg.cancel_scope)
+        port = await tg.start(transport.run)
+        # The one line clients wait for (the token is in `options.token_path`, never here).
+        sys.stderr.write(f"listening ws://{options.host}:{port}/acp\n")
+        sys.stderr.flush()
     return 0
 
 

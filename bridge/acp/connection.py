@@ -45,3 +45,7 @@ class ClientConnection:
 
     async def wait_writable(self) -> None:
         await self.outbox.wait_writable()
+
+    @property
+    def queued_bytes(self) -> int:
+        return self.outbox.queued_bytes

@@ -12,7 +12,7 @@ import psutil
 
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
-from bridge.acp.replay import replay_frames
+from bridge.acp.replay import replay_to
 from bridge.core.adapter import JsonObj
 from bridge.errors import INVALID_PARAMS, RpcError
 from bridge.rpc.dispatch import Handler
@@ -89,18 +89,25 @@ class Extensions:
     async def attach(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.AttachParams, params)
         rec = self.manager.record(p.sessionId)
-        await self.store.flush()
-        last = p.after
-        for frame in replay_frames(self.store, rec.id, p.after):
-            conn.send_frame(frame)
-        page = self.store.events(rec.id, p.after, 1_000_000)
-        if page:
-            last = page[-1].seq
-        live = self.manager.sessions.get(rec.id)
-        if live is not None and live.owner is not conn and conn not in live.followers:
-            live.followers.append(conn)
-            conn.following.add(rec.id)
-        return {"sessionId": rec.id, "live": live is not None, "cursor": last}
+
+        def follow() -> None:
+            live = self.manager.sessions.get(rec.id)
+            if live is not None and live.owner is not conn and conn not in live.followers:
+                live.followers.append(conn)
+                conn.following.add(rec.id)
+
+        # Paced (a long history never overflows the connection); the live stream is joined
+        # exactly where the replay ends.
+        session = self.manager.sessions.get(rec.id)
+        last = await replay_to(
+            conn,
+            self.store,
+            rec.id,
+            p.after,
+            live=(lambda: session.last_seq) if session is not None else None,
+            follow=follow,
+        )
+        return {"sessionId": rec.id, "live": rec.id in self.manager.sessions, "cursor": last}
 
     async def metrics(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SessionParams, params)

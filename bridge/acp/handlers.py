@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
-from bridge.acp.replay import replay_frames
+from bridge.acp.replay import replay_to
 from bridge.core.adapter import JsonObj, SessionSetup
 from bridge.core.manager import OpenParams
 from bridge.core.session import Session
@@ -109,12 +109,15 @@ class Handlers:
         rec = self.manager.record(p.sessionId)
         live = self.manager.sessions.get(rec.id)
         if live is not None:
-            # Live in this daemon (a reconnecting client): take it over; history from the log.
-            self._own(conn, live)
+            # Live in this daemon (a reconnecting client): take it over; history from the log,
+            # paced, then its live stream from exactly where the history ends.
             if mode == "load":
-                await self.store.flush()
-                for frame in replay_frames(self.store, rec.id):
-                    conn.send_frame(frame)
+                session = live
+                await replay_to(
+                    conn, self.store, rec.id, live=lambda: session.last_seq, follow=lambda: self._own(conn, session)
+                )
+            else:
+                self._own(conn, live)
             live.log("client", jsonrpc.request_frame(None, f"session/{mode}", raw))
             return self._answer(live, _setup_result(live.setup, None))
         upto = self._last_seq(rec)
@@ -123,8 +126,7 @@ class Handlers:
         )
         self._own(conn, session)
         if mode == "load" and not setup.replayed:
-            for frame in replay_frames(self.store, rec.id, 0, upto):
-                conn.send_frame(frame)
+            await replay_to(conn, self.store, rec.id, 0, upto)
         session.log("client", jsonrpc.request_frame(None, f"session/{mode}", raw))
         return self._answer(session, _setup_result(setup, None))
 
@@ -211,6 +213,10 @@ class Handlers:
         await self.manager.ensure_agent(session)
         # Persisted so that a daemon killed mid-turn records the turn as interrupted on restart.
         self.store.update_session(session.session_id, status="busy")
+        # The turn outlives this request if the client goes away (disconnect policy).
+        return await self.server.run_turn(conn, session, lambda: self._turn(session, params))
+
+    async def _turn(self, session: Session, params: JsonObj) -> JsonObj:
         try:
             result = await session.prompt(params)
         except RpcError as exc:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -15,7 +15,8 @@ from bridge.acp.extensions import Extensions
 from bridge.acp.handlers import Handlers
 from bridge.core.adapter import JsonObj
 from bridge.core.manager import SessionManager
-from bridge.errors import METHOD_NOT_FOUND, RpcError
+from bridge.core.session import Session
+from bridge.errors import INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError
 from bridge.rpc.dispatch import Dispatcher
 from bridge.rpc.endpoint import Endpoint
 from bridge.rpc.outbox import Outbox
@@ -127,15 +128,85 @@ class AcpServer:
 
         endpoint = Endpoint("client", outbox, on_request, on_notification)
         conn.endpoint = endpoint
-        async with anyio.create_task_group() as tg:
-            await tg.start(outbox.run)
+        # `conn.gone` is set as soon as the connection is known to be over — before the
+        # endpoint cancels its in-flight requests — so running turns keep going (`run_turn`).
+        async def feed() -> AsyncIterator[list[bytes | Oversize]]:
+            async for batch in incoming:
+                yield batch
+            conn.gone = True
+
+        async def run_outbox(*, task_status: TaskStatus[None]) -> None:
             try:
-                await endpoint.run(incoming)
+                await outbox.run(task_status=task_status)
+            except BaseException:
+                conn.gone = True
+                raise
+            if outbox.overflowed:
+                # A peer that stopped reading past the hard limit is cut off; the transport
+                # sees `conn.outbox.overflowed` and says why.
+                conn.gone = True
+                tg.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            await tg.start(run_outbox)
+            try:
+                await endpoint.run(feed())
             finally:
                 conn.gone = True
                 self._disconnected(conn)
                 outbox.close()
         return conn
+
+    async def run_turn(
+        self, conn: ClientConnection, session: Session, turn: Callable[[], Awaitable[JsonObj]]
+    ) -> JsonObj:
+        """Run a prompt turn in the server's task group, not the request's: a client that goes
+        away mid-turn does not end it — it runs on, logged, for whoever reattaches, who is told
+        when it ends (`_bridge/session/turn_ended`). `$/cancel_request` from a client that is
+        still connected still ends it, as before."""
+        assert self._tg is not None
+        done = anyio.Event()
+        outcome: list[JsonObj | Exception] = []
+        scope = anyio.CancelScope()
+
+        async def run() -> None:
+            try:
+                with scope:
+                    outcome.append(await turn())
+            except Exception as exc:
+                outcome.append(exc)
+            finally:
+                done.set()
+            if outcome:
+                self._turn_ended(conn, session, outcome[0])
+
+        self._tg.start_soon(run)
+        try:
+            await done.wait()
+        except anyio.get_cancelled_exc_class():
+            if not conn.gone:
+                scope.cancel()
+            raise
+        if not outcome:
+            raise RpcError(INTERNAL_ERROR, "the turn was stopped: the daemon is shutting down")
+        if isinstance(outcome[0], Exception):
+            raise outcome[0]
+        return outcome[0]
+
+    def _turn_ended(self, conn: ClientConnection, session: Session, outcome: JsonObj | Exception) -> None:
+        """Tell the session's other clients (followers, a client that took it over) that the turn
+        ended; the client that sent the prompt has its answer."""
+        params: JsonObj = {"sessionId": session.session_id}
+        if isinstance(outcome, RpcError):
+            params["error"] = outcome.to_dict()
+        elif isinstance(outcome, Exception):
+            params["error"] = {"code": INTERNAL_ERROR, "message": "internal error"}
+        else:
+            params["stopReason"] = outcome.get("stopReason")
+        frame = jsonrpc.notification_frame("_bridge/session/turn_ended", params)
+        for link in (session.owner, *session.followers):
+            if link is not None and link is not conn and not link.closed:
+                link.send_frame(frame)
 
     async def _forward_extension(self, req: jsonrpc.Request) -> Any:
         """Unknown `_vendor/...` requests on a live session go to its agent untouched."""
@@ -155,6 +226,8 @@ class AcpServer:
         for sid in conn.owned:
             session = self.manager.sessions.get(sid)
             if session is not None and session.owner is conn and self._tg is not None:
+                # Its pending permission requests wait this long for a client to reattach.
+                session.disconnect_grace = self.disconnect_grace
                 self._tg.start_soon(self._close_after_grace, conn, sid)
 
     async def _close_after_grace(self, conn: ClientConnection, sid: str) -> None:

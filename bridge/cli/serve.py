@@ -19,6 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     parser.add_argument(
         "--allow-remote", action="store_true", default=d if sub else False, help="allow a non-loopback bind"
     )
+    # WebSocket limits (spec/websocket.md has the defaults).
+    parser.add_argument("--ws-max-message", default=d, help="largest accepted message in bytes")
+    parser.add_argument("--ws-max-connections", default=d, help="most simultaneous connections")
+    parser.add_argument("--ws-queue-limit", default=d, help="per-connection outgoing queue bound in bytes")
+    parser.add_argument("--ws-send-timeout", default=d, help="seconds a client may read nothing")
+    parser.add_argument("--ws-ping-interval", default=d, help="keepalive ping interval and timeout (s)")
 
 
 def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:
@@ -30,9 +36,18 @@ def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:
         return 2
     settings = Settings(state_dir=state_dir, config=config, default_agent=args.agent, listen=args.listen)
     if args.listen:
-        from bridge.transports.websocket import serve_websocket_main
+        from bridge.app import serve_websocket
+        from bridge.transports.websocket import WsConfigError, parse_options
 
-        return serve_websocket_main(settings, args)
+        try:
+            options = parse_options(args, state_dir)
+        except WsConfigError as exc:
+            sys.stderr.write(f"agent-bridge: {exc}\n")
+            return 2
+        try:
+            return anyio.run(serve_websocket, settings, options)
+        except KeyboardInterrupt:
+            return 0
     try:
         return anyio.run(serve_stdio, settings)
     except KeyboardInterrupt:

@@ -48,8 +48,13 @@ class Session:
         self.record = record
         self.spec = spec
         self.store = store
-        self.owner: ClientLink | None = None
+        self._owner: ClientLink | None = None
+        self._owner_changed = anyio.Event()
         self.followers: list[ClientLink] = []
+        # How long a request for a client that is gone waits for one to reattach (set by
+        # the server when the owner disconnects).
+        self.disconnect_grace = 60.0
+        self.last_seq = 0  # the newest seq this session appended to the log
         self.agent: AgentSession | None = None
         self.status = "idle"
         self.metrics = Metrics()
@@ -70,6 +75,16 @@ class Session:
         self._wake = anyio.Event()
         self._cancel_at: float | None = None
         self._end_reason: str | None = None
+
+    @property
+    def owner(self) -> ClientLink | None:
+        return self._owner
+
+    @owner.setter
+    def owner(self, link: ClientLink | None) -> None:
+        self._owner = link
+        self._owner_changed.set()
+        self._owner_changed = anyio.Event()
 
     # -- SessionHost ---------------------------------------------------------------------------
     @property
@@ -92,29 +107,45 @@ class Session:
         params = {**params, "sessionId": self.record.id}
         is_permission = method == "session/request_permission"
         self.log("agent", jsonrpc.notification_frame(method, params))
-        link = self.owner
-        if link is None or link.closed:
-            if is_permission:
-                self.record_event({"type": "permission_denied", "reason": "no client attached"})
-                return CANCELLED_OUTCOME
-            raise RpcError(INVALID_PARAMS, f"no client is attached to session {self.record.id}")
         if is_permission and self._cancelling:
             return CANCELLED_OUTCOME
         with anyio.CancelScope() as scope:
             if is_permission:
                 self._permission_scopes.add(scope)
             try:
-                result = await link.request(method, params)
-            except RpcError:
-                if is_permission:
-                    # Fail closed: an unanswerable permission request is a refusal.
-                    return CANCELLED_OUTCOME
-                raise
+                while True:
+                    link = self.owner
+                    if link is None or link.closed:
+                        if not is_permission:
+                            raise RpcError(INVALID_PARAMS, f"no client is attached to session {self.record.id}")
+                        # The owner is gone: a client reattaching within the grace period is
+                        # asked instead; after it, the request is refused (fail closed).
+                        if await self._owner_returns():
+                            continue
+                        self.record_event({"type": "permission_denied", "reason": "no client attached"})
+                        return CANCELLED_OUTCOME
+                    try:
+                        result = await link.request(method, params)
+                    except RpcError:
+                        if is_permission and link.closed:
+                            continue  # its client went away before answering
+                        if is_permission:
+                            # Fail closed: an unanswerable permission request is a refusal.
+                            return CANCELLED_OUTCOME
+                        raise
+                    self.log("client", jsonrpc.encode({"method": method, "result": result}))
+                    return result
             finally:
                 self._permission_scopes.discard(scope)
-            self.log("client", jsonrpc.encode({"method": method, "result": result}))
-            return result
         return CANCELLED_OUTCOME
+
+    async def _owner_returns(self) -> bool:
+        """Wait up to `disconnect_grace` for a live owner (a client reattaching)."""
+        with anyio.move_on_after(self.disconnect_grace):
+            while self._owner is None or self._owner.closed:
+                await self._owner_changed.wait()
+            return True
+        return False
 
     def notify_client(self, method: str, params: JsonObj) -> None:
         self.publish(jsonrpc.notification_frame(method, params), "agent")
@@ -124,7 +155,9 @@ class Session:
 
     # -- publishing ----------------------------------------------------------------------------
     def log(self, direction: Direction, frame: bytes) -> int:
-        return self.store.append(self.record.id, direction, frame)
+        seq = self.store.append(self.record.id, direction, frame)
+        self.last_seq = max(self.last_seq, seq)
+        return seq
 
     def publish(self, frame: bytes, direction: Direction) -> None:
         self.log(direction, frame)

@@ -1,0 +1,368 @@
+"""ACP over WebSocket: `agent-bridge serve --listen ws://127.0.0.1:PORT`, path `/acp`.
+
+The shape of the ACP remote-transport RFD (GET /acp + Upgrade; one JSON-RPC message per
+text frame; binary frames ignored), served with the `websockets` library. Every accepted
+connection gets the same ACP server as stdio (`AcpServer.serve`), with its own sessions.
+
+Secure by default (spec/websocket.md): the gate (`ws_gate`) runs in the handshake, before
+any upgrade — Host, Origin, bearer token; loopback bind unless `--allow-remote`. Bounded:
+message size, per-connection outgoing queue, a client that stops reading, connection count,
+and keepalive pings for dead peers. The token is generated per launch and written 0600 to
+`<state-dir>/ws-token` (or read from `--token-file`); it is never logged, never in argv or
+URLs, and never in the environment agents inherit (it lives in this process's memory only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import secrets
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from bridge.acp.connection import ClientConnection
+from bridge.transports import ws_gate
+from bridge.wire.framing import DEFAULT_MAX_LINE, Oversize
+
+log = logging.getLogger(__name__)
+# The library's own logger, never below INFO: at DEBUG it would log every request header,
+# Authorization included.
+_lib_log = logging.getLogger("bridge.transports.websocket.lib")
+_lib_log.setLevel(logging.INFO)
+
+TOKEN_FILE = "ws-token"
+MIN_TOKEN_CHARS = 32
+MAX_MESSAGE = DEFAULT_MAX_LINE  # over it: -32600 and the connection keeps serving
+ABSURD_FACTOR = 4  # over MAX_MESSAGE * this: close 1009 without reading it
+MAX_CONNECTIONS = 32
+QUEUE_LIMIT = 16 * 1024 * 1024  # per-connection outgoing queue (Outbox hard limit)
+SEND_TIMEOUT = 30.0  # a client that takes no data for this long is disconnected
+PING_INTERVAL = 20.0
+_HEAD = 4096
+
+
+class WsConfigError(Exception):
+    """A bad --listen / --token-file / --allow-* value: one line for stderr, exit 2."""
+
+
+@dataclass(frozen=True)
+class WsOptions:
+    host: str  # as given on the command line (for the `listening` line)
+    bind: str  # the address bound
+    port: int  # 0 = pick a free one
+    token: str
+    token_path: str
+    origins: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    max_message: int = MAX_MESSAGE
+    max_connections: int = MAX_CONNECTIONS
+    queue_limit: int = QUEUE_LIMIT
+    send_timeout: float = SEND_TIMEOUT
+    ping_interval: float = PING_INTERVAL
+
+    def __repr__(self) -> str:  # keeps the token out of any log or traceback
+        return f"WsOptions(host={self.host!r}, port={self.port}, token=<redacted>)"
+
+
+# -- command line ----------------------------------------------------------------------------------
+def parse_options(args: argparse.Namespace, state_dir: str) -> WsOptions:
+    """Validate the WebSocket options and prepare the token (raises WsConfigError)."""
+    host, bind, port = _parse_listen(args.listen)
+    if not ws_gate.is_loopback(bind) and not getattr(args, "allow_remote", False):
+        raise WsConfigError(
+            f"refusing to listen on {host}: not a loopback address, so anyone who can reach it could "
+            "try to drive your agents; use an SSH tunnel (ssh -L 8765:127.0.0.1:8765 host) or pass --allow-remote"
+        )
+    try:
+        origins = tuple(ws_gate.check_origin_option(o) for o in getattr(args, "allow_origin", None) or ())
+        hosts = [ws_gate.check_host_option(h) for h in getattr(args, "allow_host", None) or ()]
+    except ws_gate.GateConfigError as exc:
+        raise WsConfigError(str(exc)) from None
+    if not ws_gate.is_loopback(bind) and bind not in ("0.0.0.0", "::"):
+        # The bound address itself cannot be rebound by DNS: clients may name it.
+        hosts.append(f"[{bind}]" if ":" in bind else bind)
+    token_file = getattr(args, "token_file", None)
+    if token_file:
+        token, token_path = _read_token(token_file), os.path.abspath(token_file)
+    else:
+        token, token_path = _generate_token(state_dir)
+    return WsOptions(
+        host,
+        bind,
+        port,
+        token,
+        token_path,
+        origins,
+        tuple(hosts),
+        max_message=int(_positive(args, "ws_max_message", int) or MAX_MESSAGE),
+        max_connections=int(_positive(args, "ws_max_connections", int) or MAX_CONNECTIONS),
+        queue_limit=int(_positive(args, "ws_queue_limit", int) or QUEUE_LIMIT),
+        send_timeout=float(_positive(args, "ws_send_timeout", float) or SEND_TIMEOUT),
+        ping_interval=float(_positive(args, "ws_ping_interval", float) or PING_INTERVAL),
+    )
+
+
+def _positive(args: argparse.Namespace, name: str, kind: type[int] | type[float]) -> int | float | None:
+    raw = getattr(args, name, None)
+    if raw is None:
+        return None
+    flag = "--" + name.replace("_", "-")
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise WsConfigError(f"{flag} {raw!r} is not a number") from None
+    if value <= 0:
+        raise WsConfigError(f"{flag} must be greater than 0")
+    return value
+
+
+def _parse_listen(listen: str) -> tuple[str, str, int]:
+    try:
+        url = urlsplit(listen)
+        port = url.port
+    except ValueError:
+        raise WsConfigError(f"--listen {listen!r}: not ws://HOST:PORT") from None
+    if url.scheme == "wss":
+        raise WsConfigError(
+            "--listen wss:// is not built in: bind loopback and put a TLS proxy in front, or use an SSH tunnel"
+        )
+    if url.scheme != "ws" or not url.hostname or port is None:
+        raise WsConfigError(f"--listen {listen!r}: expected ws://HOST:PORT (e.g. ws://127.0.0.1:8765)")
+    if url.username or url.password or url.query or url.fragment or url.path not in ("", "/", ws_gate.PATH):
+        raise WsConfigError(
+            f"--listen {listen!r}: expected ws://HOST:PORT (the path is always {ws_gate.PATH})"
+        )
+    name = url.hostname
+    host = f"[{name}]" if ":" in name else name
+    # "localhost" binds the IPv4 loopback: one socket, so port 0 gives one port.
+    bind = "127.0.0.1" if name.lower() == "localhost" else name
+    return host, bind, port
+
+
+def _read_token(path: str) -> str:
+    try:
+        st = os.stat(path)
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WsConfigError(f"--token-file {path}: cannot read it ({exc.__class__.__name__})") from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise WsConfigError(
+            f"--token-file {path} is accessible to other users (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it"
+        )
+    if len(token) < MIN_TOKEN_CHARS or any(c.isspace() or not c.isprintable() for c in token):
+        raise WsConfigError(
+            f"--token-file {path}: the token must be one word of at least {MIN_TOKEN_CHARS} printable characters"
+        )
+    return token
+
+
+def _generate_token(state_dir: str) -> tuple[str, str]:
+    """A fresh 256-bit token, written 0600 (atomically) to `<state-dir>/ws-token`."""
+    token = secrets.token_urlsafe(32)
+    path = os.path.join(os.path.abspath(state_dir), TOKEN_FILE)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, (token + "\n").encode())
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise WsConfigError(f"cannot write the WebSocket token to {path}: {exc.strerror}") from None
+    return token, path
+
+
+# -- serving ---------------------------------------------------------------------------------------
+class ServeFn(Protocol):
+    def __call__(
+        self,
+        incoming: AsyncIterator[list[bytes | Oversize]],
+        write: Callable[[list[bytes]], Awaitable[None]],
+        *,
+        transport: str,
+        outbox_limit: int | None = None,
+    ) -> Awaitable[ClientConnection]: ...
+
+
+class ClientTooSlow(Exception):
+    """The client took no data for `send_timeout` seconds while we had some for it."""
+
+
+class WebSocketTransport:
+    def __init__(self, serve_connection: ServeFn, options: WsOptions) -> None:
+        self._serve = serve_connection
+        self.options = options
+        self._policy: ws_gate.Policy | None = None
+        self._tg: TaskGroup | None = None
+        self._active: set[ServerConnection] = set()
+        self.refused = 0  # handshakes refused by the gate (tests and diagnostics)
+        self.accepted = 0
+
+    async def run(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen; `task_status.started(port)` once connections are accepted. On cancel:
+        stop listening, close every connection (1001), wait for them (bounded)."""
+        o = self.options
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            server: Server = await serve(
+                self._handler,
+                o.bind,
+                o.port,
+                process_request=self._process_request,
+                compression=None,  # no inflate bombs; ACP frames are small and many
+                max_size=o.max_message * ABSURD_FACTOR,
+                max_queue=4,
+                write_limit=256 * 1024,
+                ping_interval=o.ping_interval,
+                ping_timeout=o.ping_interval,
+                close_timeout=5,
+                server_header="agent-bridge",
+                logger=_lib_log,
+            )
+            try:
+                port = int(server.sockets[0].getsockname()[1])
+                self._policy = ws_gate.Policy.build(o.token, port, o.origins, o.hosts)
+                log.info("WebSocket transport listening on %s port %d", o.bind, port)
+                task_status.started(port)
+                await anyio.sleep_forever()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    server.close(close_connections=True)
+                    with anyio.move_on_after(10):
+                        await server.wait_closed()
+                tg.cancel_scope.cancel()
+
+    # -- the gate ------------------------------------------------------------------------------------
+    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        assert self._policy is not None
+        refusal = ws_gate.check(self._policy, request.path, list(request.headers.raw_items()))
+        if refusal is None and len(self._active) >= self.options.max_connections:
+            refusal = ws_gate.Refusal(
+                HTTPStatus.SERVICE_UNAVAILABLE, f"too many connections (limit {self.options.max_connections})"
+            )
+        peer = _peer(ws)
+        if refusal is None:
+            self.accepted += 1
+            log.info("WebSocket connection from %s accepted", peer)
+            return None
+        self.refused += 1
+        log.info(
+            "WebSocket handshake from %s refused: %d %s (origin=%s host=%s)",
+            peer,
+            refusal.status,
+            refusal.reason,
+            _shown(request.headers.get_all("Origin")),
+            _shown(request.headers.get_all("Host")),
+        )
+        response = ws.respond(refusal.status, refusal.body)
+        if refusal.status == HTTPStatus.UNAUTHORIZED:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="agent-bridge"'
+        return response
+
+    # -- one connection --------------------------------------------------------------------------------
+    async def _handler(self, ws: ServerConnection) -> None:
+        """The library's task for a connection: hands it to our task group and waits, so the
+        ACP work runs under the daemon's structured concurrency."""
+        if len(self._active) >= self.options.max_connections:
+            await ws.close(CloseCode.TRY_AGAIN_LATER, "too many connections")
+            return
+        assert self._tg is not None
+        done = anyio.Event()
+        self._active.add(ws)
+        try:
+            self._tg.start_soon(self._serve_one, ws, done)
+            await done.wait()
+        finally:
+            self._active.discard(ws)
+
+    async def _serve_one(self, ws: ServerConnection, done: anyio.Event) -> None:
+        peer = _peer(ws)
+        code, reason = CloseCode.NORMAL_CLOSURE, ""
+        try:
+            try:
+                conn = await self._serve(
+                    self._incoming(ws),
+                    self._writer(ws),
+                    transport="websocket",
+                    outbox_limit=self.options.queue_limit,
+                )
+            except* ClientTooSlow:
+                code = CloseCode.POLICY_VIOLATION
+                reason = f"client too slow: it read nothing for {self.options.send_timeout:g} s"
+            else:
+                if conn.outbox.overflowed:
+                    code = CloseCode.POLICY_VIOLATION
+                    reason = f"client too slow: outgoing queue over {self.options.queue_limit} bytes"
+            if code != CloseCode.NORMAL_CLOSURE:
+                log.warning("disconnecting WebSocket client %s (close %d): %s", peer, code, reason)
+            else:
+                log.info("WebSocket connection from %s closed", peer)
+            await ws.close(code, reason)
+        finally:
+            done.set()
+
+    async def _incoming(self, ws: ServerConnection) -> AsyncIterator[list[bytes | Oversize]]:
+        limit = self.options.max_message
+        while True:
+            try:
+                message = await ws.recv()
+            except ConnectionClosed:
+                return
+            if isinstance(message, bytes):
+                log.debug("binary frame of %d bytes ignored (ACP uses text frames)", len(message))
+                continue
+            data = message.encode()
+            if len(data) > limit:
+                yield [Oversize(data[:_HEAD], len(data))]
+            else:
+                yield [data]
+
+    def _writer(self, ws: ServerConnection) -> Callable[[list[bytes]], Awaitable[None]]:
+        timeout = self.options.send_timeout
+
+        async def write(frames: list[bytes]) -> None:
+            # The deadline moves on with every frame the client takes: only a client that
+            # takes nothing for `timeout` seconds is cut off, however long the batch.
+            with anyio.CancelScope() as scope:
+                try:
+                    for frame in frames:
+                        scope.deadline = anyio.current_time() + timeout
+                        await ws.send(frame, text=True)
+                except ConnectionClosed:
+                    return  # the receive side sees the close and ends the connection
+            if scope.cancelled_caught:
+                raise ClientTooSlow()
+
+        return write
+
+
+def _peer(ws: ServerConnection) -> str:
+    try:
+        addr = ws.remote_address
+        return f"{addr[0]}:{addr[1]}"
+    except Exception:
+        return "?"
+
+
+def _shown(values: list[str]) -> str:
+    # Attacker-controlled: quoted and cut short; repeated headers joined.
+    return "-" if not values else repr(", ".join(values)[:200])
