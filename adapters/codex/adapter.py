@@ -1,16 +1,10 @@
-"""The Codex adapter: one `codex app-server` process per bridge session.
+"""The Codex adapter: starts one `codex app-server` process per bridge session and opens
+the session in it (see session.py for what a session does).
 
-Opening a session: `initialize` + `initialized`, then `thread/start` (new), `thread/resume`
-(load / resume; load then replays the thread's items), or `thread/fork`; then `model/list`
-and `config/read` to build the config options. Client MCP servers go in the thread's
-`config.mcp_servers`; Codex's own configuration (CODEX_HOME from the environment, else
-~/.codex: login, providers, MCP servers, policies) is used as Codex itself uses it, and
-nothing is written to it.
-
-A prompt is one `turn/start` (with any pending mode/model/effort overrides) that ends at
-`turn/completed`; cancel is `turn/interrupt`. Codex's approval requests become
-`session/request_permission` (see approvals.py). If the process dies, the running prompt
-fails at once with its exit code and stderr tail, and `run()` raises the same error.
+Codex's own configuration (CODEX_HOME from the environment, else ~/.codex: login, providers,
+MCP servers, policies) is used as Codex itself uses it: the process inherits the daemon's
+environment plus the agent's configured `env`, and nothing is written to the user's files.
+If the process dies, `run()` raises `AgentExitedError` with its exit code and stderr tail.
 """
 
 from __future__ import annotations
@@ -24,39 +18,17 @@ import anyio
 from anyio.abc import TaskStatus
 
 import bridge
-from adapters.codex import approvals
-from adapters.codex.options import Settings, mcp_servers, user_input
-from adapters.codex.rpc import AppServer, CodexRpcError, method_not_found, stderr_tail
-from adapters.codex.translate import Translator, replay
-from bridge.core.adapter import (
-    AdapterEnv,
-    AgentProbe,
-    AgentSpec,
-    JsonObj,
-    SessionHost,
-    SessionSetup,
-    StartRequest,
-)
-from bridge.errors import INTERNAL_ERROR, AgentError, AgentExitedError, AgentStartError, RpcError
-from bridge.process.agent_process import AgentProcess, open_agent_process
+from adapters.codex.options import mcp_servers
+from adapters.codex.rpc import AppServer, method_not_found, stderr_tail
+from adapters.codex.session import CAPABILITIES, CodexSession
+from bridge.core.adapter import AdapterEnv, AgentProbe, AgentSpec, JsonObj, SessionHost, StartRequest
+from bridge.errors import AgentExitedError, AgentStartError
+from bridge.process.agent_process import open_agent_process
 
 log = logging.getLogger(__name__)
 
-CAPABILITIES: JsonObj = {
-    "loadSession": True,
-    "promptCapabilities": {"image": True, "audio": False, "embeddedContext": True},
-    "mcpCapabilities": {"http": True, "sse": False},
-    "sessionCapabilities": {"resume": {}, "close": {}, "fork": {}},
-}
-# Read-only app-server methods a client may call through `_codex/<method>`.
-PASSTHROUGH = {"thread/list", "thread/read", "thread/turns/list", "thread/items/list", "model/list"}
 # Noise we never use: keeps the pipe quiet.
 OPT_OUT = ["account/rateLimits/updated", "remoteControl/status/changed", "thread/started"]
-PAGE = 200
-MAX_PAGES = 50
-# How long a first prompt waits for the client's MCP servers to finish starting: Codex does
-# not wait for them, and a turn started earlier runs without their tools.
-MCP_STARTUP_WAIT = 30.0
 
 
 class CodexAdapter:
@@ -133,278 +105,6 @@ class CodexAdapter:
         raise failure
 
 
-class _Turn:
-    def __init__(self) -> None:
-        self.id: str | None = None
-        self.done = anyio.Event()
-        self.status = "inProgress"
-        self.error: JsonObj | None = None
-        self.failure: AgentError | None = None
-        self.cancel_requested = False
-        self.usage_before: JsonObj | None = None
-        self.usage_after: JsonObj | None = None
-
-
-class CodexSession:
-    """One Codex thread behind one bridge session (`AgentSession`, and the app-server `Handler`)."""
-
-    server: AppServer
-    setup: SessionSetup
-    settings: Settings
-
-    def __init__(self, agent: str, host: SessionHost, request: StartRequest, proc: AgentProcess) -> None:
-        self.agent = agent
-        self.host = host
-        self.request = request
-        self.proc = proc
-        self.translator = Translator()
-        self.thread_id = ""
-        self._turn: _Turn | None = None
-        self._usage_total: JsonObj | None = None
-        self._mcp_starting: set[str] = set()
-        self._mcp_started = anyio.Event()
-
-    # -- opening ----------------------------------------------------------------------------
-    async def open(self, servers: JsonObj) -> None:
-        req = self.request
-        params: JsonObj = {"cwd": req.cwd}
-        if servers:
-            params["config"] = {"mcp_servers": servers}
-            self._mcp_starting = set(servers)
-        else:
-            self._mcp_started.set()
-        if req.mode == "new":
-            res = await self.server.request("thread/start", params)
-        else:
-            if not req.agent_session_id:
-                raise RpcError(INTERNAL_ERROR, f"cannot {req.mode} a Codex session without its thread id")
-            method = "thread/fork" if req.mode == "fork" else "thread/resume"
-            res = await self.server.request(
-                method, {"threadId": req.agent_session_id, "excludeTurns": True, **params}
-            )
-        thread = res.get("thread") or {}
-        self.thread_id = str(thread.get("id"))
-        self.settings = Settings(
-            model=str(res.get("model")),
-            effort=res.get("reasoningEffort"),
-            approval=res.get("approvalPolicy"),
-            sandbox=res.get("sandbox") or {},
-            models=await self._models(),
-            configured=await self._configured(),
-            extra_roots=list(req.additional_directories or []),
-        )
-        if req.mode == "load":
-            await self._replay()
-        meta = {
-            "codex": {k: thread.get(k) for k in ("id", "path", "cliVersion", "forkedFromId") if thread.get(k)}
-        }
-        self.setup = SessionSetup(
-            agent_session_id=self.thread_id,
-            modes=self.settings.modes(),
-            config_options=self.settings.config_options(),
-            meta=meta,
-            replayed=req.mode == "load",
-            prompt_capabilities=CAPABILITIES["promptCapabilities"],
-        )
-
-    async def _models(self) -> list[JsonObj]:
-        models: list[JsonObj] = []
-        cursor = None
-        for _ in range(MAX_PAGES):
-            page = await self.server.request("model/list", {"cursor": cursor, "limit": PAGE})
-            models += page.get("data") or []
-            cursor = page.get("nextCursor")
-            if not cursor:
-                break
-        return models
-
-    async def _configured(self) -> JsonObj:
-        """What the user's own config sets for the policies (None where Codex's default applies)."""
-        res = await self.server.request("config/read", {"cwd": self.request.cwd})
-        config = res.get("config") or {}
-        return {"approval_policy": config.get("approval_policy"), "sandbox_mode": config.get("sandbox_mode")}
-
-    async def _replay(self) -> None:
-        cursor = None
-        for _ in range(MAX_PAGES):
-            params = {"threadId": self.thread_id, "sortDirection": "asc", "limit": PAGE, "cursor": cursor}
-            page = await self.server.request("thread/items/list", params)
-            for entry in page.get("data") or []:
-                for update in replay(entry.get("item") or {}):
-                    self.host.emit(update)
-            cursor = page.get("nextCursor")
-            if not cursor:
-                break
-
-    # -- turns --------------------------------------------------------------------------------
-    async def prompt(self, params: JsonObj) -> JsonObj:
-        items = user_input(params.get("prompt") or [])
-        with anyio.move_on_after(MCP_STARTUP_WAIT):
-            await self._mcp_started.wait()
-        turn = self._turn = _Turn()
-        turn.usage_before = self._usage_total
-        overrides = self.settings.take_overrides()
-        try:
-            try:
-                res = await self.server.request(
-                    "turn/start", {"threadId": self.thread_id, "input": items, **overrides}
-                )
-            except BaseException:
-                self.settings.pending = {**overrides, **self.settings.pending}  # not applied: keep them
-                raise
-            turn.id = str((res.get("turn") or {}).get("id"))
-            if turn.cancel_requested and not turn.done.is_set():
-                await self._interrupt(turn)
-            await turn.done.wait()
-        finally:
-            self._turn = None
-        if turn.failure is not None:
-            raise turn.failure
-        result: JsonObj = {"stopReason": self._stop_reason(turn)}
-        usage = _usage_delta(turn.usage_before, turn.usage_after)
-        if usage:
-            result["usage"] = usage
-        return result
-
-    def _stop_reason(self, turn: _Turn) -> str:
-        if turn.cancel_requested or turn.status == "interrupted":
-            return "cancelled"
-        if turn.status != "failed":
-            return "end_turn"
-        error = turn.error or {}
-        info = error.get("codexErrorInfo")
-        if info == "contextWindowExceeded":
-            return "max_tokens"
-        if info in ("cyberPolicy", "misalignmentPolicyViolation"):
-            return "refusal"
-        raise AgentError(
-            INTERNAL_ERROR,
-            f"codex turn failed: {error.get('message') or 'unknown error'}",
-            {"agent": self.agent, "codexError": error},
-        )
-
-    async def cancel(self) -> None:
-        turn = self._turn
-        if turn is None or turn.done.is_set():
-            return
-        turn.cancel_requested = True
-        if turn.id is not None:  # else prompt() interrupts as soon as turn/start answers
-            await self._interrupt(turn)
-
-    async def _interrupt(self, turn: _Turn) -> None:
-        try:
-            await self.server.request("turn/interrupt", {"threadId": self.thread_id, "turnId": turn.id})
-        except CodexRpcError as exc:  # the turn ended on its own meanwhile
-            log.debug("%s: turn/interrupt: %s", self.agent, exc.message)
-
-    # -- settings -----------------------------------------------------------------------------
-    async def set_mode(self, mode_id: str) -> JsonObj:
-        self.settings.set_mode(mode_id)
-        self.host.emit({"sessionUpdate": "current_mode_update", "currentModeId": mode_id})
-        self.host.emit(
-            {"sessionUpdate": "config_option_update", "configOptions": self.settings.config_options()}
-        )
-        return {}
-
-    async def set_config_option(self, params: JsonObj) -> JsonObj:
-        config_id = str(params.get("configId"))
-        self.settings.set_option(config_id, params.get("value"))
-        if config_id == "mode":
-            self.host.emit({"sessionUpdate": "current_mode_update", "currentModeId": self.settings.mode})
-        return {"configOptions": self.settings.config_options()}
-
-    async def call(self, method: str, params: JsonObj) -> Any:
-        native = method.removeprefix("_codex/")
-        if native == method or native not in PASSTHROUGH:
-            raise method_not_found(method)
-        forwarded = {k: v for k, v in params.items() if k != "sessionId"}
-        if native != "thread/list" and native != "model/list":
-            forwarded.setdefault("threadId", self.thread_id)
-        return await self.server.request(native, forwarded)
-
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc.returncode is None else None
-
-    # -- app-server Handler ---------------------------------------------------------------------
-    def notification(self, method: str, params: JsonObj) -> None:
-        if method == "mcpServer/startupStatus/updated":
-            self._mcp_status(params)
-        thread = params.get("threadId")
-        if thread is not None and thread != self.thread_id:
-            return  # another thread (e.g. a sub-agent's), or the handshake before ours is known
-        for update in self.translator.notification(method, params):
-            self.host.emit(update)
-        if method == "turn/completed":
-            self._turn_completed(params.get("turn") or {})
-        elif method == "thread/tokenUsage/updated":
-            self._usage_total = (params.get("tokenUsage") or {}).get("total")
-            if self._turn is not None:
-                self._turn.usage_after = self._usage_total
-        elif method == "model/rerouted":
-            self.settings.model = str(params.get("toModel"))
-            self.host.emit(
-                {"sessionUpdate": "config_option_update", "configOptions": self.settings.config_options()}
-            )
-        elif method in ("warning", "configWarning", "deprecationNotice", "error"):
-            log.info("%s: codex %s: %s", self.agent, method, params)
-
-    def _mcp_status(self, params: JsonObj) -> None:
-        name, status = params.get("name"), params.get("status")
-        if status == "failed":
-            log.warning("%s: MCP server %s failed to start: %s", self.agent, name, params.get("error"))
-            self.host.record_event({"type": "mcp_server_failed", "name": name, "error": params.get("error")})
-        if status != "starting" and name in self._mcp_starting:
-            self._mcp_starting.discard(str(name))
-            if not self._mcp_starting:
-                self._mcp_started.set()
-
-    def _turn_completed(self, turn_info: JsonObj) -> None:
-        if turn_info.get("status") in ("interrupted", "failed"):
-            for update in self.translator.close_open_calls():
-                self.host.emit(update)
-        turn = self._turn
-        if turn is None or (turn.id is not None and turn.id != turn_info.get("id")):
-            return
-        turn.status = str(turn_info.get("status"))
-        turn.error = turn_info.get("error")
-        turn.done.set()
-
-    def batch_done(self) -> None:
-        for update in self.translator.flush():
-            self.host.emit(update)
-        self.host.touch()
-
-    async def drain(self) -> None:
-        await self.host.wait_writable()
-
-    def closed(self, error: AgentExitedError) -> None:
-        if self._turn is not None:
-            self._turn.failure = error
-            self._turn.done.set()
-
-    async def server_request(self, request_id: Any, method: str, params: JsonObj) -> Any:
-        approval = approvals.approval_for(method, params, self.translator, request_id)
-        if approval is not None:
-            try:
-                response = await self.host.request_client("session/request_permission", approval.request)
-            except RpcError as exc:
-                log.info("%s: permission request failed, refusing: %s", self.agent, exc.message)
-                response = None
-            return approval.answer(response)
-        if method == approvals.ELICITATION:
-            ask = approvals.elicitation_for_client(params, self.request.client_capabilities)
-            if ask is None:
-                return approvals.refusal(method)
-            try:
-                return approvals.elicitation_answer(await self.host.request_client("elicitation/create", ask))
-            except RpcError:
-                return approvals.elicitation_answer(None)
-        refusal = approvals.refusal(method)
-        if refusal is None:
-            raise method_not_found(method)
-        return refusal
-
-
 class _Quiet:
     """Handler for the probe: no session, so nothing to tell; requests are refused."""
 
@@ -427,21 +127,3 @@ class _Quiet:
 def _version(info: JsonObj) -> str | None:
     match = re.search(r"/(\d+\.\d+\.\d+\S*)", str(info.get("userAgent", "")))
     return match.group(1) if match else None
-
-
-def _usage_delta(before: JsonObj | None, after: JsonObj | None) -> JsonObj | None:
-    """This turn's tokens as ACP `Usage`, from Codex's running thread totals."""
-    if not after:
-        return None
-
-    def took(key: str) -> int:
-        return int(after.get(key) or 0) - int((before or {}).get(key) or 0)
-
-    return {
-        "totalTokens": took("totalTokens"),
-        "inputTokens": took("inputTokens"),
-        "outputTokens": took("outputTokens"),
-        "thoughtTokens": took("reasoningOutputTokens"),
-        "cachedReadTokens": took("cachedInputTokens"),
-        "cachedWriteTokens": took("cacheWriteInputTokens"),
-    }

@@ -16,7 +16,7 @@ import anyio
 import jsonschema
 
 from adapters.codex import create
-from adapters.codex.adapter import CodexSession
+from adapters.codex.session import CodexSession
 from bridge.core.adapter import AdapterEnv, AgentSpec, StartRequest
 from tests.fakes.openai_responses import write_codex_home
 

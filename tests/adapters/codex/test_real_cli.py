@@ -13,7 +13,7 @@ import pytest
 
 from adapters.codex import create
 from bridge.core.adapter import StartRequest
-from bridge.errors import INVALID_PARAMS, AgentExitedError, RpcError
+from bridge.errors import INVALID_PARAMS, AgentError, AgentExitedError, RpcError
 from tests.adapters.codex.support import (
     ECHO_MCP,
     Codex,
@@ -381,3 +381,29 @@ async def test_image_in_prompt(codex: Codex, fake: FakeModelServer) -> None:
         ]
         await session.prompt({"sessionId": "s", "prompt": blocks})
     assert f"data:image/png;base64,{pixel}" in request_text(fake.requests[-1].body["input"])
+
+
+async def test_codex_config_error_is_reported_with_its_reason(codex: Codex, fake: FakeModelServer) -> None:
+    codex.configure(fake.url, 'approval_policy = "untrusted"\n')  # refused by Codex 0.169
+    with pytest.raises(AgentExitedError) as info:
+        async with codex.session(Host()):
+            pass
+    assert info.value.returncode == 1
+    assert "no longer supported" in info.value.message  # Codex's own reason, not a backtrace line
+
+
+async def test_unknown_thread_cannot_be_resumed(codex: Codex) -> None:
+    with pytest.raises(AgentError) as info:
+        async with codex.session(Host(), mode="resume", thread="01a1fc00-0000-7000-8000-000000000000"):
+            pass
+    assert "thread/resume" in info.value.message
+
+
+async def test_failed_turn_is_an_error_with_codex_reason(codex: Codex, fake: FakeModelServer) -> None:
+    fake.script(Reply(text="partial", stop="failed"), Reply(text="recovered"))
+    host = Host()
+    async with codex.session(host) as session:
+        with pytest.raises(AgentError) as info:
+            await session.prompt(prompt("this will fail"))
+        assert "scripted failure" in info.value.message
+        assert (await session.prompt(prompt("again")))["stopReason"] == "end_turn"
