@@ -71,3 +71,6 @@ async def daemon_process(
             if process.returncode is None:
                 process.kill()
             tg.cancel_scope.cancel()
+    # Close the pipes and the transport explicitly (no "unclosed transport" at GC time).
+    with anyio.CancelScope(shield=True):
+        await process.aclose()
