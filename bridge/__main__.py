@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bridge.cli.serve", "serve ACP on stdio (default) or WebSocket"),
     "agents": ("bridge.cli.agents", "list the known agents, installed or not"),
     "doctor": ("bridge.cli.doctor", "check agents, logins, environment, state dir and config"),
+    "prompt": ("bridge.cli.prompt", "send one prompt to an agent and stream the answer"),
+    "sessions": ("bridge.cli.sessions", "list sessions"),
+    "events": ("bridge.cli.events", "print a session's event history"),
 }
 
 
