@@ -407,3 +407,27 @@ async def test_failed_turn_is_an_error_with_codex_reason(codex: Codex, fake: Fak
             await session.prompt(prompt("this will fail"))
         assert "scripted failure" in info.value.message
         assert (await session.prompt(prompt("again")))["stopReason"] == "end_turn"
+
+
+async def test_mcp_tool_from_client_http_server(codex: Codex, fake: FakeModelServer) -> None:
+    async with await anyio.open_process([sys.executable, str(ECHO_MCP), "--http", "s3cret"]) as mcp_proc:
+        assert mcp_proc.stdout is not None
+        with anyio.fail_after(20):
+            port = int((await mcp_proc.stdout.receive()).decode().split()[0])
+        web = {
+            "type": "http",
+            "name": "web",
+            "url": f"http://127.0.0.1:{port}/mcp",
+            "headers": [{"name": "X-Test-Token", "value": "s3cret"}],
+        }
+        fake.script(
+            Reply(tools=[mcp_call("web", "echo", {"text": "over http"}, "call_http")]), Reply(text="ok")
+        )
+        host = Host()
+        async with codex.session(host, mcp_servers=[web]) as session:
+            await session.set_mode("full-access")
+            await session.prompt(prompt("call it"))
+        mcp_proc.terminate()
+    end = host.of("tool_call_update")[-1]
+    assert end["status"] == "completed"
+    assert end["content"][0]["content"]["text"] == "mcp-echo:over http"
