@@ -14,13 +14,16 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from bridge import __version__
+from bridge import __version__, envsetup, trace
 from bridge.acp.server import AcpServer
 from bridge.config import ConfigFile, agent_table
-from bridge.core.adapter import AdapterEnv, AgentSpec, JsonObj
+from bridge.core.adapter import AdapterEnv, AdapterFactory, AgentAdapter, AgentSpec, JsonObj
 from bridge.core.manager import SessionManager
+from bridge.diagnostics import redact
 from bridge.process import supervise
+from bridge.store.base import Store
 from bridge.store.sqlite import SqliteStore
+from bridge.trace import Tracer
 
 if TYPE_CHECKING:
     from bridge.transports.websocket import WsOptions
@@ -45,13 +48,18 @@ class Bridge:
         self.settings = settings
         cfg = settings.config
         self.agents: dict[str, AgentSpec] = agent_table(cfg)
+        # The agents' environment (login shell, [env], path_prepend), resolved at the first spawn.
+        self.environment = envsetup.Environment(
+            settings.state_dir, login_shell=cfg.login_shell_env, extra=cfg.env, path_prepend=cfg.path_prepend
+        )
+        self.tracer = _open_trace(cfg, self.agents)
         os.makedirs(settings.state_dir, mode=0o700, exist_ok=True)
         self.store = SqliteStore.open_or_degrade(os.path.join(settings.state_dir, "sessions.db"))
         env = AdapterEnv(state_dir=settings.state_dir, handshake_timeout=cfg.handshake_timeout)
         self.manager = SessionManager(
             self.store,
             self.agents,
-            registry(),
+            _recording(registry(), self.store),
             env,
             settings.default_agent or cfg.default_agent,
             stall_timeout=cfg.stall_timeout,
@@ -64,6 +72,7 @@ class Bridge:
             agents_table=self.agents_table,
             disconnect_grace=cfg.disconnect_grace,
         )
+        self.server.tracer = self.tracer
 
     async def agents_table(self) -> list[JsonObj]:
         from bridge.agents import describe_agents
@@ -73,6 +82,8 @@ class Bridge:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Bridge]:
         """Start the manager and server; on exit, stop every agent (bounded) and close the store."""
+        envsetup.install(self.environment)
+        trace.install(self.tracer)
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(self.manager.run)
@@ -84,6 +95,10 @@ class Bridge:
         finally:
             self.store.flush_sync()
             self.store.close()
+            envsetup.install(None)
+            trace.install(None)
+            if self.tracer is not None:
+                self.tracer.close()
 
 
 async def serve_stdio(settings: Settings) -> int:
@@ -116,6 +131,37 @@ async def serve_websocket(settings: Settings, options: WsOptions) -> int:
         sys.stderr.write(f"listening ws://{options.host}:{port}/acp\n")
         sys.stderr.flush()
     return 0
+
+
+def _open_trace(cfg: ConfigFile, agents: dict[str, AgentSpec]) -> Tracer | None:
+    """The protocol trace, when `--trace` / config `trace` asks for one. Every secret the
+    daemon knows of is masked in it (and in logs and errors): agents' configured values too."""
+    redactor = redact.default()
+    redactor.add_env(cfg.env)
+    for spec in agents.values():
+        redactor.add_env(spec.env)
+    if not cfg.trace:
+        return None
+    try:
+        tracer = Tracer(cfg.trace)
+    except OSError as exc:
+        log.error("no protocol trace: cannot open %s: %s", cfg.trace, exc)
+        return None
+    log.warning("protocol trace on: every message, secrets masked, goes to %s", tracer.path)
+    return tracer
+
+
+def _recording(factories: dict[str, AdapterFactory], store: Store) -> dict[str, AdapterFactory]:
+    """Adapters that record each session's agent path and version in the catalog."""
+    from bridge.diagnostics.binaries import RecordingAdapter
+
+    def wrap(factory: AdapterFactory) -> AdapterFactory:
+        def create(spec: AgentSpec, env: AdapterEnv) -> AgentAdapter:
+            return RecordingAdapter(factory(spec, env), spec, lambda sid, f: store.update_session(sid, **f))
+
+        return create
+
+    return {protocol: wrap(factory) for protocol, factory in factories.items()}
 
 
 async def _exit_on_signal(scope: anyio.CancelScope) -> None:

@@ -3,7 +3,7 @@ user's login shell would give, plus the config's `[env]` and `path_prepend`.
 
 Editors often start agent-bridge from a GUI session whose PATH lacks what the user's shell
 rc files add (nvm, volta, asdf, fnm, pyenv shims, ~/.local/bin) — the "works in the terminal,
-not in the editor" failure. So once per daemon, in the background, the user's shell is run
+not in the editor" failure. So once per daemon, before the first agent starts, the user's shell is run
 as a login + interactive shell to print its environment (what VS Code does too); the result
 is cached in `<state-dir>/login-env.json` (mode 0600: it may hold keys exported by rc files,
 which already sit there in plain text) for `CACHE_TTL` seconds.
@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import anyio
+
+from bridge.diagnostics.redact import default as default_redactor
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +207,8 @@ class Environment:
                 return self.login
             if self.login_shell:
                 self.login = await self._login_env(refresh)
+                # Keys exported by rc files are secrets like the daemon's own.
+                default_redactor().add_env(self.login.env)
             self.merged = merge(self.base, self.login.env, self.extra, self.path_prepend)
             self._ready.set()
             return self.login

@@ -133,6 +133,16 @@ class Tracer:
             records.append(rec)
         self._write(records)
 
+    def wrap_connection(
+        self,
+        incoming: AsyncIterable[list[bytes | Oversize]],
+        write: Callable[[list[bytes]], Awaitable[None]],
+        transport: str,
+    ) -> tuple[AsyncIterator[list[bytes | Oversize]], Callable[[list[bytes]], Awaitable[None]]]:
+        """A client connection's two directions, traced."""
+        conn = self.new_connection(transport)
+        return self.wrap_incoming(incoming, conn), self.wrap_write(write, conn)
+
     def wrap_incoming(
         self, incoming: AsyncIterable[list[bytes | Oversize]], conn: int
     ) -> AsyncIterator[list[bytes | Oversize]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -23,6 +23,9 @@ from bridge.rpc.outbox import Outbox
 from bridge.store.base import SessionRecord, Store
 from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
+
+if TYPE_CHECKING:
+    from bridge.trace import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ class AcpServer:
         self.extensions = Extensions(self)
         self.dispatcher = Dispatcher({**self.handlers.table(), **self.extensions.table()})
         self._tg: TaskGroup | None = None
+        # `--trace`: set by the app; None costs one check per connection, nothing per frame.
+        self.tracer: Tracer | None = None
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Owns the background work of the server (cancels, disconnect grace timers)."""
@@ -111,15 +116,23 @@ class AcpServer:
         transport: str,
         outbox_limit: int | None = None,
     ) -> ClientConnection:
+        if self.tracer is not None:
+            incoming, write = self.tracer.wrap_connection(incoming, write, transport)
         outbox = Outbox(
             write, before_write=self.store.flush, **({"limit": outbox_limit} if outbox_limit else {})
         )
         conn = ClientConnection(outbox, transport)
 
         async def on_request(req: jsonrpc.Request) -> Any:
-            if not self.dispatcher.has(req.method):
-                return await self._forward_extension(req)
-            return await self.dispatcher(conn, req)
+            try:
+                if not self.dispatcher.has(req.method):
+                    return await self._forward_extension(req)
+                return await self.dispatcher(conn, req)
+            except Exception as exc:
+                explained = self._explain(req, exc)
+                if explained is exc:
+                    raise
+                raise explained from exc
 
         async def on_notification(note: jsonrpc.Notification) -> None:
             if note.method == "session/cancel":
@@ -207,6 +220,25 @@ class AcpServer:
         for link in (session.owner, *session.followers):
             if link is not None and link is not conn and not link.closed:
                 link.send_frame(frame)
+
+    def _explain(self, req: jsonrpc.Request, exc: Exception) -> Exception:
+        """An error on its way to the client: a recognised agent failure gains what happened
+        and what to do, and secrets are masked (bridge/diagnostics/classify.py)."""
+        from bridge.diagnostics.classify import explain_request
+
+        params = req.params if isinstance(req.params, dict) else {}
+        sid = params.get("sessionId")
+        spec = None
+        try:
+            if isinstance(sid, str):
+                live = self.manager.sessions.get(sid)
+                rec = self.store.get_session(sid) if live is None else None
+                spec = live.spec if live is not None else self.manager.agents.get(rec.agent) if rec else None
+            elif req.method == "session/new":
+                spec = self.manager.pick_agent(params.get("_meta"))
+        except RpcError:
+            pass  # no agent to name: explained without one
+        return explain_request(exc, spec)
 
     async def _forward_extension(self, req: jsonrpc.Request) -> Any:
         """Unknown `_vendor/...` requests on a live session go to its agent untouched."""

@@ -439,3 +439,14 @@ def _redacted(err: RpcError, redactor: Redactor) -> RpcError:
     out = RpcError(err.code, message, data)
     out.__cause__ = err
     return out
+
+
+def explain_request(exc: Exception, spec: Any) -> Exception:
+    """For the ACP server: `exc` (raised while answering a client's request) explained with
+    the agent it concerns (`spec`: an `AgentSpec` or None). Non-RPC exceptions pass as they are."""
+    from bridge.errors import find_rpc_error
+
+    found = find_rpc_error(exc)
+    if found is None:
+        return exc
+    return explain(found, agent=getattr(spec, "name", None), command=getattr(spec, "command", None))
