@@ -186,6 +186,19 @@ class BridgeClient:
 
         return _running(cls, link(), permissions=permissions, fs=fs, on_message=on_message)
 
+    @classmethod
+    def open(
+        cls,
+        link: AbstractAsyncContextManager[Link],
+        *,
+        permissions: Permissions = None,
+        fs: bool = False,
+        on_message: MessageTap | None = None,
+    ) -> AbstractAsyncContextManager[BridgeClient]:
+        """Over a transport of your own: `link` is an async context manager giving a `Link`
+        (see `bridge.client.transport`)."""
+        return _running(cls, link, permissions=permissions, fs=fs, on_message=on_message)
+
     async def _start(self) -> None:
         await self._tg.start(self._run_outbox)
         await self._tg.start(self._receive)

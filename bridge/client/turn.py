@@ -24,10 +24,11 @@ TurnEvent = Update | PermissionRequest
 
 class Turn:
     """Iterate (`async for event in turn`) to get each `Update` as it arrives and — when no
-    callback or policy answers them — each `PermissionRequest` to `reply()` to. Iteration
-    ends with the turn; a failed turn raises `TurnFailed` (with the partial result) from the
-    iteration and from `wait()`. As an async context manager, leaving the block early
-    cancels the turn."""
+        callback or policy answers them — each `PermissionRequest` to `reply()` to. Iteration
+        ends with the turn; a failed turn raises `TurnFailed` (with the partial result) from the
+        iteration and from `wait()` (an error before the prompt was sent, such as an unknown
+    session, is raised as itself). As an async context manager, leaving the block early
+        cancels the turn."""
 
     def __init__(
         self, session: Session, prompt: list[JsonObj], *, permissions: Permissions, streaming: bool
@@ -42,6 +43,7 @@ class Turn:
         self._result: SendResult | None = None
         self._error: ClientError | None = None
         self.pending: dict[str, PermissionRequest] = {}
+        self.sent = False  # the prompt went out (errors before that are raised as themselves)
 
     # -- run by the client's task group -------------------------------------------------------------
     async def run(self) -> None:
@@ -52,6 +54,7 @@ class Turn:
                 try:
                     await session._ensure_open()
                     session._turn = self
+                    self.sent = True
                     raw = await session._client.request(
                         "session/prompt", {"sessionId": session.id, "prompt": self.prompt}
                     )
@@ -135,8 +138,10 @@ class Turn:
         if not self.done.is_set():
             await self.session.cancel()
 
-    def _failure(self) -> TurnFailed:
+    def _failure(self) -> ClientError:
         assert self._error is not None
+        if not self.sent:
+            return self._error
         partial = self.acc.result({"stopReason": "error"})
         return TurnFailed(self._error, partial)
 
