@@ -39,6 +39,8 @@ from bridge.errors import (
     find_rpc_error,
     session_not_found,
 )
+from bridge.process.agent_process import ExitRecord, recording_exits
+from bridge.rpc.endpoint import ConnectionClosed
 from bridge.store.base import SessionRecord, Store
 from bridge.store.sqlite import now_iso
 
@@ -307,14 +309,21 @@ class SessionManager:
                 session.agent_error = None
                 task_status.started(value)
 
-        with anyio.CancelScope() as scope:
+        with anyio.CancelScope() as scope, recording_exits() as exits:
             session.run_scope = scope
             try:
                 await adapter.run(session, request, task_status=_Relay())  # type: ignore[arg-type]
                 if started and not scope.cancel_called:
-                    session.agent_exited(AgentExitedError(session.spec.name, None, "agent ended the session"))
+                    session.agent_exited(
+                        _exit_error(session.spec.name, exits, started=True)
+                        if exits.ended
+                        else AgentExitedError(session.spec.name, None, "agent ended the session")
+                    )
             except Exception as exc:
                 found = find_rpc_error(exc)
+                if exits.on_its_own and (found is None or isinstance(found, ConnectionClosed)):
+                    # The adapter only saw the pipe close; the process's exit says why.
+                    found = _exit_error(session.spec.name, exits, started=started)
                 if not started:
                     if found is not None:
                         raise found from exc
@@ -371,6 +380,18 @@ class SessionManager:
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):
             await self.close(session)
+
+
+def _exit_error(agent: str, exits: ExitRecord, *, started: bool) -> AgentError:
+    if started:
+        return AgentExitedError(agent, exits.returncode, exits.stderr_tail)
+    rc = exits.returncode
+    how = f"exit code {rc}" if rc is not None and rc >= 0 else f"signal {-rc}" if rc is not None else "no status"
+    tail = exits.stderr_tail.strip()
+    last = tail.splitlines()[-1][:300] if tail else "nothing on stderr"
+    return AgentStartError(
+        agent, f"it exited while starting ({how}): {last}", {"exitCode": rc, "stderrTail": exits.stderr_tail}
+    )
 
 
 def _restart_limit_error(session: Session, last: AgentError, retry_in: float) -> AgentError:

@@ -1,6 +1,10 @@
 """Agent subprocesses: spawn in their own process group, drain stderr into a bounded tail,
 and stop with the ladder close stdin → grace → SIGTERM group → SIGKILL group + sweep.
 
+Every agent carries two env markers (`bridge.process.tree`): the daemon's instance, and
+one of its own, so stopping it also finds descendants that left its group (`setsid`,
+double-forking daemons re-parented to the subreaper daemon).
+
 Use `open_agent_process` as an async context manager: it owns the stderr drain task and
 always stops the whole process tree on exit, shielded and bounded in time.
 """
@@ -14,8 +18,11 @@ import os
 import shutil
 import signal
 import subprocess
+import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 import anyio
 import psutil
@@ -33,6 +40,31 @@ STDERR_TAIL_BYTES = 8192
 READ_CHUNK = 256 * 1024
 
 
+@dataclass
+class ExitRecord:
+    """How the agent processes started under `recording_exits()` ended: lets a caller report
+    an agent's exit code and stderr even when an adapter only saw its pipe close."""
+
+    ended: bool = False
+    returncode: int | None = None
+    stderr_tail: str = ""
+    # It exited (or closed its stdout) before the bridge began stopping it.
+    on_its_own: bool = False
+
+
+_exit_record: ContextVar[ExitRecord | None] = ContextVar("agent_exit_record", default=None)
+
+
+@contextlib.contextmanager
+def recording_exits() -> Iterator[ExitRecord]:
+    record = ExitRecord()
+    token = _exit_record.set(record)
+    try:
+        yield record
+    finally:
+        _exit_record.reset(token)
+
+
 class AgentProcess:
     """A running agent. Reads stdout as lines, writes stdin, keeps the stderr tail."""
 
@@ -43,7 +75,10 @@ class AgentProcess:
         self._tail_size = 0
         self._decoder = LineDecoder(max_line)
         self.stdout_garbage = 0
-        self._descendants: set[int] = set()
+        self._descendants: dict[int, psutil.Process] = {}
+        self.agent_token = ""
+        self.stdout_closed = False
+        self._stderr_done = anyio.Event()
         # The protocol trace (`--trace`), or None: one attribute check per read or write.
         self.trace: _trace.Tracer | None = None
 
@@ -74,6 +109,7 @@ class AgentProcess:
             try:
                 chunk = await stream.receive(READ_CHUNK)
             except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                self.stdout_closed = True
                 return
             lines = self._decoder.feed(chunk)
             if lines:
@@ -92,15 +128,32 @@ class AgentProcess:
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%s stderr: %s", self.name, chunk.decode("utf-8", "replace").rstrip())
 
+    async def _drain(self) -> None:
+        try:
+            await self._drain_stderr()
+        finally:
+            self._stderr_done.set()
+
+    async def wait(self, within: float = 2.0) -> int | None:
+        """Wait (at most `within` s) for the agent to exit and its stderr to be read to the end,
+        so `stderr_tail()` has its last words. Returns the exit status (None if still running)."""
+        with anyio.move_on_after(within):
+            await self.process.wait()
+            await self._stderr_done.wait()
+        return self.returncode
+
     def remember_descendants(self) -> None:
         """Note the current descendants so the stop ladder can reach ones that escape the group."""
         with contextlib.suppress(psutil.Error):
             for child in psutil.Process(self.pid).children(recursive=True):
-                self._descendants.add(child.pid)
+                self._descendants.setdefault(child.pid, child)
 
     async def stop(self, grace: float = 2.0) -> None:
-        """close stdin → wait `grace` → SIGTERM the group → wait → SIGKILL group and sweep."""
+        """close stdin → wait `grace` → SIGTERM (+SIGCONT) the group and escaped descendants →
+        wait `grace` → SIGKILL them all, sweep by the agent's marker, reap re-parented orphans.
+        Shielded, and bounded by about 4 grace periods whatever the agent does."""
         with anyio.CancelScope(shield=True):
+            on_its_own = self.returncode is not None or self.stdout_closed
             self.remember_descendants()
             if self.process.stdin is not None:
                 with contextlib.suppress(Exception):
@@ -109,13 +162,19 @@ class AgentProcess:
                 with anyio.move_on_after(grace):
                     await self.process.wait()
             if self.returncode is None:
-                self._signal_group(signal.SIGTERM)
+                self.remember_descendants()
+                self._signal_all(signal.SIGTERM)
                 with anyio.move_on_after(grace):
                     await self.process.wait()
-            self._signal_group(signal.SIGKILL)
-            tree.kill_pids(self._descendants)
+            self._signal_all(signal.SIGKILL)
+            if self.agent_token:
+                tree.sweep(self.agent_token, tree.AGENT_ENV)
             with anyio.move_on_after(grace):
                 await self.process.wait()
+            with anyio.move_on_after(grace):
+                await self._stderr_done.wait()
+            tree.reap(self._descendants)
+            self._record_exit(on_its_own)
             for stream in (self.process.stdout, self.process.stderr):
                 if stream is not None:
                     with contextlib.suppress(Exception):
@@ -127,6 +186,30 @@ class AgentProcess:
         # The agent leads its own process group (start_new_session), so its pid is the pgid.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
+
+    def _signal_all(self, sig: signal.Signals) -> None:
+        """The group, the remembered descendants (checked against pid reuse) and, for SIGTERM,
+        everything carrying the agent's marker; SIGCONT after SIGTERM so a stopped process
+        gets to handle it."""
+        sigs = (sig, signal.SIGCONT) if sig == signal.SIGTERM else (sig,)
+        for s in sigs:
+            self._signal_group(s)
+        for child in self._descendants.values():
+            with contextlib.suppress(psutil.Error):
+                for s in sigs:
+                    child.send_signal(s)
+        if sig == signal.SIGTERM and self.agent_token:
+            escaped = tree.marked_pids(tree.AGENT_ENV, self.agent_token)
+            for s in sigs:
+                tree.kill_pids(escaped, s)
+
+    def _record_exit(self, on_its_own: bool) -> None:
+        record = _exit_record.get()
+        if record is not None:
+            record.ended = True
+            record.returncode = self.returncode
+            record.stderr_tail = self.stderr_tail()
+            record.on_its_own = on_its_own
 
 
 def resolve_command(name: str, command: str, env: Mapping[str, str]) -> str:
@@ -195,7 +278,10 @@ async def open_agent_process(
 ) -> AsyncIterator[AgentProcess]:
     exe, env = await _resolve(name, argv[0], env)
     if cwd is not None and not await anyio.Path(cwd).is_dir():
-        raise AgentStartError(name, f"working directory {cwd} does not exist", {"cwd": cwd, "kind": "bad_cwd"})
+        raise AgentStartError(
+            name, f"working directory {cwd} does not exist", {"cwd": cwd, "kind": "bad_cwd"}
+        )
+    token = uuid.uuid4().hex
     try:
         process = await anyio.open_process(
             [exe, *argv[1:]],
@@ -203,7 +289,7 @@ async def open_agent_process(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
-            env=dict(env),
+            env={**env, tree.MARKER_ENV: tree.INSTANCE_ID, tree.AGENT_ENV: token},
             start_new_session=True,
         )
     except OSError as exc:
@@ -212,10 +298,11 @@ async def open_agent_process(
         ) from exc
     tree.register(process.pid)
     proc = AgentProcess(name, process, max_line)
+    proc.agent_token = token
     proc.trace = _trace.current()
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(proc._drain_stderr)
+            tg.start_soon(proc._drain)
             try:
                 yield proc
             finally:
@@ -235,7 +322,10 @@ def _spawn_failure(exe: str, exc: OSError) -> dict[str, str]:
             with open(exe, "rb") as f:
                 first = f.readline(200).decode("utf-8", "replace").strip()
             if first.startswith("#!"):
-                return {"kind": "node_missing" if "node" in first else "broken_install", "interpreter": first[2:]}
+                return {
+                    "kind": "node_missing" if "node" in first else "broken_install",
+                    "interpreter": first[2:],
+                }
     if exc.errno in (errno.ENOEXEC, errno.ENOENT):
         return {"kind": "broken_install"}
     return {}

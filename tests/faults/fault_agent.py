@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The fake ACP agent (tests/fakes/fake_acp_agent.py) plus prompt words for fault tests:
 
+  drip N SECONDS       N chunks SECONDS apart without touching the state file (safe to
+                       SIGKILL mid-stream: the session stays resumable); honours cancel
   tool SECONDS         a tool call whose work is a child process (`sleep SECONDS`); honours
                        session/cancel by killing the child and failing the tool call
   tool_stuck SECONDS   the same tool call, but cancel is ignored (the bridge must force it)
@@ -88,7 +90,28 @@ def run_prompt(rid: int, params: dict) -> None:
     sid = params["sessionId"]
     text = " ".join(b.get("text", "") for b in params.get("prompt", []) if b.get("type") == "text").strip()
     word, _, rest = text.partition(" ")
-    if word in ("tool", "tool_stuck"):
+    if word == "drip":
+        base.cancelled.discard(sid)
+        n, delay = rest.split()
+        stop = "end_turn"
+        for i in range(int(n)):
+            if sid in base.cancelled:
+                stop = "cancelled"
+                break
+            base.send(
+                {
+                    "method": "session/update",
+                    "params": {
+                        "sessionId": sid,
+                        "update": {
+                            "sessionUpdate": "agent_message_chunk",
+                            "content": {"type": "text", "text": f"drip {i} "},
+                        },
+                    },
+                }
+            )
+            time.sleep(float(delay))
+    elif word in ("tool", "tool_stuck"):
         base.cancelled.discard(sid)
         stop = _tool(sid, float(rest or "30"), honour_cancel=word == "tool")
     elif word == "family":

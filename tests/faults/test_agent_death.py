@@ -34,12 +34,12 @@ async def test_sigkill_mid_stream_fails_the_prompt_at_once_then_restarts(tmp_pat
 
             async def run() -> None:
                 with pytest.raises(RpcFailure) as err:
-                    await c.prompt(sid, "slow 1000 0.02")
+                    await c.prompt(sid, "drip 1000 0.02")
                 failure.append(err.value)
                 done.set()
 
             tg.start_soon(run)
-            await c.wait_for(lambda m: "slow 3" in str(m))
+            await c.wait_for(lambda m: "drip 3" in str(m))
             os.kill(pid, signal.SIGKILL)
             # "At once": well under any stall or grace timer (defaults 600 s / 10 s).
             with anyio.fail_after(5):
