@@ -38,7 +38,7 @@ class Located:
 
 def locate(command: str, env: Mapping[str, str]) -> Located:
     path_var = env.get("PATH", os.defpath)
-    searched = [p for p in path_var.split(os.pathsep) if p]
+    searched = list(dict.fromkeys(p for p in path_var.split(os.pathsep) if p))
     if os.sep in command:
         if not os.path.exists(command):
             return Located(command, None, "not_found")
@@ -106,6 +106,12 @@ async def _run_version(path: str, env: Mapping[str, str], seconds: float) -> Ver
     return VersionResult(None, done.returncode, (err or out)[-2000:])
 
 
+def cached_version(path: str) -> str | None:
+    key = _key(path)
+    result = _versions.get(key) if key is not None else None
+    return result.version if result is not None else None
+
+
 def agent_env(spec: AgentSpec) -> dict[str, str]:
     """The environment `spec`'s agent would be started with."""
     env = {**os.environ, **spec.env}
@@ -132,33 +138,31 @@ class RecordingAdapter:
     async def run(self, host: Any, request: StartRequest, *, task_status: TaskStatus[AgentSession]) -> None:
         from bridge import trace
 
-        spec = self.spec
-        started = anyio.Event()
-        pid: list[int | None] = [None]
+        spec, save = self.spec, self._save
+        need_version = anyio.Event()
+        found: list[tuple[int | None, str]] = []
 
         class _Relay:
             def started(self, value: AgentSession | None = None) -> None:
                 task_status.started(value)  # type: ignore[arg-type]
-                pid[0] = value.pid() if value is not None else None
+                pid = value.pid() if value is not None else None
                 tracer = trace.current()
-                if tracer is not None and pid[0] is not None:
-                    tracer.bind(pid[0], host.session_id, spec.name)
-                started.set()
+                if tracer is not None and pid is not None:
+                    tracer.bind(pid, host.session_id, spec.name)
+                # The path now (the session's answer carries it to the catalog in order);
+                # the version too when this binary's is known, else once it is.
+                path = locate(spec.command, agent_env(spec)).path
+                if path is not None:
+                    found.append((pid, path))
+                    version = cached_version(path)
+                    save(host, pid, path, version, final=version is not None)
+                    if version is None:
+                        need_version.set()
 
         async def note() -> None:
-            await started.wait()
-            env = agent_env(spec)
-            found = locate(spec.command, env)
-            if found.path is None:
-                return
-            version = (await version_of(found.path, env)).version
-            try:
-                self._record(host.session_id, {"agent_path": found.path, "agent_version": version})
-            except Exception as exc:  # the catalog is best effort: never fail a session for it
-                log.warning("could not record the agent's path and version: %s", exc)
-            host.record_event(
-                {"type": "agent_started", "pid": pid[0], "path": found.path, "version": version}
-            )
+            await need_version.wait()
+            pid, path = found[0]
+            save(host, pid, path, (await version_of(path, agent_env(spec))).version, final=True)
 
         # The adapter's own error leaves unwrapped (a task group would make it a group).
         failure: Exception | None = None
@@ -171,3 +175,11 @@ class RecordingAdapter:
             tg.cancel_scope.cancel()
         if failure is not None:
             raise failure
+
+    def _save(self, host: Any, pid: int | None, path: str, version: str | None, *, final: bool) -> None:
+        try:
+            self._record(host.session_id, {"agent_path": path, "agent_version": version})
+        except Exception as exc:  # the catalog is best effort: never fail a session for it
+            log.warning("could not record the agent's path and version: %s", exc)
+        if final:
+            host.record_event({"type": "agent_started", "pid": pid, "path": path, "version": version})

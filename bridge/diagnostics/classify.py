@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ class Evidence:
 
     agent: str | None = None
     command: str | None = None  # the agent's configured command (its binary name or path)
+    cmdline: str | None = None  # the whole command line, for "run it in a terminal"
     exit_code: int | None = None  # negative: killed by that signal
     stderr: str = ""
     message: str = ""  # the error message (the agent's own, or the bridge's)
@@ -251,13 +253,18 @@ def _cmd(ev: Evidence) -> str:
     return ev.command or ev.agent or "the agent"
 
 
+def _cmdline(ev: Evidence) -> str:
+    line = ev.cmdline or _cmd(ev)
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
 def _name(ev: Evidence) -> str:
     return f"agent {ev.agent!r}" if ev.agent else "the agent"
 
 
 def _fix(kind: str, ev: Evidence) -> tuple[str, str, int | None]:
     """(summary, fix, code) for a kind."""
-    name, cmd = _name(ev), _cmd(ev)
+    name, cmd, cmdline = _name(ev), _cmd(ev), _cmdline(ev)
     cfg = f"[agents.{ev.agent}]" if ev.agent else "[agents.NAME]"
     install = _install_hint(ev.agent, ev.command)
     if kind == "not_found":
@@ -294,7 +301,7 @@ def _fix(kind: str, ev: Evidence) -> tuple[str, str, int | None]:
         )
     if kind == "auth":
         fam = family(ev.agent, ev.command)
-        how = LOGIN_FIX.get(fam or "", f"log in with `{cmd}` in a terminal, or set its API key")
+        how = LOGIN_FIX.get(fam or "", f"log in with `{cmdline}` in a terminal, or set its API key")
         return (
             f"{name} is not logged in, or its API key is missing or invalid",
             f"{how}; keys can also go in `env` under {cfg} in the config file",
@@ -331,14 +338,14 @@ def _fix(kind: str, ev: Evidence) -> tuple[str, str, int | None]:
     if kind == "handshake_timeout":
         return (
             f"{name} started but never answered the protocol handshake",
-            f"check that `{cmd}` with its `args` speaks the expected protocol (e.g. a missing --acp flag), "
+            f"check that `{cmdline}` speaks the expected protocol (e.g. a missing --acp flag), "
             "run it in a terminal to see what it prints, or raise handshake_timeout in the config file",
             None,
         )
     if kind == "exited_at_start":
         return (
             f"{name} exited as it started",
-            f"run `{cmd}` in a terminal to see why; its last error output is in this error's data (stderrTail)",
+            f"run `{cmdline}` in a terminal to see why; its last error output is in this error's data (stderrTail)",
             None,
         )
     if kind == "bad_cwd":
@@ -388,7 +395,9 @@ _KEEP = frozenset(
 )
 
 
-def explain(err: RpcError, *, agent: str | None = None, command: str | None = None) -> RpcError:
+def explain(
+    err: RpcError, *, agent: str | None = None, command: str | None = None, cmdline: str | None = None
+) -> RpcError:
     """`err` with a diagnosis and fix added when its cause is recognised, secrets masked.
     Idempotent: an error that already carries a `fix` is only redacted."""
     redactor = default_redactor()
@@ -401,6 +410,7 @@ def explain(err: RpcError, *, agent: str | None = None, command: str | None = No
     ev = Evidence(
         agent=agent,
         command=command,
+        cmdline=cmdline,
         exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
         stderr=_str(d.get("stderrTail")) or "",
         message=err.message,
@@ -449,4 +459,8 @@ def explain_request(exc: Exception, spec: Any) -> Exception:
     found = find_rpc_error(exc)
     if found is None:
         return exc
-    return explain(found, agent=getattr(spec, "name", None), command=getattr(spec, "command", None))
+    if spec is None:
+        return explain(found)
+    return explain(
+        found, agent=spec.name, command=spec.command, cmdline=shlex.join([spec.command, *spec.args])
+    )

@@ -362,7 +362,9 @@ async def check_agent(report: AgentReport, spec: AgentSpec, state_dir: str, hand
         said = (handshake.details.get("agentInfo") or {}).get("version")
         if report.version is None and isinstance(said, str) and said:
             report.version = said
-            report.checks[1] = Check("version", "ok", f"{said} (from its handshake)", details={"version": said})
+            report.checks[1] = Check(
+                "version", "ok", f"{said} (from its handshake)", details={"version": said}
+            )
     creds = credentials_check(spec, env)
     if creds is not None:
         if creds.status == "error" and not report.required:

@@ -227,7 +227,7 @@ def resolve_command(name: str, command: str, env: Mapping[str, str]) -> str:
         return command
     found = shutil.which(command, path=path)
     if found is None:
-        searched = [p for p in path.split(os.pathsep) if p]
+        searched = list(dict.fromkeys(p for p in path.split(os.pathsep) if p))
         # A file of that name that is not executable is a different problem with a different fix.
         for d in searched:
             candidate = os.path.join(d, command)
