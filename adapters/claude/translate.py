@@ -201,17 +201,21 @@ class Translator:
         self._streamed.clear()
         self._current.clear()
         self._blocks.clear()
+        # Calls cut off (interrupt, error) never get a result: do not leave them pending.
+        out = [{"sessionUpdate": "tool_call_update", "toolCallId": tid, "status": "failed"}
+               for tid, tool in self._tools.items() if tool.name not in PLAN_TOOLS]
+        self._tools.clear()
         windows = [w for m in obj(msg.get("modelUsage")).values()
                    if isinstance(w := obj(m).get("contextWindow"), int) and w > 0]
         if windows:
             self.size = max(windows)
         cost = msg.get("total_cost_usd")
         if not self.size:
-            return []
+            return out
         update = self._usage()
         if isinstance(cost, (int, float)):
             update["cost"] = {"amount": float(cost), "currency": "USD"}
-        return [update]
+        return [*out, update]
 
     def _usage(self) -> JsonObj:
         return {"sessionUpdate": "usage_update", "used": min(self.used, self.size), "size": self.size}

@@ -202,3 +202,12 @@ def test_recorded_stop_reasons(name: str, reason: str) -> None:
     # own stop reason, seen in the stream, says what really happened.
     tr, _ = run(name)
     assert translate.prompt_response(result_of(name), False, tr.model_stop)["stopReason"] == reason
+
+
+def test_calls_cut_off_by_the_end_of_a_turn_are_marked_failed() -> None:
+    tr = Translator()
+    tool = {"type": "tool_use", "id": "toolu_x", "name": "Bash", "input": {"command": "sleep 100"}}
+    tr.feed({"type": "assistant", "message": {"id": "m1", "content": [tool]}})
+    out = tr.feed({"type": "result", "subtype": "error_during_execution", "is_error": True})
+    assert out == [{"sessionUpdate": "tool_call_update", "toolCallId": "toolu_x", "status": "failed"}]
+    assert tr.feed({"type": "result", "subtype": "success"}) == []
