@@ -61,7 +61,9 @@ def pick_shell(offered: list[str]) -> str:
 def shell_call(cmd: str, call_id: str = "call_shell", *, escalate: bool = False) -> ToolUse:
     """Run `cmd` through whichever shell tool Codex offered. `escalate` asks to run outside
     the sandbox, which makes Codex ask for approval under the `on-request` policy."""
-    extra = {"sandbox_permissions": "require_escalated", "justification": "needs to write"} if escalate else {}
+    extra = (
+        {"sandbox_permissions": "require_escalated", "justification": "needs to write"} if escalate else {}
+    )
     return ToolUse(name=pick_shell, input={"cmd": cmd, **extra}, id=call_id)
 
 
@@ -100,8 +102,14 @@ class ResponsesDialect:
             events += self._reasoning(n, reply)
         if reply.text:
             events += self._message(n, reply)
-        for use in reply.tools:
-            events.append(_event({"type": "response.output_item.done", "item": self._call(use, offered)}))
+        try:
+            calls = [self._call(use, offered) for use in reply.tools]
+        except AssertionError as exc:
+            # A scripted tool Codex did not offer: answer a non-retryable 400 so the turn fails
+            # at once with the reason (a dropped connection would be retried forever).
+            error = {"error": {"type": "invalid_request_error", "code": "fake_script", "message": str(exc)}}
+            return 400, "application/json", iter([json.dumps(error).encode()])
+        events += [_event({"type": "response.output_item.done", "item": call}) for call in calls]
         if reply.stop == "failed":
             failed = {"id": f"resp_{n}", "error": {"code": "server_error", "message": "scripted failure"}}
             events.append(_event({"type": "response.failed", "response": failed}))

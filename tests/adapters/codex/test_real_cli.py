@@ -410,7 +410,10 @@ async def test_failed_turn_is_an_error_with_codex_reason(codex: Codex, fake: Fak
 
 
 async def test_mcp_tool_from_client_http_server(codex: Codex, fake: FakeModelServer) -> None:
-    async with await anyio.open_process([sys.executable, str(ECHO_MCP), "--http", "s3cret"]) as mcp_proc:
+    # The server refuses requests without the right header: the tool works only if the ACP
+    # headers reach it.
+    mcp_proc = await anyio.open_process([sys.executable, str(ECHO_MCP), "--http", "s3cret"])
+    try:
         assert mcp_proc.stdout is not None
         with anyio.fail_after(20):
             port = int((await mcp_proc.stdout.receive()).decode().split()[0])
@@ -427,7 +430,9 @@ async def test_mcp_tool_from_client_http_server(codex: Codex, fake: FakeModelSer
         async with codex.session(host, mcp_servers=[web]) as session:
             await session.set_mode("full-access")
             await session.prompt(prompt("call it"))
-        mcp_proc.terminate()
+    finally:
+        mcp_proc.kill()
+        await mcp_proc.aclose()
     end = host.of("tool_call_update")[-1]
     assert end["status"] == "completed"
     assert end["content"][0]["content"]["text"] == "mcp-echo:over http"
