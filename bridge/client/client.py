@@ -264,7 +264,13 @@ class BridgeClient:
     # -- plumbing used by sessions ----------------------------------------------------------------
     @property
     def closed(self) -> bool:
+        """The daemon went away (requests raise `ConnectionLost`)."""
         return self._lost is not None
+
+    @property
+    def daemon_pid(self) -> int | None:
+        """The process id of a spawned daemon (None over WebSocket)."""
+        return self.link.pid
 
     async def request(self, method: str, params: Any = None) -> Any:
         """Send any request (ACP or `_bridge/*`) and return its result; raises

@@ -37,6 +37,7 @@ class Link:
     # Why the link ended; waits briefly for the daemon's exit status.
     loss: Callable[[], Awaitable[ConnectionLost]]
     description: str
+    pid: int | None = None  # of a spawned daemon
 
 
 # -- a spawned daemon over stdio ------------------------------------------------------------------
@@ -147,7 +148,7 @@ async def spawn_link(
     async with anyio.create_task_group() as tg:
         tg.start_soon(pump_stderr)
         try:
-            yield Link(incoming(), write, loss, f"agent-bridge (pid {proc.pid}) over stdio")
+            yield Link(incoming(), write, loss, f"agent-bridge (pid {proc.pid}) over stdio", proc.pid)
         finally:
             with anyio.CancelScope(shield=True):
                 await _stop(proc, shutdown_timeout)
