@@ -53,6 +53,7 @@ class _Turn:
         self.cancel_requested = False
         self.usage_before: JsonObj | None = None
         self.usage_after: JsonObj | None = None
+        self.waiting = anyio.CancelScope()  # the wait for MCP servers before turn/start
 
 
 class CodexSession:
@@ -93,7 +94,9 @@ class CodexSession:
                 method, {"threadId": req.agent_session_id, "excludeTurns": True, **params}
             )
         thread = res.get("thread") or {}
-        self.thread_id = str(thread.get("id"))
+        if not thread.get("id"):
+            raise AgentError(INTERNAL_ERROR, f"codex opened no thread: {res!r:.300}", {"agent": self.agent})
+        self.thread_id = str(thread["id"])
         self.settings = Settings(
             model=str(res.get("model")),
             effort=res.get("reasoningEffort"),
@@ -149,12 +152,14 @@ class CodexSession:
     # -- turns --------------------------------------------------------------------------------
     async def prompt(self, params: JsonObj) -> JsonObj:
         items = user_input(params.get("prompt") or [])
-        with anyio.move_on_after(MCP_STARTUP_WAIT):
-            await self._mcp_started.wait()
         turn = self._turn = _Turn()
         turn.usage_before = self._usage_total
-        overrides = self.settings.take_overrides()
         try:
+            with turn.waiting, anyio.move_on_after(MCP_STARTUP_WAIT):
+                await self._mcp_started.wait()
+            if turn.cancel_requested:  # cancelled before Codex heard of the turn
+                return {"stopReason": "cancelled"}
+            overrides = self.settings.take_overrides()
             try:
                 res = await self.server.request(
                     "turn/start", {"threadId": self.thread_id, "input": items, **overrides}
@@ -199,6 +204,7 @@ class CodexSession:
         if turn is None or turn.done.is_set():
             return
         turn.cancel_requested = True
+        turn.waiting.cancel()
         if turn.id is not None:  # else prompt() interrupts as soon as turn/start answers
             await self._interrupt(turn)
 
@@ -289,6 +295,7 @@ class CodexSession:
         await self.host.wait_writable()
 
     def closed(self, error: AgentExitedError) -> None:
+        self._mcp_started.set()
         if self._turn is not None:
             self._turn.failure = error
             self._turn.done.set()

@@ -436,3 +436,23 @@ async def test_mcp_tool_from_client_http_server(codex: Codex, fake: FakeModelSer
     end = host.of("tool_call_update")[-1]
     assert end["status"] == "completed"
     assert end["content"][0]["content"]["text"] == "mcp-echo:over http"
+
+
+async def test_cancel_while_waiting_for_mcp_servers(codex: Codex, fake: FakeModelServer) -> None:
+    # A client MCP server that never finishes starting holds the first prompt back (so the
+    # turn would not run without its tools); a cancel ends that wait at once.
+    stuck = {"name": "stuck", "command": "sleep", "args": ["60"], "env": []}
+    async with codex.session(Host(), mcp_servers=[stuck]) as session:
+        results: list[JsonObj] = []
+        async with anyio.create_task_group() as tg:
+
+            async def run_prompt() -> None:
+                results.append(await session.prompt(prompt("hello")))
+
+            tg.start_soon(run_prompt)
+            with anyio.fail_after(5):
+                while session._turn is None:  # the prompt registered its turn
+                    await anyio.lowlevel.checkpoint()
+                await session.cancel()
+    assert results == [{"stopReason": "cancelled"}]
+    assert fake.requests == []  # the model was never called
