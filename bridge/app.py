@@ -37,6 +37,8 @@ class Settings:
     config: ConfigFile = field(default_factory=ConfigFile)
     default_agent: str | None = None
     listen: str | None = None
+    # Exit when this process (the editor that started us) exits: LSP `processId` style.
+    parent_pid: int | None = None
 
 
 class Bridge:
@@ -104,16 +106,20 @@ class Bridge:
 async def serve_stdio(settings: Settings) -> int:
     from bridge.transports import stdio
 
-    supervise.become_subreaper()
-    bridge = Bridge(settings)
-    async with bridge.running(), anyio.create_task_group() as tg:
-        tg.start_soon(_exit_on_signal, tg.cancel_scope)
-        with stdio.nonblocking(0, 1):
-            try:
-                await bridge.server.serve(stdio.read_batches(0), stdio.writer(1), transport="stdio")
-            except* stdio.BrokenOutput:
-                log.info("stdout closed by the client; shutting down")
-        tg.cancel_scope.cancel()
+    async with supervise.supervised():
+        bridge = Bridge(settings)
+        async with bridge.running(), anyio.create_task_group() as tg:
+            _watch_for_exit(tg, settings)
+            with stdio.nonblocking(0, 1):
+                try:
+                    await bridge.server.serve(stdio.read_batches(0), stdio.writer(1), transport="stdio")
+                except* stdio.BrokenOutput:
+                    log.info("stdout closed by the client; shutting down")
+                finally:
+                    # stdin EOF, a signal or the parent's death: the agents are stopped next.
+                    supervise.arm_exit_deadline()
+            tg.cancel_scope.cancel()
+    supervise.disarm_exit_deadline()
     return 0
 
 
@@ -121,15 +127,16 @@ async def serve_websocket(settings: Settings, options: WsOptions) -> int:
     """`serve --listen ws://...`: many connections, each served like stdio, until a signal."""
     from bridge.transports.websocket import WebSocketTransport
 
-    supervise.become_subreaper()
-    bridge = Bridge(settings)
-    transport = WebSocketTransport(bridge.server.serve, options)
-    async with bridge.running(), anyio.create_task_group() as tg:
-        tg.start_soon(_exit_on_signal, tg.cancel_scope)
-        port = await tg.start(transport.run)
-        # The one line clients wait for (the token is in `options.token_path`, never here).
-        sys.stderr.write(f"listening ws://{options.host}:{port}/acp\n")
-        sys.stderr.flush()
+    async with supervise.supervised():
+        bridge = Bridge(settings)
+        transport = WebSocketTransport(bridge.server.serve, options)
+        async with bridge.running(), anyio.create_task_group() as tg:
+            _watch_for_exit(tg, settings)
+            port = await tg.start(transport.run)
+            # The one line clients wait for (the token is in `options.token_path`, never here).
+            sys.stderr.write(f"listening ws://{options.host}:{port}/acp\n")
+            sys.stderr.flush()
+    supervise.disarm_exit_deadline()
     return 0
 
 
@@ -164,9 +171,25 @@ def _recording(factories: dict[str, AdapterFactory], store: Store) -> dict[str, 
     return {protocol: wrap(factory) for protocol, factory in factories.items()}
 
 
+def _watch_for_exit(tg: anyio.abc.TaskGroup, settings: Settings) -> None:
+    """SIGTERM / SIGINT, and the parent's death when `--parent-pid` is given, end `tg`."""
+    tg.start_soon(_exit_on_signal, tg.cancel_scope)
+    if settings.parent_pid:
+        scope = tg.cancel_scope
+
+        def parent_gone() -> None:
+            supervise.arm_exit_deadline()
+            scope.cancel()
+
+        tg.start_soon(supervise.watch_parent, settings.parent_pid, parent_gone)
+
+
 async def _exit_on_signal(scope: anyio.CancelScope) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             log.info("signal %s: shutting down", signum)
+            # Bound the shutdown. A second signal meanwhile ends the process without the
+            # ladder (default handling is back); the lifeline watchdog then kills the agents.
+            supervise.arm_exit_deadline()
             scope.cancel()
             return

@@ -13,6 +13,9 @@ from bridge.config import ConfigFile, agent_table
 def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     d = argparse.SUPPRESS if sub else None
     parser.add_argument("--listen", default=d, help="serve WebSocket at ws://HOST:PORT (path /acp)")
+    parser.add_argument(
+        "--parent-pid", type=int, default=d, help="exit when this process (the editor) exits, like LSP processId"
+    )
     parser.add_argument("--token-file", default=d, help="WebSocket bearer token file")
     parser.add_argument("--allow-origin", action="append", default=d, help="allowed Origin (repeatable)")
     parser.add_argument("--allow-host", action="append", default=d, help="allowed Host header (repeatable)")
@@ -34,7 +37,13 @@ def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:
     if args.agent is not None and args.agent not in known:
         sys.stderr.write(f"agent-bridge: unknown agent {args.agent!r}; known: {', '.join(known)}\n")
         return 2
-    settings = Settings(state_dir=state_dir, config=config, default_agent=args.agent, listen=args.listen)
+    settings = Settings(
+        state_dir=state_dir,
+        config=config,
+        default_agent=args.agent,
+        listen=args.listen,
+        parent_pid=getattr(args, "parent_pid", None),
+    )
     if args.listen:
         from bridge.app import serve_websocket
         from bridge.transports.websocket import WsConfigError, parse_options

@@ -167,13 +167,13 @@ class AgentProcess:
                 with anyio.move_on_after(grace):
                     await self.process.wait()
             self._signal_all(signal.SIGKILL)
-            if self.agent_token:
-                tree.sweep(self.agent_token, tree.AGENT_ENV)
+            swept = tree.sweep(self.agent_token, tree.AGENT_ENV) if self.agent_token else []
             with anyio.move_on_after(grace):
                 await self.process.wait()
             with anyio.move_on_after(grace):
                 await self._stderr_done.wait()
-            tree.reap(self._descendants)
+            # Killed descendants that were re-parented to us are our zombies now.
+            tree.reap([*self._descendants, *swept])
             self._record_exit(on_its_own)
             for stream in (self.process.stdout, self.process.stderr):
                 if stream is not None:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
 HOUSEKEEPING_INTERVAL = 5.0
+ZOMBIE_RECHECK = 1.0
 PARENT_POLL_INTERVAL = 1.0
 # The stop ladder takes at most 4 grace periods (2 s each), plus the store's last flush.
 EXIT_DEADLINE = 12.0
@@ -79,7 +80,8 @@ class Supervisor:
 
     async def housekeeping(self, interval: float = HOUSEKEEPING_INTERVAL) -> None:
         while True:
-            await anyio.sleep(interval)
+            # Zombies seen once are re-checked a second later rather than a period later.
+            await anyio.sleep(ZOMBIE_RECHECK if self._zombies else interval)
             self.reap_orphans()
             if self.lifeline is not None:
                 self.lifeline.check()
@@ -109,7 +111,7 @@ async def supervised(*, lifeline: bool = True) -> AsyncIterator[Supervisor]:
     finally:
         killed = tree.sweep()
         if killed:
-            log.warning("final sweep killed %d leftover agent processes", killed)
+            log.warning("final sweep killed %d leftover agent processes", len(killed))
         if sup.lifeline is not None:
             sup.lifeline.close()
 

@@ -88,18 +88,18 @@ def marked_processes(instance: str = INSTANCE_ID) -> list[psutil.Process]:
     return procs
 
 
-def sweep(instance: str = INSTANCE_ID, key: str = MARKER_ENV) -> int:
+def sweep(instance: str = INSTANCE_ID, key: str = MARKER_ENV) -> list[int]:
     """SIGKILL every process marked `key=instance`, pass after pass until none is left
-    (a process forking during a pass is caught by the next); returns how many were killed."""
+    (a process forking during a pass is caught by the next); returns the pids killed."""
     if _HAVE_PROC:
         return kill_all(f"{key}={instance}".encode())
-    killed = 0
+    killed: list[int] = []
     for _ in range(20):
-        pids = marked_pids(key, instance)
+        pids = [pid for pid in marked_pids(key, instance) if pid not in killed]
         if not pids:
             break
         kill_pids(pids)
-        killed += len(pids)
+        killed += pids
     return killed
 
 

@@ -45,21 +45,21 @@ def scan(entry: bytes, *, exclude: int | None = None) -> list[int]:
     return found
 
 
-def kill_all(entry: bytes, groups: set[int] | frozenset[int] = frozenset()) -> int:
+def kill_all(entry: bytes, groups: set[int] | frozenset[int] = frozenset()) -> list[int]:
     """SIGKILL the groups, then every marked process, pass after pass until a pass finds
-    none (a process forking during a pass is caught by the next). Returns how many died."""
+    none (a process forking during a pass is caught by the next). Returns the pids killed."""
     for pgid in groups:
         with contextlib.suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)
-    killed = 0
+    killed: list[int] = []
     for _ in range(MAX_PASSES):
-        pids = scan(entry)
+        pids = [pid for pid in scan(entry) if pid not in killed]
         if not pids:
             break
         for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-        killed += len(pids)
+        killed += pids
     return killed
 
 
@@ -86,7 +86,7 @@ def main(argv: list[str]) -> int:
                 clean = True
             elif line[:1] in (b"+", b"-") and line[1:].isdigit():
                 (groups.add if line[:1] == b"+" else groups.discard)(int(line[1:]))
-    killed = kill_all(f"{MARKER_ENV}={instance}".encode(), groups)
+    killed = len(kill_all(f"{MARKER_ENV}={instance}".encode(), groups))
     if killed or (groups and not clean):
         sys.stderr.write(
             f"agent-bridge watchdog: daemon {daemon} is gone; killed {killed} leftover agent processes"
