@@ -233,6 +233,7 @@ class BridgeClient:
         self._lost_ready.set()
         for session in self._sessions.values():
             session._opened = False
+            session._connection_lost()
 
     async def _incoming(self) -> AsyncIterator[list[bytes | Oversize]]:
         async for batch in self.link.incoming:

@@ -601,7 +601,8 @@ class Session:
     @contextlib.asynccontextmanager
     async def updates(self) -> AsyncIterator[MemoryObjectReceiveStream[Update]]:
         """`async with session.updates() as updates: async for u in updates: ...` — every
-        update of the session from now on, across turns."""
+        update of the session from now on, across turns. The iteration ends if the
+        connection to the daemon is lost (`client.closed`)."""
         send, recv = anyio.create_memory_object_stream[Update](math.inf)
         self._subscribers.append(send)
         try:
@@ -611,6 +612,12 @@ class Session:
                 self._subscribers.remove(send)
             send.close()
             recv.close()
+
+    def _connection_lost(self) -> None:
+        # Subscriptions end: `async for u in updates` stops; `client.closed` says why.
+        for stream in self._subscribers:
+            stream.close()
+        self._subscribers.clear()
 
     # -- fs requests (when the client was created with fs=True) -----------------------------------------
     def _roots(self) -> list[str]:

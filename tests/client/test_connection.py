@@ -71,3 +71,16 @@ async def test_leaving_the_block_stops_the_daemon_and_its_agents(tmp_path: Path)
     alive = [p for p in tree if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert alive == []
     assert b"INFO" in b"".join(seen)  # the daemon's stderr reached the sink
+
+
+async def test_subscriptions_end_when_the_daemon_goes(tmp_path: Path) -> None:
+    async with spawned(tmp_path) as (client, _):
+        with anyio.fail_after(60):
+            session = await client.create_session(cwd=tmp_path)
+            async with session.updates() as updates:
+                await session.send("echo before")
+                assert client.daemon_pid is not None
+                os.kill(client.daemon_pid, signal.SIGKILL)
+                received = [u async for u in updates]
+            assert [u.text for u in received] == ["before"]  # type: ignore[attr-defined]
+            assert client.closed
