@@ -34,7 +34,7 @@ from bridge.errors import (
     RpcError,
 )
 from bridge.process.agent_process import AgentProcess, open_agent_process
-from bridge.rpc.endpoint import Endpoint
+from bridge.rpc.endpoint import ConnectionClosed, Endpoint
 from bridge.rpc.outbox import Outbox
 from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
@@ -162,7 +162,7 @@ class AcpAdapter:
                 self.spec.name,
                 f"it did not answer initialize within {self.env.handshake_timeout:g} s; "
                 "is the command an ACP agent (e.g. missing --acp)?",
-                {"stderrTail": link.proc.stderr_tail()},
+                {"stderrTail": link.proc.stderr_tail(), "kind": "handshake_timeout"},
             ) from None
         except AgentExitedError as exc:
             raise AgentStartError(
@@ -170,7 +170,25 @@ class AcpAdapter:
                 f"it exited during the handshake (exit code {exc.returncode}): {exc.stderr_tail.strip()[-500:]}",
                 {"exitCode": exc.returncode, "stderrTail": exc.stderr_tail},
             ) from None
+        except ConnectionClosed:
+            # Its stdout closed before the exit status was known: wait for it (bounded) to say
+            # how it ended rather than "connection closed".
+            with anyio.move_on_after(self.env.stop_grace + 1):
+                await link.router.exited.wait()
+            tail = link.proc.stderr_tail()
+            raise AgentStartError(
+                self.spec.name,
+                f"it exited during the handshake (exit code {link.proc.returncode}): {tail.strip()[-500:]}",
+                {"exitCode": link.proc.returncode, "stderrTail": tail},
+            ) from None
         link.init = init if isinstance(init, dict) else {}
+        version = link.init.get("protocolVersion")
+        if isinstance(version, int) and version != 1:
+            raise AgentStartError(
+                self.spec.name,
+                f"it speaks ACP version {version}; agent-bridge speaks version 1",
+                {"protocolVersion": version, "kind": "wrong_version"},
+            )
         if request is not None and request.authenticate is not None:
             await link.endpoint.request("authenticate", request.authenticate)
         return link.init

@@ -404,20 +404,8 @@ def explain(
     d: dict[str, Any] = dict(err.data) if isinstance(err.data, dict) else {}
     if "fix" in d or err.code in _KEEP:
         return _redacted(err, redactor)
-    agent = agent or _str(d.get("agent"))
-    command = command or _str(d.get("command"))
-    exit_code = d.get("exitCode")
-    ev = Evidence(
-        agent=agent,
-        command=command,
-        cmdline=cmdline,
-        exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
-        stderr=_str(d.get("stderrTail")) or "",
-        message=err.message,
-        code=err.code,
-        kind=_str(d.get("kind")),
-        during_start=err.code == AGENT_START_FAILED,
-    )
+    ev = evidence_of(err, agent=agent, command=command, cmdline=cmdline)
+    agent = ev.agent
     diagnosis = classify(ev)
     if diagnosis is None:
         return _redacted(err, redactor)
@@ -435,6 +423,25 @@ def explain(
     out = RpcError(code, redactor.text(message), redactor.value(d))
     out.__cause__ = err
     return out
+
+
+def evidence_of(
+    err: RpcError, *, agent: str | None = None, command: str | None = None, cmdline: str | None = None
+) -> Evidence:
+    """What an error says about a failure (its message and the data the bridge attaches)."""
+    d = err.data if isinstance(err.data, dict) else {}
+    exit_code = d.get("exitCode")
+    return Evidence(
+        agent=agent or _str(d.get("agent")),
+        command=command or _str(d.get("command")),
+        cmdline=cmdline,
+        exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
+        stderr=_str(d.get("stderrTail")) or "",
+        message=err.message,
+        code=err.code,
+        kind=_str(d.get("kind")),
+        during_start=err.code == AGENT_START_FAILED,
+    )
 
 
 def _str(value: Any) -> str | None:

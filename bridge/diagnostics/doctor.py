@@ -14,13 +14,15 @@ exits non-zero) or `skip` (not installed and not asked for):
   `codex` only the binary, version and credentials are checked: starting them opens a
   session, and nothing here may reach a model.
 
-A built-in agent that is not installed is `skip` unless it is the default agent, named with
-`--agent`, or configured in the config file: then it is an error.
+A built-in agent that is not installed is `skip` unless it is the default agent, named on
+the command line (`--agent NAME`, or `doctor NAME...`), or configured in the config file:
+then it is an error.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sqlite3
 import sys
@@ -36,9 +38,9 @@ from bridge import __version__, envsetup
 from bridge.config import INSTALL_HINTS, ConfigFile, agent_table
 from bridge.core.adapter import AdapterEnv, AgentSpec
 from bridge.diagnostics import binaries
-from bridge.diagnostics.classify import Evidence, classify, explain, family
+from bridge.diagnostics.classify import Evidence, classify, evidence_of, family
 from bridge.diagnostics.redact import default as default_redactor
-from bridge.errors import RpcError
+from bridge.errors import AgentError, RpcError
 
 # The versions the test suite runs against (tools/agents/package.json); older ones may work.
 TESTED_VERSIONS = {"claude": "2.1.197", "codex": "0.169.0", "gemini": "0.61.0", "opencode": "1.18.33"}
@@ -129,7 +131,7 @@ async def run(opts: Options) -> Report:
         checks.append(await check_environment(environment))
         checks += check_state_dir(opts.state_dir)
         table = agent_table(cfg)
-        required = set(opts.required) | set(cfg.agents)
+        required = set(opts.required) | set(cfg.agents) | set(opts.only)
         if cfg.default_agent:
             required.add(cfg.default_agent)
         names = [n for n in table if not opts.only or n in opts.only]
@@ -164,9 +166,9 @@ def check_config(opts: Options) -> Check:
         problems.append(
             f"default_agent {cfg.default_agent!r} is not a known agent ({', '.join(sorted(table))})"
         )
-    for name in opts.required:
+    for name in dict.fromkeys([*opts.required, *opts.only]):
         if name not in table:
-            problems.append(f"--agent {name!r} is not a known agent ({', '.join(sorted(table))})")
+            problems.append(f"agent {name!r} is not a known agent ({', '.join(sorted(table))})")
     if cfg.trace:
         parent = os.path.dirname(os.path.abspath(os.path.expanduser(cfg.trace))) or "."
         if not (os.path.isdir(parent) and os.access(parent, os.W_OK)):
@@ -429,10 +431,6 @@ async def handshake_check(spec: AgentSpec, state_dir: str, seconds: float) -> Ch
         # The adapter bounds the handshake itself; this bounds everything else (spawn, stop).
         with anyio.fail_after(seconds + 15):
             probe = await adapter.probe()
-    except RpcError as exc:
-        err = explain(exc, agent=spec.name, command=spec.command)
-        data = err.data if isinstance(err.data, dict) else {}
-        return Check("handshake", "error", err.message, data.get("fix"), {"code": err.code, "data": data})
     except TimeoutError:
         return Check(
             "handshake",
@@ -440,6 +438,22 @@ async def handshake_check(spec: AgentSpec, state_dir: str, seconds: float) -> Ch
             f"the handshake did not finish within {seconds + 15:g} s",
             "run the agent in a terminal",
         )
+    except Exception as exc:  # adapters raise from inside task groups: look into the group
+        found = _agent_error(exc)
+        if found is None:
+            raise
+        ev = evidence_of(
+            found, agent=spec.name, command=spec.command, cmdline=shlex.join([spec.command, *spec.args])
+        )
+        diagnosis = classify(ev)
+        redactor = default_redactor()
+        details = {"code": found.code, "data": redactor.value(found.data)}
+        if diagnosis is None:
+            return Check("handshake", "error", redactor.text(found.message), None, details)
+        details["kind"] = diagnosis.kind
+        summary = f"{diagnosis.summary}: {found.message}"
+        return Check("handshake", "error", redactor.text(summary), diagnosis.fix, details)
+
     info = probe.agent_info or {}
     who = " ".join(str(info[k]) for k in ("name", "version") if info.get(k)) or "agent"
     methods = [m.get("id") for m in probe.auth_methods if isinstance(m, dict)]
@@ -453,6 +467,22 @@ async def handshake_check(spec: AgentSpec, state_dir: str, seconds: float) -> Ch
             details,
         )
     return Check("handshake", "ok", f"ACP v{probe.protocol_version}, {who}", details=details)
+
+
+def _agent_error(exc: BaseException) -> RpcError | None:
+    """The error that explains a failed probe: the agent's own (it exited, never answered)
+    rather than its consequences (a closed connection), wherever task groups put it."""
+    found: list[RpcError] = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, RpcError):
+            found.append(e)
+        elif isinstance(e, BaseExceptionGroup):
+            for inner in e.exceptions:
+                walk(inner)
+
+    walk(exc)
+    return next((e for e in found if isinstance(e, AgentError)), found[0] if found else None)
 
 
 # -- credentials (never sending anything anywhere) ---------------------------------------------------
@@ -583,8 +613,10 @@ def render(report: Report) -> str:
     name_width = max((len(a.name) for a in report.agents), default=4)
     for a in report.agents:
         head = a.version or ""
+        command = " ".join(a.command.split())  # one line, whatever the args hold
+        command = command if len(command) <= 70 else command[:67] + "..."
         lines.append(
-            f"  {MARK[a.status]:<4}  {a.name:<{name_width}}  {a.protocol:<6} {a.command}  {head}".rstrip()
+            f"  {MARK[a.status]:<4}  {a.name:<{name_width}}  {a.protocol:<6} {command}  {head}".rstrip()
         )
         for c in a.checks:
             if c.status == "ok" and c.name in ("version",):

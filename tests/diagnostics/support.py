@@ -53,6 +53,17 @@ def script(path: Path, text: str, *, executable: bool = True) -> Path:
     return path
 
 
+# An ACP agent from the future: answers initialize with protocol version 2.
+FUTURE_AGENT = """
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if msg.get("method") == "initialize":
+        answer = {"protocolVersion": 2, "agentCapabilities": {}, "authMethods": []}
+        print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": answer}), flush=True)
+"""
+
+
 def broken_agents(tmp: Path) -> dict[str, dict[str, Any]]:
     """One agent per known way to fail at start, plus a healthy one."""
     noexec = script(tmp / "bin" / "noexec-agent", "#!/bin/sh\nexit 0\n", executable=False)
@@ -66,5 +77,7 @@ def broken_agents(tmp: Path) -> dict[str, dict[str, Any]]:
         "crashy": sh("echo 'panic: index out of range' >&2; exit 3"),
         "nonode": {"protocol": "acp", "command": str(needs_node), "env": {"PATH": str(tmp / "empty")}},
         "mute": fake_acp(FAKE_ACP_START="noinit"),
+        "oldcli": sh("echo \"error: unknown option '--acp'\" >&2; exit 1"),
+        "future": {"protocol": "acp", "command": sys.executable, "args": ["-c", FUTURE_AGENT]},
         "chatty": fake_acp(FAKE_ACP_START="banner"),
     }

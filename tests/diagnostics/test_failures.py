@@ -89,6 +89,18 @@ async def test_never_answers_initialize(tmp_path: Path) -> None:
     assert "--acp" in str(err.message)
 
 
+async def test_a_cli_too_old_for_its_flags(tmp_path: Path) -> None:
+    err = await start(tmp_path, "oldcli")
+    assert fields(err)["kind"] == "wrong_version"
+    assert "probably too old" in str(err.message) and "unknown option '--acp'" in str(err.message)
+
+
+async def test_an_agent_speaking_another_protocol_version(tmp_path: Path) -> None:
+    err = await start(tmp_path, "future")
+    assert err.code == AGENT_START_FAILED and fields(err)["kind"] == "wrong_version"
+    assert "it speaks ACP version 2; agent-bridge speaks version 1" in str(err.message)
+
+
 async def test_agent_says_auth_required(tmp_path: Path) -> None:
     config = write_config(tmp_path / "config.toml", {"gated": fake_acp(FAKE_ACP_START="authreq")})
     async with in_process(tmp_path, config, login_shell_env=False) as d:
