@@ -231,7 +231,28 @@ def tool_start(item: JsonObj) -> JsonObj | None:
     call.update(describe(item))
     # Always opened as running; a replayed or already finished item is closed by `tool_end`.
     call["status"] = "in_progress"
+    # The tool's name as the model called it, for the bridge's per-tool metrics.
+    call["_meta"] = {"bridge": {"toolName": _tool_name(item)}}
     return call
+
+
+def _tool_name(item: JsonObj) -> str:
+    kind = str(item.get("type"))
+    if kind == "mcpToolCall":
+        return f"mcp__{item.get('server')}__{item.get('tool')}"
+    if kind == "dynamicToolCall":
+        return str(item.get("tool"))
+    return _TOOL_NAMES.get(kind, kind)
+
+
+_TOOL_NAMES = {
+    "commandExecution": "shell",
+    "fileChange": "apply_patch",
+    "webSearch": "web_search",
+    "imageView": "view_image",
+    "collabAgentToolCall": "agents",
+    "contextCompaction": "compact",
+}
 
 
 def tool_end(item: JsonObj) -> JsonObj | None:

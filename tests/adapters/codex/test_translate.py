@@ -70,6 +70,7 @@ def test_approved_command_is_an_execute_tool_call() -> None:
     assert start["status"] == "in_progress"
     assert start["title"] == "touch created.txt && echo made-it"
     assert start["rawInput"]["cwd"] == WS
+    assert start["_meta"] == {"bridge": {"toolName": "shell"}}  # for the bridge's tool metrics
     [end] = of(updates, "tool_call_update")
     assert end["status"] == "completed"
     assert end["content"] == [{"type": "content", "content": {"type": "text", "text": "```\nmade-it\n```"}}]
@@ -171,6 +172,7 @@ def test_mcp_tool_call() -> None:
     updates = translate("mcp")
     [start] = of(updates, "tool_call")
     assert start["title"] == "echo: echo" and start["rawInput"] == {"text": "ping"}
+    assert start["_meta"] == {"bridge": {"toolName": "mcp__echo__echo"}}
     [end] = of(updates, "tool_call_update")
     assert end["status"] == "completed"
     assert end["content"] == [{"type": "content", "content": {"type": "text", "text": "mcp-echo:ping"}}]
