@@ -13,7 +13,7 @@ import pytest
 
 from adapters.codex import create
 from bridge.core.adapter import StartRequest
-from bridge.errors import INVALID_PARAMS, AgentError, AgentExitedError, RpcError
+from bridge.errors import INVALID_PARAMS, METHOD_NOT_FOUND, AgentError, AgentExitedError, RpcError
 from tests.adapters.codex.support import (
     ECHO_MCP,
     Codex,
@@ -456,3 +456,17 @@ async def test_cancel_while_waiting_for_mcp_servers(codex: Codex, fake: FakeMode
                 await session.cancel()
     assert results == [{"stopReason": "cancelled"}]
     assert fake.requests == []  # the model was never called
+
+
+async def test_read_only_codex_methods_pass_through(codex: Codex, fake: FakeModelServer) -> None:
+    fake.script(Reply(text="listed"))
+    async with codex.session(Host()) as session:
+        await session.prompt(prompt("hello"))
+        listed = await session.call("_codex/thread/list", {"sessionId": "s"})
+        assert session.setup.agent_session_id in [t["id"] for t in listed["data"]]
+        read = await session.call("_codex/thread/read", {"sessionId": "s"})  # threadId defaults to ours
+        assert read["thread"]["id"] == session.setup.agent_session_id
+        for method in ("_codex/config/value/write", "_codex/turn/start", "thread/list"):
+            with pytest.raises(RpcError) as info:
+                await session.call(method, {})
+            assert info.value.code == METHOD_NOT_FOUND
