@@ -120,6 +120,10 @@ class SendResult:
         return self.updates
 
     @property
+    def tokens(self) -> Usage | None:
+        return self.usage
+
+    @property
     def ok(self) -> bool:
         return self.stop_reason == "end_turn"
 
@@ -292,6 +296,10 @@ class Event(AcpModel):
     @property
     def id(self) -> int:
         return self.seq
+
+    @property
+    def created_at(self) -> str:
+        return self.at
 
     @property
     def method(self) -> str | None:

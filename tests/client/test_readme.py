@@ -67,3 +67,23 @@ async def test_the_quick_start_examples_run_as_written(tmp_path: Path) -> None:
     listing = await run(["agent-bridge", "sessions", "--json"], env, project)
     rows = listing.stdout.decode().splitlines()
     assert len(rows) == 2 and all(f'"cwd": "{project}"' in r and '"agent": "claude"' in r for r in rows)
+
+
+def test_every_test_named_in_the_client_docs_exists() -> None:
+    """docs/client.md maps each seed method to the test that shows it working."""
+    import ast
+
+    docs = (ROOT / "docs" / "client.md").read_text()
+    named = set(re.findall(r"`(test_\w+)::(test_\w+)`", docs))
+    bare = set(re.findall(r"`(test_\w+)`", docs))
+    assert len(named) >= 20
+    defined: dict[str, set[str]] = {}
+    for path in (ROOT / "tests" / "client").glob("test_*.py"):
+        tree = ast.parse(path.read_text())
+        defined[path.stem] = {
+            n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        }
+    missing = [f"{m}::{t}" for m, t in named if t not in defined.get(m, set())]
+    assert missing == []
+    everywhere = set().union(*defined.values())
+    assert [t for t in bare if t not in everywhere and t not in defined] == []
