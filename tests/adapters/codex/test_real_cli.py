@@ -192,6 +192,7 @@ def _permissions_text(body: Any) -> str:
 async def test_model_effort_and_mode_apply_to_the_next_turn(codex: Codex, fake: FakeModelServer) -> None:
     fake.script(Reply(text="one"), Reply(text="two"))
     host = Host()
+    user_config = (codex.codex_home / "config.toml").read_text()
     async with codex.session(host) as session:
         assert option(session, "thought_level")["currentValue"] == "medium"
         await session.prompt(prompt("first"))
@@ -214,6 +215,8 @@ async def test_model_effort_and_mode_apply_to_the_next_turn(codex: Codex, fake: 
     assert "`sandbox_mode` is `read-only`" in _permissions_text(first)
     assert second["model"] == "mock-model-mini" and second["reasoning"]["effort"] == "low"
     assert "`sandbox_mode` is `danger-full-access`" in _permissions_text(second)
+    # Session settings travel as overrides: the user's config.toml is left as it was.
+    assert (codex.codex_home / "config.toml").read_text() == user_config
 
 
 async def test_policy_from_config_is_kept_until_a_mode_is_chosen(codex: Codex, fake: FakeModelServer) -> None:
