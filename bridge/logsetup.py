@@ -154,4 +154,8 @@ def configure_file(state_dir: str, level: str | None, keep_days: int = KEEP_DAYS
     root.addHandler(handler)
     # The root passes records down to the most verbose handler's level.
     root.setLevel(min(root.level or logging.WARNING, file_level))
+    from bridge import __version__
+
+    # Marks each daemon's start in the shared day file (pid, argv: which editor launched what).
+    logging.getLogger("bridge").info("agent-bridge %s started: %s", __version__, " ".join(sys.argv))
     return directory
