@@ -63,6 +63,7 @@ def open_client(args: argparse.Namespace, state_dir: str, **options: Any) -> Abs
         config=config_path(args),
         state_dir=state_dir,
         log_level=getattr(args, "log_level", None),
+        args=["--trace", args.trace] if getattr(args, "trace", None) else [],
         stderr=sys.stderr.buffer,
         **options,
     )

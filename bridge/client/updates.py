@@ -365,8 +365,6 @@ _KINDS: dict[str, type[Update]] = {
 }
 _ADAPTERS: dict[type[Update], TypeAdapter[Any]] = {cls: TypeAdapter(cls) for cls in _KINDS.values()}
 
-_CONFIG_OPTIONS: TypeAdapter[list[ConfigOption]] = TypeAdapter(list[ConfigOption])
-
 
 def parse_update(raw: JsonObj, *, session_id: str = "", meta: JsonObj | None = None) -> Update:
     """One `update` object of a `session/update` notification, typed. Never raises."""
