@@ -189,6 +189,11 @@ class Session:
         owner = self.owner
         if owner is not None and not owner.closed:
             await owner.wait_writable()
+        else:
+            # No client is writing (and so committing the log) for this session — its owner
+            # went away mid-turn: commit here, so the turn runs on at the pace of the log
+            # rather than piling up in memory.
+            await self.store.flush()
 
     # -- turns ---------------------------------------------------------------------------------
     async def prompt(self, params: JsonObj) -> JsonObj:
