@@ -457,13 +457,19 @@ class BridgeClient:
         return session
 
     async def fork_session(
-        self, session_id: str, *, cwd: str | None = None, permissions: Permissions = None
+        self,
+        session_id: str,
+        *,
+        cwd: str | None = None,
+        mcp_servers: Sequence[McpServer | JsonObj] | None = None,
+        permissions: Permissions = None,
     ) -> Session:
         """A new session carrying on from `session_id`'s conversation (`session/fork`)."""
         if cwd is None:
             parent = self._sessions.get(session_id)
             cwd = (parent.cwd if parent is not None else None) or (await self.get_info(session_id)).cwd
-        result = await self.request("session/fork", {"sessionId": session_id, "cwd": cwd, "mcpServers": []})
+        params = {"sessionId": session_id, "cwd": cwd, "mcpServers": _mcp_wire(mcp_servers)}
+        result = await self.request("session/fork", params)
         session = self._handle(str(result["sessionId"]), cwd=cwd, permissions=permissions)
         session._apply_setup(result)
         await session.info()

@@ -3,10 +3,11 @@ the daemon's answers (session info, metrics, events, list entries, shell results
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from bridge.client.updates import (
     AcpModel,
@@ -168,7 +169,8 @@ class TurnAccumulator:
         raw = raw or {}
         usage = None
         if isinstance(raw.get("usage"), dict):
-            usage = Usage.model_validate(raw["usage"])
+            with contextlib.suppress(ValidationError):  # a malformed usage is not worth failing the turn
+                usage = Usage.model_validate(raw["usage"])
         return SendResult(
             session_id=self.session_id,
             stop_reason=str(raw.get("stopReason", "")),

@@ -563,9 +563,9 @@ class Session:
         return (await self.get_artifact_bytes(key)).decode("utf-8")
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    async def fork(self, *, cwd: str | None = None) -> Session:
+    async def fork(self, *, cwd: str | None = None, mcp_servers: Sequence[Any] | None = None) -> Session:
         """A new session seeded with this one's conversation (`session/fork`)."""
-        return await self._client.fork_session(self.id, cwd=cwd)
+        return await self._client.fork_session(self.id, cwd=cwd, mcp_servers=mcp_servers)
 
     async def close(self) -> None:
         """Stop the session's agent (`session/close`); it stays listed and can be resumed."""

@@ -5,6 +5,7 @@ typed updates and permission requests, or just waits for its `SendResult`."""
 
 from __future__ import annotations
 
+import logging
 import math
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from bridge.client.session import Session
 
 TurnEvent = Update | PermissionRequest
+log = logging.getLogger(__name__)
 
 
 class Turn:
@@ -60,6 +62,10 @@ class Turn:
                     )
                 except ClientError as exc:
                     self._error = exc
+                except Exception as exc:
+                    # A bug here must fail this turn, not the client's whole task group.
+                    log.exception("turn of session %s failed", session.id)
+                    self._error = ClientError(f"internal client error: {exc!r}")
                 finally:
                     session._turn = None
                     for req in list(self.pending.values()):

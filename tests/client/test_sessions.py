@@ -172,11 +172,13 @@ async def test_lazy_handle_resumes_on_first_prompt(tmp_path: Path) -> None:
 
 
 async def test_fork_close_end_and_delete(tmp_path: Path) -> None:
-    async with spawned(tmp_path) as (client, _):
+    async with spawned(tmp_path) as (client, wire):
         with anyio.fail_after(60):
             parent = await client.create_session(cwd=tmp_path)
             await parent.send("echo before the fork")
-            child = await parent.fork()
+            child = await parent.fork(mcp_servers=[McpServer("m", command="mcp-m")])
+            fork = next(m for m in wire.sent if m.get("method") == "session/fork")["params"]
+            assert fork["mcpServers"] == [{"name": "m", "command": "mcp-m", "args": [], "env": []}]
             assert child.id != parent.id and child.cwd == parent.cwd
             assert (await child.info()).parent_id == parent.id
             assert (await child.send("echo in the fork")).text == "in the fork"
