@@ -73,19 +73,20 @@ class Terminal:
         os.write(self.fd, data)
 
     def wait(self) -> int:
+        """Read to the end of the output (the terminal closes when the CLI exits), then reap."""
         end = time.monotonic() + DEADLINE
-        while time.monotonic() < end:
-            ready, _, _ = select.select([self.fd], [], [], 0.5)
-            if ready:
-                self._read()
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                while self._read():
-                    pass
-                os.close(self.fd)
-                return os.waitstatus_to_exitcode(status)
-        os.kill(self.pid, 9)
-        raise AssertionError(f"the CLI did not exit:\n{self.output.decode(errors='replace')}")
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                os.kill(self.pid, 9)
+                os.waitpid(self.pid, 0)
+                raise AssertionError(f"the CLI did not exit:\n{self.output.decode(errors='replace')}")
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready and not self._read():
+                break
+        os.close(self.fd)
+        _, status = os.waitpid(self.pid, 0)
+        return os.waitstatus_to_exitcode(status)
 
 
 @pytest.mark.parametrize(
