@@ -86,19 +86,32 @@ def rotations(names: Sequence[str], repeats: int) -> list[list[str]]:
 
 
 # -- the things under test -----------------------------------------------------------------------
-def bridge_config(tmp: Path, *, agents: dict[str, JsonObj] | None = None) -> Path:
-    """A config whose `fake` agent is the fake ACP agent, plus `agents` (name → table)."""
+def bridge_config(
+    tmp: Path,
+    *,
+    agents: dict[str, JsonObj] | None = None,
+    default_agent: str | None = "fake",
+    login_shell: bool = False,
+    name: str = "bridge.toml",
+) -> Path:
+    """A config whose `fake` agent is the fake ACP agent, plus `agents` (name → table).
+
+    The login-shell environment capture is off unless asked for: it runs once per daemon
+    and is cached per state dir for an hour, so it is a first-start cost, measured apart
+    (`bench startup`); here `bash -l -i` does not even finish within its 5 s budget."""
     tables = {"fake": {"protocol": "acp", "command": PY, "args": [str(FAKE_AGENT)]}, **(agents or {})}
-    lines = ['default_agent = "fake"']
-    for name, table in tables.items():
-        lines.append(f"[agents.{name}]")
+    lines = [f"login_shell_env = {'true' if login_shell else 'false'}"]
+    if default_agent:
+        lines.append(f"default_agent = {_toml(default_agent)}")
+    for agent, table in tables.items():
+        lines.append(f"[agents.{agent}]")
         for key, value in table.items():
             if key == "env":
                 inner = ", ".join(f"{k} = {_toml(v)}" for k, v in value.items())
                 lines.append(f"env = {{ {inner} }}")
             else:
                 lines.append(f"{key} = {_toml(value)}")
-    path = tmp / "bridge.toml"
+    path = tmp / name
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -1,7 +1,8 @@
 """Profile the daemon on the relay hot path with py-spy (sampling, whole process).
 
-`python -m bench profile [-n 20000] [--turns 3] [--idle] [--out FILE]` runs `agent-bridge`
-under `py-spy record`, streams `--turns` turns of N chunks through it, and prints the
+`python -m bench profile [relay|latency] [-n N] [--turns 3] [--idle] [--out FILE]` attaches
+`py-spy record` to a running `agent-bridge`, streams `--turns` turns of N chunks through it
+(or sends N `session/set_config_option` requests one after the other), and prints the
 functions with the most samples (self and inclusive). The raw collapsed stacks are kept in
 FILE (flamegraph.pl / speedscope can read them). Needs `py-spy` (`pip install py-spy`).
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from bench import common as C
 
 
-async def run(n: int, turns: int, idle: bool, gil: bool, out: Path, rate: int) -> None:
+async def run(workload: str, n: int, turns: int, idle: bool, gil: bool, out: Path, rate: int) -> None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     with C.workdir("profile") as tmp:
         async with C.running(C.bridge_argv(tmp), name="bridge", tmp=tmp) as peer:
@@ -36,7 +37,14 @@ async def run(n: int, turns: int, idle: bool, gil: bool, out: Path, rate: int) -
                 stderr=asyncio.subprocess.DEVNULL,
             )
             await asyncio.sleep(0.5)
-            for _ in range(turns):
+            if workload == "latency":
+                t0 = asyncio.get_running_loop().time()
+                for i in range(n):
+                    value = ("smart", "fast")[i % 2]
+                    params = {"sessionId": sid, "configId": "model", "value": value}
+                    await peer.request("session/set_config_option", params)
+                print(f"   {n} requests: {(asyncio.get_running_loop().time() - t0) / n * 1e3:.3f} ms each ({C.load()})")
+            for _ in range(turns if workload == "relay" else 0):
                 t0 = asyncio.get_running_loop().time()
                 await peer.prompt(sid, f"stream {n}")
                 print(f"   turn: {(asyncio.get_running_loop().time() - t0) * 1000:.0f} ms ({C.load()})")
@@ -76,7 +84,8 @@ def _short(frame: str) -> str:
 
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench profile", description=__doc__)
-    ap.add_argument("-n", type=int, default=20_000)
+    ap.add_argument("workload", nargs="?", choices=["relay", "latency"], default="relay")
+    ap.add_argument("-n", type=int, default=20_000, help="chunks per turn, or requests (latency)")
     ap.add_argument("--turns", type=int, default=3)
     ap.add_argument("--idle", action="store_true", help="count idle (waiting) samples too")
     ap.add_argument("--gil", action="store_true", help="only samples of the thread holding the GIL")
@@ -87,4 +96,4 @@ def main(argv: list[str]) -> None:
     if a.summarize:
         summarize(a.summarize)
         return
-    asyncio.run(run(a.n, a.turns, a.idle, a.gil, a.out, a.rate))
+    asyncio.run(run(a.workload, a.n, a.turns, a.idle, a.gil, a.out, a.rate))

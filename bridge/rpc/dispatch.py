@@ -9,6 +9,7 @@ that cost off every request.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -42,6 +43,9 @@ def _wrap(name: str, handler: Handler) -> Method:
                 found = RpcError(INTERNAL_ERROR, f"internal error in the bridge: {exc!r}")
             return Error(found.code, found.message, found.data)
 
+    # jsonrpcserver checks every call with `inspect.signature(method).bind(...)`; computing
+    # the signature is most of that (~30 µs a request here); a precomputed one is reused.
+    method.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
     return method
 
 
