@@ -31,7 +31,6 @@ TASK_TOOLS = ("TaskCreate", "TaskUpdate")
 class _Tool:
     name: str
     input: JsonObj
-    parent: str | None
 
 
 class Translator:
@@ -39,7 +38,6 @@ class Translator:
         self.config = config or ClaudeConfig()
         self._streamed: set[str] = set()  # message ids seen as stream_event deltas
         self._current: dict[str | None, str] = {}  # parent tool use → message being streamed
-        self._blocks: dict[tuple[str | None, int], str] = {}  # (parent, block index) → tool id
         self._tools: dict[str, _Tool] = {}
         self._tasks: dict[str, JsonObj] = {}  # TaskCreate/TaskUpdate list, shown as a plan
         self._mcp: list[JsonObj] | None = None
@@ -56,7 +54,7 @@ class Translator:
         if kind == "stream_event" and isinstance(msg.get("event"), dict):
             out = self._event(msg["event"], parent)
         elif kind == "assistant" and isinstance(msg.get("message"), dict):
-            out = self._assistant(msg["message"], parent)
+            out = self._assistant(msg["message"])
         elif kind == "user" and isinstance(msg.get("message"), dict) and not msg.get("isReplay"):
             out = self._user(msg["message"], msg.get("tool_use_result"))
         elif kind == "system":
@@ -84,8 +82,7 @@ class Translator:
         if t == "content_block_start" and isinstance(ev.get("content_block"), dict):
             block = ev["content_block"]
             if block.get("type") == "tool_use" and isinstance(block.get("id"), str):
-                self._blocks[(parent, int(ev.get("index") or 0))] = block["id"]
-                return self._announce(block["id"], str(block.get("name")), {}, parent, partial=True)
+                return self._announce(block["id"], str(block.get("name")), {}, partial=True)
             return []
         if t == "content_block_delta" and isinstance(ev.get("delta"), dict):
             d = ev["delta"]
@@ -104,7 +101,7 @@ class Translator:
         return []
 
     # -- whole messages ------------------------------------------------------------------------
-    def _assistant(self, message: JsonObj, parent: str | None) -> list[JsonObj]:
+    def _assistant(self, message: JsonObj) -> list[JsonObj]:
         mid = str(message.get("id"))
         streamed = mid in self._streamed
         out: list[JsonObj] = []
@@ -117,14 +114,12 @@ class Translator:
             elif bt == "thinking" and not streamed and block.get("thinking"):
                 out.append(_chunk("agent_thought_chunk", block["thinking"], mid))
             elif bt == "tool_use" and isinstance(block.get("id"), str):
-                out += self._announce(block["id"], str(block.get("name")), obj(block.get("input")), parent,
-                                      partial=False)
+                out += self._announce(block["id"], str(block.get("name")), obj(block.get("input")), partial=False)
         return out
 
-    def _announce(self, tid: str, name: str, tool_input: JsonObj, parent: str | None,
-                  *, partial: bool) -> list[JsonObj]:
+    def _announce(self, tid: str, name: str, tool_input: JsonObj, *, partial: bool) -> list[JsonObj]:
         known = tid in self._tools
-        self._tools[tid] = _Tool(name, tool_input, parent)
+        self._tools[tid] = _Tool(name, tool_input)
         if name in PLAN_TOOLS:
             # TodoWrite *is* the plan: show it as one, not as a tool call.
             return [] if partial else [plan_update(tool_input.get("todos"))]
@@ -142,7 +137,7 @@ class Translator:
         out: list[JsonObj] = []
         for block in results:
             tid = str(block.get("tool_use_id"))
-            tool = self._tools.pop(tid, None) or _Tool("", {}, None)
+            tool = self._tools.pop(tid, None) or _Tool("", {})
             extra = structured if len(results) == 1 else None
             if tool.name in PLAN_TOOLS:
                 continue
@@ -200,7 +195,6 @@ class Translator:
         """End of a turn. Per-turn state is dropped here (`model_stop` after it is read)."""
         self._streamed.clear()
         self._current.clear()
-        self._blocks.clear()
         # Calls cut off (interrupt, error) never get a result: do not leave them pending.
         out = [{"sessionUpdate": "tool_call_update", "toolCallId": tid, "status": "failed"}
                for tid, tool in self._tools.items() if tool.name not in PLAN_TOOLS]
