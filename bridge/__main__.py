@@ -38,7 +38,10 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agent-bridge", description="ACP v1 daemon in front of coding agents")
+    # No abbreviations: `--allow` of a subcommand must not be taken for serve's `--allow-origin`.
+    parser = argparse.ArgumentParser(
+        prog="agent-bridge", description="ACP v1 daemon in front of coding agents", allow_abbrev=False
+    )
     parser.add_argument("--version", action="version", version=f"agent-bridge {__version__}")
     _common(parser, sub=False)
     serve = importlib.import_module(COMMANDS["serve"][0])
@@ -46,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_arguments(parser, sub=False)
     subs = parser.add_subparsers(dest="command")
     for name, (module_name, help_text) in COMMANDS.items():
-        sub = subs.add_parser(name, help=help_text)
+        sub = subs.add_parser(name, help=help_text, allow_abbrev=False)
         _common(sub, sub=True)
         importlib.import_module(module_name).add_arguments(sub, sub=True)
     return parser

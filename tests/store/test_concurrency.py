@@ -33,7 +33,7 @@ async def test_55_concurrent_sessions_have_gap_free_logs_and_list_pages(tmp_path
                 for i in range(SESSIONS):
                     tg.start_soon(one, i)
 
-        for i, sid in enumerate(sids):
+        for sid in sids:
             events = await all_events(c, sid)
             assert_gap_free(events)
             assert {e["message"].get("params", {}).get("sessionId", sid) for e in events} == {sid}
