@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     logsetup.configure_stderr(args.log_level)
     try:
+        args.config = args.config or os.environ.get("AGENT_BRIDGE_CONFIG") or None
         config: ConfigFile | None = load_config(args.config)
     except ConfigError as exc:
         if args.command != "doctor":
