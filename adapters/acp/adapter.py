@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+from adapters.acp.settings import AgentSettings
 from adapters.common import agent_env
 from bridge.core.adapter import (
     AdapterEnv,
@@ -42,6 +43,9 @@ from bridge.wire.framing import Oversize
 log = logging.getLogger(__name__)
 
 CLIENT_INFO = {"name": "agent-bridge", "version": "0.1.0"}
+# A probe holds no session: its agent is stopped without the graceful stdin-EOF wait, which
+# the Zed adapters never honour (they ignore EOF), so `initialize` stays fast.
+PROBE_STOP_GRACE = 0.3
 # Agent→client requests forwarded to the session's client.
 FORWARDED = frozenset(
     {
@@ -78,9 +82,10 @@ class _Link:
 
 
 class AcpSession:
-    def __init__(self, link: _Link, setup: SessionSetup) -> None:
+    def __init__(self, link: _Link, setup: SessionSetup, settings: AgentSettings) -> None:
         self.link = link
         self.setup = setup
+        self.settings = settings
         self.agent_sid = setup.agent_session_id
 
     def _params(self, params: JsonObj) -> JsonObj:
@@ -94,12 +99,23 @@ class AcpSession:
         self.link.endpoint.notify("session/cancel", {"sessionId": self.agent_sid})
 
     async def set_mode(self, mode_id: str) -> JsonObj:
-        result = await self.link.endpoint.request("session/set_mode", {"sessionId": self.agent_sid, "modeId": mode_id})
-        return result if isinstance(result, dict) else {}
+        method, params = self.settings.route_mode(mode_id)
+        result = await self.link.endpoint.request(method, self._params(params))
+        if method == "session/set_mode":
+            self.settings.mode_set(mode_id)
+            return result if isinstance(result, dict) else {}
+        # Made-up modes over the agent's mode config option.
+        self.settings.config_result(result)
+        return {}
 
     async def set_config_option(self, params: JsonObj) -> JsonObj:
-        result = await self.link.endpoint.request("session/set_config_option", self._params(params))
-        return result if isinstance(result, dict) else {}
+        method, forwarded = self.settings.route_config(params)
+        result = await self.link.endpoint.request(method, self._params(forwarded))
+        if method != "session/set_config_option":
+            # A made-up option over session/set_mode or session/set_model.
+            self.settings.set_value(str(params.get("configId")), params.get("value"))
+            return self.settings.config_result(None)
+        return self.settings.config_result(result)
 
     async def call(self, method: str, params: JsonObj) -> Any:
         return await self.link.endpoint.request(method, self._params(params))
@@ -115,10 +131,13 @@ class AcpAdapter:
 
     # -- connection ----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def _connect(self, host: SessionHost | None, cwd: str | None) -> AsyncIterator[_Link]:
+    async def _connect(
+        self, host: SessionHost | None, cwd: str | None, stop_grace: float | None = None
+    ) -> AsyncIterator[_Link]:
         argv = [self.spec.command, *self.spec.args]
+        grace = self.env.stop_grace if stop_grace is None else stop_grace
         async with open_agent_process(
-            self.spec.name, argv, env=agent_env(self.spec), cwd=cwd, stop_grace=self.env.stop_grace
+            self.spec.name, argv, env=agent_env(self.spec), cwd=cwd, stop_grace=grace
         ) as proc:
 
             async def write(frames: list[bytes]) -> None:
@@ -130,7 +149,10 @@ class AcpAdapter:
             outbox = Outbox(write)
             router = _Router(self.spec.name, host)
             endpoint = Endpoint(
-                f"agent {self.spec.name}", outbox, router.on_request, router.on_notification,
+                f"agent {self.spec.name}",
+                outbox,
+                router.on_request,
+                router.on_notification,
                 on_invalid=router.on_invalid,
             )
             link = _Link(proc, endpoint, router)
@@ -140,7 +162,7 @@ class AcpAdapter:
                 async def pump() -> None:
                     await endpoint.run(_paced(proc, host))
                     # stdout closed: the agent is exiting. Fail everything pending with its status.
-                    with anyio.move_on_after(self.env.stop_grace):
+                    with anyio.move_on_after(grace):
                         await proc.process.wait()
                     endpoint.close(AgentExitedError(self.spec.name, proc.returncode, proc.stderr_tail()))
                     router.exited.set()
@@ -194,7 +216,7 @@ class AcpAdapter:
         return link.init
 
     async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
-        async with self._connect(None, None) as link:
+        async with self._connect(None, None, PROBE_STOP_GRACE) as link:
             init = await self._handshake(link, None)
             auth_result = None
             if authenticate is not None:
@@ -208,11 +230,14 @@ class AcpAdapter:
             )
 
     # -- a session -------------------------------------------------------------------------------
-    async def run(self, host: SessionHost, request: StartRequest, *, task_status: TaskStatus[AgentSession]) -> None:
+    async def run(
+        self, host: SessionHost, request: StartRequest, *, task_status: TaskStatus[AgentSession]
+    ) -> None:
         async with self._connect(host, request.cwd) as link:
             await self._handshake(link, request)
             setup = await self._open(link, request)
-            task_status.started(AcpSession(link, setup))
+            assert link.router.settings is not None
+            task_status.started(AcpSession(link, setup, link.router.settings))
             await link.router.exited.wait()
             raise AgentExitedError(self.spec.name, link.proc.returncode, link.proc.stderr_tail())
 
@@ -243,13 +268,16 @@ class AcpAdapter:
         if not isinstance(result, dict) or not isinstance(agent_sid, str):
             raise AgentStartError(self.spec.name, f"its answer to session/{req.mode} has no sessionId")
         extra = {k: v for k, v in result.items() if k not in ("sessionId", "modes", "configOptions", "_meta")}
+        settings = AgentSettings(result.get("modes"), result.get("configOptions"), result.get("models"))
+        link.router.settings = settings
         return SessionSetup(
             agent_session_id=agent_sid,
-            modes=result.get("modes"),
-            config_options=result.get("configOptions"),
+            modes=settings.modes,
+            config_options=settings.options,
             meta=result.get("_meta"),
             extra=extra,
             replayed=replayed,
+            prompt_capabilities=_dict(link.caps.get("promptCapabilities")),
         )
 
     def _method_for(self, link: _Link, req: StartRequest) -> str:
@@ -294,6 +322,22 @@ async def _paced(proc: AgentProcess, host: SessionHost | None) -> AsyncIterator[
             await host.wait_writable()
 
 
+def _dict(value: Any) -> JsonObj:
+    return value if isinstance(value, dict) else {}
+
+
+# Update kinds the router looks into; everything else is forwarded without a second look.
+_WATCHED = frozenset({"usage_update", "current_mode_update", "config_option_update"})
+
+
+def _valid_usage(update: JsonObj) -> bool:
+    used, size = update.get("used"), update.get("size")
+    return (
+        isinstance(used, int) and not isinstance(used, bool) and used >= 0
+        and isinstance(size, int) and not isinstance(size, bool) and size >= 0
+    )
+
+
 class _Router:
     """Routes what the agent sends: updates to the host, requests to the client."""
 
@@ -302,6 +346,9 @@ class _Router:
         self.host = host
         self.exited = anyio.Event()
         self.mute_updates = False
+        # Set once the session is open: keeps made-up modes/config options in step.
+        self.settings: AgentSettings | None = None
+        self._bad_usage_logged = False
 
     async def on_notification(self, note: jsonrpc.Notification) -> None:
         host = self.host
@@ -311,6 +358,19 @@ class _Router:
             if self.mute_updates:
                 host.touch()
                 return
+            update = note.params.get("update")
+            kind = update.get("sessionUpdate") if isinstance(update, dict) else None
+            if kind in _WATCHED and isinstance(update, dict):
+                if kind == "usage_update" and not _valid_usage(update):
+                    self._drop_usage(update)
+                    host.touch()
+                    return
+                extra = self.settings.observe(update) if self.settings is not None else []
+                note.params["sessionId"] = host.session_id
+                host.emit_params(note.params)
+                for more in extra:
+                    host.emit(more)
+                return
             note.params["sessionId"] = host.session_id
             host.emit_params(note.params)
         else:
@@ -318,6 +378,13 @@ class _Router:
             if "sessionId" in params:
                 params["sessionId"] = host.session_id
             host.notify_client(note.method, params)
+
+    def _drop_usage(self, update: JsonObj) -> None:
+        # Seen from claude-agent-acp 0.23 behind a gateway that omits the cache counters:
+        # `used: null` (NaN). Forwarding it would break every schema-checking client.
+        if not self._bad_usage_logged:
+            self._bad_usage_logged = True
+            log.warning("agent %s sent an invalid usage_update (dropped): %.200s", self.agent, update)
 
     async def on_request(self, req: jsonrpc.Request) -> Any:
         host = self.host
@@ -331,7 +398,9 @@ class _Router:
 
     def on_invalid(self, msg: jsonrpc.Invalid) -> None:
         # Banners, OAuth URLs, debug prints: logged and skipped, never forwarded, never fatal.
-        log.warning("agent %s wrote a non-JSON-RPC line on stdout (skipped): %s", self.agent, msg.error.message)
+        log.warning(
+            "agent %s wrote a non-JSON-RPC line on stdout (skipped): %s", self.agent, msg.error.message
+        )
 
 
 def create(spec: AgentSpec, env: AdapterEnv) -> AcpAdapter:

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from bridge.acp.capabilities import AgentCapabilities
 from bridge.acp.connection import ClientConnection
 from bridge.acp.extensions import Extensions
 from bridge.acp.handlers import Handlers
-from bridge.core.adapter import JsonObj
+from bridge.core.adapter import AgentProbe, AgentSpec, JsonObj
 from bridge.core.manager import SessionManager
 from bridge.core.session import Session
 from bridge.errors import INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError
@@ -52,6 +53,7 @@ class AcpServer:
         self.handlers = Handlers(self)
         self.extensions = Extensions(self)
         self.dispatcher = Dispatcher({**self.handlers.table(), **self.extensions.table()})
+        self.agent_capabilities = AgentCapabilities(self._probe)
         self._tg: TaskGroup | None = None
         # `--trace`: set by the app; None costs one check per connection, nothing per frame.
         self.tracer: Tracer | None = None
@@ -71,20 +73,14 @@ class AcpServer:
         return await self._agents_table()
 
     async def capabilities(self) -> JsonObj:
-        # What the bridge itself honours for every agent: load (from the log when the agent
-        # cannot), list/resume/close/delete/fork from the catalog, MCP forwarded natively.
-        return {
-            "loadSession": True,
-            "promptCapabilities": {"image": True, "audio": False, "embeddedContext": True},
-            "mcpCapabilities": {"http": True, "sse": True},
-            "sessionCapabilities": {
-                "list": {},
-                "resume": {},
-                "close": {},
-                "delete": {},
-                "additionalDirectories": {},
-            },
-        }
+        # Only what the bridge and the default agent can both honour; the agent is probed
+        # once per spec, and not at all without a default agent (bridge/acp/capabilities.py).
+        name = self.manager.default_agent
+        spec = self.manager.agents.get(name) if name else None
+        return await self.agent_capabilities.advertised(spec)
+
+    async def _probe(self, spec: AgentSpec) -> AgentProbe:
+        return await self.manager.adapter_for(spec).probe()
 
     async def auth_methods(self) -> list[JsonObj]:
         return []
@@ -141,6 +137,7 @@ class AcpServer:
 
         endpoint = Endpoint("client", outbox, on_request, on_notification)
         conn.endpoint = endpoint
+
         # `conn.gone` is set as soon as the connection is known to be over — before the
         # endpoint cancels its in-flight requests — so running turns keep going (`run_turn`).
         async def feed() -> AsyncIterator[list[bytes | Oversize]]:

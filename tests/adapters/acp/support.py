@@ -10,6 +10,7 @@ config, and the daemon subprocess with its ACP client.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -97,6 +98,7 @@ def _claude_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
         "DISABLE_TELEMETRY": "1",
         "DISABLE_AUTOUPDATER": "1",
         "DISABLE_ERROR_REPORTING": "1",
+        "MCP_CONNECTION_NONBLOCKING": "0",
     }
     if os.geteuid() == 0:
         # As root, Claude Code refuses to start when the adapter offers bypassPermissions mode
@@ -131,8 +133,13 @@ def _anthropic_server() -> FakeModelServer:
     return FakeModelServer([AnthropicDialect()])
 
 
-def _pick_mcp_claude(tool: str) -> Callable[[list[str]], str]:
-    return gem.pick_mcp(tool)
+_call_ids = itertools.count(1)
+
+
+def _call_id() -> str:
+    """A fresh tool call id: agents get confused by a repeated one (Claude Code drops the
+    second result)."""
+    return f"call_shell_{next(_call_ids)}"
 
 
 @dataclass(frozen=True)
@@ -145,26 +152,67 @@ class Kit:
     mcp_tool: Callable[[str], Callable[[list[str]], str]] = gem.pick_mcp
     # The agent exits when its stdin closes (the Zed adapters do not).
     exits_on_eof: bool = True
+    # A model (config option value) to switch to, and the model name that then reaches the
+    # fake server (in the request path for Gemini, in the body for the others).
+    model_pick: str = ""
+    model_sent: str = ""
+    # A mode to switch to with session/set_mode, and whether a shell command then runs
+    # without asking.
+    mode_pick: str = ""
+    mode_runs_shell: bool = False
+    # The shell call to use once that mode is on (default: `shell`).
+    free_shell: Callable[[str], ToolUse] | None = None
 
 
 KITS: dict[str, Kit] = {
-    "gemini": Kit("gemini", "gemini", gem.gemini_server, _gemini_setup, gem.shell_call),
-    "opencode": Kit("opencode", "opencode", chat.chat_server, _opencode_setup, chat.shell_call),
+    "gemini": Kit(
+        "gemini",
+        "gemini",
+        gem.gemini_server,
+        _gemini_setup,
+        lambda cmd: gem.shell_call(cmd, _call_id()),
+        model_pick="gemini-2.5-pro",
+        model_sent="/models/gemini-2.5-pro:",
+        mode_pick="yolo",
+        mode_runs_shell=True,
+    ),
+    "opencode": Kit(
+        "opencode",
+        "opencode",
+        chat.chat_server,
+        _opencode_setup,
+        lambda cmd: chat.shell_call(cmd, _call_id()),
+        model_pick="fake/fake-model-mini",
+        model_sent='"model": "fake-model-mini"',
+        mode_pick="plan",
+    ),
     "claude-acp": Kit(
         "claude-acp",
         "claude-agent-acp",
         _anthropic_server,
         _claude_setup,
-        lambda cmd: ToolUse(name="Bash", input={"command": cmd, "description": "run it"}, id="toolu_shell"),
+        lambda cmd: ToolUse(
+            name="Bash", input={"command": cmd, "description": "run it"}, id=f"toolu_{_call_id()}"
+        ),
         exits_on_eof=False,
+        model_pick="haiku",
+        model_sent='"model": "claude-haiku',
+        mode_pick="bypassPermissions",
+        mode_runs_shell=True,
     ),
     "codex-acp": Kit(
         "codex-acp",
         "codex-acp",
         resp.responses_server,
         _codex_setup,
-        lambda cmd: resp.shell_call(cmd, "call_shell", escalate=True),
+        lambda cmd: resp.shell_call(cmd, _call_id(), escalate=True),
         exits_on_eof=False,
+        model_pick="gpt-5.4-mini",
+        model_sent='"model": "gpt-5.4-mini"',
+        mode_pick="full-access",
+        mode_runs_shell=True,
+        # Full access needs no escalation (and an escalation request is refused there).
+        free_shell=lambda cmd: resp.shell_call(cmd, _call_id()),
     ),
 }
 
@@ -260,6 +308,8 @@ def make_rig(kit: Kit, tmp: Path, fake: FakeModelServer, *, default_agent: bool 
     lines = [f'default_agent = "{kit.name}"'] if default_agent else []
     lines += [
         "cancel_grace = 30.0",
+        # The CLIs are given by absolute path and their env is complete: skip the login shell.
+        "login_shell_env = false",
         f"[agents.{kit.name}]",
         f"command = {json.dumps(str(cli))}",
         f"args = {json.dumps(args)}",
