@@ -340,35 +340,46 @@ class SessionManager:
         """Restart a dead agent (resuming its native session) before the next prompt.
         Crashes count against the restart limit and back off; a restart the bridge caused
         itself (forced cancel, stall) does not."""
-        async with session.restart_lock:
-            if session.agent is not None:
-                return
-            crashed = session.agent_error
-            if crashed is not None:
-                now = anyio.current_time()
-                recent = [t for t in session.restart_times if now - t < RESTART_WINDOW]
-                session.restart_times = recent
-                if len(recent) >= MAX_RESTARTS:
-                    raise _restart_limit_error(session, crashed, recent[0] + RESTART_WINDOW - now)
-                session.restart_times.append(now)
-                await anyio.sleep(min(2.0, 0.25 * (2 ** (len(recent)))))
-            session.restarts += 1
-            params = session.restart_params
-            assert params is not None
-            session.record_event(
-                {"type": "agent_restart", "attempt": session.restarts, "afterCrash": crashed is not None}
+        if session.agent is not None:
+            return
+        # A cancel arriving meanwhile waits for the prompt's turn (`Session.cancel`).
+        session.restarting += 1
+        try:
+            async with session.restart_lock:
+                if session.agent is None:
+                    await self._restart(session)
+        finally:
+            session.restarting -= 1
+            session.turn_changed()
+
+    async def _restart(self, session: Session) -> None:
+        crashed = session.agent_error
+        if crashed is not None:
+            now = anyio.current_time()
+            recent = [t for t in session.restart_times if now - t < RESTART_WINDOW]
+            session.restart_times = recent
+            if len(recent) >= MAX_RESTARTS:
+                raise _restart_limit_error(session, crashed, recent[0] + RESTART_WINDOW - now)
+            session.restart_times.append(now)
+            await anyio.sleep(min(2.0, 0.25 * (2 ** (len(recent)))))
+        session.restarts += 1
+        params = session.restart_params
+        assert params is not None
+        session.record_event(
+            {"type": "agent_restart", "attempt": session.restarts, "afterCrash": crashed is not None}
+        )
+        try:
+            await self._start(
+                session, "resume", params, session.record.agent_session_id, create=False, restart=True
             )
-            try:
-                await self._start(
-                    session, "resume", params, session.record.agent_session_id, create=False, restart=True
-                )
-            except AgentError as exc:
-                # Counts as a crash for the next attempt (backoff, limit).
-                session.agent_error = exc
-                raise
+        except AgentError as exc:
+            # Counts as a crash for the next attempt (backoff, limit).
+            session.agent_error = exc
+            raise
 
     async def close(self, session: Session) -> None:
-        await session.cancel()
+        if session.turn_active:
+            await session.cancel()
         if session.run_scope is not None:
             session.run_scope.cancel()
         session.agent = None

@@ -31,6 +31,8 @@ CANCELLED_OUTCOME: JsonObj = {"outcome": {"outcome": "cancelled"}}
 _clock = time.monotonic
 # How long a turn whose agent connection broke waits for the agent's exit status.
 EXIT_REPORT_WAIT = 5.0
+# How long a cancel that finds no turn waits for one about to start (see `_turn_arrives`).
+EARLY_CANCEL_WINDOW = 0.25
 
 
 @dataclass
@@ -79,6 +81,11 @@ class Session:
         self._wake = anyio.Event()
         self._cancel_at: float | None = None
         self._end_reason: str | None = None
+        # Requests to the client in flight: the agent waits on the user, not stalled.
+        self._client_waits = 0
+        # Set (and replaced) when a turn starts or an agent restart ends.
+        self._turn_changed = anyio.Event()
+        self.restarting = 0  # agent restarts in progress (`SessionManager.ensure_agent`)
 
     @property
     def owner(self) -> ClientLink | None:
@@ -116,6 +123,7 @@ class Session:
         with anyio.CancelScope() as scope:
             if is_permission:
                 self._permission_scopes.add(scope)
+            self._client_waits += 1
             try:
                 while True:
                     link = self.owner
@@ -141,6 +149,10 @@ class Session:
                     return result
             finally:
                 self._permission_scopes.discard(scope)
+                self._client_waits -= 1
+                # The stall clock restarts from the client's answer.
+                self.touch()
+                self._wake.set()
         return CANCELLED_OUTCOME
 
     async def _owner_returns(self) -> bool:
@@ -209,6 +221,7 @@ class Session:
         self._cancelling = False
         self._cancel_at = None
         self._end_reason = None
+        self.turn_changed()
         self.status = "busy"
         self.metrics.turns += 1
         self.last_activity = anyio.current_time()
@@ -264,7 +277,7 @@ class Session:
         # Sleeps until the nearest deadline (stall, or cancel grace) and re-checks: no polling.
         while True:
             now = anyio.current_time()
-            stall_at = self.last_activity + self.stall_timeout
+            stall_at = self.last_activity + self.stall_timeout if not self._client_waits else float("inf")
             cancel_at = self._cancel_at + self.cancel_grace if self._cancel_at is not None else float("inf")
             if now >= cancel_at:
                 self._end_reason = "cancel"
@@ -299,7 +312,7 @@ class Session:
         return self._turn_active
 
     async def cancel(self) -> None:
-        if not self._turn_active:
+        if not self._turn_active and not await self._turn_arrives():
             return
         self._cancelling = True
         self._cancel_at = anyio.current_time()
@@ -307,7 +320,26 @@ class Session:
         for scope in list(self._permission_scopes):
             scope.cancel()
         if self.agent is not None:
-            await self.agent.cancel()
+            try:
+                await self.agent.cancel()
+            except Exception:
+                # The watchdog ends the turn after `cancel_grace` whatever the agent does.
+                log.warning("session %s: the agent's cancel failed", self.record.id, exc_info=True)
+
+    def turn_changed(self) -> None:
+        self._turn_changed.set()
+        self._turn_changed = anyio.Event()
+
+    async def _turn_arrives(self) -> bool:
+        """A cancel that finds no turn may have overtaken its prompt: accepted, but the turn
+        not started yet (queued behind the cancel, or waiting for the agent to restart).
+        Wait for it that long; a cancel with no prompt behind it expires harmlessly."""
+        while not self._turn_active:
+            with anyio.move_on_after(None if self.restarting else EARLY_CANCEL_WINDOW) as scope:
+                await self._turn_changed.wait()
+            if scope.cancelled_caught:
+                return False
+        return True
 
     def agent_exited(self, error: AgentError) -> None:
         """The agent process is gone: fail the running turn at once."""

@@ -16,6 +16,7 @@ Everything else is the base fake's.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,6 +65,7 @@ def _family() -> list[int]:
 
 
 def _tool(sid: str, seconds: float, *, honour_cancel: bool) -> str:
+    work = subprocess.Popen(["sleep", str(seconds)], **QUIET)
     base.update(
         sid,
         {
@@ -74,7 +76,6 @@ def _tool(sid: str, seconds: float, *, honour_cancel: bool) -> str:
             "status": "in_progress",
         },
     )
-    work = subprocess.Popen(["sleep", str(seconds)], **QUIET)
     while work.poll() is None:
         if honour_cancel and sid in base.cancelled:
             work.kill()
@@ -123,7 +124,18 @@ def run_prompt(rid: int, params: dict) -> None:
     base.send({"id": rid, "result": {"stopReason": stop}})
 
 
+def save(sid: str) -> None:
+    # Atomic, unlike the base fake's: these tests SIGKILL agents mid-turn, and a torn state
+    # file would make the resumed agent fail for a reason that is not the one under test.
+    if base.STATE_DIR:
+        path = os.path.join(base.STATE_DIR, sid + ".json")
+        with open(f"{path}.{os.getpid()}.tmp", "w") as f:
+            json.dump(base.state[sid], f)
+        os.replace(f"{path}.{os.getpid()}.tmp", path)
+
+
 base.run_prompt = run_prompt
+base.save = save
 
 if __name__ == "__main__":
     base.main()

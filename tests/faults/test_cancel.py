@@ -1,0 +1,261 @@
+"""Cancel always finishes: cooperative agents end the turn themselves; agents that ignore
+the cancel (or hang) have the turn ended by the bridge after `cancel_grace` with stop
+reason "cancelled", and are restarted for the next prompt. Pending permission requests are
+answered `cancelled`. Nothing leaks across many cycles."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import psutil
+import pytest
+
+from tests.acp_client import AcpClient
+from tests.conftest import in_process
+from tests.daemon_proc import daemon_process
+from tests.faults.support import agent_pid, alive, fault_config, poll_until, wait_gone
+
+pytestmark = pytest.mark.anyio
+
+
+async def _prompt_then_cancel(
+    c: AcpClient, sid: str, text: str, started: str, before_cancel: Callable[[], None] = lambda: None
+) -> tuple[Any, float]:
+    """Send a prompt, wait for `started` to show in its updates, cancel; returns the prompt's
+    response and how long the cancel took to resolve it."""
+    result: list[Any] = []
+    async with anyio.create_task_group() as tg:
+
+        async def run() -> None:
+            result.append(await c.request_raw("session/prompt", _params(sid, text)))
+
+        tg.start_soon(run)
+        await c.wait_for(lambda m: started in json.dumps(m))
+        before_cancel()
+        t0 = anyio.current_time()
+        await c.notify("session/cancel", {"sessionId": sid})
+    return result[0], anyio.current_time() - t0
+
+
+def _params(sid: str, text: str) -> dict[str, Any]:
+    return {"sessionId": sid, "prompt": [{"type": "text", "text": text}]}
+
+
+async def test_cancel_during_a_tool_call_ends_it_cooperatively(tmp_path: Path) -> None:
+    async with in_process(tmp_path, fault_config(tmp_path), cancel_grace=30.0) as d:
+        c = d.client
+        await c.initialize()
+        sid = await c.new_session(d.cwd)
+        pid = await agent_pid(c, sid)
+        tool = [p.pid for p in psutil.Process(pid).children()]
+        response, took = await _prompt_then_cancel(c, sid, "tool 60", '"tool_call"')
+        assert response["result"]["stopReason"] == "cancelled"
+        assert took < 10  # the agent's own answer, far below the 30 s grace
+        statuses = [u.get("status") for u in c.updates(sid) if u.get("toolCallId") == "tool1"]
+        assert statuses[-1] == "failed"
+        # The same agent serves the next prompt (no restart needed).
+        assert (await c.prompt(sid, "echo next"))["stopReason"] == "end_turn"
+        assert await agent_pid(c, sid) == pid
+        assert alive(tool) == []
+
+
+@pytest.mark.parametrize("word", ["tool_stuck 600", "hang", "ignore_cancel 100000 0.02"])
+async def test_agent_ignoring_cancel_has_the_turn_ended_by_the_bridge(tmp_path: Path, word: str) -> None:
+    async with in_process(tmp_path, fault_config(tmp_path), cancel_grace=1.0) as d:
+        c = d.client
+        await c.initialize()
+        sid = await c.new_session(d.cwd)
+        await c.prompt(sid, "echo warm up")
+        pid = await agent_pid(c, sid)
+        proc = psutil.Process(pid)
+        descendants: list[int] = []
+
+        def snapshot() -> None:
+            descendants.extend(p.pid for p in proc.children(recursive=True))
+
+        if word == "hang":
+            # Nothing to wait for: cancel right after the prompt is sent.
+            async with anyio.create_task_group() as tg:
+                result: list[Any] = []
+
+                async def run() -> None:
+                    result.append(await c.request_raw("session/prompt", _params(sid, word)))
+
+                tg.start_soon(run)
+                t0 = anyio.current_time()
+                await c.notify("session/cancel", {"sessionId": sid})
+            response, took = result[0], anyio.current_time() - t0
+        else:
+            marker = '"tool_call"' if word.startswith("tool") else "slow 2"
+            response, took = await _prompt_then_cancel(c, sid, word, marker, snapshot)
+        assert response["result"] == {"stopReason": "cancelled"}
+        assert 0.9 <= took < 8, took
+        if word.startswith("tool"):
+            assert descendants  # the tool's process
+        # The stuck agent is stopped (ladder) and its tools with it...
+        await wait_gone([pid, *descendants], 15)
+        # ...and after the bridge's answer no update of that turn reaches the client.
+        answered = next(i for i, m in enumerate(c.received) if m.get("id") == response["id"])
+        stray = [m for m in c.received[answered + 1 :] if m.get("method") == "session/update"]
+        assert stray == []
+        # The next prompt restarts the agent (not counted as a crash) and resumes its session.
+        assert (await c.prompt(sid, "echo after"))["stopReason"] == "end_turn"
+        assert await agent_pid(c, sid) != pid
+        events = await c.request("_bridge/session/events", {"sessionId": sid, "limit": 1000})
+        bridge_events = [e["message"]["bridge"] for e in events["events"] if "bridge" in e["message"]]
+        assert any(e["type"] == "cancel_forced" for e in bridge_events)
+        assert any(e["type"] == "agent_restart" and e["afterCrash"] is False for e in bridge_events)
+
+
+async def test_cancel_during_a_pending_permission_request(tmp_path: Path) -> None:
+    async with in_process(tmp_path, fault_config(tmp_path), cancel_grace=30.0) as d:
+        c = d.client
+        await c.initialize()
+        asked = anyio.Event()
+        never = anyio.Event()
+
+        async def handler(method: str, params: dict[str, Any]) -> Any:
+            assert method == "session/request_permission"
+            asked.set()
+            await never.wait()  # the user never answers
+
+        c.handler = handler
+        sid = await c.new_session(d.cwd)
+        async with anyio.create_task_group() as tg:
+            result: list[Any] = []
+
+            async def run() -> None:
+                result.append(await c.prompt(sid, "permission"))
+
+            tg.start_soon(run)
+            with anyio.fail_after(10):
+                await asked.wait()
+            t0 = anyio.current_time()
+            await c.notify("session/cancel", {"sessionId": sid})
+        assert result[0]["stopReason"] == "cancelled"
+        assert anyio.current_time() - t0 < 10
+        # The agent was told the permission was cancelled, and the tool did not run.
+        assert "permission: cancelled" in c.text(sid)
+        statuses = [u.get("status") for u in c.updates(sid) if u.get("toolCallId") == "t1"]
+        assert statuses[-1] == "failed"
+
+
+async def test_cancel_sent_right_behind_the_prompt_is_not_lost(tmp_path: Path) -> None:
+    async with in_process(tmp_path, fault_config(tmp_path), cancel_grace=30.0) as d:
+        c = d.client
+        await c.initialize()
+        sid = await c.new_session(d.cwd)
+        for _ in range(3):
+            async with anyio.create_task_group() as tg:
+                result: list[Any] = []
+
+                async def run(result: list[Any] = result) -> None:
+                    result.append(await c.prompt(sid, "slow 1000 0.02"))
+
+                tg.start_soon(run)
+                await c.notify("session/cancel", {"sessionId": sid})
+            assert result[0]["stopReason"] == "cancelled"
+
+
+async def test_cancel_while_the_agent_restarts_cancels_the_pending_prompt(tmp_path: Path) -> None:
+    async with in_process(tmp_path, fault_config(tmp_path), cancel_grace=30.0) as d:
+        c = d.client
+        await c.initialize()
+        sid = await c.new_session(d.cwd)
+        with pytest.raises(Exception, match="exit code 3"):
+            await c.prompt(sid, "crash")
+        async with anyio.create_task_group() as tg:
+            result: list[Any] = []
+
+            async def run() -> None:
+                result.append(await c.prompt(sid, "slow 1000 0.02"))
+
+            tg.start_soon(run)
+            await anyio.lowlevel.checkpoint()  # the prompt is queued first; the restart backs off 0.25 s
+            await c.notify("session/cancel", {"sessionId": sid})
+        assert result[0]["stopReason"] == "cancelled"
+        assert "slow 50" not in c.text(sid)
+
+
+async def test_cancel_with_no_prompt_does_not_poison_the_next_one(tmp_path: Path) -> None:
+    async with in_process(tmp_path, fault_config(tmp_path)) as d:
+        c = d.client
+        await c.initialize()
+        sid = await c.new_session(d.cwd)
+        await c.notify("session/cancel", {"sessionId": sid})
+        # A round trip, then past the window in which a cancel waits for its prompt.
+        await c.request("_bridge/session/info", {"sessionId": sid})
+        await anyio.sleep(0.5)
+        assert (await c.prompt(sid, "echo fine"))["stopReason"] == "end_turn"
+
+
+def _counts(pid: int) -> tuple[int, int]:
+    proc = psutil.Process(pid)
+    return proc.num_fds(), len(
+        [p for p in proc.children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    )
+
+
+async def test_twenty_cancel_cycles_leak_no_task_fd_or_process(tmp_path: Path) -> None:
+    async with in_process(tmp_path, fault_config(tmp_path), cancel_grace=1.0) as d:
+        c = d.client
+        await c.initialize()
+        sid = await c.new_session(d.cwd)
+        await c.prompt(sid, "echo warm up")
+        await c.request("_bridge/session/info", {"sessionId": sid})
+        me = psutil.Process().pid
+        base_tasks = len(asyncio.all_tasks())
+        base_fds, base_procs = _counts(me)
+        for i in range(20):
+            # Mostly cooperative cancels; every fifth one the agent ignores it (forced end,
+            # agent restarted): both paths must give back everything they took.
+            word, seen = (
+                ("ignore_cancel 100000 0.02", "slow 1 ") if i % 5 == 4 else ("drip 100000 0.02", "drip 1 ")
+            )
+            start = len(c.notifications)
+            async with anyio.create_task_group() as tg:
+                out: list[Any] = []
+
+                async def run(text: str = word, out: list[Any] = out) -> None:
+                    out.append(await c.prompt(sid, text))
+
+                tg.start_soon(run)
+                await c.wait_for(lambda m, s=seen: s in json.dumps(m), start)
+                await c.notify("session/cancel", {"sessionId": sid})
+            assert out[0]["stopReason"] == "cancelled"
+        assert (await c.prompt(sid, "echo done"))["stopReason"] == "end_turn"
+
+        def settled() -> bool:
+            return len(asyncio.all_tasks()) <= base_tasks and _counts(me) == (base_fds, base_procs)
+
+        # Stopped agents finish their ladder in the background: wait for that, then compare.
+        await poll_until(settled, 30)
+
+
+async def test_twenty_cancel_cycles_against_the_daemon_process(tmp_path: Path) -> None:
+    args = ["--config", str(fault_config(tmp_path)), "--state-dir", str(tmp_path / "state")]
+    async with daemon_process(args) as d:
+        c = d.client
+        await c.initialize()
+        sid = await c.new_session(str(tmp_path))
+        await c.prompt(sid, "echo warm up")
+        base = _counts(d.process.pid)
+        for _ in range(20):
+            start = len(c.notifications)
+            async with anyio.create_task_group() as tg:
+                out: list[Any] = []
+
+                async def run(out: list[Any] = out) -> None:
+                    out.append(await c.prompt(sid, "drip 100000 0.02"))
+
+                tg.start_soon(run)
+                await c.wait_for(lambda m: "drip 1 " in json.dumps(m), start)
+                await c.notify("session/cancel", {"sessionId": sid})
+            assert out[0]["stopReason"] == "cancelled"
+        await poll_until(lambda: _counts(d.process.pid) == base, 30)
