@@ -77,6 +77,14 @@ def check_bridge_result(method: str, result: Any) -> None:
         raise SchemaError(f"{method} result invalid at {list(errors[0].absolute_path)}: {errors[0].message}")
 
 
+def check_bridge_notification(method: str, params: Any) -> None:
+    notifications = json.loads(BRIDGE_SPEC.read_text()).get("notifications", {})
+    assert method in notifications, f"the daemon sent {method}, which spec/bridge-extensions.schema.json lacks"
+    errors = list(_bridge_validator(notifications[method]).iter_errors(params))
+    if errors:
+        raise SchemaError(f"{method} params invalid at {list(errors[0].absolute_path)}: {errors[0].message}")
+
+
 def known_update_kinds() -> set[str]:
     defs = _schema(True)["$defs"]["SessionUpdate"]
     kinds: set[str] = set()
@@ -112,6 +120,8 @@ def check_message(
     if "method" in msg:
         method = msg["method"]
         if method.startswith("_"):
+            if "id" not in msg and method.startswith("_bridge/"):
+                check_bridge_notification(method, msg.get("params"))
             return
         if "id" in msg:
             check(REQUESTS[method], msg.get("params"))
