@@ -4,6 +4,7 @@ driving the real CLI; the session survives a daemon restart through `session/loa
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from tests.daemon_proc import daemon_process
 from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
 
-from .support import CLAUDE, ClaudeWorld
+from .support import CLAUDE, ECHO_MCP, ClaudeWorld
 
 pytestmark = pytest.mark.anyio
 
@@ -34,20 +35,24 @@ async def allow_once(method: str, params: dict[str, Any]) -> Any:
 async def test_session_through_the_daemon_and_across_a_restart(world: ClaudeWorld, fake: FakeModelServer) -> None:
     target = world.ws / "created.txt"
     fake.script(Reply(tools=[ToolUse("Bash", {"command": f"touch {target} && echo made", "description": "touch"})]),
+                Reply(tools=[ToolUse("mcp__echo__echo", {"text": "ping"})]),
                 Reply(text="Made the file."), Reply(text="You asked me to make a file."))
+    echo = {"name": "echo", "command": sys.executable, "args": [str(ECHO_MCP)], "env": []}
     args = ["--config", str(config(world)), "--state-dir", str(world.tmp / "state")]
 
     with anyio.fail_after(90):
         async with daemon_process(args) as d:
             d.client.handler = allow_once
             await d.client.initialize()
-            new = await d.client.request("session/new", {"cwd": str(world.ws), "mcpServers": []})
+            new = await d.client.request("session/new", {"cwd": str(world.ws), "mcpServers": [echo]})
             sid = new["sessionId"]
             assert {o["id"] for o in new["configOptions"]} == {"mode", "model", "thought_level"}
             result = await d.client.prompt(sid, "make a file")
             assert result["stopReason"] == "end_turn"
             assert target.exists()
             assert d.client.text(sid) == "Made the file."
+            results = [u for u in d.client.updates(sid) if u.get("status") == "completed"]
+            assert any("mcp-echo:ping" in json.dumps(u.get("content")) for u in results)
             options = await d.client.request("session/set_config_option",
                                              {"sessionId": sid, "configId": "model", "value": "sonnet"})
             assert next(o for o in options["configOptions"] if o["id"] == "model")["currentValue"] == "sonnet"
@@ -55,7 +60,7 @@ async def test_session_through_the_daemon_and_across_a_restart(world: ClaudeWorl
 
         async with daemon_process(args) as d:
             await d.client.initialize()
-            await d.client.request("session/load", {"sessionId": sid, "cwd": str(world.ws), "mcpServers": []})
+            await d.client.request("session/load", {"sessionId": sid, "cwd": str(world.ws), "mcpServers": [echo]})
             kinds = [u["sessionUpdate"] for u in d.client.updates(sid)]
             assert "user_message_chunk" in kinds and "tool_call" in kinds
             assert d.client.text(sid) == "Made the file."
