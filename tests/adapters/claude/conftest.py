@@ -7,8 +7,9 @@ import pytest
 
 from tests.fakes.anthropic import anthropic_server
 from tests.fakes.model_server import FakeModelServer
+from tests.real_agents import require_cli
 
-from .support import CLAUDE, ClaudeWorld, make_world
+from .support import ClaudeWorld, make_world
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def fake() -> Iterator[FakeModelServer]:
 
 @pytest.fixture
 def world(tmp_path: Path, fake: FakeModelServer) -> ClaudeWorld:
-    """The real, pinned Claude Code CLI in an isolated HOME, talking to `fake`."""
-    if not CLAUDE.exists():
-        pytest.skip(f"the pinned Claude Code CLI is not installed at {CLAUDE}: run tools/install-agents.sh")
+    """The real, pinned Claude Code CLI in an isolated HOME, talking to `fake`. Skipped when
+    the CLI is not installed, failed instead under AGENT_BRIDGE_REQUIRE_REAL_AGENTS=1."""
+    require_cli("claude")
     return make_world(tmp_path, fake)
