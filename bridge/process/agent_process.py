@@ -30,6 +30,7 @@ from anyio.abc import Process
 
 from bridge import envsetup
 from bridge import trace as _trace
+from bridge.diagnostics.redact import redact
 from bridge.errors import AgentStartError
 from bridge.process import tree
 from bridge.wire.framing import DEFAULT_MAX_LINE, LineDecoder, Oversize
@@ -91,7 +92,8 @@ class AgentProcess:
         return self.process.returncode
 
     def stderr_tail(self) -> str:
-        return b"".join(self._tail).decode("utf-8", "replace")[-STDERR_TAIL_BYTES:]
+        """The last of its stderr, secrets masked: it ends up in errors, logs and the event log."""
+        return redact(b"".join(self._tail).decode("utf-8", "replace")[-STDERR_TAIL_BYTES:])
 
     async def send(self, data: bytes) -> None:
         """Write bytes to the agent's stdin (raises `anyio.BrokenResourceError` once it is gone)."""
@@ -194,12 +196,18 @@ class AgentProcess:
         sigs = (sig, signal.SIGCONT) if sig == signal.SIGTERM else (sig,)
         for s in sigs:
             self._signal_group(s)
+        # Once each: a second SIGTERM could land while a process runs its handler's exit.
         for child in self._descendants.values():
-            with contextlib.suppress(psutil.Error):
-                for s in sigs:
-                    child.send_signal(s)
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.getpgid(child.pid) != self.pid:
+                    for s in sigs:
+                        child.send_signal(s)
         if sig == signal.SIGTERM and self.agent_token:
-            escaped = tree.marked_pids(tree.AGENT_ENV, self.agent_token)
+            escaped = [
+                pid
+                for pid in tree.marked_pids(tree.AGENT_ENV, self.agent_token)
+                if pid not in self._descendants and _pgid(pid) != self.pid
+            ]
             for s in sigs:
                 tree.kill_pids(escaped, s)
 
@@ -210,6 +218,13 @@ class AgentProcess:
             record.returncode = self.returncode
             record.stderr_tail = self.stderr_tail()
             record.on_its_own = on_its_own
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def resolve_command(name: str, command: str, env: Mapping[str, str]) -> str:
