@@ -32,6 +32,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from bridge.acp.connection import ClientConnection
 from bridge.transports import ws_gate
@@ -52,6 +53,7 @@ QUEUE_LIMIT = 16 * 1024 * 1024  # per-connection outgoing queue (Outbox hard lim
 SEND_TIMEOUT = 30.0  # a client that takes no data for this long is disconnected
 PING_INTERVAL = 20.0
 _HEAD = 4096
+WRITE_SLICE = 64 * 1024  # bytes of frames handed to the socket per transport write
 
 
 class WsConfigError(Exception):
@@ -338,17 +340,32 @@ class WebSocketTransport:
 
     def _writer(self, ws: ServerConnection) -> Callable[[list[bytes]], Awaitable[None]]:
         timeout = self.options.send_timeout
+        protocol = ws.protocol
 
         async def write(frames: list[bytes]) -> None:
-            # The deadline moves on with every frame the client takes: only a client that
-            # takes nothing for `timeout` seconds is cut off, however long the batch.
+            # The hot path: frames are encoded by the library's sans-I/O protocol and written
+            # a slice at a time in one transport call (not one `send()` and one syscall per
+            # message), then flow control (`drain`, above the write limit) waits for the client.
+            # The deadline moves on with every slice the client takes: only a client that takes
+            # nothing for `timeout` seconds is cut off, however long the batch.
             with anyio.CancelScope() as scope:
+                start = 0
                 try:
-                    for frame in frames:
+                    while start < len(frames):
+                        if protocol.state is not State.OPEN:
+                            return  # closing: the receive side sees it and ends the connection
+                        size = 0
+                        end = start
+                        while end < len(frames) and size < WRITE_SLICE:
+                            protocol.send_text(frames[end])
+                            size += len(frames[end])
+                            end += 1
+                        ws.transport.writelines([chunk for chunk in protocol.data_to_send() if chunk])
+                        start = end
                         scope.deadline = anyio.current_time() + timeout
-                        await ws.send(frame, text=True)
-                except ConnectionClosed:
-                    return  # the receive side sees the close and ends the connection
+                        await ws.drain()
+                except (ConnectionClosed, OSError):
+                    return
             if scope.cancelled_caught:
                 raise ClientTooSlow()
 

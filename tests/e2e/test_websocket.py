@@ -380,7 +380,8 @@ async def test_a_permission_pending_for_a_gone_client_fails_closed_after_the_gra
             assert "client_disconnected" in kinds
 
 
-async def test_sigterm_exits_zero_closes_clients_and_stops_agents(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_signal_exits_zero_closes_clients_and_stops_agents(tmp_path: Path, signum: int) -> None:
     async with ws_daemon(tmp_path) as d, ws_client(d) as c:
         await c.acp.initialize()
         sid = await c.acp.new_session(str(tmp_path))
@@ -395,7 +396,7 @@ async def test_sigterm_exits_zero_closes_clients_and_stops_agents(tmp_path: Path
             tg.start_soon(prompt)
             with anyio.fail_after(30):
                 await c.acp.wait_for(lambda m: "slow 1 " in json.dumps(m))
-            d.process.send_signal(signal.SIGTERM)
+            d.process.send_signal(signum)
             with anyio.fail_after(30):
                 await d.process.wait()
                 await c.ws.wait_closed()
