@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +22,34 @@ def resolve(spec: AgentSpec) -> str | None:
     if os.sep in spec.command:
         return spec.command if os.access(spec.command, os.X_OK) else None
     return shutil.which(spec.command, path=path)
+
+
+def npm_version(path: str) -> str | None:
+    """The version of the npm package whose `bin` entry `path` is (through npm's symlink),
+    read from its package.json: instant, and it works for CLIs without `--version` (the
+    Zed adapters: claude-agent-acp prints nothing, codex-acp rejects the flag)."""
+    real = os.path.realpath(path)
+    folder = os.path.dirname(real)
+    for _ in range(4):  # bin/x.js, dist/x.js, bundle/x.js: the package root is close
+        manifest = os.path.join(folder, "package.json")
+        if os.path.isfile(manifest):
+            try:
+                with open(manifest, encoding="utf-8") as f:
+                    data = json.load(f)
+            except (OSError, ValueError):
+                return None
+            bins = data.get("bin") if isinstance(data, dict) else None
+            targets = list(bins.values()) if isinstance(bins, dict) else [bins]
+            for target in targets:
+                if isinstance(target, str) and os.path.realpath(os.path.join(folder, target)) == real:
+                    version = data.get("version")
+                    return version if isinstance(version, str) else None
+            return None
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+    return None
 
 
 async def version_of(path: str) -> str | None:
@@ -44,7 +73,7 @@ async def describe_agents(agents: Mapping[str, AgentSpec], *, versions: bool = T
         if path is not None:
             row["path"] = path
             if versions:
-                v = await version_of(path)
+                v = npm_version(path) or await version_of(path)
                 if v:
                     row["version"] = v
         elif spec.name in INSTALL_HINTS:

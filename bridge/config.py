@@ -25,7 +25,9 @@ BUILTIN_AGENTS: dict[str, AgentSpec] = {
         AgentSpec("opencode", "acp", "opencode", ("acp",)),
         AgentSpec("qwen", "acp", "qwen", ("--acp",)),
         AgentSpec("goose", "acp", "goose", ("acp",)),
-        AgentSpec("claude-acp", "acp", "claude-agent-acp"),
+        # Claude Code connects MCP servers in the background by default, so the first turn
+        # may run without the ones given in session/new; blocking makes them ready first.
+        AgentSpec("claude-acp", "acp", "claude-agent-acp", env={"MCP_CONNECTION_NONBLOCKING": "0"}),
         AgentSpec("codex-acp", "acp", "codex-acp"),
     )
 }

@@ -71,7 +71,6 @@ def _gemini_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
     return ["--acp"], {
         "GEMINI_API_KEY": "fake",
         "GOOGLE_GEMINI_BASE_URL": url,
-        "GEMINI_CLI_NO_RELAUNCH": "true",
     }
 
 
@@ -98,7 +97,6 @@ def _claude_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
         "DISABLE_TELEMETRY": "1",
         "DISABLE_AUTOUPDATER": "1",
         "DISABLE_ERROR_REPORTING": "1",
-        "MCP_CONNECTION_NONBLOCKING": "0",
     }
     if os.geteuid() == 0:
         # As root, Claude Code refuses to start when the adapter offers bypassPermissions mode

@@ -7,7 +7,9 @@ every test ends by checking that no process it saw below the daemon outlived it.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,9 @@ from tests.adapters.acp.support import (
     request_text,
     updates,
 )
+from tests.conftest import ROOT, bridge_cmd, subprocess_env
 from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
+from tests.real_agents import BIN, require_cli
 
 pytestmark = pytest.mark.anyio
 
@@ -297,3 +301,94 @@ async def test_load_after_daemon_restart(rig: Rig, fake: FakeModelServer) -> Non
         fake.script(Reply(text="the second answer"))
         assert (await rig.prompt(sid, "and now?"))["stopReason"] == "end_turn"
         assert "the first answer" in json.dumps(fake.requests[-1].body)
+
+
+# -- the Zed adapters ignore stdin EOF, and their Node wrappers orphan native children ----------
+
+
+@pytest.mark.parametrize("kit", ["claude-acp", "codex-acp"], indirect=True)
+async def test_daemon_sigkill_leaves_no_agent_behind(rig: Rig) -> None:
+    """Neither adapter exits when its stdin closes, and killing only the Node wrapper leaves
+    the native child (codex-acp) or Claude Code (claude-agent-acp) running: the bridge must
+    take the whole tree down even when it is SIGKILLed itself (CONTRACT: within 5 s; 10 s
+    here for a loaded CI machine)."""
+    async with rig.running() as client:
+        await client.initialize()
+        sid = await rig.new_session(mcpServers=[echo_mcp_server()])
+        metrics = await client.request("_bridge/session/metrics", {"sessionId": sid})
+        tree = agent_tree(metrics["process"]["pid"])
+        assert len(tree) >= 2, tree  # the wrapper and what it started
+        pids = {pid: psutil.Process(pid).create_time() for pid in tree}
+        assert rig.daemon is not None
+        rig.daemon.process.kill()
+        assert await rig.wait_gone(pids, within=10) == [], "agent processes outlived the daemon"
+
+
+# -- fs forwarding -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kit", ["gemini"], indirect=True)
+async def test_file_edit_goes_through_the_clients_fs(rig: Rig, fake: FakeModelServer) -> None:
+    """Gemini CLI reads and writes files through the client when the client offers `fs`
+    (unsaved editor buffers win over the disk): the bridge forwards those requests to the
+    session's owner with the bridge's session id, and the answers back."""
+    target = rig.workspace / "notes.txt"
+    target.write_text("on disk\n")
+    buffers = {str(target): "in the editor\n"}
+    write = ToolUse(name="write_file", input={"file_path": str(target), "content": "edited\n"}, id="call_w")
+    fake.script(Reply(tools=[write]), Reply(text="written"))
+    seen: list[tuple[str, JsonObj]] = []
+
+    async def editor(method: str, params: JsonObj) -> Any:
+        seen.append((method, params))
+        if method == "session/request_permission":
+            option = next(o for o in params["options"] if o["kind"] == "allow_once")
+            return {"outcome": {"outcome": "selected", "optionId": option["optionId"]}}
+        if method == "fs/read_text_file":
+            return {"content": buffers[params["path"]]}
+        if method == "fs/write_text_file":
+            buffers[params["path"]] = params["content"]
+            return {}
+        raise RpcFailure({"code": -32601, "message": f"no {method}"})
+
+    async with rig.running() as client:
+        await client.initialize(fs={"readTextFile": True, "writeTextFile": True})
+        client.handler = editor
+        sid = await rig.new_session()
+        assert (await rig.prompt(sid, "edit the notes"))["stopReason"] == "end_turn"
+    methods = [m for m, _ in seen]
+    assert "fs/read_text_file" in methods and "fs/write_text_file" in methods
+    assert all(p["sessionId"] == sid for _, p in seen)
+    assert buffers[str(target)] == "edited\n"
+    # The edit went to the editor's buffer, not around it to the disk.
+    assert target.read_text() == "on disk\n"
+    [(_, ask)] = [(m, p) for m, p in seen if m == "session/request_permission"]
+    diff = next(c for c in ask["toolCall"]["content"] if c["type"] == "diff")
+    assert diff["oldText"] == "in the editor\n" and diff["newText"] == "edited\n"
+
+
+# -- detection -------------------------------------------------------------------------------------
+
+
+def test_agents_command_finds_the_pinned_clis_and_their_versions() -> None:
+    """`agent-bridge agents` on the pinned installs: all four found, with the versions of
+    the lockfile (read from each npm package; the Zed adapters have no `--version`)."""
+    for kit in KITS.values():
+        require_cli(kit.cli)
+    env = subprocess_env(PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    done = subprocess.run(
+        [*bridge_cmd(), "agents", "--json"], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    rows = {row["name"]: row for row in json.loads(done.stdout)["agents"]}
+    pinned = json.loads((ROOT / "tools" / "agents" / "package.json").read_text())["dependencies"]
+    packages = {
+        "gemini": "@google/gemini-cli",
+        "opencode": "opencode-ai",
+        "claude-acp": "@zed-industries/claude-agent-acp",
+        "codex-acp": "@zed-industries/codex-acp",
+    }
+    for name, package in packages.items():
+        row = rows[name]
+        assert row["protocol"] == "acp" and row["installed"], row
+        assert row["version"] == pinned[package], row
+    assert rows["gemini"]["command"] == "gemini --acp" and rows["opencode"]["command"] == "opencode acp"
