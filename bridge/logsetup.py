@@ -156,6 +156,10 @@ def configure_file(state_dir: str, level: str | None, keep_days: int = KEEP_DAYS
     root.setLevel(min(root.level or logging.WARNING, file_level))
     from bridge import __version__
 
-    # Marks each daemon's start in the shared day file (pid, argv: which editor launched what).
-    logging.getLogger("bridge").info("agent-bridge %s started: %s", __version__, " ".join(sys.argv))
+    # Marks each daemon's start in the shared day file (pid, argv: which editor launched
+    # what); the file only: stderr stays the place for problems.
+    args = (__version__, " ".join(sys.argv))
+    handler.handle(
+        logging.LogRecord("bridge", logging.INFO, __file__, 0, "agent-bridge %s started: %s", args, None)
+    )
     return directory

@@ -64,6 +64,25 @@ for line in sys.stdin:
 """
 
 
+# Opens a session, then dies on the first prompt printing its key to stderr.
+LEAKY_AGENT = """
+import json, os, sys
+def send(obj):
+    print(json.dumps({"jsonrpc": "2.0", **obj}), flush=True)
+for line in sys.stdin:
+    msg = json.loads(line)
+    method = msg.get("method")
+    if method == "initialize":
+        send({"id": msg["id"], "result": {"protocolVersion": 1, "agentCapabilities": {}, "authMethods": []}})
+    elif method == "session/new":
+        send({"id": msg["id"], "result": {"sessionId": "leaky-1"}})
+    elif method == "session/prompt":
+        sys.stderr.write("401 from upstream with key " + os.environ["LEAKY_API_KEY"] + "\\n")
+        sys.stderr.flush()
+        os._exit(1)
+"""
+
+
 def broken_agents(tmp: Path) -> dict[str, dict[str, Any]]:
     """One agent per known way to fail at start, plus a healthy one."""
     noexec = script(tmp / "bin" / "noexec-agent", "#!/bin/sh\nexit 0\n", executable=False)

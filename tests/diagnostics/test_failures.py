@@ -15,7 +15,7 @@ from bridge.diagnostics import binaries
 from bridge.errors import AGENT_START_FAILED, AUTH_REQUIRED
 from tests.acp_client import RpcFailure
 from tests.conftest import in_process
-from tests.diagnostics.support import broken_agents, fake_acp, write_config
+from tests.diagnostics.support import LEAKY_AGENT, broken_agents, fake_acp, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -150,3 +150,26 @@ async def test_the_catalog_records_the_agents_path_and_version(tmp_path: Path) -
             "path": sys.executable,
             "version": version.version,
         }.items() <= started[0].items()
+
+
+async def test_an_agent_dying_with_a_key_in_its_stderr(tmp_path: Path) -> None:
+    key = "leaky-key-0123456789abcdef"
+    agent = {
+        "protocol": "acp",
+        "command": sys.executable,
+        "args": ["-c", LEAKY_AGENT],
+        "env": {"LEAKY_API_KEY": key},
+    }
+    config = write_config(tmp_path / "config.toml", {"leaky": agent}, default_agent="leaky")
+    async with in_process(tmp_path, config, login_shell_env=False) as d:
+        await d.client.initialize()
+        with anyio.fail_after(BOUND):
+            sid = await d.client.new_session(d.cwd)
+            with pytest.raises(RpcFailure) as info:
+                await d.client.prompt(sid, "go")
+            events = await d.client.request("_bridge/session/events", {"sessionId": sid})
+    err = info.value
+    assert err.code == AUTH_REQUIRED and fields(err)["kind"] == "auth"
+    assert "401 from upstream with key ***" in fields(err)["stderrTail"]
+    everything = f"{err.message} {err.data} {events}"
+    assert key not in everything and "***" in everything
