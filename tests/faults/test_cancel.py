@@ -144,6 +144,10 @@ async def test_cancel_during_a_pending_permission_request(tmp_path: Path) -> Non
         assert "permission: cancelled" in c.text(sid)
         statuses = [u.get("status") for u in c.updates(sid) if u.get("toolCallId") == "t1"]
         assert statuses[-1] == "failed"
+        # The client's own copy of the request was withdrawn.
+        asked_id = next(m["id"] for m in c.received if m.get("method") == "session/request_permission")
+        withdrawn = [m for m in c.received if m.get("method") == "$/cancel_request"]
+        assert [m["params"]["requestId"] for m in withdrawn] == [asked_id]
 
 
 async def test_cancel_sent_right_behind_the_prompt_is_not_lost(tmp_path: Path) -> None:
