@@ -5,8 +5,9 @@ Editors often start agent-bridge from a GUI session whose PATH lacks what the us
 rc files add (nvm, volta, asdf, fnm, pyenv shims, ~/.local/bin) — the "works in the terminal,
 not in the editor" failure. So once per daemon, before the first agent starts, the user's shell is run
 as a login + interactive shell to print its environment (what VS Code does too); the result
-is cached in `<state-dir>/login-env.json` (mode 0600: it may hold keys exported by rc files,
-which already sit there in plain text) for `CACHE_TTL` seconds.
+is cached in `<state-dir>/login-env.json` for `CACHE_TTL` seconds: only the variables the
+rc files set or changed (mode 0600: they may include keys exported there, which already sit
+in those files in plain text).
 
 Merging adds, it never overrides: variables the daemon already has keep their values (the
 editor may have set them on purpose), variables only the login shell has are added, and
@@ -227,6 +228,9 @@ class Environment:
         except (OSError, TimeoutError, ValueError) as exc:
             log.warning("agents get the daemon's environment only: %s", exc)
             return LoginEnv(shell=shell, error=str(exc))
+        # Only what the rc files set or changed: the rest is the daemon's own environment
+        # (the shell inherits it), which is neither useful to merge nor to write to disk.
+        env = {k: v for k, v in env.items() if k == "PATH" or self.base.get(k) != v}
         found = LoginEnv(env, shell, "shell", seconds=time.monotonic() - started)
         self._write_cache(found)
         return found

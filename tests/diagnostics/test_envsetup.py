@@ -3,6 +3,7 @@ a temporary HOME), caching it, and falling back when the shell misbehaves."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -54,7 +55,7 @@ def _home(tmp_path: Path, profile: str) -> tuple[Path, dict[str, str]]:
     home = tmp_path / "home"
     home.mkdir()
     (home / ".bash_profile").write_text(profile)
-    base = {"PATH": "/usr/bin:/bin", "HOME": str(home), "SHELL": str(BASH), "LANG": "C.UTF-8"}
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(home), "SHELL": str(BASH), "DAEMON_ONLY_SETTING": "x"}
     return home, base
 
 
@@ -78,6 +79,9 @@ async def test_real_login_shell_adds_nvm_and_local_bin(tmp_path: Path) -> None:
     assert e.merged["FROM_PROFILE"] == "yes"
     cache = state / CACHE_FILE
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    # Only what the rc files set is kept: not the daemon's own environment.
+    cached = json.loads(cache.read_text())["env"]
+    assert cached["FROM_PROFILE"] == "yes" and "DAEMON_ONLY_SETTING" not in cached
 
     # A second daemon reads the cache instead of starting a shell.
     (home / ".bash_profile").write_text("export FROM_PROFILE=changed\n")
