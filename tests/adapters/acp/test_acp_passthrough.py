@@ -15,6 +15,7 @@ from adapters.acp.settings import AgentSettings
 from bridge.acp.capabilities import BRIDGE_CAPABILITIES, AgentCapabilities, intersect
 from bridge.core.adapter import AgentProbe, AgentSpec
 from bridge.wire import jsonrpc
+from tests.acp_client import RpcFailure
 from tests.acp_schema import check
 from tests.conftest import fake_agent_config, in_process
 
@@ -330,3 +331,22 @@ async def test_router_drops_an_invalid_usage_update_and_maps_the_session_id() ->
     assert host.touched == 1
     for params in host.params:
         check("SessionNotification", params)
+
+
+# -- MCP servers ------------------------------------------------------------------------------------
+
+
+async def test_mcp_servers_reach_the_agent_as_given_and_unsupported_kinds_are_refused(tmp_path: Path) -> None:
+    caps = {"loadSession": True, "mcpCapabilities": {"http": True, "sse": False}}
+    config = fake_agent_config(tmp_path, FAKE_ACP_CAPS=json.dumps(caps).replace('"', '\\"'))
+    stdio = {"name": "local", "command": "/bin/true", "args": ["-x"], "env": [{"name": "K", "value": "v"}]}
+    http = {"type": "http", "name": "remote", "url": "http://127.0.0.1:9/mcp", "headers": []}
+    sse = {"type": "sse", "name": "old", "url": "http://127.0.0.1:9/sse", "headers": []}
+    async with in_process(tmp_path, config) as d:
+        await d.client.initialize()
+        result = await d.client.request("session/new", {"cwd": d.cwd, "mcpServers": [stdio, http]})
+        assert result["_meta"]["fake"]["mcpServers"] == [stdio, http]
+        with pytest.raises(RpcFailure) as refused:
+            await d.client.request("session/new", {"cwd": d.cwd, "mcpServers": [stdio, sse]})
+        assert refused.value.code == -32602
+        assert "sse" in str(refused.value.message) and "'old'" in str(refused.value.message)

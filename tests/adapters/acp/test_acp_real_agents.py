@@ -284,9 +284,9 @@ async def test_load_after_daemon_restart(rig: Rig, fake: FakeModelServer) -> Non
         # Gemini CLI 0.61 names a chat file `session-<YYYY-MM-DDTHH-MM>-<id8>.jsonl` and, on
         # load, starts recording into the file of the *current* minute: loading a session in
         # the minute it was created overwrites it ("No previous sessions found for this
-        # project"). Date the recorded chat back, as if the restart came a minute later.
+        # project"). Date the recorded chat's name back, as if the restart came later.
         for chat in (rig.tmp / "home" / ".gemini" / "tmp").glob("*/chats/session-*.jsonl"):
-            chat.rename(chat.with_name(re.sub(r"T\d\d-\d\d-", "T00-00-", chat.name)))
+            chat.rename(chat.with_name(re.sub(r"-\d{4}-\d\d-\d\dT\d\d-\d\d-", "-2000-01-01T00-00-", chat.name)))
 
     async with rig.running() as client:
         await client.initialize()
