@@ -110,6 +110,7 @@ CASES: list[tuple[str, Evidence, str | None]] = [
     ("exit mid-turn, unknown cause", Evidence(exit_code=1, stderr="panic: boom"), None),
     ("handshake", Evidence(message="it did not answer initialize within 2 s"), "handshake_timeout"),
     ("codex handshake", Evidence(message="no answer to initialize within 30 s"), "handshake_timeout"),
+    ("claude handshake", Evidence(message="agent 'claude' did not answer initialize in time"), "handshake_timeout"),
     ("cwd", Evidence(message="working directory /nope does not exist"), "bad_cwd"),
     # -- nothing to say
     ("plain", Evidence(message="something odd happened"), None),
