@@ -19,11 +19,12 @@ import contextlib
 import logging
 import os
 import secrets
+import socket
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import anyio
@@ -64,7 +65,7 @@ class WsConfigError(Exception):
 class WsOptions:
     host: str  # as given on the command line (for the `listening` line)
     bind: str  # the address bound
-    port: int  # 0 = pick a free one
+    port: int  # the bound port (0 asks the system for a free one)
     token: str
     token_path: str
     origins: tuple[str, ...] = ()
@@ -74,6 +75,7 @@ class WsOptions:
     queue_limit: int = QUEUE_LIMIT
     send_timeout: float = SEND_TIMEOUT
     ping_interval: float = PING_INTERVAL
+    sock: socket.socket | None = None  # bound and listening, when prepared by parse_options
 
     def __repr__(self) -> str:  # keeps the token out of any log or traceback
         return f"WsOptions(host={self.host!r}, port={self.port}, token=<redacted>)"
@@ -81,7 +83,8 @@ class WsOptions:
 
 # -- command line ----------------------------------------------------------------------------------
 def parse_options(args: argparse.Namespace, state_dir: str) -> WsOptions:
-    """Validate the WebSocket options and prepare the token (raises WsConfigError)."""
+    """Validate the WebSocket options, bind the listening socket, prepare the token (raises
+    WsConfigError: one line for stderr, exit 2)."""
     host, bind, port = _parse_listen(args.listen)
     if not ws_gate.is_loopback(bind) and not getattr(args, "allow_remote", False):
         raise WsConfigError(
@@ -96,25 +99,59 @@ def parse_options(args: argparse.Namespace, state_dir: str) -> WsOptions:
     if not ws_gate.is_loopback(bind) and bind not in ("0.0.0.0", "::"):
         # The bound address itself cannot be rebound by DNS: clients may name it.
         hosts.append(f"[{bind}]" if ":" in bind else bind)
+    max_message = int(_positive(args, "ws_max_message", int) or MAX_MESSAGE)
+    max_connections = int(_positive(args, "ws_max_connections", int) or MAX_CONNECTIONS)
+    queue_limit = int(_positive(args, "ws_queue_limit", int) or QUEUE_LIMIT)
+    send_timeout = float(_positive(args, "ws_send_timeout", float) or SEND_TIMEOUT)
+    ping_interval = float(_positive(args, "ws_ping_interval", float) or PING_INTERVAL)
     token_file = getattr(args, "token_file", None)
-    if token_file:
-        token, token_path = _read_token(token_file), os.path.abspath(token_file)
-    else:
-        token, token_path = _generate_token(state_dir)
+    token = _read_token(token_file) if token_file else ""
+    # Bind before writing a token: a second daemon started on a busy port must fail (exit 2)
+    # without replacing the running one's token file.
+    sock = _bind(host, bind, port)
+    try:
+        if token_file:
+            token_path = os.path.abspath(token_file)
+        else:
+            token, token_path = _generate_token(state_dir)
+    except BaseException:
+        sock.close()
+        raise
     return WsOptions(
         host,
         bind,
-        port,
+        int(sock.getsockname()[1]),
         token,
         token_path,
         origins,
         tuple(hosts),
-        max_message=int(_positive(args, "ws_max_message", int) or MAX_MESSAGE),
-        max_connections=int(_positive(args, "ws_max_connections", int) or MAX_CONNECTIONS),
-        queue_limit=int(_positive(args, "ws_queue_limit", int) or QUEUE_LIMIT),
-        send_timeout=float(_positive(args, "ws_send_timeout", float) or SEND_TIMEOUT),
-        ping_interval=float(_positive(args, "ws_ping_interval", float) or PING_INTERVAL),
+        max_message=max_message,
+        max_connections=max_connections,
+        queue_limit=queue_limit,
+        send_timeout=send_timeout,
+        ping_interval=ping_interval,
+        sock=sock,
     )
+
+
+def _bind(host: str, bind: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            bind, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise WsConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise WsConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 def _positive(args: argparse.Namespace, name: str, kind: type[int] | type[float]) -> int | float | None:
@@ -225,10 +262,12 @@ class WebSocketTransport:
         o = self.options
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            where: dict[str, Any] = (
+                {"sock": o.sock} if o.sock is not None else {"host": o.bind, "port": o.port}
+            )
             server: Server = await serve(
                 self._handler,
-                o.bind,
-                o.port,
+                **where,
                 process_request=self._process_request,
                 compression=None,  # no inflate bombs; ACP frames are small and many
                 max_size=o.max_message * ABSURD_FACTOR,

@@ -251,6 +251,15 @@ async def test_bad_listen_options_exit_2_with_one_line(
     assert needle in err and err.count("\n") == 1, err
 
 
+async def test_a_busy_port_exits_2_and_leaves_the_running_daemons_token_alone(tmp_path: Path) -> None:
+    async with ws_daemon(tmp_path) as d:
+        token = d.token
+        code, err = await _exit_of(tmp_path, listen=f"ws://127.0.0.1:{d.port}")
+        assert code == 2 and "cannot listen on 127.0.0.1" in err and err.count("\n") == 1, err
+        assert d.token == token
+        assert (await raw_handshake(d.port, [_host(d), _bearer(d), *upgrade_headers()]))[0] == 101
+
+
 async def test_non_loopback_bind_with_allow_remote_still_checks_host(tmp_path: Path) -> None:
     process, err = await start(ws_args(tmp_path, "--allow-remote", listen="ws://0.0.0.0:0"))
     async with anyio.create_task_group() as tg:
