@@ -165,6 +165,9 @@ class Counts:
     first_chunk_at: float | None = None
     text: list[str] = field(default_factory=list)
     keep_text: bool = False
+    # When set, `first_chunk_at` is the first chunk whose text contains it (agents may send
+    # their own notices or empty chunks before the model's first words).
+    marker: str | None = None
 
 
 class Peer:
@@ -242,7 +245,9 @@ class Peer:
             upd = params.get("update") or {}
             if upd.get("sessionUpdate") == "agent_message_chunk":
                 c.chunks += 1
-                if c.first_chunk_at is None:
+                if c.first_chunk_at is None and (
+                    c.marker is None or c.marker in str((upd.get("content") or {}).get("text", ""))
+                ):
                     c.first_chunk_at = now
                 if c.keep_text:
                     c.text.append((upd.get("content") or {}).get("text", ""))

@@ -103,26 +103,33 @@ def id_from_head(head: bytes) -> Any:
 
 
 def encode(obj: JsonObj) -> bytes:
-    return orjson.dumps(obj)
+    return _dumps(obj)
+
+
+def _dumps(obj: Any) -> bytes:
+    # orjson (>= 3.12) hands back a bytes object whose allocation is at least 4 KiB whatever
+    # its length; frames wait in the log queue and the client queues, so a fast turn would
+    # hold ~16x its size in memory. A right-sized copy costs ~0.4 µs.
+    return memoryview(orjson.dumps(obj)).tobytes()
 
 
 def result_frame(rid: Any, result: Any) -> bytes:
-    return orjson.dumps({"jsonrpc": "2.0", "id": rid, "result": result})
+    return _dumps({"jsonrpc": "2.0", "id": rid, "result": result})
 
 
 def error_frame(rid: Any, error: RpcError) -> bytes:
-    return orjson.dumps({"jsonrpc": "2.0", "id": rid, "error": error.to_dict()})
+    return _dumps({"jsonrpc": "2.0", "id": rid, "error": error.to_dict()})
 
 
 def request_frame(rid: Any, method: str, params: Any) -> bytes:
     msg: JsonObj = {"jsonrpc": "2.0", "id": rid, "method": method}
     if params is not None:
         msg["params"] = params
-    return orjson.dumps(msg)
+    return _dumps(msg)
 
 
 def notification_frame(method: str, params: Any) -> bytes:
     msg: JsonObj = {"jsonrpc": "2.0", "method": method}
     if params is not None:
         msg["params"] = params
-    return orjson.dumps(msg)
+    return _dumps(msg)
