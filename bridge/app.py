@@ -50,7 +50,7 @@ class Bridge:
         self.settings = settings
         cfg = settings.config
         self.agents: dict[str, AgentSpec] = agent_table(cfg)
-        # The agents' environment (login shell, [env], path_prepend), resolved at the first spawn.
+        # The agents' environment (login shell, [env], path_prepend), resolved in the background at start.
         self.environment = envsetup.Environment(
             settings.state_dir, login_shell=cfg.login_shell_env, extra=cfg.env, path_prepend=cfg.path_prepend
         )
@@ -90,6 +90,9 @@ class Bridge:
             async with anyio.create_task_group() as tg:
                 await tg.start(self.manager.run)
                 await tg.start(self.server.run)
+                # Ask the login shell for the agents' environment now, in the background,
+                # so that the first session rarely waits for it.
+                tg.start_soon(self.environment.resolve)
                 try:
                     yield self
                 finally:

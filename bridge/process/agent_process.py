@@ -269,6 +269,14 @@ async def _resolve(name: str, command: str, env: Mapping[str, str]) -> tuple[str
     environment = envsetup.current()
     if environment is None:
         return resolve_command(name, command, env), dict(env)
+    if not environment.resolved:
+        # The login shell is still being asked (it can take seconds): when the agent is
+        # found without it, start now rather than make the user wait for their rc files.
+        early = environment.complete(env)
+        try:
+            return resolve_command(name, command, early), early
+        except AgentStartError:
+            pass
     login = await environment.resolve()
     full = environment.complete(env)
     try:
