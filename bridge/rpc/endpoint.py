@@ -174,10 +174,11 @@ class Endpoint:
                 self.outbox.put(jsonrpc.error_frame(req.id, exc))
                 return
             except Exception as exc:
-                log.exception("%s: %s failed", self.peer, req.method)
-                self.outbox.put(
-                    jsonrpc.error_frame(req.id, RpcError(INTERNAL_ERROR, f"internal error: {exc}"))
-                )
+                found = find_rpc_error(exc)
+                if found is None:
+                    log.exception("%s: %s failed", self.peer, req.method)
+                    found = RpcError(INTERNAL_ERROR, f"internal error in the bridge: {exc!r}")
+                self.outbox.put(jsonrpc.error_frame(req.id, found))
                 return
             finally:
                 self._inflight.pop(req.id, None)
