@@ -36,6 +36,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from bridge.acp.connection import ClientConnection
+from bridge.rpc.outbox import HIGH_WATER
 from bridge.transports import ws_gate
 from bridge.wire.framing import DEFAULT_MAX_LINE, Oversize
 
@@ -51,6 +52,7 @@ MAX_MESSAGE = DEFAULT_MAX_LINE  # over it: -32600 and the connection keeps servi
 ABSURD_FACTOR = 4  # over MAX_MESSAGE * this: close 1009 without reading it
 MAX_CONNECTIONS = 32
 QUEUE_LIMIT = 16 * 1024 * 1024  # per-connection outgoing queue (Outbox hard limit)
+MIN_QUEUE_LIMIT = HIGH_WATER + 1024 * 1024
 SEND_TIMEOUT = 30.0  # a client that takes no data for this long is disconnected
 PING_INTERVAL = 20.0
 _HEAD = 4096
@@ -102,6 +104,12 @@ def parse_options(args: argparse.Namespace, state_dir: str) -> WsOptions:
     max_message = int(_positive(args, "ws_max_message", int) or MAX_MESSAGE)
     max_connections = int(_positive(args, "ws_max_connections", int) or MAX_CONNECTIONS)
     queue_limit = int(_positive(args, "ws_queue_limit", int) or QUEUE_LIMIT)
+    if queue_limit < MIN_QUEUE_LIMIT:
+        # Below the pacing level, a session's own client would be cut off instead of paced.
+        raise WsConfigError(
+            f"--ws-queue-limit must be at least {MIN_QUEUE_LIMIT} bytes (the daemon paces an agent "
+            f"once {HIGH_WATER} bytes are queued for its client)"
+        )
     send_timeout = float(_positive(args, "ws_send_timeout", float) or SEND_TIMEOUT)
     ping_interval = float(_positive(args, "ws_ping_interval", float) or PING_INTERVAL)
     token_file = getattr(args, "token_file", None)

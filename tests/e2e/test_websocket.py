@@ -234,6 +234,37 @@ async def test_a_client_that_stops_reading_is_disconnected_and_memory_stays_boun
         assert d.rss() - base_rss < bound
 
 
+async def test_a_follower_that_stops_reading_is_cut_off_without_slowing_the_owner(tmp_path: Path) -> None:
+    async with (
+        ws_daemon(tmp_path, "--ws-queue-limit", str(6 * 2**20), "--ws-send-timeout", "5") as d,
+        ws_client(d) as a,
+    ):
+        a.acp.validate = False  # a fast owner
+        await a.acp.initialize()
+        sid = await a.acp.new_session(str(tmp_path))
+        stalled = await connect(d.url, additional_headers=d.auth(), max_queue=1)
+        try:
+            attach = {"sessionId": sid, "after": 0}
+            await stalled.send(
+                json.dumps({"jsonrpc": "2.0", "id": 1, "method": "_bridge/session/attach", "params": attach})
+            )
+            while json.loads(await stalled.recv()).get("id") != 1:
+                pass
+            # The follower now reads nothing; the owner's turn must not wait for it.
+            with anyio.fail_after(120):
+                result = await a.acp.prompt(sid, "stream 100000")
+            assert result["stopReason"] == "end_turn"
+            assert a.acp.text(sid).count("chunk") == 100_000
+            with anyio.fail_after(60):
+                await d.stderr.wait_for(re.compile(rb"disconnecting WebSocket client \S+ \(close 1008\)"))
+            with anyio.fail_after(60), contextlib.suppress(ConnectionClosed):
+                async for _ in stalled:
+                    pass
+            assert stalled.close_code == 1008 and stalled.close_reason.startswith("client too slow")
+        finally:
+            await stalled.close()
+
+
 async def test_reattach_after_a_drop_mid_turn_sees_the_turn_finish_with_replay(tmp_path: Path) -> None:
     async with ws_daemon(tmp_path) as d:
         async with ws_client(d) as a:

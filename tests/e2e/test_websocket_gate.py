@@ -241,6 +241,9 @@ async def test_token_file_is_used_and_must_be_private(tmp_path: Path) -> None:
         ("http://127.0.0.1:0", [], "ws://HOST:PORT"),
         ("ws://127.0.0.1", [], "ws://HOST:PORT"),
         ("ws://127.0.0.1:0/other", [], "/acp"),
+        ("ws://127.0.0.1:0", ["--ws-queue-limit", "1000"], "at least"),
+        ("ws://127.0.0.1:0", ["--ws-max-message", "lots"], "not a number"),
+        ("ws://127.0.0.1:0", ["--ws-send-timeout", "0"], "greater than 0"),
     ],
 )
 async def test_bad_listen_options_exit_2_with_one_line(
