@@ -12,12 +12,22 @@ spec (the adapter's `probe()`), cached for the daemon's life, and intersected wi
 - `additionalDirectories` and (unstable) `fork` only when the agent has them.
 A probe that fails or times out leaves the bridge's own set (the session start then
 reports the real error) and is not retried for that spec.
+
+Editors start the daemon per window and wait for `initialize`, and some agents take seconds
+to answer their handshake, so successful probes are also kept on disk
+(`<state-dir>/agent-capabilities.json`) keyed by the spec and the identity of the resolved
+binary (real path, size, mtime): the next daemon answers at once, and an upgraded agent is
+probed again.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
+import os
+import shutil
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
@@ -82,15 +92,84 @@ def _key(spec: AgentSpec) -> Hashable:
     return (spec.name, spec.protocol, spec.command, spec.args, tuple(sorted(spec.env.items())))
 
 
+def _binary(spec: AgentSpec) -> list[Any] | None:
+    """[real path, size, mtime] of the agent's executable, and of every file named by an
+    absolute argument (a script run by an interpreter); None when it cannot be found."""
+    path_var = spec.env.get("PATH") or os.environ.get("PATH", os.defpath)
+    found = spec.command if os.sep in spec.command else shutil.which(spec.command, path=path_var)
+    if not found:
+        return None
+    identity: list[Any] = []
+    for name in [found, *(a for a in spec.args if os.path.isabs(a) and os.path.isfile(a))]:
+        try:
+            real = os.path.realpath(name)
+            st = os.stat(real)
+        except OSError:
+            return None
+        identity += [real, st.st_size, st.st_mtime_ns]
+    return identity
+
+
+class _DiskCache:
+    """Successful probes in one JSON file; a damaged file is ignored and rewritten."""
+
+    VERSION = 1
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @staticmethod
+    def _digest(spec: AgentSpec) -> str:
+        return hashlib.sha256(json.dumps(_key(spec), sort_keys=True).encode()).hexdigest()[:32]
+
+    def _load(self) -> JsonObj:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("version") != self.VERSION:
+            return {}
+        agents = data.get("agents")
+        return agents if isinstance(agents, dict) else {}
+
+    def get(self, spec: AgentSpec) -> JsonObj | None:
+        binary = _binary(spec)
+        entry = self._load().get(self._digest(spec)) if binary is not None else None
+        if isinstance(entry, dict) and entry.get("binary") == binary:
+            caps = entry.get("capabilities")
+            return caps if isinstance(caps, dict) else None
+        return None
+
+    def put(self, spec: AgentSpec, caps: JsonObj) -> None:
+        binary = _binary(spec)
+        if binary is None:
+            return
+        agents = self._load()
+        agents[self._digest(spec)] = {"agent": spec.name, "binary": binary, "capabilities": caps}
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"version": self.VERSION, "agents": agents}, f)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.info("could not keep agent capabilities in %s: %s", self.path, exc)
+
+
 class AgentCapabilities:
     """The advertised capabilities of each agent spec, probed at most once (concurrent
     callers share the one probe)."""
 
     def __init__(
-        self, probe: Callable[[AgentSpec], Awaitable[AgentProbe]], budget: float = PROBE_BUDGET
+        self,
+        probe: Callable[[AgentSpec], Awaitable[AgentProbe]],
+        budget: float = PROBE_BUDGET,
+        cache_file: str | None = None,
     ) -> None:
         self._probe = probe
         self._budget = budget
+        self._disk = _DiskCache(cache_file) if cache_file else None
         self._done: dict[Hashable, JsonObj | None] = {}
         self._pending: dict[Hashable, anyio.Event] = {}
 
@@ -103,14 +182,20 @@ class AgentCapabilities:
             await pending.wait()
         if key in self._done:
             return self._done[key]
+        stored = self._disk.get(spec) if self._disk is not None else None
+        if stored is not None:
+            self._done[key] = stored
+            return stored
         event = self._pending[key] = anyio.Event()
         try:
             # Not stored when cancelled (e.g. the client went away): the next caller probes.
-            self._done[key] = await self._probe_once(spec)
+            caps = self._done[key] = await self._probe_once(spec)
+            if caps is not None and self._disk is not None:
+                self._disk.put(spec, caps)
         finally:
             del self._pending[key]
             event.set()
-        return self._done[key]
+        return caps
 
     async def _probe_once(self, spec: AgentSpec) -> JsonObj | None:
         started = anyio.current_time()

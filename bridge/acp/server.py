@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,9 @@ class AcpServer:
         self.handlers = Handlers(self)
         self.extensions = Extensions(self)
         self.dispatcher = Dispatcher({**self.handlers.table(), **self.extensions.table()})
-        self.agent_capabilities = AgentCapabilities(self._probe)
+        self.agent_capabilities = AgentCapabilities(
+            self._probe, cache_file=os.path.join(manager.env.state_dir, "agent-capabilities.json")
+        )
         self._tg: TaskGroup | None = None
         # `--trace`: set by the app; None costs one check per connection, nothing per frame.
         self.tracer: Tracer | None = None

@@ -350,3 +350,27 @@ async def test_mcp_servers_reach_the_agent_as_given_and_unsupported_kinds_are_re
             await d.client.request("session/new", {"cwd": d.cwd, "mcpServers": [stdio, sse]})
         assert refused.value.code == -32602
         assert "sse" in str(refused.value.message) and "'old'" in str(refused.value.message)
+
+
+async def test_probe_results_are_kept_on_disk_until_the_agent_changes(tmp_path: Path) -> None:
+    """A new daemon answers `initialize` from the file; an upgraded binary is probed again."""
+    agent = tmp_path / "agent"
+    agent.write_text("#!/bin/sh\n")
+    agent.chmod(0o755)
+    spec = AgentSpec("mine", "acp", str(agent))
+    cache = str(tmp_path / "state" / "agent-capabilities.json")
+    calls: list[int] = []
+
+    async def probe(spec: AgentSpec) -> AgentProbe:
+        calls.append(1)
+        return AgentProbe(1, CODEX_ACP_CAPS, [])
+
+    first = await AgentCapabilities(probe, cache_file=cache).advertised(spec)
+    second = await AgentCapabilities(probe, cache_file=cache).advertised(spec)
+    assert first == second == intersect(BRIDGE_CAPABILITIES, CODEX_ACP_CAPS) and calls == [1]
+    agent.write_text("#!/bin/sh\n# upgraded\n")
+    await AgentCapabilities(probe, cache_file=cache).advertised(spec)
+    assert calls == [1, 1]
+    # A damaged file is no worse than none.
+    Path(cache).write_text("{not json")
+    assert await AgentCapabilities(probe, cache_file=cache).advertised(spec) == first and len(calls) == 3
