@@ -119,7 +119,8 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._seq: dict[str, int] = {}
         self._queue: list[tuple[str, int, str, str, bytes]] = []
-        self._flush_lock = anyio.Lock()
+        # fast_acquire: an uncontended flush (every client write) takes it without a yield.
+        self._flush_lock = anyio.Lock(fast_acquire=True)
         self.failed: StoreError | None = None
         self.dropped = 0
 
