@@ -43,6 +43,8 @@ class Lifeline:
                 [sys.executable, "-I", "-S", WATCHDOG, self.instance],
                 stdin=read_end,
                 stdout=subprocess.DEVNULL,
+                # Unmarked: the daemon's own final sweep must not kill it.
+                env={k: v for k, v in os.environ.items() if k != tree.MARKER_ENV},
                 # Inherited: its one line, if the daemon died with agents, lands in our log.
                 stderr=None,
                 # Its own session: a signal to our process group (Ctrl-C, an editor killing

@@ -93,6 +93,11 @@ async def supervised(*, lifeline: bool = True) -> AsyncIterator[Supervisor]:
     still carries our marker and let the watchdog go."""
     sup = Supervisor(lifeline=lifeline)
     sup.subreaper = become_subreaper()
+    # Everything the daemon starts inherits the marker, not only agents: the login-shell
+    # probe, `_bridge/session/shell` commands, version probes. (/proc/self/environ keeps the
+    # environment we were started with, so the daemon itself never looks marked.)
+    previous = os.environ.get(tree.MARKER_ENV)
+    os.environ[tree.MARKER_ENV] = tree.INSTANCE_ID
     if sup.lifeline is not None:
         try:
             sup.lifeline.start()
@@ -114,6 +119,10 @@ async def supervised(*, lifeline: bool = True) -> AsyncIterator[Supervisor]:
             log.warning("final sweep killed %d leftover agent processes", len(killed))
         if sup.lifeline is not None:
             sup.lifeline.close()
+        if previous is None:
+            os.environ.pop(tree.MARKER_ENV, None)
+        else:
+            os.environ[tree.MARKER_ENV] = previous
 
 
 async def watch_parent(pid: int, on_exit: Callable[[], None]) -> None:

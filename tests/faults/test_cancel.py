@@ -6,6 +6,7 @@ answered `cancelled`. Nothing leaks across many cycles."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -200,10 +201,13 @@ async def test_cancel_with_no_prompt_does_not_poison_the_next_one(tmp_path: Path
 
 
 def _counts(pid: int) -> tuple[int, int]:
+    """Open fds of `pid`, and its live descendants."""
     proc = psutil.Process(pid)
-    return proc.num_fds(), len(
-        [p for p in proc.children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
-    )
+    live = 0
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.Error, OSError):
+            live += child.status() != psutil.STATUS_ZOMBIE
+    return proc.num_fds(), live
 
 
 async def test_twenty_cancel_cycles_leak_no_task_fd_or_process(tmp_path: Path) -> None:
@@ -236,10 +240,23 @@ async def test_twenty_cancel_cycles_leak_no_task_fd_or_process(tmp_path: Path) -
         assert (await c.prompt(sid, "echo done"))["stopReason"] == "end_turn"
 
         def settled() -> bool:
-            return len(asyncio.all_tasks()) <= base_tasks and _counts(me) == (base_fds, base_procs)
+            # `<=`: the baseline may include a transient helper of the daemon's (the login-shell
+            # probe); what must hold is that the cycles added nothing, and one agent runs.
+            fds, procs = _counts(me)
+            return len(asyncio.all_tasks()) <= base_tasks and fds <= base_fds and procs == 1
 
         # Stopped agents finish their ladder in the background: wait for that, then compare.
-        await poll_until(settled, 30)
+        try:
+            await poll_until(settled, 30)
+        finally:
+            print(
+                "tasks",
+                base_tasks,
+                len(asyncio.all_tasks()),
+                "fds/procs",
+                (base_fds, base_procs),
+                _counts(me),
+            )
 
 
 async def test_twenty_cancel_cycles_against_the_daemon_process(tmp_path: Path) -> None:
@@ -262,4 +279,9 @@ async def test_twenty_cancel_cycles_against_the_daemon_process(tmp_path: Path) -
                 await c.wait_for(lambda m: "drip 1 " in json.dumps(m), start)
                 await c.notify("session/cancel", {"sessionId": sid})
             assert out[0]["stopReason"] == "cancelled"
-        await poll_until(lambda: _counts(d.process.pid) == base, 30)
+
+        def settled() -> bool:
+            fds, procs = _counts(d.process.pid)
+            return fds <= base[0] and procs <= base[1]
+
+        await poll_until(settled, 30)
