@@ -1,5 +1,5 @@
-"""Process-level faults with the real, pinned Claude Code CLI behind the daemon (a real
-`python -m bridge` subprocess), against the fake Anthropic server: the CLI's own Bash tool
+"""Process-level faults with the real, pinned agent CLIs behind the daemon (a real
+`python -m bridge` subprocess), against the fake model servers: the agent's own shell tool
 starts a descendant that `setsid`s away, then the daemon or the CLI is killed."""
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import pytest
 
 from bridge.process.tree import MARKER_ENV
 from tests.adapters.claude.support import CLAUDE, ClaudeWorld, make_world
+from tests.adapters.codex.support import CODEX, Codex
 from tests.daemon_proc import DaemonProc, daemon_process
 from tests.fakes.anthropic import anthropic_server
 from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
+from tests.fakes.openai_responses import responses_server, shell_call, write_codex_home
 from tests.faults.support import alive, marked, poll_until, wait_gone
 from tests.real_agents import require_cli
 
@@ -162,3 +164,54 @@ async def test_cancel_mid_tool_of_the_real_cli(world: ClaudeWorld, fake: FakeMod
         sleepers = [p for p in marked(instance) if "sleep 600" in _cmd(p)]
         await wait_gone(sleepers, 15)
     assert alive(sleepers) == []
+
+
+@pytest.fixture
+def responses() -> Iterator[FakeModelServer]:
+    with responses_server() as server:
+        yield server
+
+
+@pytest.fixture
+def codex(tmp_path: Path, responses: FakeModelServer) -> Codex:
+    require_cli("codex")
+    home = tmp_path / "home"
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    write_codex_home(home / "codex-home", responses.url)
+    return Codex(home=home, workspace=workspace)
+
+
+async def test_daemon_sigkill_mid_command_leaves_nothing_of_codex(
+    codex: Codex, responses: FakeModelServer
+) -> None:
+    responses.script(Reply(tools=[shell_call(BASH, "call_busy", escalate=True)]))
+    env = ", ".join(f"{k} = {json.dumps(v)}" for k, v in codex.spec().env.items())
+    cfg = codex.home / "bridge.toml"
+    cfg.write_text(
+        f'default_agent = "codex"\n[agents.codex]\nprotocol = "codex"\ncommand = {json.dumps(str(CODEX))}\n'
+        f'args = ["app-server"]\nenv = {{ {env} }}\n'
+    )
+    async with daemon_process(["--config", str(cfg), "--state-dir", str(codex.home / "state")]) as d:
+        with anyio.fail_after(90):
+            c = d.client
+            c.handler = _allow
+            await c.initialize()
+            sid = await c.new_session(str(codex.workspace))
+            await c.send_raw(
+                json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": "turn",
+                        "method": "session/prompt",
+                        "params": {"sessionId": sid, "prompt": [{"type": "text", "text": "run it"}]},
+                    }
+                ).encode()
+            )
+            daemon = psutil.Process(d.process.pid)
+            instance = psutil.Process(next(iter(_agents(daemon)))).environ()[MARKER_ENV]
+            await poll_until(lambda: any("sleep 1000" in _cmd(p) for p in marked(instance)), 60)
+        tree = {p.pid for p in daemon.children(recursive=True)} | set(marked(instance))
+        d.process.send_signal(signal.SIGKILL)
+        await wait_gone(tree, 5)
+        assert marked(instance) == []
