@@ -174,8 +174,9 @@ class AgentProcess:
                 await self.process.wait()
             with anyio.move_on_after(grace):
                 await self._stderr_done.wait()
-            # Killed descendants that were re-parented to us are our zombies now.
-            tree.reap([*self._descendants, *swept])
+            # Killed descendants that were re-parented to us are our zombies now. Never the
+            # agent itself (it carries the marker too): asyncio waits for that one.
+            tree.reap(pid for pid in {*self._descendants, *swept} if pid != self.pid)
             self._record_exit(on_its_own)
             for stream in (self.process.stdout, self.process.stderr):
                 if stream is not None:
