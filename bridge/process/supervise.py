@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -42,7 +41,8 @@ EXIT_DEADLINE = 12.0
 def _prctl(option: int, arg: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # The running interpreter already links libc: no `find_library` (it runs ldconfig).
+    libc = ctypes.CDLL(None, use_errno=True)
     return int(libc.prctl(option, arg, 0, 0, 0)) == 0
 
 
