@@ -295,7 +295,8 @@ async def test_load_after_daemon_restart(rig: Rig, fake: FakeModelServer) -> Non
         replay = [n["params"] for n in client.notifications[start:] if n["method"] == "session/update"]
         assert {p["sessionId"] for p in replay} == {sid}
         texts = [p["update"] for p in replay if p["update"].get("sessionUpdate") == "agent_message_chunk"]
-        assert "the first answer" in "".join(u["content"].get("text", "") for u in texts)
+        replayed = "".join(u["content"].get("text", "") for u in texts)
+        assert "the first answer" in replayed, [p["update"].get("sessionUpdate") for p in replay]
         # Replayed by the agent itself, not from the bridge's log.
         assert not any((p.get("_meta") or {}).get("bridge", {}).get("replay") for p in replay)
         fake.script(Reply(text="the second answer"))
