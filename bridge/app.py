@@ -20,7 +20,7 @@ from bridge.config import ConfigFile, agent_table
 from bridge.core.adapter import AdapterEnv, AdapterFactory, AgentAdapter, AgentSpec, JsonObj
 from bridge.core.manager import SessionManager
 from bridge.diagnostics import redact
-from bridge.process import supervise
+from bridge.process import agent_process, supervise
 from bridge.store.base import Store
 from bridge.store.sqlite import SqliteStore
 from bridge.trace import Tracer
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from bridge.transports.websocket import WsOptions
 
 log = logging.getLogger(__name__)
+
+# Agents' stderr tails reach errors, logs and the event log: mask secrets in them.
+agent_process.stderr_filter = redact.redact
 
 
 @dataclass

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -30,7 +30,6 @@ from anyio.abc import Process
 
 from bridge import envsetup
 from bridge import trace as _trace
-from bridge.diagnostics.redact import redact
 from bridge.errors import AgentStartError
 from bridge.process import tree
 from bridge.wire.framing import DEFAULT_MAX_LINE, LineDecoder, Oversize
@@ -38,6 +37,9 @@ from bridge.wire.framing import DEFAULT_MAX_LINE, LineDecoder, Oversize
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_BYTES = 8192
+# Applied to every stderr tail handed out (they end up in errors, logs and the event log):
+# the app installs the secret masking of `bridge.diagnostics.redact`, a layer above this one.
+stderr_filter: Callable[[str], str] = str
 READ_CHUNK = 256 * 1024
 
 
@@ -93,7 +95,7 @@ class AgentProcess:
 
     def stderr_tail(self) -> str:
         """The last of its stderr, secrets masked: it ends up in errors, logs and the event log."""
-        return redact(b"".join(self._tail).decode("utf-8", "replace")[-STDERR_TAIL_BYTES:])
+        return stderr_filter(b"".join(self._tail).decode("utf-8", "replace")[-STDERR_TAIL_BYTES:])
 
     async def send(self, data: bytes) -> None:
         """Write bytes to the agent's stdin (raises `anyio.BrokenResourceError` once it is gone)."""
