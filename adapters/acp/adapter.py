@@ -92,6 +92,8 @@ class AcpSession:
         return {**params, "sessionId": self.agent_sid}
 
     async def prompt(self, params: JsonObj) -> JsonObj:
+        # Whatever the agent says from now on is this turn's, not a replayed history.
+        self.link.router.mute_history = False
         result = await self.link.endpoint.request("session/prompt", self._params(params))
         return result if isinstance(result, dict) else {"stopReason": "end_turn"}
 
@@ -256,12 +258,11 @@ class AcpAdapter:
             agent_sid = req.agent_session_id
             params["sessionId"] = agent_sid
             method = self._method_for(link, req)
-            # Resuming through the agent's load: its replay would duplicate what the client has.
-            link.router.mute_updates = req.mode == "resume" and method == "session/load"
-            try:
-                result = await link.endpoint.request(method, params)
-            finally:
-                link.router.mute_updates = False
+            # Resuming through the agent's load: its replay would duplicate what the client
+            # has. Muted until the first prompt, not just until the answer: Gemini CLI 0.61
+            # sends most of its replay *after* answering session/load.
+            link.router.mute_history = req.mode == "resume" and method == "session/load"
+            result = await link.endpoint.request(method, params)
             replayed = req.mode == "load" and method == "session/load"
             if req.mode == "fork":
                 agent_sid = result.get("sessionId") if isinstance(result, dict) else None
@@ -328,13 +329,28 @@ def _dict(value: Any) -> JsonObj:
 
 # Update kinds the router looks into; everything else is forwarded without a second look.
 _WATCHED = frozenset({"usage_update", "current_mode_update", "config_option_update"})
+# What an agent's session/load replays: muted when the client asked for resume.
+_HISTORY = frozenset(
+    {
+        "user_message_chunk",
+        "agent_message_chunk",
+        "agent_thought_chunk",
+        "tool_call",
+        "tool_call_update",
+        "plan",
+    }
+)
 
 
 def _valid_usage(update: JsonObj) -> bool:
     used, size = update.get("used"), update.get("size")
     return (
-        isinstance(used, int) and not isinstance(used, bool) and used >= 0
-        and isinstance(size, int) and not isinstance(size, bool) and size >= 0
+        isinstance(used, int)
+        and not isinstance(used, bool)
+        and used >= 0
+        and isinstance(size, int)
+        and not isinstance(size, bool)
+        and size >= 0
     )
 
 
@@ -345,7 +361,9 @@ class _Router:
         self.agent = agent
         self.host = host
         self.exited = anyio.Event()
-        self.mute_updates = False
+        # Drop replayed history (messages, thoughts, tool calls, plans) but let state updates
+        # (commands, mode, config, usage) through.
+        self.mute_history = False
         # Set once the session is open: keeps made-up modes/config options in step.
         self.settings: AgentSettings | None = None
         self._bad_usage_logged = False
@@ -355,11 +373,11 @@ class _Router:
         if host is None or not isinstance(note.params, dict):
             return
         if note.method == "session/update":
-            if self.mute_updates:
-                host.touch()
-                return
             update = note.params.get("update")
             kind = update.get("sessionUpdate") if isinstance(update, dict) else None
+            if self.mute_history and kind in _HISTORY:
+                host.touch()
+                return
             if kind in _WATCHED and isinstance(update, dict):
                 if kind == "usage_update" and not _valid_usage(update):
                     self._drop_usage(update)

@@ -286,12 +286,18 @@ async def test_load_after_daemon_restart(rig: Rig, fake: FakeModelServer) -> Non
         # the minute it was created overwrites it ("No previous sessions found for this
         # project"). Date the recorded chat's name back, as if the restart came later.
         for chat in (rig.tmp / "home" / ".gemini" / "tmp").glob("*/chats/session-*.jsonl"):
-            chat.rename(chat.with_name(re.sub(r"-\d{4}-\d\d-\d\dT\d\d-\d\d-", "-2000-01-01T00-00-", chat.name)))
+            chat.rename(
+                chat.with_name(re.sub(r"-\d{4}-\d\d-\d\dT\d\d-\d\d-", "-2000-01-01T00-00-", chat.name))
+            )
 
     async with rig.running() as client:
         await client.initialize()
         start = len(client.notifications)
         await client.request("session/load", {"sessionId": sid, "cwd": str(rig.workspace), "mcpServers": []})
+        # Gemini CLI 0.61 answers session/load before it has sent most of the replay (the
+        # others replay first, as ACP asks): wait for the answer's text to arrive.
+        with anyio.fail_after(TURN_TIMEOUT):
+            await client.wait_for(lambda n: "the first answer" in json.dumps(n), start)
         replay = [n["params"] for n in client.notifications[start:] if n["method"] == "session/update"]
         assert {p["sessionId"] for p in replay} == {sid}
         texts = [p["update"] for p in replay if p["update"].get("sessionUpdate") == "agent_message_chunk"]
@@ -393,3 +399,40 @@ def test_agents_command_finds_the_pinned_clis_and_their_versions() -> None:
         assert row["protocol"] == "acp" and row["installed"], row
         assert row["version"] == pinned[package], row
     assert rows["gemini"]["command"] == "gemini --acp" and rows["opencode"]["command"] == "opencode acp"
+
+
+# -- resume after a restart ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kit", ["codex-acp", "gemini"], indirect=True)
+async def test_resume_after_daemon_restart(rig: Rig, fake: FakeModelServer) -> None:
+    """`session/resume` replays nothing. codex-acp resumes natively; Gemini has no resume,
+    so the bridge reopens through its load and keeps the agent's replay from the client."""
+    fake.script(Reply(text="the first answer"))
+    async with rig.running() as client:
+        await client.initialize()
+        sid = await rig.new_session()
+        assert (await rig.prompt(sid, "remember this"))["stopReason"] == "end_turn"
+    for chat in (rig.tmp / "home" / ".gemini" / "tmp").glob("*/chats/session-*.jsonl"):
+        # See test_load_after_daemon_restart: Gemini 0.61 must not reopen in the same minute.
+        chat.rename(chat.with_name(re.sub(r"-\d{4}-\d\d-\d\dT\d\d-\d\d-", "-2000-01-01T00-00-", chat.name)))
+
+    async with rig.running() as client:
+        await client.initialize()
+        start = len(client.notifications)
+        await client.request(
+            "session/resume", {"sessionId": sid, "cwd": str(rig.workspace), "mcpServers": []}
+        )
+        replayed = [
+            n["params"]["update"]["sessionUpdate"]
+            for n in client.notifications[start:]
+            if n["method"] == "session/update"
+            and n["params"]["update"]["sessionUpdate"] in ("user_message_chunk", "agent_message_chunk")
+        ]
+        assert replayed == []
+        fake.script(Reply(text="the second answer"))
+        assert (await rig.prompt(sid, "and now?"))["stopReason"] == "end_turn"
+        # Nothing from the first turn: Gemini's late replay stays muted too.
+        assert client.text(sid).endswith("the second answer")
+        assert "the first answer" not in client.text(sid)
+        assert "the first answer" in json.dumps(fake.requests[-1].body)
