@@ -374,3 +374,19 @@ async def test_probe_results_are_kept_on_disk_until_the_agent_changes(tmp_path: 
     # A damaged file is no worse than none.
     Path(cache).write_text("{not json")
     assert await AgentCapabilities(probe, cache_file=cache).advertised(spec) == first and len(calls) == 3
+
+
+async def test_router_mutes_replayed_history_but_not_state_while_resuming() -> None:
+    host = _Host()
+    router = _Router("gemini", host)  # type: ignore[arg-type]
+    router.mute_history = True
+    for update in (
+        {"sessionUpdate": "user_message_chunk", "content": {"type": "text", "text": "old"}},
+        {"sessionUpdate": "tool_call", "toolCallId": "t1", "title": "old"},
+        {"sessionUpdate": "available_commands_update", "availableCommands": []},
+    ):
+        params = {"sessionId": "agent-1", "update": update}
+        raw = {"jsonrpc": "2.0", "method": "session/update", "params": params}
+        await router.on_notification(jsonrpc.Notification("session/update", params, raw))
+    assert [p["update"]["sessionUpdate"] for p in host.params] == ["available_commands_update"]
+    assert host.touched == 2
