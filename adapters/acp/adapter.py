@@ -218,7 +218,9 @@ class AcpAdapter:
         return link.init
 
     async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
-        async with self._connect(None, None, PROBE_STOP_GRACE) as link:
+        # After an authenticate the agent may still be saving credentials: the full grace.
+        grace = PROBE_STOP_GRACE if authenticate is None else None
+        async with self._connect(None, None, grace) as link:
             init = await self._handshake(link, None)
             auth_result = None
             if authenticate is not None:

@@ -148,8 +148,6 @@ class Kit:
     setup: Callable[[Path, str], tuple[list[str], dict[str, str]]]
     shell: Callable[[str], ToolUse]
     mcp_tool: Callable[[str], Callable[[list[str]], str]] = gem.pick_mcp
-    # The agent exits when its stdin closes (the Zed adapters do not).
-    exits_on_eof: bool = True
     # A model (config option value) to switch to, and the model name that then reaches the
     # fake server (in the request path for Gemini, in the body for the others).
     model_pick: str = ""
@@ -192,7 +190,6 @@ KITS: dict[str, Kit] = {
         lambda cmd: ToolUse(
             name="Bash", input={"command": cmd, "description": "run it"}, id=f"toolu_{_call_id()}"
         ),
-        exits_on_eof=False,
         model_pick="haiku",
         model_sent='"model": "claude-haiku',
         mode_pick="bypassPermissions",
@@ -204,7 +201,6 @@ KITS: dict[str, Kit] = {
         resp.responses_server,
         _codex_setup,
         lambda cmd: resp.shell_call(cmd, _call_id(), escalate=True),
-        exits_on_eof=False,
         model_pick="gpt-5.4-mini",
         model_sent='"model": "gpt-5.4-mini"',
         mode_pick="full-access",
