@@ -53,6 +53,8 @@ HIDDEN_COMMANDS = frozenset({"login", "logout", "keybindings-help", "release-not
 
 
 class ClaudeAdapter:
+    # What `initialize` advertises for this agent, without spawning it (bridge/acp/server.py).
+    static_capabilities = CAPABILITIES
     def __init__(self, spec: AgentSpec, env: AdapterEnv) -> None:
         self.spec = spec
         self.env = env

@@ -32,6 +32,8 @@ OPT_OUT = ["account/rateLimits/updated", "remoteControl/status/changed", "thread
 
 
 class CodexAdapter:
+    # What `initialize` advertises for this agent, without spawning it (bridge/acp/server.py).
+    static_capabilities = CAPABILITIES
     def __init__(self, spec: AgentSpec, env: AdapterEnv) -> None:
         self.spec = spec
         self.env = env

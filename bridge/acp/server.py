@@ -83,7 +83,13 @@ class AcpServer:
         return await self.agent_capabilities.advertised(spec)
 
     async def _probe(self, spec: AgentSpec) -> AgentProbe:
-        return await self.manager.adapter_for(spec).probe()
+        adapter = self.manager.adapter_for(spec)
+        # Native adapters know their capabilities (they are the bridge's own implementation):
+        # no need to spawn the agent just to answer `initialize`.
+        static = getattr(adapter, "static_capabilities", None)
+        if isinstance(static, dict):
+            return AgentProbe(protocol_version=1, agent_capabilities=static, auth_methods=[])
+        return await adapter.probe()
 
     async def auth_methods(self) -> list[JsonObj]:
         return []

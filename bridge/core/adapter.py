@@ -143,7 +143,10 @@ class AgentSession(Protocol):
 
 
 class AgentAdapter(Protocol):
-    """One per agent process. Built by an `AdapterFactory` from the agent's spec."""
+    """One per agent process. Built by an `AdapterFactory` from the agent's spec.
+
+    An adapter may also have a `static_capabilities` attribute (ACP `agentCapabilities`):
+    then `initialize` uses it instead of spawning the agent for a `probe()`."""
 
     async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
         """Handshake only (spawn, initialize, optionally authenticate, stop). Used for

@@ -131,6 +131,7 @@ class RecordingAdapter:
         self.inner = inner
         self.spec = spec
         self._record = record
+        self.static_capabilities = getattr(inner, "static_capabilities", None)
 
     async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
         return await self.inner.probe(authenticate)
