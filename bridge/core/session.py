@@ -64,6 +64,7 @@ class Session:
         self.agent: AgentSession | None = None
         self.status = "idle"
         self.metrics = Metrics()
+        self._tool_ids: set[Any] = set()
         self.run_scope: anyio.CancelScope | None = None
         self.agent_error: AgentError | None = None
         self._turn_scope: anyio.CancelScope | None = None
@@ -188,9 +189,13 @@ class Session:
     def _observe(self, update: JsonObj) -> None:
         kind = update.get("sessionUpdate")
         self.metrics.messages += 1
-        if kind == "tool_call":
+        if kind == "tool_call" or (kind == "tool_call_update" and update.get("toolCallId") not in self._tool_ids):
+            # Some agents (Gemini asking permission first) only ever send updates for a call.
+            self._tool_ids.add(update.get("toolCallId"))
             self.metrics.tool_calls += 1
-            name = update.get("name") or (update.get("_meta") or {}).get("bridge", {}).get("toolName")
+            meta = update.get("_meta")
+            bridge_meta = meta.get("bridge") if isinstance(meta, dict) else None
+            name = update.get("name") or (bridge_meta.get("toolName") if isinstance(bridge_meta, dict) else None)
             self.metrics.tool_usage[str(name or update.get("kind") or "other")] += 1
         elif kind == "usage_update":
             cost = update.get("cost")
