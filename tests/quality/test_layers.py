@@ -13,24 +13,29 @@ LAYERS = [
     "bridge",  # the package itself: only __version__
     "bridge.errors",
     "bridge.wire",
+    "bridge.diagnostics.redact",
+    "bridge.envsetup",
+    "bridge.trace",
     "bridge.rpc",
     "bridge.process",
     "bridge.store",
     "bridge.core",
     "bridge.config",
-    "bridge.diagnostics",
-    "bridge.trace",
+    "bridge.diagnostics.classify",
     "bridge.acp",
     "bridge.agents",
-    "bridge.envsetup",
     "bridge.logsetup",
     "bridge.transports",
+    "bridge.diagnostics.binaries",
     "bridge.app",
-    "bridge.doctor",
+    "bridge.diagnostics.doctor",
+    "bridge.diagnostics",  # the package's __init__
     "bridge.client",
     "bridge.cli",
     "bridge.__main__",
 ]
+# Composition roots: the only modules that may import adapters.
+ROOTS = ("bridge.app", "bridge.cli", "bridge.diagnostics.doctor", "bridge.__main__")
 ADAPTER_MAY_IMPORT = (
     "bridge.errors",
     "bridge.__init__",
@@ -47,11 +52,9 @@ ADAPTER_MAY_IMPORT = (
 def layer_of(module: str) -> int | None:
     if module == "bridge":
         return 0
-    best = None
-    for i, prefix in enumerate(LAYERS[1:], start=1):
-        if module == prefix or module.startswith(prefix + "."):
-            best = i
-    return best
+    # The longest matching prefix decides (bridge.diagnostics.redact before bridge.diagnostics).
+    matches = [i for i, p in enumerate(LAYERS[1:], start=1) if module == p or module.startswith(p + ".")]
+    return max(matches, key=lambda i: len(LAYERS[i])) if matches else None
 
 
 def imports(path: Path) -> list[str]:
@@ -61,7 +64,12 @@ def imports(path: Path) -> list[str]:
         if isinstance(node, ast.Import):
             found += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append(node.module)
+            # `from bridge.diagnostics import redact` imports the module bridge.diagnostics.redact.
+            base = ROOT.joinpath(*node.module.split("."))
+            subs = [
+                a.name for a in node.names if (base / f"{a.name}.py").exists() or (base / a.name).is_dir()
+            ]
+            found += [f"{node.module}.{name}" for name in subs] or [node.module]
     return found
 
 
@@ -80,9 +88,7 @@ def test_bridge_layers_point_down() -> None:
         mine = layer_of(me)
         assert mine is not None, f"{me} is in no layer: add it to LAYERS"
         for imp in imports(path):
-            if imp.startswith("adapters") and not me.startswith(
-                ("bridge.app", "bridge.cli", "bridge.doctor", "bridge.__main__")
-            ):
+            if imp.startswith("adapters") and not me.startswith(ROOTS):
                 problems.append(f"{me} imports {imp}: only the app may import adapters")
             theirs = layer_of(imp)
             if theirs is not None and theirs > mine:
