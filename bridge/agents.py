@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import anyio
 
+from bridge import envsetup
 from bridge.config import INSTALL_HINTS
 from bridge.core.adapter import AgentSpec, JsonObj
 
@@ -18,7 +19,12 @@ VERSION_TIMEOUT = 5.0
 
 
 def resolve(spec: AgentSpec) -> str | None:
-    path = os.environ.get("PATH", os.defpath)
+    # The PATH agents are started with (login shell additions, path_prepend) when the
+    # daemon has resolved it, so this agrees with what a session would find.
+    environment = envsetup.current()
+    path = spec.env.get("PATH") or (
+        environment.path() if environment is not None else os.environ.get("PATH", os.defpath)
+    )
     if os.sep in spec.command:
         return spec.command if os.access(spec.command, os.X_OK) else None
     return shutil.which(spec.command, path=path)
