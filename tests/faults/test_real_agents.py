@@ -15,7 +15,7 @@ import anyio
 import psutil
 import pytest
 
-from bridge.process.tree import MARKER_ENV
+from bridge.process.tree import AGENT_ENV, MARKER_ENV
 from tests.adapters.claude.support import CLAUDE, ClaudeWorld, make_world
 from tests.adapters.codex.support import CODEX, Codex
 from tests.daemon_proc import DaemonProc, daemon_process
@@ -97,11 +97,12 @@ def _cmd(pid: int) -> str:
 
 
 def _agents(daemon: psutil.Process) -> set[int]:
-    """The daemon's live children that carry the agent marker: the agent CLIs."""
+    """The daemon's live children that carry a per-agent marker: the agent CLIs (its other
+    children, such as the login-shell probe, carry only the instance marker)."""
     found = set()
     for p in daemon.children():
         try:
-            if MARKER_ENV in p.environ() and p.status() != psutil.STATUS_ZOMBIE:
+            if AGENT_ENV in p.environ() and p.status() != psutil.STATUS_ZOMBIE:
                 found.add(p.pid)
         except psutil.Error:
             pass
