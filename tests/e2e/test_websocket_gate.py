@@ -254,6 +254,14 @@ async def test_bad_listen_options_exit_2_with_one_line(
     assert needle in err and err.count("\n") == 1, err
 
 
+@pytest.mark.parametrize("listen", ["ws://localhost:0", "ws://[::1]:0", "ws://127.0.0.1:0/acp"])
+async def test_loopback_listen_forms(tmp_path: Path, listen: str) -> None:
+    async with ws_daemon(tmp_path, listen=listen) as d:
+        assert d.url.startswith(listen.removesuffix("/acp").removesuffix(":0") + ":")
+        async with ws_client(d) as c:
+            assert (await c.acp.initialize())["protocolVersion"] == 1
+
+
 async def test_a_busy_port_exits_2_and_leaves_the_running_daemons_token_alone(tmp_path: Path) -> None:
     async with ws_daemon(tmp_path) as d:
         token = d.token

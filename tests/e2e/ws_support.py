@@ -136,10 +136,14 @@ async def pump(process: Process, err: Stderr) -> None:
 
 @contextlib.asynccontextmanager
 async def ws_daemon(
-    tmp: Path, *extra: str, config: Path | None = None, env: dict[str, str] | None = None
+    tmp: Path,
+    *extra: str,
+    config: Path | None = None,
+    env: dict[str, str] | None = None,
+    listen: str = "ws://127.0.0.1:0",
 ) -> AsyncIterator[WsDaemon]:
     """A daemon serving WebSocket on a free loopback port; SIGTERM (then kill) on exit."""
-    process, err = await start(ws_args(tmp, *extra, config=config), env)
+    process, err = await start(ws_args(tmp, *extra, config=config, listen=listen), env)
     async with anyio.create_task_group() as tg:
         tg.start_soon(pump, process, err)
         try:
