@@ -161,12 +161,16 @@ class AcpAdapter:
             async with anyio.create_task_group() as tg:
                 await tg.start(outbox.run)
 
-                async def pump() -> None:
-                    await endpoint.run(_paced(proc, host))
-                    # stdout closed: the agent is exiting. Fail everything pending with its status.
-                    with anyio.move_on_after(grace):
-                        await proc.process.wait()
+                async def until_exit() -> AsyncIterator[list[bytes | Oversize]]:
+                    async for batch in _paced(proc, host):
+                        yield batch
+                    # stdout closed: the agent is exiting. Fail everything pending with its exit
+                    # status and last stderr words, before the endpoint could call it a bare close.
+                    await proc.wait(grace)
                     endpoint.close(AgentExitedError(self.spec.name, proc.returncode, proc.stderr_tail()))
+
+                async def pump() -> None:
+                    await endpoint.run(until_exit())
                     router.exited.set()
 
                 tg.start_soon(pump)

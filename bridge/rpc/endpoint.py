@@ -94,7 +94,10 @@ class Endpoint:
         self.outbox.put(frame)
 
     def close(self, error: RpcError | None = None) -> None:
-        """Fail every pending outbound request (e.g. the agent died) and refuse new ones."""
+        """Fail every pending outbound request (e.g. the agent died) and refuse new ones.
+        The first reason given wins (the agent's exit status over a bare closed pipe)."""
+        if self._closed_error is not None:
+            return
         self._closed_error = error or ConnectionClosed(self.peer)
         for slot in self._pending.values():
             slot.error = self._closed_error
