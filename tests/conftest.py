@@ -36,6 +36,9 @@ def fake_agent_config(tmp: Path, **env: str) -> Path:
     path = tmp / "config.toml"
     path.write_text(
         'default_agent = "fake"\n'
+        # The login-shell probe has its own tests (tests/diagnostics); here it would only add
+        # a shell per daemon start (one that takes seconds on some machines).
+        "login_shell_env = false\n"
         "[agents.fake]\n"
         'protocol = "acp"\n'
         f'command = "{sys.executable}"\n'
