@@ -1,7 +1,8 @@
 """`python -m bench <name> [options]`: run one benchmark and print its figures.
 
-Names: relay, latency, startup, scale, store, peers, hotpath, profile. `python -m bench <name> -h`
-lists the options of each. They are measurements, not tests: nothing here asserts a time.
+Names: relay, latency, startup, scale, store, peers, hotpath, profile; `all` runs the first
+seven one after the other. `python -m bench <name> -h` lists the options of each.
+They are measurements, not tests: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ BENCHES = {
 }
 
 
+# What `python -m bench all` runs, in this order (each with its defaults).
+ALL = ["relay", "latency", "startup", "scale", "store", "hotpath", "peers"]
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "all":
+        for name in ALL:
+            importlib.import_module(BENCHES[name]).main([])
+            print(flush=True)
+        return 0
     if not argv or argv[0] not in BENCHES:
         print(__doc__.strip())
         return 2

@@ -6,6 +6,11 @@ Variants, each a fresh process per round, rounds interleaved (order rotated):
                 ACP agent): `initialize` then probes that agent once (spawn + handshake) to
                 advertise only what both support; fresh state dir, durable store
   bridge-bare   the same without a default agent: `initialize` spawns nothing
+  bridge-nopyc  bridge-bare without a bytecode cache, as this sandbox runs everything
+                (PYTHONDONTWRITEBYTECODE=1 and no __pycache__ in the checkout): every start
+                compiles the daemon's own modules. The other Python variants use a bytecode
+                cache (PYTHONPYCACHEPREFIX in the bench's temp dir, filled by one untimed start),
+                as an installed package has
   fake-agent    the fake ACP agent itself (a small stdlib Python program)
   python        `python -c pass`-like floor: an interpreter that answers one line
   claude-acp    @zed-industries/claude-agent-acp (Node), when installed: a peer for scale
@@ -43,6 +48,7 @@ def variants(tmp: Path) -> dict[str, Callable[[], list[str]]]:
     out: dict[str, Callable[[], list[str]]] = {
         "bridge": lambda: C.bridge_argv(tmp),
         "bridge-bare": lambda: C.bridge_argv(tmp, config=bare),
+        "bridge-nopyc": lambda: C.bridge_argv(tmp, config=bare),
         "fake-agent": C.direct_argv,
         "python": lambda: [C.PY, "-c", ECHO_INIT],
     }
@@ -60,27 +66,28 @@ async def time_initialize(argv: list[str], tmp: Path, name: str, env: dict[str, 
         return time.perf_counter() - t0
 
 
-async def time_session_new(tmp: Path) -> tuple[float, float]:
+async def time_session_new(tmp: Path, env: dict[str, str]) -> tuple[float, float]:
     """(bridge session/new, agent's own spawn+initialize+session/new)."""
-    async with C.running(C.bridge_argv(tmp), name="bridge", tmp=tmp) as peer:
+    async with C.running(C.bridge_argv(tmp), name="bridge", tmp=tmp, env=env) as peer:
         await peer.initialize()
         t0 = time.perf_counter()
         await peer.new_session(str(tmp))
         through = time.perf_counter() - t0
     t0 = time.perf_counter()
-    async with C.running(C.direct_argv(), name="fake-agent", tmp=tmp) as peer:
+    async with C.running(C.direct_argv(), name="fake-agent", tmp=tmp, env=env) as peer:
         await peer.initialize()
         await peer.new_session(str(tmp))
         direct = time.perf_counter() - t0
     return through, direct
 
 
-def peer_env(tmp: Path) -> dict[str, str]:
+def peer_env(tmp: Path, *, pyc: bool = True) -> dict[str, str]:
     # The Node/Rust adapters answer initialize without a model; keep their homes isolated.
     home = tmp / "home"
     for d in (home, home / ".claude", home / ".codex"):
         d.mkdir(exist_ok=True)
-    return C.child_env(
+    cache = {"PYTHONPYCACHEPREFIX": str(tmp / "pycache")} if pyc else {"PYTHONDONTWRITEBYTECODE": "1"}
+    env = C.child_env(
         HOME=str(home),
         CLAUDE_CONFIG_DIR=str(home / ".claude"),
         CODEX_HOME=str(home / ".codex"),
@@ -88,40 +95,54 @@ def peer_env(tmp: Path) -> dict[str, str]:
         DISABLE_TELEMETRY="1",
         DISABLE_AUTOUPDATER="1",
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        **cache,
     )
+    if pyc:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
-def import_costs(top: int = 12) -> list[tuple[str, float]]:
-    """The biggest imports on the stdio serve path (`python -X importtime`), cumulative ms."""
+def import_costs(env: dict[str, str], top: int = 12) -> tuple[float, list[tuple[str, float, int]]]:
+    """Import time on the stdio serve path (`python -X importtime`, one run): the total, and
+    the self time grouped by top-level package (ms, modules), largest first."""
     code = "import bridge.__main__, bridge.cli.serve, bridge.app, bridge.transports.stdio, adapters.registry"
-    done = subprocess.run(
-        [C.PY, "-X", "importtime", "-c", code], capture_output=True, text=True, env=C.child_env(), check=True
-    )
-    rows = []
+    done = subprocess.run([C.PY, "-X", "importtime", "-c", code], capture_output=True, text=True, env=env, check=True)
+    ms: dict[str, float] = {}
+    count: dict[str, int] = {}
     for line in done.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
-        if m and len(m.group(3)) <= 2:  # top-level and first-level imports
-            rows.append((m.group(4), int(m.group(2)) / 1000))
-    rows.sort(key=lambda r: -r[1])
-    return rows[:top]
+        if m:
+            pkg = m.group(4).split(".")[0]
+            ms[pkg] = ms.get(pkg, 0.0) + int(m.group(1)) / 1000
+            count[pkg] = count.get(pkg, 0) + 1
+    rows = sorted(((k, v, count[k]) for k, v in ms.items()), key=lambda r: -r[1])
+    return sum(ms.values()), rows[:top]
 
 
 async def run(repeats: int, only: list[str] | None) -> None:
     C.header(f"start-up: spawn → initialize answer, {repeats} rounds")
     with C.workdir("startup") as tmp:
         env = peer_env(tmp)
+        nopyc = peer_env(tmp, pyc=False)
         table = variants(tmp)
         if only:
             table = {k: v for k, v in table.items() if k in only}
+        for warm in ("bridge", "fake-agent"):  # fills the bytecode cache; not timed
+            if warm in table:
+                await time_initialize(table[warm](), tmp, warm, env)
         times: dict[str, list[float]] = {k: [] for k in table}
         for r, order in enumerate(C.rotations(list(table), repeats)):
             for name in order:
-                times[name].append(await time_initialize(table[name](), tmp, name, env))
+                e = nopyc if name == "bridge-nopyc" else env
+                times[name].append(await time_initialize(table[name](), tmp, name, e))
             print(f"   round {r + 1:2d}: " + "  ".join(f"{k} {times[k][-1] * 1000:.0f}" for k in table) + f"  ({C.load()})")
         rows = [
             [k, f"{C.median(v) * 1000:.0f} ms", f"{min(v) * 1000:.0f} ms", f"{max(v) * 1000:.0f} ms"] for k, v in times.items()
         ]
         print(C.table(rows, ["spawn → initialize answer", "median", "min", "max"]))
+        if "bridge-nopyc" in times and "bridge-bare" in times:
+            d = [b - p for b, p in zip(times["bridge-nopyc"], times["bridge-bare"], strict=True)]
+            print(f"   compiling the daemon's modules at every start (no .pyc): median {C.median(d) * 1000:.0f} ms")
         if "bridge-bare" in times and "python" in times:
             d = [b - p for b, p in zip(times["bridge-bare"], times["python"], strict=True)]
             print(f"   bridge-bare minus a bare interpreter: median {C.median(d) * 1000:.0f} ms (imports, store, config)")
@@ -130,7 +151,7 @@ async def run(repeats: int, only: list[str] | None) -> None:
             print(f"   the default agent's probe in initialize: median {C.median(d) * 1000:.0f} ms")
         through, direct = [], []
         for _ in range(repeats):
-            a, b = await time_session_new(tmp)
+            a, b = await time_session_new(tmp, env)
             through.append(a)
             direct.append(b)
         over = [a - b for a, b in zip(through, direct, strict=True)]
@@ -139,15 +160,18 @@ async def run(repeats: int, only: list[str] | None) -> None:
             f"spawn+initialize+session/new: {C.median(direct) * 1000:.0f} ms; overhead (paired median) "
             f"{C.median(over) * 1000:.0f} ms"
         )
-    print("   largest imports on the serve path (cumulative, one run):")
-    for mod, ms in import_costs():
-        print(f"     {ms:6.1f} ms  {mod}")
+        total, by_package = import_costs(env)
+    print(f"   imports on the serve path, with the bytecode cache: {total:.0f} ms in all (one run); by package:")
+    for pkg, ms, n in by_package:
+        print(f"     {ms:6.1f} ms  {pkg} ({n} modules)")
     print(f"   {C.load()} at end")
 
 
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench startup", description=__doc__)
     ap.add_argument("-r", "--repeats", type=int, default=15)
-    ap.add_argument("--only", help="comma-separated variants (bridge,bridge-bare,fake-agent,python,claude-acp,codex-acp)")
+    ap.add_argument(
+        "--only", help="comma-separated variants (bridge,bridge-bare,bridge-nopyc,fake-agent,python,claude-acp,codex-acp)"
+    )
     a = ap.parse_args(argv)
     asyncio.run(run(a.repeats, a.only.split(",") if a.only else None))
