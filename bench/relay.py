@@ -44,6 +44,8 @@ async def one_turn(
         argv = C.direct_argv()
     elif variant == "relay":
         argv = C.relay_argv()
+    elif variant.startswith("bridge:"):  # e.g. bridge:FULL: another SQLite `synchronous`
+        argv = C.bridge_argv(tmp, synchronous=variant.partition(":")[2].upper())
     else:
         argv = C.bridge_argv(tmp, synchronous=synchronous)
     async with C.running(argv, name=variant, tmp=tmp) as peer:
@@ -98,6 +100,7 @@ async def run(n: int, repeats: int, variants: tuple[str, ...], synchronous: str 
     head = ["variant", "turn wall (median)", "chunks/s", "hop CPU/chunk", "agent CPU/chunk", "client CPU/chunk"]
     print(C.table(rows, [*head, "all CPU/chunk"]))
     pairs = [("bridge", "relay"), ("bridge", "direct"), ("relay", "direct")]
+    pairs += [(v, "bridge") for v in variants if v.startswith("bridge:")]
     for a, b in pairs:
         if a in walls and b in walls:
             ratios = [x / y for x, y in zip(walls[a], walls[b], strict=True)]
@@ -120,7 +123,11 @@ def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench relay", description=__doc__)
     ap.add_argument("-n", type=int, default=20_000, help="chunks per turn (default 20000)")
     ap.add_argument("-r", "--repeats", type=int, default=7, help="rounds (default 7)")
-    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ",".join(VARIANTS))
+    ap.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="comma-separated, from " + ",".join(VARIANTS) + ", plus bridge:OFF|NORMAL|FULL (the log's durability)",
+    )
     ap.add_argument("--synchronous", choices=["OFF", "NORMAL", "FULL"], help="SQLite synchronous for the bridge")
     a = ap.parse_args(argv)
     asyncio.run(run(a.n, a.repeats, tuple(a.variants.split(",")), a.synchronous))
