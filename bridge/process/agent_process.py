@@ -184,6 +184,9 @@ class AgentProcess:
                 if stream is not None:
                     with contextlib.suppress(Exception):
                         await stream.aclose()
+            # Finalise the subprocess transport too (else it is only closed, noisily, at GC).
+            with anyio.move_on_after(grace), contextlib.suppress(Exception):
+                await self.process.aclose()
             if self.trace is not None:
                 self.trace.agent_exited(self.name, self.pid, self.returncode)
 
