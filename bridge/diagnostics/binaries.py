@@ -78,7 +78,12 @@ async def version_of(path: str, env: Mapping[str, str], seconds: float = VERSION
     key = _key(path)
     if key is not None and key in _versions:
         return _versions[key]
-    result = await _run_version(path, env, seconds)
+    # An npm-installed CLI: its package.json says it at no cost (`claude --version` is a
+    # second full start of Claude Code, beside the session's own).
+    from bridge.agents import npm_version
+
+    packaged = npm_version(path)
+    result = VersionResult(packaged) if packaged else await _run_version(path, env, seconds)
     if key is not None and not result.timed_out:
         _versions[key] = result
     return result
