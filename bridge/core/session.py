@@ -18,7 +18,7 @@ import anyio
 
 from bridge.core.adapter import AgentSession, AgentSpec, JsonObj, SessionSetup
 from bridge.core.links import ClientLink
-from bridge.errors import INVALID_PARAMS, SESSION_BUSY, TURN_STALLED, AgentError, RpcError
+from bridge.errors import INVALID_PARAMS, SESSION_BUSY, TURN_STALLED, AgentError, AgentExitedError, RpcError
 from bridge.rpc.endpoint import ConnectionClosed
 from bridge.store.base import Direction, SessionRecord, Store
 from bridge.wire import jsonrpc
@@ -130,7 +130,9 @@ class Session:
                     link = self.owner
                     if link is None or link.closed:
                         if not is_permission:
-                            raise RpcError(INVALID_PARAMS, f"no client is attached to session {self.record.id}")
+                            raise RpcError(
+                                INVALID_PARAMS, f"no client is attached to session {self.record.id}"
+                            )
                         # The owner is gone: a client reattaching within the grace period is
                         # asked instead; after it, the request is refused (fail closed).
                         if await self._owner_returns():
@@ -189,13 +191,17 @@ class Session:
     def _observe(self, update: JsonObj) -> None:
         kind = update.get("sessionUpdate")
         self.metrics.messages += 1
-        if kind == "tool_call" or (kind == "tool_call_update" and update.get("toolCallId") not in self._tool_ids):
+        if kind == "tool_call" or (
+            kind == "tool_call_update" and update.get("toolCallId") not in self._tool_ids
+        ):
             # Some agents (Gemini asking permission first) only ever send updates for a call.
             self._tool_ids.add(update.get("toolCallId"))
             self.metrics.tool_calls += 1
             meta = update.get("_meta")
             bridge_meta = meta.get("bridge") if isinstance(meta, dict) else None
-            name = update.get("name") or (bridge_meta.get("toolName") if isinstance(bridge_meta, dict) else None)
+            name = update.get("name") or (
+                bridge_meta.get("toolName") if isinstance(bridge_meta, dict) else None
+            )
             self.metrics.tool_usage[str(name or update.get("kind") or "other")] += 1
         elif kind == "usage_update":
             cost = update.get("cost")
@@ -237,10 +243,11 @@ class Session:
                     tg.start_soon(self._watchdog, scope)
                     try:
                         result: JsonObj = await agent.prompt(params)
-                    except ConnectionClosed:
-                        # The agent's pipe closed under the turn: it is dying. Its exit status
-                        # (code, stderr tail) comes through `agent_exited`, which cancels this
-                        # scope; report that rather than a bare "connection closed".
+                    except (ConnectionClosed, AgentExitedError):
+                        # The agent's pipe closed under the turn: it is dying. Its exit is
+                        # reported through `agent_exited` (status `error`, the log record, the
+                        # restart on the next prompt), which cancels this scope; answer with
+                        # that report rather than a bare "connection closed".
                         with anyio.move_on_after(EXIT_REPORT_WAIT):
                             await anyio.sleep_forever()
                         raise
