@@ -104,7 +104,7 @@ class SessionManager:
                 self.store.append(
                     rec.id, "bridge", b'{"bridge":{"type":"turn_interrupted","reason":"restart"}}'
                 )
-            self.store.update_session(rec.id, status="closed")
+            self.store.update_session(rec.id, status="closed", touch=False)
 
     # -- lookup ----------------------------------------------------------------------------------
     def pick_agent(self, meta: JsonObj | None) -> AgentSpec:
@@ -334,7 +334,7 @@ class SessionManager:
                     log.exception("agent task of session %s failed", session.session_id)
                     session.agent_exited(AgentExitedError(session.spec.name, None, f"adapter failure: {exc!r}"))
         if session.status == "error":
-            self.store.update_session(session.session_id, status="error")
+            self.store.update_session(session.session_id, status="error", touch=False)
 
     async def ensure_agent(self, session: Session) -> None:
         """Restart a dead agent (resuming its native session) before the next prompt.
@@ -385,7 +385,7 @@ class SessionManager:
         session.agent = None
         session.status = "closed"
         self.sessions.pop(session.session_id, None)
-        self.store.update_session(session.session_id, status="closed")
+        self.store.update_session(session.session_id, status="closed", touch=False)
         session.record_event({"type": "closed"})
 
     async def close_all(self) -> None:

@@ -144,10 +144,13 @@ class SqliteStore:
         rows = self._exec(f"SELECT {','.join(_COLUMNS)} FROM sessions WHERE id = ?", (session_id,))
         return self._decode(rows[0]) if rows else None
 
-    def update_session(self, session_id: str, **fields: Any) -> None:
+    def update_session(self, session_id: str, *, touch: bool = True, **fields: Any) -> None:
+        """`touch=False` for bookkeeping (status on restart or close) that must not reorder
+        `session/list`, which is by last activity."""
         if not fields:
             return
-        fields.setdefault("updated_at", now_iso())
+        if touch:
+            fields.setdefault("updated_at", now_iso())
         sets = ",".join(f"{k} = ?" for k in fields)
         args = tuple(self._encode(k, v) for k, v in fields.items())
         self._exec(f"UPDATE sessions SET {sets} WHERE id = ?", (*args, session_id))
