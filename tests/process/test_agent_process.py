@@ -16,7 +16,7 @@ import pytest
 
 from bridge.process import tree
 from bridge.process.agent_process import AgentProcess, open_agent_process, recording_exits
-from tests.faults.support import alive, wait_gone
+from tests.faults.support import alive, poll_until, wait_gone
 
 pytestmark = pytest.mark.anyio
 
@@ -102,7 +102,8 @@ async def test_stop_reaches_descendants_that_left_the_group(tmp_path: Path) -> N
         pids = [int(p) for p in (await first_line(proc)).split()]
         assert len(alive(pids)) == 3
         # Escapees: another session, and a daemon that is no longer our descendant at all.
-        assert os.getpgid(pids[1]) != proc.pid
+        # (The first calls setsid() once its interpreter is up: give it that moment.)
+        await poll_until(lambda: os.getpgid(pids[1]) != proc.pid, 10)
         assert pids[2] not in [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
     await wait_gone(pids, 10)
 
