@@ -291,7 +291,10 @@ class PromptCommand:
         )
 
         if self.json:
-            self.emit_json({"type": "update", "sessionId": update.session_id, "update": update.raw})
+            # An agent sends its command list whenever it likes (often just after session/new),
+            # so whether one lands inside the turn is timing; it is session state, not turn output.
+            if update.raw.get("sessionUpdate") != "available_commands_update":
+                self.emit_json({"type": "update", "sessionId": update.session_id, "update": update.raw})
             return
         s = self.style
         if isinstance(update, AgentMessageChunk):
