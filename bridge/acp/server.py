@@ -211,7 +211,9 @@ class AcpServer:
         try:
             await done.wait()
         except anyio.get_cancelled_exc_class():
-            if not conn.gone:
+            # A client that lost the session to a takeover may withdraw its request, not end
+            # the turn its new owner now drives.
+            if not conn.gone and session.owner is conn:
                 scope.cancel()
             raise
         if not outcome:

@@ -367,3 +367,28 @@ async def test_observer_token_file_must_be_private_and_distinct(tmp_path: Path) 
     async with ws_daemon(tmp_path, "--observer-token-file", str(given)) as d, observer_client(d, "g" * 40) as o:
         await o.acp.initialize()
         await refused(o.acp, "session/new", {"cwd": str(tmp_path), "mcpServers": []}, READ_ONLY)
+
+
+async def test_after_a_takeover_the_previous_owner_cannot_end_the_turn_it_started(tmp_path: Path) -> None:
+    async with ws_daemon(tmp_path) as d, ws_client(d) as a, ws_client(d) as b:
+        await a.acp.initialize()
+        await b.acp.initialize()
+        sid = await a.acp.new_session(str(tmp_path))
+        await b.acp.request("session/attach", {"sessionId": sid, "historyPolicy": "none"})
+        prompt = {"sessionId": sid, "prompt": [{"type": "text", "text": "slow 30 0.03"}]}
+        await a.acp.send_raw(json.dumps({"jsonrpc": "2.0", "id": "turn", "method": "session/prompt", "params": prompt}).encode())
+        with anyio.fail_after(30):
+            await b.acp.wait_for(lambda m: "slow 3 " in json.dumps(m))
+        await b.acp.request("_bridge/session/takeover", {"sessionId": sid})
+        # A withdraws its prompt request and sends session/cancel: neither ends B's turn now.
+        await a.acp.notify("$/cancel_request", {"requestId": "turn"})
+        await a.acp.notify("session/cancel", {"sessionId": sid})
+        with anyio.fail_after(30):
+            answer = await a.acp.wait_response("turn")
+        assert "error" in answer or answer["result"]["stopReason"] == "end_turn"
+        with anyio.fail_after(60):
+            ended = await turn_ended(b.acp, sid)
+        assert ended["params"]["stopReason"] == "end_turn"
+        assert chunks(b.acp.updates(sid)) == list(range(30))[-len(chunks(b.acp.updates(sid))) :]
+        assert chunks(b.acp.updates(sid))[-1] == 29
+
