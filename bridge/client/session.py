@@ -589,6 +589,15 @@ class Session:
         result = await self._client.request("_bridge/session/takeover", {"sessionId": self.id})
         return str(result.get("previousOwner")) if isinstance(result, dict) else "none"
 
+    async def share(self, shared: bool = True) -> None:
+        """Owner only: also ask this session's permission requests of the clients attached
+        as controllers (`_bridge/session/share`); the first valid answer wins."""
+        await self._client.request("_bridge/session/share", {"sessionId": self.id, "shared": shared})
+
+    async def detach(self) -> None:
+        """Stop following the session (`session/detach`); its owner detaching lets go of it."""
+        await self._client.request("session/detach", {"sessionId": self.id})
+
     async def _ensure_open(self) -> None:
         if not self._opened:
             await self._client._reopen(self, "resume")

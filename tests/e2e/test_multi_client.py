@@ -392,3 +392,24 @@ async def test_after_a_takeover_the_previous_owner_cannot_end_the_turn_it_starte
         assert chunks(b.acp.updates(sid)) == list(range(30))[-len(chunks(b.acp.updates(sid))) :]
         assert chunks(b.acp.updates(sid))[-1] == 29
 
+
+
+def test_the_gate_tells_the_two_tokens_apart_and_refuses_the_rest() -> None:
+    from bridge.transports import ws_gate
+
+    full, observer = "f" * 43, "o" * 43
+    policy = ws_gate.Policy.build(full, 8765, observer_token=observer)
+    base = [("Host", "127.0.0.1:8765")]
+    for token, access in ((full, "full"), (observer, "observer")):
+        headers = [*base, ("Authorization", f"Bearer {token}")]
+        assert ws_gate.check(policy, "/acp", headers) is None
+        assert ws_gate.granted(policy, headers) == access
+    for bad in (observer[:-1], observer + "o", "", full.upper()):
+        headers = [*base, ("Authorization", f"Bearer {bad}")]
+        refusal = ws_gate.check(policy, "/acp", headers)
+        assert refusal is not None and refusal.status == 401
+        assert ws_gate.granted(policy, headers) is None
+    # Without an observer token configured, only the full token passes.
+    plain = ws_gate.Policy.build(full, 8765)
+    assert ws_gate.check(plain, "/acp", [*base, ("Authorization", f"Bearer {observer}")]) is not None
+    assert observer not in repr(policy) and full not in repr(policy)
