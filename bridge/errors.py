@@ -23,6 +23,9 @@ AGENT_START_FAILED = -32011
 SESSION_BUSY = -32012
 TURN_STALLED = -32013
 STORE_ERROR = -32014
+# Connection-level authorization (spec/multi-client.md).
+NOT_OWNER = -32020  # the session is driven by another connected client; take it over first
+READ_ONLY = -32021  # an observer-token connection asked to act
 
 
 class BridgeError(Exception):

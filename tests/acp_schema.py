@@ -45,6 +45,8 @@ NOTIFICATIONS = {
     "elicitation/complete": "CompleteElicitationNotification",
 }
 UNSTABLE_ONLY = {"ForkSessionResponse"}
+# Not in ACP v1: the multi-client attach RFD's methods, specified in bridge-extensions.schema.json.
+RFD_METHODS = {"session/attach", "session/detach"}
 
 
 @cache
@@ -143,5 +145,5 @@ def check_message(
     method = method_of.get(msg.get("id"))
     if method in RESULTS:
         check(RESULTS[method], msg["result"])
-    elif method is not None and method.startswith("_bridge/"):
+    elif method is not None and (method.startswith("_bridge/") or method in RFD_METHODS):
         check_bridge_result(method, msg["result"])

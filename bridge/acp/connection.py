@@ -1,4 +1,4 @@
-"""One client connection: its endpoint, what it negotiated, and the sessions it owns.
+"""One client connection: its endpoint, what it negotiated, the sessions it owns and follows.
 Implements `ClientLink` for the session core."""
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ _ids = itertools.count(1)
 
 
 class ClientConnection:
-    def __init__(self, outbox: Outbox, transport: str) -> None:
+    def __init__(self, outbox: Outbox, transport: str, *, read_only: bool = False) -> None:
         self.outbox = outbox
         self.transport = transport
+        # Connected with the observer token: may read and follow, never act (spec/multi-client.md).
+        self.read_only = read_only
         self._link_id = f"conn-{next(_ids)}"
         self.endpoint: Endpoint | None = None
         self.initialized = False

@@ -12,7 +12,6 @@ import psutil
 
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
-from bridge.acp.replay import replay_to
 from bridge.core.adapter import JsonObj
 from bridge.errors import INVALID_PARAMS, RpcError
 from bridge.rpc.dispatch import Handler
@@ -34,7 +33,6 @@ class Extensions:
             "_bridge/agents": self.agents,
             "_bridge/session/info": self.info,
             "_bridge/session/events": self.events,
-            "_bridge/session/attach": self.attach,
             "_bridge/session/metrics": self.metrics,
             "_bridge/session/update": self.update,
             "_bridge/session/shell": self.shell,
@@ -85,29 +83,6 @@ class Extensions:
         if self.store.failed is not None:
             result["warning"] = self.store.failed.message
         return result
-
-    async def attach(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
-        p = P.parse(P.AttachParams, params)
-        rec = self.manager.record(p.sessionId)
-
-        def follow() -> None:
-            live = self.manager.sessions.get(rec.id)
-            if live is not None and live.owner is not conn and conn not in live.followers:
-                live.followers.append(conn)
-                conn.following.add(rec.id)
-
-        # Paced (a long history never overflows the connection); the live stream is joined
-        # exactly where the replay ends.
-        session = self.manager.sessions.get(rec.id)
-        last = await replay_to(
-            conn,
-            self.store,
-            rec.id,
-            p.after,
-            live=(lambda: session.last_seq) if session is not None else None,
-            follow=follow,
-        )
-        return {"sessionId": rec.id, "live": rec.id in self.manager.sessions, "cursor": last}
 
     async def metrics(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SessionParams, params)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
+from bridge.acp.multiclient import driven_by_other, not_owner_error
 from bridge.acp.replay import replay_to
 from bridge.core.adapter import JsonObj, SessionSetup
 from bridge.core.manager import OpenParams
@@ -59,6 +60,10 @@ class Handlers:
         conn.client_capabilities = p.clientCapabilities
         conn.client_info = p.clientInfo
         caps = await self.server.capabilities()
+        if conn.transport != "stdio":
+            # Several connections share this daemon: the multi-client attach RFD's capability.
+            roles = ["observer"] if conn.read_only else ["controller", "observer"]
+            caps = {**caps, "sessionCapabilities": {**caps.get("sessionCapabilities", {}), "attach": {"roles": roles}}}
         return {
             "protocolVersion": PROTOCOL_VERSION,
             "agentCapabilities": caps,
@@ -108,23 +113,28 @@ class Handlers:
     ) -> JsonObj:
         rec = self.manager.record(p.sessionId)
         live = self.manager.sessions.get(rec.id)
+        how = f"session/{mode}"
         if live is not None:
-            # Live in this daemon (a reconnecting client): take it over; history from the log,
-            # paced, then its live stream from exactly where the history ends.
+            # Live in this daemon. Driven by another connected client: refused, unless this is
+            # an explicit takeover. Else (a reconnecting client) it becomes this connection's;
+            # history from the log, paced, then its live stream from exactly where it ends.
+            if driven_by_other(conn, live) and not _takeover(p.meta):
+                raise not_owner_error(rec.id, how)
+            own = self.server.multiclient.own
             if mode == "load":
                 session = live
                 await replay_to(
-                    conn, self.store, rec.id, live=lambda: session.last_seq, follow=lambda: self._own(conn, session)
+                    conn, self.store, rec.id, live=lambda: session.last_seq, follow=lambda: own(conn, session, reason=how)
                 )
             else:
-                self._own(conn, live)
+                own(conn, live, reason=how)
             live.log("client", jsonrpc.request_frame(None, f"session/{mode}", raw))
             return self._answer(live, _setup_result(live.setup, None))
         upto = self._last_seq(rec)
         session, setup = await self.manager.reopen(
             rec, "load" if mode == "load" else "resume", self._open(conn, p, rec.agent), owner=conn
         )
-        self._own(conn, session)
+        self.server.multiclient.own(conn, session, reason=how)
         if mode == "load" and not setup.replayed:
             await replay_to(conn, self.store, rec.id, 0, upto)
         session.log("client", jsonrpc.request_frame(None, f"session/{mode}", raw))
@@ -138,12 +148,6 @@ class Handlers:
             if not page:
                 return last
             last = after = page[-1].seq
-
-    def _own(self, conn: ClientConnection, session: Session) -> None:
-        session.owner = conn
-        conn.owned.add(session.session_id)
-        if conn in session.followers:
-            session.followers.remove(conn)
 
     async def session_fork(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.ForkSessionParams, params)
@@ -206,11 +210,16 @@ class Handlers:
     async def session_prompt(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.PromptParams, params)
         session = self.live(p.sessionId)
-        if session.owner is not conn:
-            self._own(conn, session)
         session.log("client", jsonrpc.request_frame(None, "session/prompt", params))
         _check_content(session, p.prompt)
         await self.manager.ensure_agent(session)
+        if session.owner is not conn:
+            # Its owner is gone (the guard let this through): the prompt makes this connection
+            # the owner — unless it is refused (someone else got there first, or a turn runs).
+            if driven_by_other(conn, session):
+                raise not_owner_error(session.session_id, "session/prompt")
+            if not session.turn_active:
+                self.server.multiclient.own(conn, session, reason="session/prompt")
         # Persisted so that a daemon killed mid-turn records the turn as interrupted on restart.
         self.store.update_session(session.session_id, status="busy")
         # The turn outlives this request if the client goes away (disconnect policy).
@@ -257,6 +266,8 @@ class Handlers:
         if session is None:
             return
         session.log("client", jsonrpc.notification_frame("session/cancel", params))
+        if not self.server.multiclient.cancel_allowed(conn, session):
+            return
         # Never block the receive loop on the agent: cancel runs beside it.
         self.server.spawn(session.cancel)
 
@@ -307,3 +318,8 @@ def _decode_cursor(cursor: str) -> int:
     except (ValueError, UnicodeDecodeError):
         pass
     raise RpcError(-32602, "invalid params: cursor: not a cursor this daemon issued", {"field": "cursor"})
+
+
+def _takeover(meta: JsonObj | None) -> bool:
+    bridge_meta = meta.get("bridge") if isinstance(meta, dict) else None
+    return isinstance(bridge_meta, dict) and bridge_meta.get("takeover") is True

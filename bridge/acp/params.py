@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -114,7 +114,15 @@ class EventsParams(SessionParams):
 
 
 class AttachParams(SessionParams):
+    # The multi-client attach RFD's names; `after` (a seq of the bridge's log) is ours.
+    role: Literal["observer", "controller"] = "observer"
+    historyPolicy: Literal["full", "pending_only", "none"] = "full"
     after: int = Field(default=0, ge=0)
+    clientInfo: JsonObj | None = None
+
+
+class ShareParams(SessionParams):
+    shared: bool = True
 
 
 class UpdateSessionParams(SessionParams):

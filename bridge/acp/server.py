@@ -15,6 +15,7 @@ from bridge.acp.capabilities import AgentCapabilities
 from bridge.acp.connection import ClientConnection
 from bridge.acp.extensions import Extensions
 from bridge.acp.handlers import Handlers
+from bridge.acp.multiclient import MultiClient
 from bridge.core.adapter import AgentProbe, AgentSpec, JsonObj
 from bridge.core.manager import SessionManager
 from bridge.core.session import Session
@@ -53,7 +54,10 @@ class AcpServer:
         self.disconnect_grace = disconnect_grace
         self.handlers = Handlers(self)
         self.extensions = Extensions(self)
-        self.dispatcher = Dispatcher({**self.handlers.table(), **self.extensions.table()})
+        self.multiclient = MultiClient(self)
+        self.dispatcher = Dispatcher(
+            {**self.handlers.table(), **self.extensions.table(), **self.multiclient.table()}
+        )
         self.agent_capabilities = AgentCapabilities(
             self._probe, cache_file=os.path.join(manager.env.state_dir, "agent-capabilities.json")
         )
@@ -120,17 +124,21 @@ class AcpServer:
         *,
         transport: str,
         outbox_limit: int | None = None,
+        read_only: bool = False,
     ) -> ClientConnection:
         if self.tracer is not None:
             incoming, write = self.tracer.wrap_connection(incoming, write, transport)
         outbox = Outbox(
             write, before_write=self.store.flush, **({"limit": outbox_limit} if outbox_limit else {})
         )
-        conn = ClientConnection(outbox, transport)
+        conn = ClientConnection(outbox, transport, read_only=read_only)
 
         async def on_request(req: jsonrpc.Request) -> Any:
             try:
-                if not self.dispatcher.has(req.method):
+                known = self.dispatcher.has(req.method)
+                # Before anything runs: a refused request changes nothing (spec/multi-client.md).
+                self.multiclient.check(conn, req.method, req.params, known=known)
+                if not known:
                     return await self._forward_extension(req)
                 return await self.dispatcher(conn, req)
             except Exception as exc:
@@ -203,7 +211,9 @@ class AcpServer:
         try:
             await done.wait()
         except anyio.get_cancelled_exc_class():
-            if not conn.gone:
+            # A client that lost the session to a takeover may withdraw its request, not end
+            # the turn its new owner now drives.
+            if not conn.gone and session.owner is conn:
                 scope.cancel()
             raise
         if not outcome:
@@ -259,21 +269,28 @@ class AcpServer:
     def _disconnected(self, conn: ClientConnection) -> None:
         for sid in conn.following:
             session = self.manager.sessions.get(sid)
-            if session is not None and conn in session.followers:
-                session.followers.remove(conn)
+            if session is not None:
+                session.remove_follower(conn)
         for sid in conn.owned:
             session = self.manager.sessions.get(sid)
-            if session is not None and session.owner is conn and self._tg is not None:
-                # Its pending permission requests wait this long for a client to reattach.
-                session.disconnect_grace = self.disconnect_grace
-                self._tg.start_soon(self._close_after_grace, conn, sid)
+            if session is not None and session.owner is conn:
+                self.orphaned(session, {"type": "client_disconnected"})
 
-    async def _close_after_grace(self, conn: ClientConnection, sid: str) -> None:
-        session = self.manager.sessions.get(sid)
-        if session is None:
+    def orphaned(self, session: Session, event: JsonObj) -> None:
+        """The session's owner is gone (disconnected, or detached): unless a client takes it
+        within the grace period, it is closed. Only the owner's leaving starts this — never
+        another connection's."""
+        if self._tg is None:
             return
-        session.record_event({"type": "client_disconnected", "graceSeconds": self.disconnect_grace})
+        # Its pending permission requests wait this long for a client to reattach.
+        session.disconnect_grace = self.disconnect_grace
+        session.record_event({**event, "graceSeconds": self.disconnect_grace})
+        session.links_changed()
+        self._tg.start_soon(self._close_after_grace, session.session_id, session.owner_epoch)
+
+    async def _close_after_grace(self, sid: str, epoch: int) -> None:
         await anyio.sleep(self.disconnect_grace)
         session = self.manager.sessions.get(sid)
-        if session is not None and session.owner is conn:
+        # Nobody took it meanwhile (any change of owner moves the epoch on).
+        if session is not None and session.owner_epoch == epoch:
             await self.manager.close(session)

@@ -17,6 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         "--parent-pid", type=int, default=d, help="exit when this process (the editor) exits, like LSP processId"
     )
     parser.add_argument("--token-file", default=d, help="WebSocket bearer token file")
+    parser.add_argument(
+        "--observer-token-file",
+        default=d,
+        help="read-only WebSocket token file (written with a new token if it does not exist)",
+    )
     parser.add_argument("--allow-origin", action="append", default=d, help="allowed Origin (repeatable)")
     parser.add_argument("--allow-host", action="append", default=d, help="allowed Host header (repeatable)")
     parser.add_argument(

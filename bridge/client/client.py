@@ -476,15 +476,25 @@ class BridgeClient:
         return session
 
     async def attach(
-        self, session_id: str, *, after: int = 0, on_event: Callable[[Any], Any] | None = None
+        self,
+        session_id: str,
+        *,
+        after: int = 0,
+        on_event: Callable[[Any], Any] | None = None,
+        role: str = "observer",
+        history_policy: str = "full",
     ) -> Session:
-        """Follow a session another client runs (`_bridge/session/attach`): its history after
+        """Follow a session another client runs (`session/attach`): its history after
         `after` is replayed (into `session.history`, and to `on_event`), then its live
-        updates arrive here too. `session.live` says whether it is running in the daemon."""
+        updates arrive here too. `session.live` says whether it is running in the daemon.
+        `role="controller"` is asked its permission requests while the owner shares it;
+        `history_policy` is `full`, `pending_only` or `none` (spec/multi-client.md). Acting
+        on it (prompt, config, close) takes `session.take_over()` first."""
         session = self._handle(session_id)
         if on_event is not None:
             session.on_event(on_event)
-        result = await self.request("_bridge/session/attach", {"sessionId": session_id, "after": after})
+        params = {"sessionId": session_id, "after": after, "role": role, "historyPolicy": history_policy}
+        result = await self.request("session/attach", params)
         session.live = bool(result.get("live"))
         session.cursor = result.get("cursor")
         await session.info()

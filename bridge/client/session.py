@@ -581,6 +581,23 @@ class Session:
         """Remove the session (`session/delete`; stops it if live)."""
         await self._client.delete_session(self.id)
 
+    async def take_over(self) -> str:
+        """Become the driver of a session another connection runs (`_bridge/session/takeover`):
+        until then a follower may read it but not prompt, cancel, configure or close it.
+        Returns who had it: `connected` (a client still connected, told and logged), `gone`,
+        `none` or `self`."""
+        result = await self._client.request("_bridge/session/takeover", {"sessionId": self.id})
+        return str(result.get("previousOwner")) if isinstance(result, dict) else "none"
+
+    async def share(self, shared: bool = True) -> None:
+        """Owner only: also ask this session's permission requests of the clients attached
+        as controllers (`_bridge/session/share`); the first valid answer wins."""
+        await self._client.request("_bridge/session/share", {"sessionId": self.id, "shared": shared})
+
+    async def detach(self) -> None:
+        """Stop following the session (`session/detach`); its owner detaching lets go of it."""
+        await self._client.request("session/detach", {"sessionId": self.id})
+
     async def _ensure_open(self) -> None:
         if not self._opened:
             await self._client._reopen(self, "resume")

@@ -18,6 +18,7 @@ import anyio
 
 from bridge.core.adapter import AgentSession, AgentSpec, JsonObj, SessionSetup
 from bridge.core.links import ClientLink
+from bridge.core.permissions import CANCELLED_OUTCOME, ask_first
 from bridge.errors import INVALID_PARAMS, SESSION_BUSY, TURN_STALLED, AgentError, AgentExitedError, RpcError
 from bridge.rpc.endpoint import ConnectionClosed
 from bridge.store.base import Direction, SessionRecord, Store
@@ -25,7 +26,6 @@ from bridge.wire import jsonrpc
 
 log = logging.getLogger(__name__)
 
-CANCELLED_OUTCOME: JsonObj = {"outcome": {"outcome": "cancelled"}}
 # `anyio.current_time()` on the asyncio backend is `loop.time()`, i.e. `time.monotonic()`;
 # reading it directly skips ~1.5 µs of backend lookup on every published message.
 _clock = time.monotonic
@@ -55,8 +55,15 @@ class Session:
         self.spec = spec
         self.store = store
         self._owner: ClientLink | None = None
+        # Set (and replaced) whenever who may answer for the session changes: the owner, a
+        # follower attaching or leaving, sharing turned on or off.
         self._owner_changed = anyio.Event()
         self.followers: list[ClientLink] = []
+        # Followers attached as controllers (link ids): asked permissions while `shared`.
+        self.controllers: set[str] = set()
+        self.shared = False
+        self.owner_epoch = 0  # +1 at every change of owner (grace timers check it)
+        self.pending_permissions: list[JsonObj] = []  # asked, not answered yet
         # How long a request for a client that is gone waits for one to reattach (set by
         # the server when the owner disconnects).
         self.disconnect_grace = 60.0
@@ -95,8 +102,43 @@ class Session:
     @owner.setter
     def owner(self, link: ClientLink | None) -> None:
         self._owner = link
+        self.owner_epoch += 1
+        if link is not None:
+            self.remove_follower(link)
+        self.links_changed()
+
+    def links_changed(self) -> None:
         self._owner_changed.set()
         self._owner_changed = anyio.Event()
+
+    async def wait_links_changed(self) -> None:
+        await self._owner_changed.wait()
+
+    def add_follower(self, link: ClientLink, *, controller: bool) -> None:
+        if link is self._owner:
+            return
+        if link not in self.followers:
+            self.followers.append(link)
+        if controller:
+            self.controllers.add(link.link_id)
+        else:
+            self.controllers.discard(link.link_id)
+        self.links_changed()
+
+    def remove_follower(self, link: ClientLink) -> None:
+        if link in self.followers:
+            self.followers.remove(link)
+        self.controllers.discard(link.link_id)
+        self.links_changed()
+
+    def permission_targets(self) -> list[ClientLink]:
+        """Who may answer a permission request now: the connected owner, and, while the owner
+        shares the session, every connected follower attached as a controller."""
+        owner = self._owner
+        targets = [owner] if owner is not None and not owner.closed else []
+        if self.shared:
+            targets += [f for f in self.followers if f.link_id in self.controllers and not f.closed]
+        return targets
 
     # -- SessionHost ---------------------------------------------------------------------------
     @property
@@ -126,30 +168,16 @@ class Session:
                 self._permission_scopes.add(scope)
             self._client_waits += 1
             try:
-                while True:
-                    link = self.owner
-                    if link is None or link.closed:
-                        if not is_permission:
-                            raise RpcError(
-                                INVALID_PARAMS, f"no client is attached to session {self.record.id}"
-                            )
-                        # The owner is gone: a client reattaching within the grace period is
-                        # asked instead; after it, the request is refused (fail closed).
-                        if await self._owner_returns():
-                            continue
-                        self.record_event({"type": "permission_denied", "reason": "no client attached"})
-                        return CANCELLED_OUTCOME
-                    try:
-                        result = await link.request(method, params)
-                    except RpcError:
-                        if is_permission and link.closed:
-                            continue  # its client went away before answering
-                        if is_permission:
-                            # Fail closed: an unanswerable permission request is a refusal.
-                            return CANCELLED_OUTCOME
-                        raise
-                    self.log("client", jsonrpc.encode({"method": method, "result": result}))
-                    return result
+                if is_permission:
+                    # The owner, or everyone it shares the session with: first valid answer
+                    # wins; nobody able to answer within the grace → refused (fail closed).
+                    return await ask_first(self, method, params)
+                link = self.owner
+                if link is None or link.closed:
+                    raise RpcError(INVALID_PARAMS, f"no client is attached to session {self.record.id}")
+                result = await link.request(method, params)
+                self.log("client", jsonrpc.encode({"method": method, "result": result}))
+                return result
             finally:
                 self._permission_scopes.discard(scope)
                 self._client_waits -= 1
@@ -157,14 +185,6 @@ class Session:
                 self.touch()
                 self._wake.set()
         return CANCELLED_OUTCOME
-
-    async def _owner_returns(self) -> bool:
-        """Wait up to `disconnect_grace` for a live owner (a client reattaching)."""
-        with anyio.move_on_after(self.disconnect_grace):
-            while self._owner is None or self._owner.closed:
-                await self._owner_changed.wait()
-            return True
-        return False
 
     def notify_client(self, method: str, params: JsonObj) -> None:
         self.publish(jsonrpc.notification_frame(method, params), "agent")

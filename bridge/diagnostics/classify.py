@@ -25,7 +25,9 @@ from bridge.errors import (
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
+    NOT_OWNER,
     PARSE_ERROR,
+    READ_ONLY,
     REQUEST_CANCELLED,
     RESOURCE_NOT_FOUND,
     SESSION_BUSY,
@@ -391,7 +393,7 @@ def _match(lines: Iterable[str]) -> tuple[str | None, str | None]:
 # is worth a diagnosis.
 _KEEP = frozenset(
     {PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, RESOURCE_NOT_FOUND, REQUEST_CANCELLED}
-    | {SESSION_BUSY, TURN_STALLED, STORE_ERROR}
+    | {SESSION_BUSY, TURN_STALLED, STORE_ERROR, NOT_OWNER, READ_ONLY}
 )
 
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hmac
 import logging
 import os
 import secrets
 import socket
 import stat
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -78,6 +80,8 @@ class WsOptions:
     send_timeout: float = SEND_TIMEOUT
     ping_interval: float = PING_INTERVAL
     sock: socket.socket | None = None  # bound and listening, when prepared by parse_options
+    observer_token: str | None = None  # `--observer-token-file`: read-only connections
+    observer_token_path: str | None = None
 
     def __repr__(self) -> str:  # keeps the token out of any log or traceback
         return f"WsOptions(host={self.host!r}, port={self.port}, token=<redacted>)"
@@ -114,6 +118,13 @@ def parse_options(args: argparse.Namespace, state_dir: str) -> WsOptions:
     ping_interval = float(_positive(args, "ws_ping_interval", float) or PING_INTERVAL)
     token_file = getattr(args, "token_file", None)
     token = _read_token(token_file) if token_file else ""
+    observer_file = getattr(args, "observer_token_file", None)
+    observer_path = os.path.abspath(observer_file) if observer_file else None
+    observer = (
+        _read_token(observer_path, "--observer-token-file")
+        if observer_path is not None and os.path.lexists(observer_path)
+        else None
+    )
     # Bind before writing a token: a second daemon started on a busy port must fail (exit 2)
     # without replacing the running one's token file.
     sock = _bind(host, bind, port)
@@ -122,6 +133,11 @@ def parse_options(args: argparse.Namespace, state_dir: str) -> WsOptions:
             token_path = os.path.abspath(token_file)
         else:
             token, token_path = _generate_token(state_dir)
+        if observer_path is not None and observer is None:
+            # Given a file that does not exist yet: a fresh observer token is written there.
+            observer = _write_new_token(observer_path)
+        if observer is not None and hmac.compare_digest(observer.encode(), token.encode()):
+            raise WsConfigError("--observer-token-file holds the same token as the full-access one")
     except BaseException:
         sock.close()
         raise
@@ -139,6 +155,8 @@ def parse_options(args: argparse.Namespace, state_dir: str) -> WsOptions:
         send_timeout=send_timeout,
         ping_interval=ping_interval,
         sock=sock,
+        observer_token=observer,
+        observer_token_path=observer_path,
     )
 
 
@@ -199,28 +217,33 @@ def _parse_listen(listen: str) -> tuple[str, str, int]:
     return host, bind, port
 
 
-def _read_token(path: str) -> str:
+def _read_token(path: str, flag: str = "--token-file") -> str:
     try:
         st = os.stat(path)
         with open(path, encoding="utf-8") as f:
             token = f.read().strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise WsConfigError(f"--token-file {path}: cannot read it ({exc.__class__.__name__})") from None
+        raise WsConfigError(f"{flag} {path}: cannot read it ({exc.__class__.__name__})") from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise WsConfigError(
-            f"--token-file {path} is accessible to other users (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it"
+            f"{flag} {path} is accessible to other users (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it"
         )
     if len(token) < MIN_TOKEN_CHARS or any(c.isspace() or not c.isprintable() for c in token):
         raise WsConfigError(
-            f"--token-file {path}: the token must be one word of at least {MIN_TOKEN_CHARS} printable characters"
+            f"{flag} {path}: the token must be one word of at least {MIN_TOKEN_CHARS} printable characters"
         )
     return token
 
 
 def _generate_token(state_dir: str) -> tuple[str, str]:
     """A fresh 256-bit token, written 0600 (atomically) to `<state-dir>/ws-token`."""
-    token = secrets.token_urlsafe(32)
     path = os.path.join(os.path.abspath(state_dir), TOKEN_FILE)
+    return _write_new_token(path), path
+
+
+def _write_new_token(path: str) -> str:
+    """A fresh 256-bit token, written 0600 (atomically) to `path`."""
+    token = secrets.token_urlsafe(32)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
@@ -235,7 +258,7 @@ def _generate_token(state_dir: str) -> tuple[str, str]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise WsConfigError(f"cannot write the WebSocket token to {path}: {exc.strerror}") from None
-    return token, path
+    return token
 
 
 # -- serving ---------------------------------------------------------------------------------------
@@ -247,6 +270,7 @@ class ServeFn(Protocol):
         *,
         transport: str,
         outbox_limit: int | None = None,
+        read_only: bool = False,
     ) -> Awaitable[ClientConnection]: ...
 
 
@@ -261,6 +285,9 @@ class WebSocketTransport:
         self._policy: ws_gate.Policy | None = None
         self._tg: TaskGroup | None = None
         self._active: set[ServerConnection] = set()
+        # Came with the observer token (weak: a handshake that fails after the gate never
+        # reaches `_handler` to be discarded).
+        self._observers: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         self.refused = 0  # handshakes refused by the gate (tests and diagnostics)
         self.accepted = 0
 
@@ -289,7 +316,7 @@ class WebSocketTransport:
             )
             try:
                 port = int(server.sockets[0].getsockname()[1])
-                self._policy = ws_gate.Policy.build(o.token, port, o.origins, o.hosts)
+                self._policy = ws_gate.Policy.build(o.token, port, o.origins, o.hosts, o.observer_token)
                 log.info("WebSocket transport listening on %s port %d", o.bind, port)
                 task_status.started(port)
                 await anyio.sleep_forever()
@@ -311,7 +338,10 @@ class WebSocketTransport:
         peer = _peer(ws)
         if refusal is None:
             self.accepted += 1
-            log.info("WebSocket connection from %s accepted", peer)
+            observer = ws_gate.granted(self._policy, list(request.headers.raw_items())) == "observer"
+            if observer:
+                self._observers.add(ws)
+            log.info("WebSocket connection from %s accepted%s", peer, " (observer, read-only)" if observer else "")
             return None
         self.refused += 1
         log.info(
@@ -342,6 +372,7 @@ class WebSocketTransport:
             await done.wait()
         finally:
             self._active.discard(ws)
+            self._observers.discard(ws)
 
     async def _serve_one(self, ws: ServerConnection, done: anyio.Event) -> None:
         peer = _peer(ws)
@@ -353,6 +384,7 @@ class WebSocketTransport:
                     self._writer(ws),
                     transport="websocket",
                     outbox_limit=self.options.queue_limit,
+                    read_only=ws in self._observers,
                 )
             except* ClientTooSlow:
                 code = CloseCode.POLICY_VIOLATION

@@ -11,7 +11,8 @@ CVE-2025-52882, CVE-2025-49596, DNS rebinding):
   Browsers always send it; native clients usually do not. A page in the user's browser is
   refused here even before its (impossible) token check.
 - `Authorization: Bearer <token>`, compared in constant time. Nowhere else: not in the query
-  string, not as Basic credentials, not in a cookie.
+  string, not as Basic credentials, not in a cookie. The optional observer token passes the
+  gate too, and its connection is read-only (`granted`).
 
 No I/O here, and nothing from the request is echoed back; the reasons are safe to log (they
 never contain the token).
@@ -45,12 +46,24 @@ class Policy:
     port: int
     origins: frozenset[str] = frozenset()
     hosts: frozenset[str] = frozenset()  # lower-cased, exact `name` or `name:port`
+    # `--observer-token-file`: a second token that grants read-only access.
+    observer_token: str | None = None
 
     @classmethod
-    def build(cls, token: str, port: int, origins: Iterable[str] = (), hosts: Iterable[str] = ()) -> Policy:
+    def build(
+        cls,
+        token: str,
+        port: int,
+        origins: Iterable[str] = (),
+        hosts: Iterable[str] = (),
+        observer_token: str | None = None,
+    ) -> Policy:
         allowed_hosts = {f"{name}:{port}" for name in LOOPBACK_NAMES}
         allowed_hosts.update(h.lower() for h in hosts)
-        return cls(token, port, frozenset(origins), frozenset(allowed_hosts))
+        return cls(token, port, frozenset(origins), frozenset(allowed_hosts), observer_token)
+
+    def __repr__(self) -> str:  # keeps the tokens out of any log or traceback
+        return f"Policy(port={self.port}, tokens=<redacted>)"
 
 
 @dataclass(frozen=True)
@@ -109,9 +122,25 @@ def check(policy: Policy, path: str, headers: Sequence[tuple[str, str]]) -> Refu
     m = _BEARER.match(auth[0])
     if m is None:
         return Refusal(HTTPStatus.UNAUTHORIZED, "only Authorization: Bearer <token> is accepted")
-    if not hmac.compare_digest(m.group(1).encode(), policy.token.encode()):
+    if access(policy, m.group(1)) is None:
         return Refusal(HTTPStatus.UNAUTHORIZED, "wrong token")
     return None
+
+
+def access(policy: Policy, token: str) -> str | None:
+    """`"full"` for the token, `"observer"` for the observer token, else None. Both are
+    compared, in constant time, whichever matches."""
+    given = token.encode()
+    full = hmac.compare_digest(given, policy.token.encode())
+    observer = policy.observer_token is not None and hmac.compare_digest(given, policy.observer_token.encode())
+    return "full" if full else "observer" if observer else None
+
+
+def granted(policy: Policy, headers: Sequence[tuple[str, str]]) -> str | None:
+    """The access a request that passed `check` has: `"full"` or `"observer"`."""
+    auth = [value for name, value in headers if name.lower() == "authorization"]
+    m = _BEARER.match(auth[0]) if len(auth) == 1 else None
+    return access(policy, m.group(1)) if m is not None else None
 
 
 def is_loopback(host: str) -> bool:

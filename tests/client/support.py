@@ -106,7 +106,7 @@ class WireCheck:
         method = msg.get("method")
         if method is not None and "id" in msg:
             self.method_of[msg["id"]] = method
-            if method.startswith("_bridge/"):
+            if method.startswith("_bridge/") or method in ("session/attach", "session/detach"):
                 methods = json.loads((SPEC / "bridge-extensions.schema.json").read_text())["methods"]
                 _check(methods[method]["params"], msg.get("params"), bridge=True)
             else:

@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from bridge.client import AgentMessageChunk, BridgeClient, UserMessageChunk
+from bridge.client.errors import RequestError
 from tests.client.support import WireCheck, client_config, memory_link
 from tests.conftest import in_process
 
@@ -79,7 +80,11 @@ async def test_a_follower_can_take_over_and_prompt(tmp_path: Path) -> None:
         with anyio.fail_after(60):
             owner = await a.create_session(cwd=tmp_path)
             follower = await b.attach(owner.id)
-            # Prompting from the follower makes it the session's owner (and so the one
-            # asked for permissions).
+            # A follower may read, not drive: its prompt is refused while the owner is connected.
+            with pytest.raises(RequestError) as refused:
+                await follower.send("echo not yet")
+            assert refused.value.code == -32020
+            # An explicit takeover makes it the owner (and so the one asked for permissions).
+            assert await follower.take_over() == "connected"
             result = await follower.send("permission")
     assert result.text == "permission: allow"
