@@ -13,6 +13,7 @@ from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
 from bridge.acp.replay import replay_to
 from bridge.core.adapter import JsonObj
+from bridge.diagnostics.redact import mask_mcp_servers
 from bridge.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
 from bridge.process.command import run_command
 from bridge.rpc.dispatch import Handler
@@ -79,7 +80,7 @@ class Extensions:
         await self.store.flush()
         page = self.store.events(rec.id, p.after, p.limit + 1)
         events = [
-            {"seq": e.seq, "at": e.at, "direction": e.direction, "message": orjson.loads(e.message)}
+            {"seq": e.seq, "at": e.at, "direction": e.direction, "message": _shown(e.message)}
             for e in page[: p.limit]
         ]
         result: JsonObj = {"events": events}
@@ -223,6 +224,14 @@ class Extensions:
             }
             live.log("bridge", orjson.dumps({"result": record}))
         return result
+
+
+def _shown(message: bytes) -> Any:
+    msg = orjson.loads(message)
+    # Rows written before MCP secrets were masked at logging time still hold them.
+    if b'"mcpServers"' in message and isinstance(msg, dict) and "params" in msg:
+        msg["params"] = mask_mcp_servers(msg.get("params"))
+    return msg
 
 
 def _clip(text: str, limit: int) -> str:

@@ -309,6 +309,7 @@ class SessionManager:
                 session.agent_error = None
                 task_status.started(value)
 
+        stopped = session.agent_stopped = anyio.Event()
         with anyio.CancelScope() as scope, recording_exits() as exits:
             session.run_scope = scope
             try:
@@ -333,6 +334,8 @@ class SessionManager:
                 else:
                     log.exception("agent task of session %s failed", session.session_id)
                     session.agent_exited(AgentExitedError(session.spec.name, None, f"adapter failure: {exc!r}"))
+            finally:
+                stopped.set()
         if session.status == "error":
             self.store.update_session(session.session_id, status="error", touch=False)
 
