@@ -13,6 +13,7 @@ from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
 from bridge.acp.replay import replay_to
 from bridge.core.adapter import JsonObj
+from bridge.diagnostics.redact import default as default_redactor
 from bridge.diagnostics.redact import mask_mcp_servers
 from bridge.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
 from bridge.process.command import run_command
@@ -231,6 +232,10 @@ def _shown(message: bytes) -> Any:
     # Rows written before MCP secrets were masked at logging time still hold them.
     if b'"mcpServers"' in message and isinstance(msg, dict) and "params" in msg:
         msg["params"] = mask_mcp_servers(msg.get("params"))
+    # An agent may echo a session's MCP secrets back (in a result's `_meta`, a tool's output).
+    redactor = default_redactor()
+    if redactor.knows(message.decode("utf-8", "replace")):
+        msg = redactor.known_values(msg)
     return msg
 
 

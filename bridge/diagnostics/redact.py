@@ -93,6 +93,21 @@ class Redactor:
         s = URL_PASSWORD.sub(lambda m: m.group("pre") + MASK, s)
         return LABELLED.sub(lambda m: m.group("label") + MASK, s)
 
+    def knows(self, s: str) -> bool:
+        """Whether `s` holds one of the known secret values (not a mere key shape)."""
+        return self._literal is not None and self._literal.search(s) is not None
+
+    def known_values(self, obj: Any) -> Any:
+        """A copy of a JSON value with the known secret values masked, and nothing else
+        touched: for the session's own log, whose text must stay what the agent said."""
+        if isinstance(obj, str):
+            return self._literal.sub(MASK, obj) if self._literal is not None else obj
+        if isinstance(obj, dict):
+            return {k: self.known_values(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self.known_values(v) for v in obj]
+        return obj
+
     def value(self, obj: Any) -> Any:
         """A copy of a JSON value with every string (keys included) redacted."""
         if isinstance(obj, str):
@@ -127,6 +142,8 @@ def mask_mcp_servers(params: Any, redactor: Redactor | None = None) -> Any:
 def _mask_pair(pair: Any, found: list[str]) -> Any:
     if isinstance(pair, dict) and isinstance(pair.get("value"), str):
         found.append(pair["value"])
+        # `Bearer <token>`, `Basic <creds>`: the credential may turn up without its scheme.
+        found.append(pair["value"].rsplit(" ", 1)[-1])
         return {**pair, "value": MASK}
     return pair
 
