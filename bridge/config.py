@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from bridge.core.adapter import AgentSpec
 
@@ -59,7 +59,7 @@ class AgentEntry(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     stall_timeout: float | None = Field(default=None, gt=0)
     # `_bridge/session/shell` for this agent's sessions (None: the global `allow_shell`).
-    allow_shell: bool | None = None
+    allow_shell: StrictBool | None = None
 
 
 class ConfigFile(BaseModel):
@@ -79,7 +79,7 @@ class ConfigFile(BaseModel):
     log_keep_days: int = Field(default=7, ge=1)
     # Nothing executable from the wire unless the operator says so (DESIGN.md decision 8):
     # `_bridge/session/shell` runs /bin/sh for any client holding the token.
-    allow_shell: bool = False
+    allow_shell: StrictBool = False
     # MCP stdio servers in session/new are commands the agent will run (ACP's model).
     mcp_stdio: Literal["allow", "deny"] = "allow"
 
@@ -88,7 +88,7 @@ class ConfigFile(BaseModel):
 class Policy:
     """What the config lets clients run through the daemon (read by the ACP handlers)."""
 
-    allow_shell: bool = False
+    allow_shell: StrictBool = False
     shell_by_agent: dict[str, bool] = field(default_factory=dict)
     mcp_stdio: str = "allow"
 

@@ -84,9 +84,12 @@ class Handlers:
 
     # -- session lifecycle ---------------------------------------------------------------------
     def _open(self, conn: ClientConnection, p: P.NewSessionParams, agent: str | None) -> OpenParams:
+        servers = p.mcp_dicts()
+        if self.server.policy.mcp_stdio == "deny":
+            _refuse_stdio_servers(servers)
         return OpenParams(
             cwd=p.cwd,
-            mcp_servers=p.mcp_dicts(),
+            mcp_servers=servers,
             additional_directories=p.additionalDirectories,
             meta=p.meta,
             client_capabilities=conn.client_capabilities,
@@ -112,6 +115,9 @@ class Handlers:
         self, conn: ClientConnection, p: P.LoadSessionParams, mode: str, raw: JsonObj
     ) -> JsonObj:
         rec = self.manager.record(p.sessionId)
+        if self.server.policy.mcp_stdio == "deny":
+            # Without servers of its own, the request reuses the ones the session was created with.
+            _refuse_stdio_servers(p.mcp_dicts() or rec.mcp_servers)
         live = self.manager.sessions.get(rec.id)
         if live is not None:
             # Live in this daemon (a reconnecting client): take it over; history from the log,
@@ -269,6 +275,19 @@ class Handlers:
         session.log("client", jsonrpc.notification_frame("session/cancel", params))
         # Never block the receive loop on the agent: cancel runs beside it.
         self.server.spawn(session.cancel)
+
+
+def _refuse_stdio_servers(servers: list[JsonObj]) -> None:
+    """`mcp_stdio = "deny"`: a stdio MCP server is a command the agent would run."""
+    for i, server in enumerate(servers):
+        if server.get("type", "stdio") == "stdio":
+            name = server.get("name")
+            raise RpcError(
+                INVALID_PARAMS,
+                f"MCP server {name!r} is a stdio server (a command the agent would run), and this daemon's "
+                'config says mcp_stdio = "deny"; use an http or sse server, or ask the operator to allow them',
+                {"field": f"mcpServers.{i}", "server": name},
+            )
 
 
 def _opening(method: str, params: JsonObj) -> bytes:
