@@ -247,7 +247,8 @@ class SessionManager:
                 # A failed restart keeps the session: the client may retry (bounded by the limit).
                 self.sessions.pop(rec.id, None)
             if create:
-                self.store.update_session(rec.id, status="closed", deleted=True)
+                # Never listed again: keep no MCP config (its env and headers may be secrets).
+                self.store.update_session(rec.id, status="closed", deleted=True, mcp_servers=[])
             raise
         setup = agent.setup
         session.setup = setup
