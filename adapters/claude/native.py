@@ -70,7 +70,9 @@ def mcp_config_file(state_dir: str, servers: list[JsonObj]) -> Iterator[str | No
     config = json.dumps({"mcpServers": mcp_config(servers)})
     directory = os.path.join(state_dir, "mcp")
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, path = tempfile.mkstemp(prefix="claude-mcp-", suffix=".json", dir=directory)  # mode 0600
+    _remove_orphans(directory)
+    # The daemon's pid in the name: a later daemon removes what a killed one left behind.
+    fd, path = tempfile.mkstemp(prefix=f"claude-mcp-{os.getpid()}-", suffix=".json", dir=directory)  # 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(config)
@@ -78,6 +80,27 @@ def mcp_config_file(state_dir: str, servers: list[JsonObj]) -> Iterator[str | No
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+def _remove_orphans(directory: str) -> None:
+    """MCP config files of daemons that are gone (SIGKILLed before they could remove them)."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            parts = name.split("-")
+            if len(parts) < 4 or not parts[2].isdigit() or _alive(int(parts[2])):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def bypass_allowed(spec: AgentSpec) -> bool:

@@ -52,6 +52,13 @@ def test_argv_adds_protocol_mcp_and_dirs_but_no_permission_flags(tmp_path: Path)
     assert not os.path.exists(mcp_file)
     with native.mcp_config_file(str(tmp_path), []) as none:
         assert none is None
+    # A file a killed daemon left behind goes at the next session's start; a live one's stays.
+    orphan = tmp_path / "mcp" / "claude-mcp-999999999-x.json"  # above pid_max: never alive
+    live = tmp_path / "mcp" / f"claude-mcp-{os.getppid()}-y.json"
+    orphan.write_text("{}")
+    live.write_text("{}")
+    with native.mcp_config_file(str(tmp_path), servers):
+        assert not orphan.exists() and live.exists()
     assert config == {
         "fs": {"type": "stdio", "command": "/bin/fs", "args": ["-v"], "env": {"K": "v"}},
         "web": {"type": "http", "url": "http://h/mcp", "headers": {"A": "b"}},
