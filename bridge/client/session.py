@@ -501,14 +501,17 @@ class Session:
         cwd: str | None = None,
     ) -> ShellResult:
         """Run `command` with /bin/sh in the session's cwd on the daemon's host; no model
-        involved. `timeout` in seconds (the daemon's default is 60)."""
+        involved. `timeout` in seconds (the daemon's default is 60). Off unless the daemon's
+        config sets `allow_shell = true` (else `MethodNotFound` saying so)."""
         params: JsonObj = {"sessionId": self.id, "command": command}
         if timeout is not None:
             params["timeoutMs"] = max(1, int(timeout * 1000))
         if cwd is not None:
             params["cwd"] = cwd
         r = await self._client.request("_bridge/session/shell", params)
-        return ShellResult(stdout=r["stdout"], stderr=r["stderr"], exit_code=r["exitCode"])
+        return ShellResult(
+            stdout=r["stdout"], stderr=r["stderr"], exit_code=r["exitCode"], truncated=bool(r.get("truncated"))
+        )
 
     async def read_bytes(self, path: str) -> bytes:
         """A file of the session's workspace (its cwd and additional directories; relative
