@@ -16,7 +16,7 @@ import anyio
 
 from bridge import __version__, envsetup, trace
 from bridge.acp.server import AcpServer
-from bridge.config import ConfigFile, agent_table
+from bridge.config import ConfigFile, Policy, agent_table
 from bridge.core.adapter import AdapterEnv, AdapterFactory, AgentAdapter, AgentSpec, JsonObj
 from bridge.core.manager import SessionManager
 from bridge.diagnostics import redact
@@ -78,6 +78,7 @@ class Bridge:
             disconnect_grace=cfg.disconnect_grace,
         )
         self.server.tracer = self.tracer
+        self.server.policy = Policy.of(cfg)
 
     async def agents_table(self) -> list[JsonObj]:
         from bridge.agents import describe_agents

@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from bridge.core.adapter import AgentSpec
 
@@ -56,6 +58,8 @@ class AgentEntry(BaseModel):
     args: list[str] | None = None
     env: dict[str, str] = Field(default_factory=dict)
     stall_timeout: float | None = Field(default=None, gt=0)
+    # `_bridge/session/shell` for this agent's sessions (None: the global `allow_shell`).
+    allow_shell: StrictBool | None = None
 
 
 class ConfigFile(BaseModel):
@@ -73,6 +77,28 @@ class ConfigFile(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     path_prepend: list[str] = Field(default_factory=list)
     log_keep_days: int = Field(default=7, ge=1)
+    # Nothing executable from the wire unless the operator says so (DESIGN.md decision 8):
+    # `_bridge/session/shell` runs /bin/sh for any client holding the token.
+    allow_shell: StrictBool = False
+    # MCP stdio servers in session/new are commands the agent will run (ACP's model).
+    mcp_stdio: Literal["allow", "deny"] = "allow"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the config lets clients run through the daemon (read by the ACP handlers)."""
+
+    allow_shell: StrictBool = False
+    shell_by_agent: dict[str, bool] = field(default_factory=dict)
+    mcp_stdio: str = "allow"
+
+    @classmethod
+    def of(cls, cfg: ConfigFile) -> Policy:
+        by_agent = {name: e.allow_shell for name, e in cfg.agents.items() if e.allow_shell is not None}
+        return cls(cfg.allow_shell, by_agent, cfg.mcp_stdio)
+
+    def shell_allowed(self, agent: str) -> bool:
+        return self.shell_by_agent.get(agent, self.allow_shell)
 
 
 def load_config(path: str | None) -> ConfigFile:

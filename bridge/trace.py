@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from bridge.diagnostics.redact import Redactor
+from bridge.diagnostics.redact import Redactor, mask_mcp_servers
 from bridge.diagnostics.redact import default as default_redactor
 from bridge.wire.framing import Oversize
 
@@ -94,6 +94,9 @@ class Tracer:
         except orjson.JSONDecodeError:
             rec["raw"] = self.redactor.text(frame.decode("utf-8", "replace"))
             return rec
+        if isinstance(msg, dict) and "params" in msg:
+            # session/new & co. to us and to ACP agents: MCP env and header values.
+            msg["params"] = mask_mcp_servers(msg["params"], self.redactor)
         rec["msg"] = self.redactor.value(msg)
         return rec
 

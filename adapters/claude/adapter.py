@@ -92,7 +92,14 @@ class ClaudeAdapter:
     async def run(self, host: SessionHost, request: StartRequest, *, task_status: TaskStatus[AgentSession]) -> None:
         env = self._env()
         session_id, flags = self._session_flags(host, request, env)
-        argv = native.argv(self.spec, request, flags)
+        with native.mcp_config_file(self.env.state_dir, request.mcp_servers) as mcp_file:
+            exit_error = await self._serve(host, request, env, session_id, native.argv(
+                self.spec, request, flags, mcp_file), task_status)
+        # A fresh instance: the one the failed prompt raised carries that call's traceback.
+        raise AgentExitedError(self.spec.name, exit_error.returncode, exit_error.stderr_tail)
+
+    async def _serve(self, host: SessionHost, request: StartRequest, env: dict[str, str], session_id: str,
+                     argv: list[str], task_status: TaskStatus[AgentSession]) -> AgentExitedError:
         async with open_agent_process(
             self.spec.name, argv, env=env, cwd=request.cwd, stop_grace=self.env.stop_grace
         ) as proc:
@@ -107,9 +114,7 @@ class ClaudeAdapter:
                 assert chan.exit_error is not None
                 return chan.exit_error
 
-            exit_error = await _serving(chan, serve)
-        # A fresh instance: the one the failed prompt raised carries that call's traceback.
-        raise AgentExitedError(self.spec.name, exit_error.returncode, exit_error.stderr_tail)
+            return await _serving(chan, serve)
 
     async def _open(self, host: SessionHost, request: StartRequest, env: dict[str, str], session_id: str,
                     chan: Channel, tg: TaskGroup) -> ClaudeSession:

@@ -1,5 +1,6 @@
-"""What the adapter sends to Claude Code (pure): its command line, the MCP servers in its
-`--mcp-config` form, and ACP prompt blocks as Messages API content.
+"""What the adapter sends to Claude Code: its command line, the MCP servers in its
+`--mcp-config` form (written to a private file: never on the command line, where any local
+user reads it in /proc), and ACP prompt blocks as Messages API content.
 
 The command line only adds what the protocol needs and what the session asks for (ids,
 MCP servers, extra directories). The user's own choices stay theirs: their settings files
@@ -9,9 +10,12 @@ the CLI's safety checks (skip-permission flags, a permission mode) is ever added
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from bridge.core.adapter import AgentSpec, JsonObj, StartRequest
@@ -42,14 +46,61 @@ def session_flags(mode: str, session_id: str, source_id: str | None) -> list[str
     return [f"--resume={source_id}"]
 
 
-def argv(spec: AgentSpec, request: StartRequest | None, flags: Sequence[str]) -> list[str]:
+def argv(
+    spec: AgentSpec, request: StartRequest | None, flags: Sequence[str], mcp_file: str | None = None
+) -> list[str]:
+    """`mcp_file`: the session's MCP servers, written by `mcp_config_file`."""
     out = [spec.command, *spec.args, *PROTOCOL_FLAGS, *flags]
+    if mcp_file is not None:
+        out += ["--mcp-config", mcp_file]
     if request is not None:
-        if request.mcp_servers:
-            out += ["--mcp-config", json.dumps({"mcpServers": mcp_config(request.mcp_servers)})]
         for directory in request.additional_directories or []:
             out += ["--add-dir", directory]
     return out
+
+
+@contextlib.contextmanager
+def mcp_config_file(state_dir: str, servers: list[JsonObj]) -> Iterator[str | None]:
+    """The session's MCP servers as a `--mcp-config` file, readable by the user only (their
+    `env` and `headers` are often API keys), removed when the CLI is done with it. None when
+    there are no servers."""
+    if not servers:
+        yield None
+        return
+    config = json.dumps({"mcpServers": mcp_config(servers)})
+    directory = os.path.join(state_dir, "mcp")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    _remove_orphans(directory)
+    # The daemon's pid in the name: a later daemon removes what a killed one left behind.
+    fd, path = tempfile.mkstemp(prefix=f"claude-mcp-{os.getpid()}-", suffix=".json", dir=directory)  # 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(config)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _remove_orphans(directory: str) -> None:
+    """MCP config files of daemons that are gone (SIGKILLed before they could remove them)."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            parts = name.split("-")
+            if len(parts) < 4 or not parts[2].isdigit() or _alive(int(parts[2])):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def bypass_allowed(spec: AgentSpec) -> bool:

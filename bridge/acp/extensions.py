@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import contextlib
-import subprocess
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import orjson
 import psutil
 
+from bridge.acp import files
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
 from bridge.core.adapter import JsonObj
-from bridge.errors import INVALID_PARAMS, RpcError
+from bridge.diagnostics.redact import default as default_redactor
+from bridge.diagnostics.redact import mask_mcp_servers
+from bridge.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
+from bridge.process.command import run_command
 from bridge.rpc.dispatch import Handler
 
 if TYPE_CHECKING:
     from bridge.acp.server import AcpServer
 
+# What a shell answer carries of each stream (its tail), and what the log keeps (the start).
 SHELL_OUTPUT_LIMIT = 1024 * 1024
+SHELL_LOG_LIMIT = 4096
 
 
 class Extensions:
@@ -36,6 +40,7 @@ class Extensions:
             "_bridge/session/metrics": self.metrics,
             "_bridge/session/update": self.update,
             "_bridge/session/shell": self.shell,
+            "_bridge/session/read_file": self.read_file,
         }
 
     async def agents(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
@@ -74,7 +79,7 @@ class Extensions:
         await self.store.flush()
         page = self.store.events(rec.id, p.after, p.limit + 1)
         events = [
-            {"seq": e.seq, "at": e.at, "direction": e.direction, "message": orjson.loads(e.message)}
+            {"seq": e.seq, "at": e.at, "direction": e.direction, "message": _shown(e.message)}
             for e in page[: p.limit]
         ]
         result: JsonObj = {"events": events}
@@ -129,38 +134,91 @@ class Extensions:
             live.emit({"sessionUpdate": "session_info_update", "title": p.title})
         return {}
 
+    async def read_file(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
+        p = P.parse(P.ReadFileParams, params)
+        rec = self.manager.record(p.sessionId)
+        chunk = await files.read_file(
+            p.path, rec.cwd, rec.additional_directories or [], offset=p.offset, limit=p.limit
+        )
+        live = self.manager.sessions.get(rec.id)
+        if live is not None:
+            # Which file was read, not its content (the log stays small).
+            live.log("client", orjson.dumps({"method": "_bridge/session/read_file", "params": params}))
+            live.log("bridge", orjson.dumps({"result": {"size": chunk.size, "read": len(chunk.data)}}))
+        return {
+            "content": files.encode(chunk, p.encoding),
+            "encoding": p.encoding,
+            "size": chunk.size,
+            "truncated": chunk.truncated,
+        }
+
     async def shell(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.ShellParams, params)
         rec = self.manager.record(p.sessionId)
+        if not self.server.policy.shell_allowed(rec.agent):
+            raise RpcError(
+                METHOD_NOT_FOUND,
+                "_bridge/session/shell is off: it runs any command for any client holding the token; "
+                f"set allow_shell = true in the config (globally, or under [agents.{rec.agent}]) to turn it on",
+                {"method": "_bridge/session/shell", "enable": "allow_shell"},
+            )
         cwd = p.cwd or rec.cwd
         if not cwd.startswith("/"):
             raise RpcError(INVALID_PARAMS, "invalid params: cwd: must be an absolute path", {"field": "cwd"})
         live = self.manager.sessions.get(rec.id)
         if live is not None:
-            live.log("client", orjson.dumps({"method": "_bridge/session/shell", "params": params}))
+            # A bounded record: the command may be long, and its output is never logged whole.
+            logged = {**params, "command": _clip(p.command, SHELL_LOG_LIMIT)}
+            live.log("client", orjson.dumps({"method": "_bridge/session/shell", "params": logged}))
         try:
-            with anyio.fail_after(p.timeoutMs / 1000):
-                done = await anyio.run_process(
-                    ["/bin/sh", "-c", p.command],
-                    cwd=cwd,
-                    check=False,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-        except TimeoutError:
-            raise RpcError(
-                -32013, f"command timed out after {p.timeoutMs} ms", {"timeoutMs": p.timeoutMs}
-            ) from None
+            done = await run_command(
+                ["/bin/sh", "-c", p.command], cwd=cwd, time_limit=p.timeoutMs / 1000, limit=SHELL_OUTPUT_LIMIT
+            )
         except OSError as exc:
             raise RpcError(INVALID_PARAMS, f"cannot run the command in {cwd}: {exc.strerror}") from None
-        result = {
-            "stdout": done.stdout[-SHELL_OUTPUT_LIMIT:].decode("utf-8", "replace"),
-            "stderr": done.stderr[-SHELL_OUTPUT_LIMIT:].decode("utf-8", "replace"),
-            "exitCode": done.returncode,
+        if done.timed_out:
+            if live is not None:
+                live.log("bridge", orjson.dumps({"result": {"timedOut": True, "timeoutMs": p.timeoutMs}}))
+            raise RpcError(-32013, f"command timed out after {p.timeoutMs} ms", {"timeoutMs": p.timeoutMs})
+        assert done.exit_code is not None
+        result: JsonObj = {
+            "stdout": done.stdout.decode("utf-8", "replace"),
+            "stderr": done.stderr.decode("utf-8", "replace"),
+            "exitCode": done.exit_code,
+            "truncated": done.truncated,
         }
+        if done.truncated:
+            result["stdoutBytes"] = done.stdout_size
+            result["stderrBytes"] = done.stderr_size
         if live is not None:
-            live.log("bridge", orjson.dumps({"result": result}))
+            record = {
+                "exitCode": done.exit_code,
+                "stdout": _clip(result["stdout"], SHELL_LOG_LIMIT),
+                "stderr": _clip(result["stderr"], SHELL_LOG_LIMIT),
+                "stdoutBytes": done.stdout_size,
+                "stderrBytes": done.stderr_size,
+            }
+            live.log("bridge", orjson.dumps({"result": record}))
         return result
+
+
+def _shown(message: bytes) -> Any:
+    msg = orjson.loads(message)
+    # Rows written before MCP secrets were masked at logging time still hold them.
+    if b'"mcpServers"' in message and isinstance(msg, dict) and "params" in msg:
+        msg["params"] = mask_mcp_servers(msg.get("params"))
+    # An agent may echo a session's MCP secrets back (in a result's `_meta`, a tool's output).
+    redactor = default_redactor()
+    if redactor.knows(message.decode("utf-8", "replace")):
+        msg = redactor.known_values(msg)
+    return msg
+
+
+def _clip(text: str, limit: int) -> str:
+    """The start of `text` with a note of how much was cut (log records stay small)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters not logged]"
 
 
 def _zero_tokens() -> JsonObj:

@@ -8,6 +8,8 @@ import base64
 import logging
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
 from bridge.acp.multiclient import driven_by_other, not_owner_error
@@ -15,6 +17,7 @@ from bridge.acp.replay import replay_to
 from bridge.core.adapter import JsonObj, SessionSetup
 from bridge.core.manager import OpenParams
 from bridge.core.session import Session
+from bridge.diagnostics.redact import mask_mcp_servers
 from bridge.errors import INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError, session_not_found
 from bridge.rpc.dispatch import Handler
 from bridge.store.base import SessionRecord
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
+# session/delete waits this long (seconds) for the session's agent to stop.
+DELETE_STOP_WAIT = 15.0
 LIST_PAGE = 50
 
 
@@ -84,9 +89,12 @@ class Handlers:
 
     # -- session lifecycle ---------------------------------------------------------------------
     def _open(self, conn: ClientConnection, p: P.NewSessionParams, agent: str | None) -> OpenParams:
+        servers = p.mcp_dicts()
+        if self.server.policy.mcp_stdio == "deny":
+            _refuse_stdio_servers(servers)
         return OpenParams(
             cwd=p.cwd,
-            mcp_servers=p.mcp_dicts(),
+            mcp_servers=servers,
             additional_directories=p.additionalDirectories,
             meta=p.meta,
             client_capabilities=conn.client_capabilities,
@@ -99,7 +107,7 @@ class Handlers:
         spec = self.manager.pick_agent(p.meta)
         session, setup = await self.manager.new(self._open(conn, p, spec.name), owner=conn)
         conn.owned.add(session.session_id)
-        session.log("client", jsonrpc.request_frame(None, "session/new", params))
+        session.log("client", _opening("session/new", params))
         return self._answer(session, _setup_result(setup, session.session_id))
 
     async def session_load(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
@@ -112,6 +120,9 @@ class Handlers:
         self, conn: ClientConnection, p: P.LoadSessionParams, mode: str, raw: JsonObj
     ) -> JsonObj:
         rec = self.manager.record(p.sessionId)
+        if self.server.policy.mcp_stdio == "deny":
+            # Without servers of its own, the request reuses the ones the session was created with.
+            _refuse_stdio_servers(p.mcp_dicts() or rec.mcp_servers)
         live = self.manager.sessions.get(rec.id)
         how = f"session/{mode}"
         if live is not None:
@@ -128,7 +139,7 @@ class Handlers:
                 )
             else:
                 own(conn, live, reason=how)
-            live.log("client", jsonrpc.request_frame(None, f"session/{mode}", raw))
+            live.log("client", _opening(f"session/{mode}", raw))
             return self._answer(live, _setup_result(live.setup, None))
         upto = self._last_seq(rec)
         session, setup = await self.manager.reopen(
@@ -137,7 +148,7 @@ class Handlers:
         self.server.multiclient.own(conn, session, reason=how)
         if mode == "load" and not setup.replayed:
             await replay_to(conn, self.store, rec.id, 0, upto)
-        session.log("client", jsonrpc.request_frame(None, f"session/{mode}", raw))
+        session.log("client", _opening(f"session/{mode}", raw))
         return self._answer(session, _setup_result(setup, None))
 
     def _last_seq(self, rec: SessionRecord) -> int:
@@ -159,7 +170,7 @@ class Handlers:
             raise RpcError(-32012, f"session {parent.id} is running a prompt; fork it once the turn ends")
         session, setup = await self.manager.new(self._open(conn, p, parent.agent), parent=parent, owner=conn)
         conn.owned.add(session.session_id)
-        session.log("client", jsonrpc.request_frame(None, "session/fork", params))
+        session.log("client", _opening("session/fork", params))
         return self._answer(session, _setup_result(setup, session.session_id))
 
     async def session_close(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
@@ -183,7 +194,12 @@ class Handlers:
         session = self.manager.sessions.get(rec.id)
         if session is not None:
             await self.manager.close(session)
-        self.store.update_session(rec.id, deleted=True)
+            # Its agent's files (Claude Code's MCP config) go with the agent: wait for it.
+            if session.agent_stopped is not None:
+                with anyio.move_on_after(DELETE_STOP_WAIT):
+                    await session.agent_stopped.wait()
+        # Gone, not hidden: its log (prompts, answers, tool output) and MCP config are erased.
+        await self.store.purge_session(rec.id)
         return {}
 
     async def session_list(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
@@ -270,6 +286,24 @@ class Handlers:
             return
         # Never block the receive loop on the agent: cancel runs beside it.
         self.server.spawn(session.cancel)
+
+
+def _refuse_stdio_servers(servers: list[JsonObj]) -> None:
+    """`mcp_stdio = "deny"`: a stdio MCP server is a command the agent would run."""
+    for i, server in enumerate(servers):
+        if server.get("type", "stdio") == "stdio":
+            name = server.get("name")
+            raise RpcError(
+                INVALID_PARAMS,
+                f"MCP server {name!r} is a stdio server (a command the agent would run), and this daemon's "
+                'config says mcp_stdio = "deny"; use an http or sse server, or ask the operator to allow them',
+                {"field": f"mcpServers.{i}", "server": name},
+            )
+
+
+def _opening(method: str, params: JsonObj) -> bytes:
+    """The log's copy of a request that opens a session: MCP `env` and `headers` masked."""
+    return jsonrpc.request_frame(None, method, mask_mcp_servers(params))
 
 
 def _setup_result(setup: SessionSetup | None, session_id: str | None) -> JsonObj:

@@ -136,6 +136,13 @@ class ShellParams(SessionParams):
     timeoutMs: int = Field(default=60_000, ge=1, le=3_600_000)
 
 
+class ReadFileParams(SessionParams):
+    path: str = Field(min_length=1)
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=4 * 1024 * 1024, ge=1, le=4 * 1024 * 1024)
+    encoding: Literal["text", "base64"] = "text"
+
+
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -16,6 +16,7 @@ from bridge.acp.connection import ClientConnection
 from bridge.acp.extensions import Extensions
 from bridge.acp.handlers import Handlers
 from bridge.acp.multiclient import MultiClient
+from bridge.config import Policy
 from bridge.core.adapter import AgentProbe, AgentSpec, JsonObj
 from bridge.core.manager import SessionManager
 from bridge.core.session import Session
@@ -64,6 +65,8 @@ class AcpServer:
         self._tg: TaskGroup | None = None
         # `--trace`: set by the app; None costs one check per connection, nothing per frame.
         self.tracer: Tracer | None = None
+        # What clients may run through the daemon (config `allow_shell`, `mcp_stdio`); set by the app.
+        self.policy = Policy()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Owns the background work of the server (cancels, disconnect grace timers)."""

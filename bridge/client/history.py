@@ -1,10 +1,8 @@
 """Views rebuilt from a session's durable log (`_bridge/session/events`): the conversation
-as messages, the latest plan (todos), the resources the agent produced (artifacts); and the
-shell command `read_file` runs on the daemon's host."""
+as messages, the latest plan (todos), the resources the agent produced (artifacts)."""
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import AsyncIterable
 
 from bridge.client.results import Artifact, Event, Message, ToolCalls
@@ -22,8 +20,8 @@ from bridge.client.updates import (
     Update,
 )
 
-# `_bridge/session/shell` keeps at most 1 MiB of output; base64 grows data by 4/3.
-READ_LIMIT = 700_000
+# What one `_bridge/session/read_file` call returns at most.
+READ_LIMIT = 4 * 1024 * 1024
 
 
 async def messages(events: AsyncIterable[Event]) -> list[Message]:
@@ -101,17 +99,6 @@ async def artifacts(events: AsyncIterable[Event]) -> list[Artifact]:
                 key = r.uri.rsplit("/", 1)[-1] or r.uri
                 found[key] = Artifact(key, r.uri, r.mime_type, text=r.text, blob=r.blob, seq=ev.seq)
     return list(found.values())
-
-
-def read_command(path: str) -> str:
-    """A POSIX sh command printing the file base64-encoded, at most READ_LIMIT+1 bytes of it
-    (so the caller can tell a file that is too large)."""
-    q = shlex.quote(path)
-    return (
-        f"if [ -d {q} ]; then echo {q}': is a directory' >&2; exit 21; fi; "
-        f"if [ ! -r {q} ]; then echo {q}': no such file or not readable' >&2; exit 2; fi; "
-        f"head -c {READ_LIMIT + 1} {q} | base64"
-    )
 
 
 def file_uri_path(uri: str) -> str | None:

@@ -193,6 +193,7 @@ class ShellResult:
     stdout: str
     stderr: str
     exit_code: int
+    truncated: bool = False  # a stream was over 1 MiB: only its last 1 MiB is here
 
 
 # -- the daemon's records -----------------------------------------------------------------------

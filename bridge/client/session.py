@@ -22,7 +22,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bridge.client import history
-from bridge.client.errors import ClientError, NotSupported, RequestError, TurnFailed
+from bridge.client.errors import ClientError, NotSupported, TurnFailed
 from bridge.client.permissions import (
     POLICIES,
     InvalidReply,
@@ -501,25 +501,27 @@ class Session:
         cwd: str | None = None,
     ) -> ShellResult:
         """Run `command` with /bin/sh in the session's cwd on the daemon's host; no model
-        involved. `timeout` in seconds (the daemon's default is 60)."""
+        involved. `timeout` in seconds (the daemon's default is 60). Off unless the daemon's
+        config sets `allow_shell = true` (else `MethodNotFound` saying so)."""
         params: JsonObj = {"sessionId": self.id, "command": command}
         if timeout is not None:
             params["timeoutMs"] = max(1, int(timeout * 1000))
         if cwd is not None:
             params["cwd"] = cwd
         r = await self._client.request("_bridge/session/shell", params)
-        return ShellResult(stdout=r["stdout"], stderr=r["stderr"], exit_code=r["exitCode"])
+        return ShellResult(
+            stdout=r["stdout"], stderr=r["stderr"], exit_code=r["exitCode"], truncated=bool(r.get("truncated"))
+        )
 
     async def read_bytes(self, path: str) -> bytes:
-        """A file on the daemon's host (relative paths from the session's cwd), up to
-        700 kB, read through `_bridge/session/shell`."""
-        r = await self.shell(history.read_command(path))
-        if r.exit_code != 0:
-            raise RequestError("_bridge/session/shell", -32002, f"cannot read {path}: {r.stderr.strip()}")
-        data = base64.b64decode(r.stdout)
-        if len(data) > history.READ_LIMIT:
-            raise NotSupported(f"{path} is larger than {history.READ_LIMIT} bytes; use shell() to process it")
-        return data
+        """A file of the session's workspace (its cwd and additional directories; relative
+        paths from the cwd), up to 4 MiB, read with `_bridge/session/read_file`."""
+        r = await self._client.request(
+            "_bridge/session/read_file", {"sessionId": self.id, "path": path, "encoding": "base64"}
+        )
+        if r["truncated"]:
+            raise NotSupported(f"{path} is larger than {history.READ_LIMIT} bytes ({r['size']} bytes)")
+        return base64.b64decode(r["content"])
 
     async def read_file(self, path: str) -> str:
         """`read_bytes()` decoded as UTF-8."""

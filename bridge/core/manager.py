@@ -247,7 +247,8 @@ class SessionManager:
                 # A failed restart keeps the session: the client may retry (bounded by the limit).
                 self.sessions.pop(rec.id, None)
             if create:
-                self.store.update_session(rec.id, status="closed", deleted=True)
+                # Never listed again: keep no MCP config (its env and headers may be secrets).
+                self.store.update_session(rec.id, status="closed", deleted=True, mcp_servers=[])
             raise
         setup = agent.setup
         session.setup = setup
@@ -309,6 +310,7 @@ class SessionManager:
                 session.agent_error = None
                 task_status.started(value)
 
+        stopped = session.agent_stopped = anyio.Event()
         with anyio.CancelScope() as scope, recording_exits() as exits:
             session.run_scope = scope
             try:
@@ -333,6 +335,8 @@ class SessionManager:
                 else:
                     log.exception("agent task of session %s failed", session.session_id)
                     session.agent_exited(AgentExitedError(session.spec.name, None, f"adapter failure: {exc!r}"))
+            finally:
+                stopped.set()
         if session.status == "error":
             self.store.update_session(session.session_id, status="error", touch=False)
 

@@ -73,6 +73,8 @@ class Session:
         self.metrics = Metrics()
         self._tool_ids: set[Any] = set()
         self.run_scope: anyio.CancelScope | None = None
+        # Set when the agent task (the process and what the adapter holds for it) has ended.
+        self.agent_stopped: anyio.Event | None = None
         self.agent_error: AgentError | None = None
         self._turn_scope: anyio.CancelScope | None = None
         self._turn_active = False

@@ -18,12 +18,16 @@ MASK = "***"
 
 # Names of environment variables whose values are secrets.
 SECRET_NAME = re.compile(
-    r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|AUTH|COOKIE|SESSION_ID", re.I
+    r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|AUTH|COOKIE|SESSION_ID|_PWD$|_PASS$", re.I
 )
 # Names that match the above but hold no secret (paths, switches, public identifiers).
 NOT_SECRET_NAME = re.compile(
     r"(_PATH|_FILE|_DIR|_HOME|_URL|_HOST|_PORT|_ID_FILE|_SOCK|_MODE)$|^XAUTHORITY$", re.I
 )
+# Variables holding a URL or DSN: not secret as a whole, but a password in them is.
+URL_NAME = re.compile(r"(_URL|_URI|_DSN)$", re.I)
+# `scheme://user:password@host`: the password, wherever it turns up.
+URL_PASSWORD = re.compile(r"(?P<pre>\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:)(?P<pw>[^\s@/]+)(?=@)", re.I)
 # Shorter values are switches ("1", "true"), not secrets; masking them would ruin traces.
 MIN_SECRET_LEN = 8
 
@@ -53,7 +57,12 @@ def is_secret_name(name: str) -> bool:
 
 
 def secret_values(env: Mapping[str, str]) -> set[str]:
-    return {v for k, v in env.items() if is_secret_name(k) and len(v) >= MIN_SECRET_LEN}
+    values = {v for k, v in env.items() if is_secret_name(k) and len(v) >= MIN_SECRET_LEN}
+    for k, v in env.items():
+        if URL_NAME.search(k):
+            # Also on its own: a tool may print the password without the URL around it.
+            values |= {m.group("pw") for m in URL_PASSWORD.finditer(v) if len(m.group("pw")) >= MIN_SECRET_LEN}
+    return values
 
 
 class Redactor:
@@ -81,7 +90,23 @@ class Redactor:
         if self._literal is not None:
             s = self._literal.sub(MASK, s)
         s = KEY_SHAPES.sub(MASK, s)
+        s = URL_PASSWORD.sub(lambda m: m.group("pre") + MASK, s)
         return LABELLED.sub(lambda m: m.group("label") + MASK, s)
+
+    def knows(self, s: str) -> bool:
+        """Whether `s` holds one of the known secret values (not a mere key shape)."""
+        return self._literal is not None and self._literal.search(s) is not None
+
+    def known_values(self, obj: Any) -> Any:
+        """A copy of a JSON value with the known secret values masked, and nothing else
+        touched: for the session's own log, whose text must stay what the agent said."""
+        if isinstance(obj, str):
+            return self._literal.sub(MASK, obj) if self._literal is not None else obj
+        if isinstance(obj, dict):
+            return {k: self.known_values(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self.known_values(v) for v in obj]
+        return obj
 
     def value(self, obj: Any) -> Any:
         """A copy of a JSON value with every string (keys included) redacted."""
@@ -92,6 +117,35 @@ class Redactor:
         if isinstance(obj, list):
             return [self.value(v) for v in obj]
         return obj
+
+
+def mask_mcp_servers(params: Any, redactor: Redactor | None = None) -> Any:
+    """A copy of request params whose `mcpServers` carry their `env` and `headers` values
+    masked (they are API keys and bearer tokens as often as not); other params unchanged.
+    The values are also added to `redactor` (default: the process-wide one), so an agent
+    echoing one back is masked in logs and traces too. The agent itself gets the originals."""
+    if not isinstance(params, dict) or not isinstance(params.get("mcpServers"), list):
+        return params
+    found: list[str] = []
+    servers = []
+    for server in params["mcpServers"]:
+        if isinstance(server, dict):
+            server = dict(server)
+            for field in ("env", "headers"):
+                if isinstance(server.get(field), list):
+                    server[field] = [_mask_pair(pair, found) for pair in server[field]]
+        servers.append(server)
+    (redactor or default()).add(found)
+    return {**params, "mcpServers": servers}
+
+
+def _mask_pair(pair: Any, found: list[str]) -> Any:
+    if isinstance(pair, dict) and isinstance(pair.get("value"), str):
+        found.append(pair["value"])
+        # `Bearer <token>`, `Basic <creds>`: the credential may turn up without its scheme.
+        found.append(pair["value"].rsplit(" ", 1)[-1])
+        return {**pair, "value": MASK}
+    return pair
 
 
 _default: Redactor | None = None

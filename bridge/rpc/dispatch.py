@@ -74,6 +74,8 @@ class Dispatcher:
         outcome: Any = response
         if isinstance(outcome, Left):
             err = outcome._error
-            message = f"unknown method: {req.method}" if err.code == METHOD_NOT_FOUND else err.message
+            # A handler's own -32601 (a method the config turned off) keeps its message.
+            unknown = err.code == METHOD_NOT_FOUND and req.method not in self._methods
+            message = f"unknown method: {req.method}" if unknown else err.message
             raise RpcError(err.code, message, None if err.data is NODATA else err.data)
         return outcome._value.result

@@ -58,4 +58,9 @@ class Store(Protocol):
 
     def events(self, session_id: str, after: int, limit: int) -> list[Event]: ...
 
+    async def purge_session(self, session_id: str) -> None:
+        """Erase what the session's log and catalog entry hold (`session/delete`): its event
+        rows go, and its MCP servers (their `env` and `headers` may be secrets) are cleared.
+        The catalog row stays, marked deleted, so the id keeps answering as deleted."""
+
     def close(self) -> None: ...

@@ -110,6 +110,8 @@ class SqliteStore:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # Deleted rows (session/delete) are overwritten, not left in free pages.
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
@@ -303,6 +305,32 @@ class SqliteStore:
             (session_id, after, limit),
         )
         return [Event(int(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
+
+    async def purge_session(self, session_id: str) -> None:
+        # Rows still queued for this session must not be written after the delete.
+        await self.flush()
+        self._queue = [row for row in self._queue if row[0] != session_id]
+        self._seq.pop(session_id, None)
+        try:
+            await anyio.to_thread.run_sync(self._purge, session_id)
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store error: {exc}") from exc
+
+    def _purge(self, session_id: str) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
+                self._db.execute("UPDATE sessions SET mcp_servers = '[]', deleted = 1 WHERE id = ?", (session_id,))
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            # The old pages live on in the WAL until a checkpoint: copy them over (zeroed,
+            # secure_delete) and truncate it, so the erased rows are gone from the files too.
+            # Best effort: a reader of another process may hold the WAL back for now.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock:

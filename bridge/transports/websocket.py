@@ -39,7 +39,7 @@ from websockets.protocol import State
 
 from bridge.acp.connection import ClientConnection
 from bridge.rpc.outbox import HIGH_WATER
-from bridge.transports import ws_gate
+from bridge.transports import ws_gate, ws_limits
 from bridge.wire.framing import DEFAULT_MAX_LINE, Oversize
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 # Authorization included.
 _lib_log = logging.getLogger("bridge.transports.websocket.lib")
 _lib_log.setLevel(logging.INFO)
+# It logs every refused or broken handshake: at most a few a minute (ws_limits).
+_lib_log.addFilter(ws_limits.BudgetFilter())
 
 TOKEN_FILE = "ws-token"
 MIN_TOKEN_CHARS = 32
@@ -57,6 +59,7 @@ QUEUE_LIMIT = 16 * 1024 * 1024  # per-connection outgoing queue (Outbox hard lim
 MIN_QUEUE_LIMIT = HIGH_WATER + 1024 * 1024
 SEND_TIMEOUT = 30.0  # a client that takes no data for this long is disconnected
 PING_INTERVAL = 20.0
+HANDSHAKE_TIMEOUT = 10.0  # a connection that has not upgraded by then is closed
 _HEAD = 4096
 WRITE_SLICE = 64 * 1024  # bytes of frames handed to the socket per transport write
 
@@ -79,6 +82,7 @@ class WsOptions:
     queue_limit: int = QUEUE_LIMIT
     send_timeout: float = SEND_TIMEOUT
     ping_interval: float = PING_INTERVAL
+    max_handshakes: int = ws_limits.MAX_HANDSHAKES
     sock: socket.socket | None = None  # bound and listening, when prepared by parse_options
     observer_token: str | None = None  # `--observer-token-file`: read-only connections
     observer_token_path: str | None = None
@@ -290,6 +294,9 @@ class WebSocketTransport:
         self._observers: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         self.refused = 0  # handshakes refused by the gate (tests and diagnostics)
         self.accepted = 0
+        # Before authentication a peer costs a bounded number of descriptors and log lines.
+        self.handshakes = ws_limits.Handshakes(options.max_handshakes, log)
+        self._refusal_log = ws_limits.LogBudget()
 
     async def run(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen; `task_status.started(port)` once connections are accepted. On cancel:
@@ -304,6 +311,8 @@ class WebSocketTransport:
                 self._handler,
                 **where,
                 process_request=self._process_request,
+                create_connection=self.handshakes.connection_class(),
+                open_timeout=HANDSHAKE_TIMEOUT,
                 compression=None,  # no inflate bombs; ACP frames are small and many
                 max_size=o.max_message * ABSURD_FACTOR,
                 max_queue=4,
@@ -330,6 +339,7 @@ class WebSocketTransport:
     # -- the gate ------------------------------------------------------------------------------------
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         assert self._policy is not None
+        self.handshakes.done(ws)  # its request is here: no longer an idle handshake
         refusal = ws_gate.check(self._policy, request.path, list(request.headers.raw_items()))
         if refusal is None and len(self._active) >= self.options.max_connections:
             refusal = ws_gate.Refusal(
@@ -344,14 +354,17 @@ class WebSocketTransport:
             log.info("WebSocket connection from %s accepted%s", peer, " (observer, read-only)" if observer else "")
             return None
         self.refused += 1
-        log.info(
-            "WebSocket handshake from %s refused: %d %s (origin=%s host=%s)",
-            peer,
-            refusal.status,
-            refusal.reason,
-            _shown(request.headers.get_all("Origin")),
-            _shown(request.headers.get_all("Host")),
-        )
+        logged, skipped = self._refusal_log.allow()
+        if logged:
+            log.info(
+                "WebSocket handshake from %s refused: %d %s (origin=%s host=%s)%s",
+                peer,
+                refusal.status,
+                refusal.reason,
+                _shown(request.headers.get_all("Origin")),
+                _shown(request.headers.get_all("Host")),
+                ws_limits.suffix(skipped),
+            )
         response = ws.respond(refusal.status, refusal.body)
         if refusal.status == HTTPStatus.UNAUTHORIZED:
             response.headers["WWW-Authenticate"] = 'Bearer realm="agent-bridge"'

@@ -8,8 +8,16 @@ from pathlib import Path
 import anyio
 import pytest
 
-from bridge.client import AvailableCommandsUpdate, NotSupported, RequestError, Session, SessionNotFound
-from tests.client.support import spawned
+from bridge.client import (
+    AvailableCommandsUpdate,
+    InvalidParams,
+    MethodNotFound,
+    NotSupported,
+    RequestError,
+    Session,
+    SessionNotFound,
+)
+from tests.client.support import client_config, spawned
 
 pytestmark = pytest.mark.anyio
 
@@ -35,8 +43,19 @@ async def test_info_metrics_update_and_archive(tmp_path: Path) -> None:
     assert archived == [] and [s.id for s in unarchived] == [session.id]
 
 
-async def test_shell_runs_in_the_session_cwd(tmp_path: Path) -> None:
+async def test_shell_is_off_by_default(tmp_path: Path) -> None:
     async with spawned(tmp_path) as (client, _):
+        with anyio.fail_after(60):
+            session = await client.create_session(cwd=tmp_path)
+            with pytest.raises(MethodNotFound, match="allow_shell = true"):
+                await session.shell("true")
+
+
+async def test_shell_runs_in_the_session_cwd(tmp_path: Path) -> None:
+    # Another file: `spawned` writes config.toml afresh.
+    config = client_config(tmp_path, "shell.toml")
+    config.write_text("allow_shell = true\n" + config.read_text())
+    async with spawned(tmp_path, config=config) as (client, _):
         with anyio.fail_after(60):
             session = await client.create_session(cwd=tmp_path)
             r = await session.shell("pwd; echo err >&2; exit 4")
@@ -58,11 +77,13 @@ async def test_read_file_and_bytes(tmp_path: Path) -> None:
             assert await session.read_file("a.txt") == "héllo\n"
             assert await session.read_file(str(tmp_path / "a.txt")) == "héllo\n"
             assert await session.read_bytes("b.bin") == bytes(range(256)) * 3
-            with pytest.raises(RequestError, match="no such file"):
+            with pytest.raises(InvalidParams, match="no such file"):
                 await session.read_file("missing.txt")
-            with pytest.raises(RequestError, match="is a directory"):
+            with pytest.raises(InvalidParams, match="is a directory"):
                 await session.read_bytes(".")
-            (tmp_path / "big.bin").write_bytes(b"x" * 800_000)
+            with pytest.raises(InvalidParams, match="outside the session"):
+                await session.read_bytes("/etc/hostname")
+            (tmp_path / "big.bin").write_bytes(b"x" * (4 * 1024 * 1024 + 1))
             with pytest.raises(NotSupported, match="larger than"):
                 await session.read_bytes("big.bin")
 
@@ -161,7 +182,7 @@ async def test_unknown_session_everywhere(tmp_path: Path) -> None:
     async with spawned(tmp_path) as (client, _):
         with anyio.fail_after(60):
             ghost = client.session("sess_ghost")
-            for call in (ghost.info, ghost.metrics, ghost.todos, lambda: ghost.shell("true")):
+            for call in (ghost.info, ghost.metrics, ghost.todos, lambda: ghost.shell("true"), lambda: ghost.read_file("a")):
                 with pytest.raises(SessionNotFound) as err:
                     await call()
                 assert err.value.code == -32002

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.diagnostics.redact import MASK, Redactor, is_secret_name
+from bridge.diagnostics.redact import MASK, Redactor, is_secret_name, mask_mcp_servers
 
 ENV = {
     "MY_SERVICE_API_KEY": "plain-looking-value-123",
@@ -80,3 +80,43 @@ def test_added_values() -> None:
     r = Redactor({})
     r.add(["ws-token-0123456789"])
     assert r.text("token ws-token-0123456789") == "token ***"
+
+
+def test_passwords_in_urls_and_pwd_names() -> None:
+    env = {
+        "DATABASE_URL": "postgresql://app:s3cr3t-db-pass@db.internal:5432/app",
+        "MYSQL_PWD": "mysql-password-1",
+        "PWD": "/home/user/project",  # the working directory, not a password
+        "OLDPWD": "/home/user",
+        "PLAIN_URL": "https://example.com/path",
+    }
+    r = Redactor(env)
+    # The URL stays readable; its password does not, in any URL and on its own.
+    assert r.text(env["DATABASE_URL"]) == "postgresql://app:***@db.internal:5432/app"
+    assert r.text("redis://:hunter2-xyz@cache:6379/0") == "redis://:***@cache:6379/0"
+    assert r.text("auth failed for s3cr3t-db-pass") == "auth failed for ***"
+    assert r.text("pw mysql-password-1") == "pw ***"
+    assert r.text("cwd /home/user/project") == "cwd /home/user/project"
+    assert r.text("see https://example.com/path and user@host") == "see https://example.com/path and user@host"
+    assert is_secret_name("DB_PWD") and is_secret_name("SMTP_PASS")
+    assert not is_secret_name("PWD") and not is_secret_name("OLDPWD") and not is_secret_name("DATABASE_URL")
+
+
+def test_mcp_server_env_and_header_values_are_masked_in_a_copy() -> None:
+    r = Redactor({})
+    params = {
+        "cwd": "/w",
+        "mcpServers": [
+            {"name": "a", "command": "/bin/a", "args": ["-v"], "env": [{"name": "K", "value": "v"}]},
+            {"type": "http", "name": "b", "url": "http://h", "headers": [{"name": "Authorization", "value": "Bearer xyz-0123456789"}]},
+        ],
+    }
+    out = mask_mcp_servers(params, r)
+    assert out["mcpServers"][0]["env"] == [{"name": "K", "value": MASK}]  # short values too
+    assert out["mcpServers"][1]["headers"] == [{"name": "Authorization", "value": MASK}]
+    assert out["mcpServers"][0]["args"] == ["-v"] and out["cwd"] == "/w"
+    assert params["mcpServers"][0]["env"][0]["value"] == "v"  # the agent still gets the original
+    assert r.text("echoed Bearer xyz-0123456789") == "echoed ***"
+    assert r.text("token=xyz-0123456789;") == "token=***;"
+    assert mask_mcp_servers({"cwd": "/w"}, r) == {"cwd": "/w"}
+    assert mask_mcp_servers(None, r) is None

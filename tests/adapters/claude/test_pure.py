@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,18 +30,35 @@ def test_session_flags() -> None:
         native.check_session_id("--dangerously-skip-permissions")
 
 
-def test_argv_adds_protocol_mcp_and_dirs_but_no_permission_flags() -> None:
+def test_argv_adds_protocol_mcp_and_dirs_but_no_permission_flags(tmp_path: Path) -> None:
     spec = AgentSpec(name="claude", protocol="claude", command="claude", args=("--model", "sonnet"))
     servers = [{"name": "fs", "command": "/bin/fs", "args": ["-v"], "env": [{"name": "K", "value": "v"}]},
                {"type": "http", "name": "web", "url": "http://h/mcp", "headers": [{"name": "A", "value": "b"}]},
                {"type": "sse", "name": "old", "url": "http://h/sse", "headers": []}]
     req = StartRequest(mode="new", cwd="/w", mcp_servers=servers, additional_directories=["/x"])
-    argv = native.argv(spec, req, native.session_flags("new", SID, None))
-    assert argv[:3] == ["claude", "--model", "sonnet"]
-    assert "--permission-prompt-tool" in argv and "--include-partial-messages" in argv
-    assert not any("skip-permissions" in a or a == "--permission-mode" for a in argv)
-    assert argv[argv.index("--add-dir") + 1] == "/x"
-    config = json.loads(argv[argv.index("--mcp-config") + 1])["mcpServers"]
+    with native.mcp_config_file(str(tmp_path), servers) as mcp_file:
+        assert mcp_file is not None
+        argv = native.argv(spec, req, native.session_flags("new", SID, None), mcp_file)
+        assert argv[:3] == ["claude", "--model", "sonnet"]
+        assert "--permission-prompt-tool" in argv and "--include-partial-messages" in argv
+        assert not any("skip-permissions" in a or a == "--permission-mode" for a in argv)
+        assert argv[argv.index("--add-dir") + 1] == "/x"
+        # A file only the user can read; the values are never on the command line.
+        assert argv[argv.index("--mcp-config") + 1] == mcp_file
+        assert not any('"v"' in a or "http://h" in a for a in argv)
+        assert stat.S_IMODE(os.stat(mcp_file).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(os.path.dirname(mcp_file)).st_mode) == 0o700
+        config = json.loads(Path(mcp_file).read_text())["mcpServers"]
+    assert not os.path.exists(mcp_file)
+    with native.mcp_config_file(str(tmp_path), []) as none:
+        assert none is None
+    # A file a killed daemon left behind goes at the next session's start; a live one's stays.
+    orphan = tmp_path / "mcp" / "claude-mcp-999999999-x.json"  # above pid_max: never alive
+    live = tmp_path / "mcp" / f"claude-mcp-{os.getppid()}-y.json"
+    orphan.write_text("{}")
+    live.write_text("{}")
+    with native.mcp_config_file(str(tmp_path), servers):
+        assert not orphan.exists() and live.exists()
     assert config == {
         "fs": {"type": "stdio", "command": "/bin/fs", "args": ["-v"], "env": {"K": "v"}},
         "web": {"type": "http", "url": "http://h/mcp", "headers": {"A": "b"}},
