@@ -1,0 +1,63 @@
+"""Store URLs: which backend a `store = "…"` / `--store` value names, and how it is shown.
+
+Imports nothing heavy: the command line checks a URL before anything else is loaded, and
+the stdio start-up path (SQLite) never imports psycopg.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from bridge.errors import StoreError
+
+SCHEMES = ("postgresql", "postgres")
+
+
+class StoreUnavailable(StoreError):
+    """The configured store cannot be reached at start: the daemon exits 2 with this line."""
+
+
+def is_postgres(url: str) -> bool:
+    return urlsplit(url).scheme in SCHEMES
+
+
+def check(url: str) -> str | None:
+    """Why `url` is not a store URL the daemon can use, or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises here, not at connect time
+    except ValueError as exc:
+        return f"store URL {mask(url)} is not valid: {exc}"
+    if parts.scheme not in SCHEMES:
+        return f"store URL {mask(url)}: only postgresql://… is supported (SQLite in the state dir is the default)"
+    return None
+
+
+def mask(url: str) -> str:
+    """`url` with its password replaced by `***`: the form for logs, errors and stderr."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return _mask_query(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{parts.username or ''}:***@{host}"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        return _mask_query(urlunsplit(parts._replace(netloc=netloc)))
+    except ValueError:
+        # Unparseable: show the scheme only, never what might be a password.
+        return url.split("://", 1)[0] + "://***"
+
+
+def _mask_query(url: str) -> str:
+    # libpq also takes `?password=…` in the query string.
+    parts = urlsplit(url)
+    if "password" not in parts.query:
+        return url
+    pairs = [
+        f"{k}=***" if k == "password" else f"{k}={v}"
+        for k, _, v in (p.partition("=") for p in parts.query.split("&"))
+    ]
+    return urlunsplit(parts._replace(query="&".join(pairs)))
