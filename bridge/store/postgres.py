@@ -1,0 +1,294 @@
+"""PostgreSQL store (psycopg 3, async): one catalog and log shared by daemons on any number
+of machines.
+
+- **Log.** `append()` queues; `flush()` commits the whole queue in ONE statement: a
+  data-modifying CTE bumps each session's row in `log_heads` (its highest seq) and inserts
+  the rows numbered from the old head, all in the statement's transaction. The head row's
+  lock orders concurrent writers of a session, and a failed statement rolls back its bump:
+  seq is gap-free and unique per session whatever the number of daemons, and one round
+  trip commits any batch (arrays of values, binary protocol, prepared after a few uses).
+- **Time.** Expiries use the database server's clock (`clock_timestamp()`), so daemons on
+  machines with skewed clocks still agree on who is gone; the pid check applies only to
+  owners on this host (`owner_gone`).
+- **Faults.** Two connections (log writer; catalog and leases), each reopened on demand
+  (`pg_conn.Link`). The server lost mid-run: the log degrades (`failed` set, rows counted
+  as dropped, turns go on); the next `heartbeat()` — a background call — reconnects, the
+  log resumes, and each session that lost rows gets a `log_gap` record saying how many.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+import anyio
+import orjson
+
+from bridge.errors import StoreError
+from bridge.store import pg_catalog as cat
+from bridge.store import pg_schema
+from bridge.store.base import Direction, Event, Instance, LogTail, SchemaTooNew, SessionRecord, owner_gone
+from bridge.store.pg_conn import Link
+from bridge.store.pg_url import StoreUnavailable
+from bridge.store.sqlite import now_iso
+
+log = logging.getLogger(__name__)
+
+# Rows of sessions another live daemon owns are left out (a daemon that lost its lease must
+# never write into the new owner's log); the statement returns the heads it bumped.
+_FLUSH = """
+WITH v AS (SELECT * FROM unnest(%(ids)s::text[], %(counts)s::bigint[]) AS v(session_id, n)),
+ok AS (
+  SELECT v.session_id, v.n FROM v
+  LEFT JOIN sessions s ON s.id = v.session_id
+  LEFT JOIN instances i ON i.id = s.owner
+  WHERE s.owner IS NULL OR s.owner = %(me)s OR i.id IS NULL
+     OR i.expires_at <= extract(epoch FROM clock_timestamp())
+),
+heads AS (
+  INSERT INTO log_heads (session_id, last_seq)
+  SELECT session_id, n FROM ok ORDER BY session_id
+  ON CONFLICT (session_id) DO UPDATE SET last_seq = log_heads.last_seq + EXCLUDED.last_seq
+  RETURNING session_id, last_seq
+),
+ins AS (
+  INSERT INTO events (session_id, seq, at, direction, message)
+  SELECT r.session_id, h.last_seq - ok.n + r.k, r.at, r.direction, r.message
+  FROM unnest(%(sid)s::text[], %(k)s::bigint[], %(at)s::text[], %(dir)s::text[], %(msg)s::bytea[])
+       AS r(session_id, k, at, direction, message)
+  JOIN heads h USING (session_id) JOIN ok USING (session_id)
+)
+SELECT session_id, last_seq FROM heads
+"""
+
+Row = tuple[str, str, str, bytes]  # session id, at, direction, message
+CLOSE_FLUSH_TIMEOUT = 10.0
+
+
+class PostgresStore:
+    def __init__(self, url: str) -> None:
+        self._cat = Link(url, "catalog")
+        self._log = Link(url, "log")
+        self.location = self._cat.where
+        self.failed: StoreError | None = None
+        self.dropped = 0
+        self._queue: list[Row] = []
+        self._committed: dict[str, int] = {}
+        self._pending: Counter[str] = Counter()
+        # Rows each session lost while the log was down: a `log_gap` record when it resumes.
+        self._gaps: Counter[str] = Counter()
+        self._flush_lock = anyio.Lock(fast_acquire=True)
+        self._me: Instance | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        try:
+            async with self._cat.use() as conn:
+                await pg_schema.migrate(conn, self.location)
+        except (StoreUnavailable, SchemaTooNew):
+            raise
+        except StoreError as exc:
+            raise StoreUnavailable(exc.message) from None
+
+    async def schema_version(self) -> int:
+        async with self._cat.use() as conn:
+            return await pg_schema.version(conn)
+
+    async def close(self) -> None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_FLUSH_TIMEOUT):
+            await self.flush()
+        await self._log.close()
+        await self._cat.close()
+
+    # -- catalog -----------------------------------------------------------------------------
+    async def create_session(self, rec: SessionRecord) -> None:
+        async with self._cat.use() as conn:
+            await cat.create_session(conn, rec)
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        async with self._cat.use() as conn:
+            return await cat.get_session(conn, session_id)
+
+    async def update_session(self, session_id: str, *, touch: bool = True, **fields: Any) -> None:
+        if not fields:
+            return
+        if touch:
+            fields.setdefault("updated_at", now_iso())
+        async with self._cat.use() as conn:
+            await cat.update_session(conn, session_id, fields)
+
+    async def list_sessions(
+        self, *, cwd: str | None, offset: int, limit: int, include_archived: bool = True
+    ) -> list[SessionRecord]:
+        async with self._cat.use() as conn:
+            return await cat.list_sessions(conn, cwd, offset, limit, include_archived)
+
+    # -- event log ---------------------------------------------------------------------------
+    def append(self, session_id: str, direction: Direction, message: bytes) -> None:
+        if self.failed is not None:
+            self.dropped += 1
+            self._gaps[session_id] += 1
+            return
+        self._queue.append((session_id, now_iso(), direction, message))
+        self._pending[session_id] += 1
+
+    def tail(self, session_id: str) -> LogTail:
+        return LogTail(self._committed.get(session_id, 0), self._pending.get(session_id, 0))
+
+    async def flush(self) -> None:
+        if not self._queue:
+            return
+        async with self._flush_lock:
+            if not self._queue:
+                return  # a flush that held the lock committed our rows too
+            batch, self._queue = self._queue, []
+            try:
+                await self._write(batch)
+            except StoreError as exc:
+                self._degrade(exc, batch)
+            finally:
+                for sid, n in Counter(r[0] for r in batch).items():
+                    left = self._pending[sid] - n
+                    if left > 0:
+                        self._pending[sid] = left
+                    else:
+                        del self._pending[sid]
+
+    async def _write(self, batch: list[Row]) -> None:
+        # Number each row within its session (k = 1..n in order); the database adds the head.
+        counts: Counter[str] = Counter()
+        ks: list[int] = []
+        for r in batch:
+            counts[r[0]] += 1
+            ks.append(counts[r[0]])
+        params = {
+            "ids": list(counts),
+            "counts": list(counts.values()),
+            "me": self._me.id if self._me else None,
+            "sid": [r[0] for r in batch],
+            "k": ks,
+            "at": [r[1] for r in batch],
+            "dir": [r[2] for r in batch],
+            "msg": [r[3] for r in batch],
+        }
+        async with self._log.use() as conn:
+            cur = await conn.execute(_FLUSH, params, binary=True)
+            heads = await cur.fetchall()
+        for sid, last in heads:
+            self._committed[sid] = int(last)
+        if len(heads) < len(counts):
+            written = {h[0] for h in heads}
+            refused = [s for s in counts if s not in written]
+            lost = sum(counts[s] for s in refused)
+            self.dropped += lost
+            log.warning(
+                "%d event(s) of session(s) %s not logged: another live daemon owns them now",
+                lost,
+                ", ".join(refused),
+            )
+
+    def _degrade(self, exc: StoreError, batch: list[Row]) -> None:
+        self.failed = StoreError(
+            f"the event log in {self.location} could not be written ({exc.message}); sessions keep "
+            "running, and their history misses what they exchange until the store is back "
+            "(a log_gap record then says how much)"
+        )
+        self.dropped += len(batch)
+        self._gaps.update(r[0] for r in batch)
+        self._queue.clear()
+        log.error("%s", self.failed.message)
+
+    async def _resume_log(self) -> None:
+        """Called from `heartbeat()`: reconnect the log writer if it failed; on success the
+        log resumes, each session that lost rows first recording how many."""
+        if self.failed is None or not self._log.may_retry():
+            return
+        try:
+            async with self._log.use() as conn:
+                await conn.execute("SELECT 1")
+        except StoreError:
+            return
+        gaps, self._gaps = self._gaps, Counter()
+        self.failed = None
+        for sid, n in gaps.items():
+            record = {"bridge": {"type": "log_gap", "dropped": n, "reason": "session store unreachable"}}
+            self.append(sid, "bridge", orjson.dumps(record))
+        log.warning("session store %s reachable again: the event log resumes", self.location)
+        await self.flush()
+
+    async def events(self, session_id: str, after: int, limit: int) -> list[Event]:
+        async with self._cat.use() as conn:
+            cur = await conn.execute(
+                "SELECT seq, at, direction, message FROM events WHERE session_id = %s AND seq > %s "
+                "ORDER BY seq LIMIT %s",
+                (session_id, after, limit),
+                binary=True,
+            )
+            return [Event(int(r[0]), r[1], r[2], bytes(r[3])) for r in await cur.fetchall()]
+
+    async def last_seq(self, session_id: str) -> int:
+        async with self._cat.use() as conn:
+            cur = await conn.execute("SELECT last_seq FROM log_heads WHERE session_id = %s", (session_id,))
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+    async def purge_events(self, session_id: str) -> int:
+        kept = [r for r in self._queue if r[0] != session_id]
+        self._pending.pop(session_id, None)
+        self._queue = kept
+        async with self._cat.use() as conn:
+            # The head stays: a seq is never handed out twice, even after a purge.
+            cur = await conn.execute("DELETE FROM events WHERE session_id = %s", (session_id,))
+            return cur.rowcount
+
+    # -- instances and leases ----------------------------------------------------------------
+    async def register(self, instance: Instance) -> None:
+        async with self._cat.use() as conn:
+            await cat.put_instance(conn, instance)
+        self._me = instance
+
+    async def heartbeat(self, lease_seconds: float) -> float:
+        me = self._require_me()
+        await self._resume_log()
+        async with self._cat.use() as conn:
+            expires = await cat.renew(conn, me, lease_seconds)
+        return expires
+
+    async def unregister(self) -> None:
+        me = self._require_me()
+        async with self._cat.use() as conn:
+            await cat.unregister(conn, me.id)
+
+    async def instance(self, instance_id: str) -> Instance | None:
+        async with self._cat.use() as conn:
+            found = await cat.get_instance(conn, instance_id)
+        return found[0] if found else None
+
+    async def instances(self) -> list[Instance]:
+        async with self._cat.use() as conn:
+            rows, now = await cat.all_instances(conn)
+        return [i for i in rows if not owner_gone(i, now)]
+
+    async def acquire(self, session_id: str) -> Instance | None:
+        me = self._require_me()
+        async with self._cat.use() as conn:
+            return await cat.acquire(conn, session_id, me.id)
+
+    async def release(self, session_id: str) -> None:
+        me = self._require_me()
+        async with self._cat.use() as conn:
+            await conn.execute("UPDATE sessions SET owner = NULL WHERE id = %s AND owner = %s", (session_id, me.id))
+
+    async def orphaned_sessions(self) -> list[SessionRecord]:
+        async with self._cat.use() as conn:
+            return await cat.orphaned_sessions(conn)
+
+    async def forget_instances(self) -> int:
+        async with self._cat.use() as conn:
+            return await cat.forget_instances(conn)
+
+    def _require_me(self) -> Instance:
+        if self._me is None:
+            raise StoreError("this daemon is not registered in the session store (register() first)")
+        return self._me
