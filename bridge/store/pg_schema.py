@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bridge.store.base import SchemaTooNew
+from bridge.store.base import SCHEMA_VERSION, SchemaTooNew
 
 if TYPE_CHECKING:
     import psycopg
@@ -105,3 +105,6 @@ async def migrate(conn: psycopg.AsyncConnection[Any], where: str, upto: int = LA
 async def version(conn: psycopg.AsyncConnection[Any]) -> int:
     row = await (await conn.execute("SELECT version FROM bridge_schema")).fetchone()
     return int(row[0]) if row else 0
+
+
+assert LATEST == SCHEMA_VERSION, "the PostgreSQL and SQLite schemas move together"

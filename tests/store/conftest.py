@@ -7,11 +7,13 @@ Without PostgreSQL installed the PostgreSQL tests skip locally; in CI
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests import pg_cluster
 from tests.real_agents import REQUIRE_ENV, required
+from tests.store.backends import Backend
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +31,13 @@ def pg() -> Iterator[pg_cluster.Cluster]:
 def pg_url(pg: pg_cluster.Cluster) -> str:
     """The URL (with its password) of a new, empty database on the shared cluster."""
     return pg.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Each contract test runs on both: a SQLite file, and a database on the real cluster."""
+    state = tmp_path / "state"
+    state.mkdir()
+    if request.param == "sqlite":
+        return Backend("sqlite", str(state / "sessions.db"), state)
+    return Backend("postgresql", request.getfixturevalue("pg_url"), state)
