@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.core.adapter import AgentSpec
+from bridge.store import pg_url
 
 PROTOCOLS = ("acp", "claude", "codex")
 
@@ -73,6 +74,8 @@ class ConfigFile(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     path_prepend: list[str] = Field(default_factory=list)
     log_keep_days: int = Field(default=7, ge=1)
+    # `postgresql://user@host:port/db` (or a SQLite file); None: `<state-dir>/sessions.db`.
+    store: str | None = None
 
 
 def load_config(path: str | None) -> ConfigFile:
@@ -92,6 +95,8 @@ def load_config(path: str | None) -> ConfigFile:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"config file {path}: {where}: {err['msg']}") from None
+    if cfg.store is not None and (problem := pg_url.check(cfg.store)):
+        raise ConfigError(f"config file {path}: store: {problem}")
     for name, entry in cfg.agents.items():
         if entry.protocol is not None and entry.protocol not in PROTOCOLS:
             raise ConfigError(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 
@@ -53,11 +55,32 @@ def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:
         except WsConfigError as exc:
             sys.stderr.write(f"agent-bridge: {exc}\n")
             return 2
-        try:
-            return anyio.run(serve_websocket, settings, options)
-        except KeyboardInterrupt:
-            return 0
+        return _run(serve_websocket, settings, options)
+    return _run(serve_stdio, settings)
+
+
+def _run(main: Callable[..., Awaitable[int]], *args: Any) -> int:
     try:
-        return anyio.run(serve_stdio, settings)
+        return anyio.run(main, *args)
     except KeyboardInterrupt:
         return 0
+    except BaseException as exc:
+        # A store that cannot be used at start (unreachable, a newer schema): one line, exit 2.
+        fatal = _fatal_store_error(exc)
+        if fatal is None:
+            raise
+        sys.stderr.write(f"agent-bridge: {fatal}\n")
+        return 2
+
+
+def _fatal_store_error(exc: BaseException) -> str | None:
+    from bridge.store.base import SchemaTooNew
+    from bridge.store.pg_url import StoreUnavailable
+
+    if isinstance(exc, StoreUnavailable | SchemaTooNew):
+        return exc.message
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if found := _fatal_store_error(inner):
+                return found
+    return None

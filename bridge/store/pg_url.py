@@ -21,15 +21,20 @@ def is_postgres(url: str) -> bool:
     return urlsplit(url).scheme in SCHEMES
 
 
-def check(url: str) -> str | None:
-    """Why `url` is not a store URL the daemon can use, or None."""
+def check(location: str) -> str | None:
+    """Why `location` (a `postgresql://` URL, or the path of a SQLite file) cannot be a store,
+    or None."""
+    if not location.strip():
+        return "store location is empty"
+    if "://" not in location:
+        return None  # a SQLite file
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(location)
         parts.port  # noqa: B018 - a bad port raises here, not at connect time
     except ValueError as exc:
-        return f"store URL {mask(url)} is not valid: {exc}"
+        return f"store URL {mask(location)} is not valid: {exc}"
     if parts.scheme not in SCHEMES:
-        return f"store URL {mask(url)}: only postgresql://… is supported (SQLite in the state dir is the default)"
+        return f"store URL {mask(location)}: only postgresql://… URLs (or a SQLite file path) are supported"
     return None
 
 
