@@ -10,6 +10,7 @@ sessions. Policies (SQLite `synchronous` with WAL) are interleaved round by roun
   FULL    fsync of the WAL at every commit (survives power loss)
   OFF     no fsync at all (an OS crash may corrupt the file)
 Every run reads its log back and checks that each session's seq is 1..n without gaps.
+The same figures for PostgreSQL, and the lease heartbeat's cost, come from bench/store_pg.py.
 """
 
 from __future__ import annotations
@@ -108,5 +109,13 @@ def main(argv: list[str]) -> None:
     ap.add_argument("-r", "--repeats", type=int, default=3)
     ap.add_argument("-s", "--sessions", type=int, default=20)
     ap.add_argument("--batches", default="1,32,256,2000", help="flush intervals to try")
+    ap.add_argument("--backends", default="sqlite,postgresql", help="which stores (PostgreSQL: bench/store_pg.py)")
     a = ap.parse_args(argv)
-    anyio.run(run, a.n, a.repeats, a.sessions, [int(x) for x in a.batches.split(",")])
+    batches = [int(x) for x in a.batches.split(",")]
+    backends = a.backends.split(",")
+    if "sqlite" in backends:
+        anyio.run(run, a.n, a.repeats, a.sessions, batches)
+    if "postgresql" in backends:
+        from bench import store_pg
+
+        store_pg.main(a.n, a.repeats, a.sessions, batches)

@@ -13,9 +13,18 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import anyio
+import anyio.lowlevel
 import pytest
 
-from bridge.store.base import SCHEMA_VERSION, Instance, LogTail, SchemaTooNew, SessionRecord, Store, new_instance
+from bridge.store.base import (
+    SCHEMA_VERSION,
+    Instance,
+    LogTail,
+    SchemaTooNew,
+    SessionRecord,
+    Store,
+    new_instance,
+)
 from tests.store.backends import WAVE1_SESSION, Backend
 
 pytestmark = pytest.mark.anyio
@@ -144,7 +153,7 @@ async def test_flush_returns_only_when_everything_appended_before_it_is_committe
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(first)
-            await anyio.sleep(0)  # let the first flush take its batch
+            await anyio.lowlevel.checkpoint()  # let the first flush take its batch
             s.append("x", "client", b'{"last":true}')
             # Overlapping flush: must not return before the first batch AND this row are in.
             await s.flush()
