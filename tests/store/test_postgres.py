@@ -1,0 +1,132 @@
+"""PostgreSQL-only behaviour: the server unreachable at start, lost and back mid-run, and the
+URL's password never shown."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from bridge.errors import StoreError
+from bridge.store import pg_conn, pg_url
+from bridge.store.base import SessionRecord, new_instance
+from bridge.store.postgres import PostgresStore
+from tests import pg_cluster
+from tests.conftest import bridge_cmd, subprocess_env
+from tests.real_agents import REQUIRE_ENV, required
+
+pytestmark = pytest.mark.anyio
+T0 = "2026-01-01T00:00:00.000Z"
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # nothing listens there once the socket is closed
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[pg_cluster.Cluster]:
+    """A cluster of this test alone: it is stopped and started again mid-test."""
+    try:
+        with pg_cluster.cluster() as c:
+            yield c
+    except pg_cluster.Unavailable as exc:
+        if required():
+            pytest.fail(f"{exc} ({REQUIRE_ENV}=1)")
+        pytest.skip(str(exc))
+
+
+def test_masking_hides_the_password_wherever_it_is() -> None:
+    assert pg_url.mask("postgresql://ann:s3cr%40t@db.example:5433/bridge") == "postgresql://ann:***@db.example:5433/bridge"
+    assert pg_url.mask("postgresql://ann@db/bridge?password=s3cret&sslmode=require") == (
+        "postgresql://ann@db/bridge?password=***&sslmode=require"
+    )
+    assert pg_url.mask("postgresql://ann@[::1]/x") == "postgresql://ann@[::1]/x"
+    assert "s3cret" not in pg_url.mask("postgresql://ann:s3cret@host:notaport/x")
+    assert pg_url.check("postgresql://ann:pw@host:99999/x") is not None
+    assert pg_url.check("mysql://ann:s3cret@host/x") == (
+        "store URL mysql://ann:***@host/x: only postgresql://… URLs (or a SQLite file path) are supported"
+    )
+
+
+async def test_unreachable_at_start_raises_one_line_with_the_password_masked() -> None:
+    url = f"postgresql://bridge:hunter2-secret@127.0.0.1:{closed_port()}/bridge"
+    store = PostgresStore(url)
+    with pytest.raises(pg_url.StoreUnavailable) as err:
+        await store.open()
+    await store.close()
+    assert "hunter2-secret" not in err.value.message
+    assert f"postgresql://bridge:***@127.0.0.1:{url.rsplit(':', 1)[1].split('/')[0]}/bridge" in err.value.message
+    assert "\n" not in err.value.message
+
+
+async def test_the_daemon_exits_2_naming_the_masked_url(tmp_path: object) -> None:
+    import anyio
+
+    url = f"postgresql://bridge:hunter2-secret@127.0.0.1:{closed_port()}/bridge"
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [*bridge_cmd(), "--state-dir", str(tmp_path), "--log-level", "error"],
+            input=b"",
+            env=subprocess_env(AGENT_BRIDGE_STORE=url),
+            check=False,
+        )
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "postgresql://bridge:***@127.0.0.1:" in lines[0], err
+    assert "hunter2-secret" not in err
+
+
+async def test_server_lost_mid_run_degrades_the_log_then_it_resumes_gap_free(
+    own_cluster: pg_cluster.Cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Reconnect attempts are rate-limited in time; here every call may try at once.
+    monkeypatch.setattr(pg_conn, "RETRY_MIN", 0.0)
+    monkeypatch.setattr(pg_conn, "RETRY_MAX", 0.0)
+    caplog.set_level(logging.DEBUG)
+    url = own_cluster.create_database()
+    store = PostgresStore(url)
+    await store.open()
+    await store.register(new_instance("stdio", 30))
+    await store.create_session(SessionRecord("s", "fake", "/w", T0, T0))
+    assert await store.acquire("s") is None
+    for i in range(5):
+        store.append("s", "agent", b'{"i":%d}' % i)
+    await store.flush()
+
+    own_cluster.stop()
+    store.append("s", "agent", b'{"lost":1}')
+    await store.flush()  # never raises: the log degrades
+    assert store.failed is not None and "history misses" in store.failed.message
+    store.append("s", "agent", b'{"lost":2}')
+    await store.flush()
+    assert store.dropped == 2
+    with pytest.raises(StoreError) as err:
+        await store.get_session("s")
+    assert own_cluster.password not in err.value.message and "***" in err.value.message
+
+    own_cluster.start()
+    for _attempt in range(5):  # connections the restart cut are found dead one call each
+        try:
+            await store.heartbeat(30)
+            break
+        except StoreError:
+            continue
+    assert store.failed is None
+    store.append("s", "agent", b'{"after":true}')
+    await store.flush()
+    events = await store.events("s", 0, 100)
+    assert [e.seq for e in events] == list(range(1, 8))
+    gap = orjson.loads(events[5].message)
+    assert gap == {"bridge": {"type": "log_gap", "dropped": 2, "reason": "session store unreachable"}}
+    assert events[6].message == b'{"after":true}'
+    await store.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "connection lost" in logged and "resumes" in logged
+    assert own_cluster.password not in logged
