@@ -74,6 +74,8 @@ class ConfigFile(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     path_prepend: list[str] = Field(default_factory=list)
     log_keep_days: int = Field(default=7, ge=1)
+    # Session leases (spec/durability.md): a daemon silent for this long loses its sessions.
+    lease_timeout: float = Field(default=30.0, gt=0)
     # `postgresql://user@host:port/db` (or a SQLite file); None: `<state-dir>/sessions.db`.
     store: str | None = None
 

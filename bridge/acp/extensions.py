@@ -16,6 +16,7 @@ from bridge.acp.replay import replay_to
 from bridge.core.adapter import JsonObj
 from bridge.errors import INVALID_PARAMS, RpcError
 from bridge.rpc.dispatch import Handler
+from bridge.store.base import lease_error_data
 
 if TYPE_CHECKING:
     from bridge.acp.server import AcpServer
@@ -45,13 +46,15 @@ class Extensions:
 
     async def info(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SessionParams, params)
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         live = self.manager.sessions.get(rec.id)
+        # A session another live daemon runs is shown running there, with its owner.
+        holder = await self.manager.live_owner(rec) if live is None else None
         info: JsonObj = {
             "sessionId": rec.id,
             "agent": rec.agent,
             "cwd": rec.cwd,
-            "status": live.status if live is not None else "closed",
+            "status": live.status if live is not None else rec.status if holder is not None else "closed",
             "createdAt": rec.created_at,
             "updatedAt": rec.updated_at,
         }
@@ -64,6 +67,8 @@ class Extensions:
             if value is not None:
                 info[key] = value
         info["archived"] = rec.archived
+        if holder is not None:
+            info.update(lease_error_data(holder))
         if self.store.failed is not None:
             info["warning"] = self.store.failed.message
         if live is not None and live.setup is not None and live.setup.meta:
@@ -72,9 +77,9 @@ class Extensions:
 
     async def events(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.EventsParams, params)
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         await self.store.flush()
-        page = self.store.events(rec.id, p.after, p.limit + 1)
+        page = await self.store.events(rec.id, p.after, p.limit + 1)
         events = [
             {"seq": e.seq, "at": e.at, "direction": e.direction, "message": orjson.loads(e.message)}
             for e in page[: p.limit]
@@ -88,7 +93,7 @@ class Extensions:
 
     async def attach(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.AttachParams, params)
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
 
         def follow() -> None:
             live = self.manager.sessions.get(rec.id)
@@ -111,7 +116,7 @@ class Extensions:
 
     async def metrics(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SessionParams, params)
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         live = self.manager.sessions.get(rec.id)
         if live is None:
             return {"turns": 0, "messages": 0, "toolCalls": 0, "toolUsage": {}, "tokens": _zero_tokens()}
@@ -141,13 +146,13 @@ class Extensions:
 
     async def update(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.UpdateSessionParams, params)
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         fields: dict[str, Any] = {}
         if p.title is not None:
             fields["title"] = p.title
         if p.archived is not None:
             fields["archived"] = p.archived
-        self.store.update_session(rec.id, **fields)
+        await self.manager.save(rec.id, **fields)
         live = self.manager.sessions.get(rec.id)
         if live is not None and p.title is not None:
             live.record.title = p.title
@@ -156,7 +161,7 @@ class Extensions:
 
     async def shell(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.ShellParams, params)
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         cwd = p.cwd or rec.cwd
         if not cwd.startswith("/"):
             raise RpcError(INVALID_PARAMS, "invalid params: cwd: must be an absolute path", {"field": "cwd"})

@@ -8,6 +8,8 @@ import base64
 import logging
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
 from bridge.acp.replay import replay_to
@@ -16,7 +18,7 @@ from bridge.core.manager import OpenParams
 from bridge.core.session import Session
 from bridge.errors import INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError, session_not_found
 from bridge.rpc.dispatch import Handler
-from bridge.store.base import SessionRecord
+from bridge.store.base import LeaseHeld
 from bridge.wire import jsonrpc
 
 if TYPE_CHECKING:
@@ -106,7 +108,7 @@ class Handlers:
     async def _reopen(
         self, conn: ClientConnection, p: P.LoadSessionParams, mode: str, raw: JsonObj
     ) -> JsonObj:
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         live = self.manager.sessions.get(rec.id)
         if live is not None:
             # Live in this daemon (a reconnecting client): take it over; history from the log,
@@ -120,7 +122,7 @@ class Handlers:
                 self._own(conn, live)
             live.log("client", jsonrpc.request_frame(None, f"session/{mode}", raw))
             return self._answer(live, _setup_result(live.setup, None))
-        upto = self._last_seq(rec)
+        upto = await self.store.last_seq(rec.id)
         session, setup = await self.manager.reopen(
             rec, "load" if mode == "load" else "resume", self._open(conn, p, rec.agent), owner=conn
         )
@@ -130,15 +132,6 @@ class Handlers:
         session.log("client", jsonrpc.request_frame(None, f"session/{mode}", raw))
         return self._answer(session, _setup_result(setup, None))
 
-    def _last_seq(self, rec: SessionRecord) -> int:
-        last = 0
-        after = 0
-        while True:
-            page = self.store.events(rec.id, after, 1000)
-            if not page:
-                return last
-            last = after = page[-1].seq
-
     def _own(self, conn: ClientConnection, session: Session) -> None:
         session.owner = conn
         conn.owned.add(session.session_id)
@@ -147,7 +140,7 @@ class Handlers:
 
     async def session_fork(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.ForkSessionParams, params)
-        parent = self.manager.record(p.sessionId)
+        parent = await self.manager.record(p.sessionId)
         if not parent.agent_session_id:
             raise RpcError(RESOURCE_NOT_FOUND, f"session {parent.id} has no agent-side session to fork")
         live = self.manager.sessions.get(parent.id)
@@ -162,7 +155,7 @@ class Handlers:
         p = P.parse(P.SessionParams, params)
         session = self.manager.sessions.get(p.sessionId)
         if session is None:
-            self.manager.record(p.sessionId)  # -32002 when unknown
+            await self.manager.record(p.sessionId)  # -32002 when unknown
             return {}
         session.log("client", jsonrpc.request_frame(None, "session/close", params))
         await self.manager.close(session)
@@ -171,7 +164,7 @@ class Handlers:
 
     async def session_delete(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SessionParams, params)
-        rec = self.store.get_session(p.sessionId)
+        rec = await self.store.get_session(p.sessionId)
         if rec is None:
             raise session_not_found(p.sessionId)
         if rec.deleted:
@@ -179,23 +172,27 @@ class Handlers:
         session = self.manager.sessions.get(rec.id)
         if session is not None:
             await self.manager.close(session)
-        self.store.update_session(rec.id, deleted=True)
+        await self.manager.save(rec.id, deleted=True)
         return {}
 
     async def session_list(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.ListSessionsParams, params)
         offset = _decode_cursor(p.cursor) if p.cursor else 0
-        recs = self.store.list_sessions(cwd=p.cwd, offset=offset, limit=LIST_PAGE + 1)
-        result: JsonObj = {"sessions": [self.server.session_info(r) for r in recs[:LIST_PAGE]]}
+        recs = await self.store.list_sessions(cwd=p.cwd, offset=offset, limit=LIST_PAGE + 1)
+        owners = await self.manager.owners()
+        result: JsonObj = {"sessions": [self.server.session_info(r, owners) for r in recs[:LIST_PAGE]]}
         if len(recs) > LIST_PAGE:
             result["nextCursor"] = base64.urlsafe_b64encode(f"o:{offset + LIST_PAGE}".encode()).decode()
         return result
 
     # -- turns ---------------------------------------------------------------------------------
-    def live(self, session_id: str) -> Session:
+    async def live(self, session_id: str) -> Session:
         session = self.manager.sessions.get(session_id)
         if session is None:
-            rec = self.manager.record(session_id)
+            rec = await self.manager.record(session_id)
+            holder = await self.manager.live_owner(rec)
+            if holder is not None:
+                raise LeaseHeld(rec.id, holder)
             raise RpcError(
                 RESOURCE_NOT_FOUND,
                 f"session {rec.id} is not active in this daemon; call session/load or session/resume first",
@@ -205,14 +202,14 @@ class Handlers:
 
     async def session_prompt(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.PromptParams, params)
-        session = self.live(p.sessionId)
+        session = await self.live(p.sessionId)
         if session.owner is not conn:
             self._own(conn, session)
         session.log("client", jsonrpc.request_frame(None, "session/prompt", params))
         _check_content(session, p.prompt)
         await self.manager.ensure_agent(session)
         # Persisted so that a daemon killed mid-turn records the turn as interrupted on restart.
-        self.store.update_session(session.session_id, status="busy")
+        await self.manager.save(session.session_id, status="busy")
         # The turn outlives this request if the client goes away (disconnect policy).
         return await self.server.run_turn(conn, session, lambda: self._turn(session, params))
 
@@ -223,19 +220,20 @@ class Handlers:
             session.log("bridge", jsonrpc.error_frame(None, exc))
             raise
         finally:
-            self.store.update_session(session.session_id, status=session.status)
+            with anyio.CancelScope(shield=True):
+                await self.manager.save(session.session_id, status=session.status)
         return self._answer(session, result)
 
     async def session_set_mode(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SetModeParams, params)
-        session = self.live(p.sessionId)
+        session = await self.live(p.sessionId)
         session.log("client", jsonrpc.request_frame(None, "session/set_mode", params))
         agent = await self._agent(session)
         return self._answer(session, await agent.set_mode(p.modeId))
 
     async def session_set_config_option(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         P.parse(P.SetConfigOptionParams, params)
-        session = self.live(params["sessionId"])
+        session = await self.live(params["sessionId"])
         session.log("client", jsonrpc.request_frame(None, "session/set_config_option", params))
         agent = await self._agent(session)
         return self._answer(session, await agent.set_config_option(params))
@@ -287,7 +285,9 @@ def _check_content(session: Session, blocks: list[JsonObj]) -> None:
     for i, block in enumerate(blocks):
         kind = block.get("type")
         if not isinstance(kind, str):
-            raise RpcError(INVALID_PARAMS, f"invalid params: prompt.{i}.type: missing", {"field": f"prompt.{i}.type"})
+            raise RpcError(
+                INVALID_PARAMS, f"invalid params: prompt.{i}.type: missing", {"field": f"prompt.{i}.type"}
+            )
         if caps is None or kind in _ALWAYS:
             continue
         need = _NEEDS.get(kind)

@@ -7,6 +7,7 @@ does not kill its sessions' turns (transports decide when to close them).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Mapping
@@ -36,12 +37,23 @@ from bridge.errors import (
     AgentExitedError,
     AgentStartError,
     RpcError,
+    StoreError,
     find_rpc_error,
     session_not_found,
 )
 from bridge.process.agent_process import ExitRecord, recording_exits
 from bridge.rpc.endpoint import ConnectionClosed
-from bridge.store.base import SessionRecord, Store
+from bridge.store.base import (
+    DEFAULT_LEASE_SECONDS,
+    LIVE_STATUSES,
+    Instance,
+    LeaseHeld,
+    SessionRecord,
+    Store,
+    Transport,
+    new_instance,
+    owner_gone,
+)
 from bridge.store.sqlite import now_iso
 
 log = logging.getLogger(__name__)
@@ -74,7 +86,15 @@ class SessionManager:
         *,
         stall_timeout: float = 600.0,
         cancel_grace: float = 10.0,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        transport: Transport = "stdio",
     ) -> None:
+        self.lease_seconds = lease_seconds
+        # This daemon's registration in the store: the lease on every session it runs.
+        self.instance: Instance = new_instance(transport, lease_seconds)
+        # Catalog fields asked for from synchronous code (`save_soon`), not written yet.
+        self._unsaved: dict[str, dict[str, Any]] = {}
+        self._unsaved_added = anyio.Event()
         self.stall_timeout = stall_timeout
         self.cancel_grace = cancel_grace
         self.store = store
@@ -86,10 +106,13 @@ class SessionManager:
         self._tg: TaskGroup | None = None
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        self._recover()
+        await self.register()
+        await self._recover()
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                tg.start_soon(self._heartbeat)
+                tg.start_soon(self._catalog_writer)
                 task_status.started()
                 await anyio.sleep_forever()
         finally:
@@ -97,14 +120,93 @@ class SessionManager:
             with anyio.CancelScope(shield=True):
                 await self.store.flush()
 
-    def _recover(self) -> None:
-        """Sessions that were live when a previous daemon died: record how they ended."""
-        for rec in self.store.sessions_with_status(("idle", "busy", "error")):
-            if rec.status == "busy":
-                self.store.append(
-                    rec.id, "bridge", b'{"bridge":{"type":"turn_interrupted","reason":"restart"}}'
-                )
-            self.store.update_session(rec.id, status="closed", touch=False)
+    async def register(self, ws_url: str | None = None) -> None:
+        """(Re-)register this daemon, e.g. with its WebSocket URL once the listener is bound."""
+        if ws_url is not None:
+            self.instance = dataclasses.replace(self.instance, ws_url=ws_url)
+        try:
+            await self.store.register(self.instance)
+        except StoreError as exc:
+            log.warning("could not register this daemon in the session store: %s", exc.message)
+
+    async def _heartbeat(self) -> None:
+        """Renew this daemon's lease (all its sessions at once) at a third of its length,
+        so that two missed renewals still leave it owned."""
+        while True:
+            await anyio.sleep(self.lease_seconds / 3)
+            try:
+                await self.store.heartbeat(self.lease_seconds)
+            except StoreError as exc:
+                log.warning("could not renew this daemon's session lease: %s", exc.message)
+
+    async def _catalog_writer(self) -> None:
+        while True:
+            await self._unsaved_added.wait()
+            self._unsaved_added = anyio.Event()
+            while self._unsaved:
+                await self.save(next(iter(self._unsaved)), touch=False)
+
+    async def _recover(self) -> None:
+        """Sessions whose daemon is gone (lease expired, or its pid dead on this host):
+        record how they ended. Sessions of live daemons are never touched."""
+        try:
+            await self.store.forget_instances()
+            orphans = await self.store.orphaned_sessions()
+        except StoreError as exc:
+            log.warning("start-up recovery skipped: %s", exc.message)
+            return
+        for rec in orphans:
+            try:
+                if await self.store.acquire(rec.id) is None:
+                    await self._close_orphan(rec)
+                    await self.store.release(rec.id)
+            except StoreError as exc:
+                log.warning("could not recover session %s: %s", rec.id, exc.message)
+
+    async def _close_orphan(self, rec: SessionRecord) -> None:
+        """A session whose daemon died (its lease is ours now): a turn it was running is
+        recorded as interrupted, and nothing runs for it until it is loaded or resumed."""
+        if rec.status == "busy":
+            self.store.append(rec.id, "bridge", b'{"bridge":{"type":"turn_interrupted","reason":"restart"}}')
+            await self.store.flush()
+        if rec.status != "closed":
+            await self.store.update_session(rec.id, status="closed", touch=False)
+            rec.status = "closed"
+
+    # -- the catalog, failure-tolerant -----------------------------------------------------------
+    async def save(self, session_id: str, *, touch: bool = True, **fields: Any) -> None:
+        """A catalog write that never fails a turn: a store that cannot be written (full disk,
+        a lock held too long) costs a warning, and the session keeps running."""
+        # Fields `save_soon` queued for the session go with this write, in order.
+        fields = {**self._unsaved.pop(session_id, {}), **fields}
+        try:
+            await self.store.update_session(session_id, touch=touch, **fields)
+        except StoreError as exc:
+            log.warning("session %s: catalog not updated (%s): %s", session_id, sorted(fields), exc.message)
+
+    def save_soon(self, session_id: str, fields: dict[str, Any]) -> None:
+        """`save` from synchronous code: written by the manager's catalog writer, or with
+        the session's next `save`, whichever comes first."""
+        self._unsaved.setdefault(session_id, {}).update(fields)
+        self._unsaved_added.set()
+
+    async def owners(self) -> dict[str, Instance]:
+        """Every live daemon on the store by instance id (this one included)."""
+        try:
+            return {inst.id: inst for inst in await self.store.instances()}
+        except StoreError as exc:
+            log.warning("could not read the daemons sharing the store: %s", exc.message)
+            return {self.instance.id: self.instance}
+
+    async def live_owner(self, rec: SessionRecord) -> Instance | None:
+        """The other live daemon that owns `rec`, if any."""
+        if rec.owner is None or rec.owner == self.instance.id:
+            return None
+        try:
+            inst = await self.store.instance(rec.owner)
+        except StoreError:
+            return None
+        return None if owner_gone(inst) else inst
 
     # -- lookup ----------------------------------------------------------------------------------
     def pick_agent(self, meta: JsonObj | None) -> AgentSpec:
@@ -151,8 +253,8 @@ class SessionManager:
             raise session_not_found(session_id)
         return s
 
-    def record(self, session_id: Any) -> SessionRecord:
-        rec = self.store.get_session(session_id) if isinstance(session_id, str) else None
+    async def record(self, session_id: Any) -> SessionRecord:
+        rec = await self.store.get_session(session_id) if isinstance(session_id, str) else None
         if rec is None or rec.deleted:
             raise session_not_found(session_id)
         return rec
@@ -177,6 +279,7 @@ class SessionManager:
             mcp_servers=params.mcp_servers,
             parent_id=parent.id if parent else None,
             status="idle",
+            owner=self.instance.id,
         )
         mode: StartMode = "fork" if parent is not None else "new"
         session = Session(rec, spec, self.store)
@@ -206,10 +309,42 @@ class SessionManager:
         rec.mcp_servers = params.mcp_servers or rec.mcp_servers
         if params.additional_directories is not None:
             rec.additional_directories = params.additional_directories
+        await self._take(rec)
         session = Session(rec, spec, self.store)
         session.owner = owner
-        setup = await self._start(session, mode, params, rec.agent_session_id, create=False)
+        try:
+            setup = await self._start(session, mode, params, rec.agent_session_id, create=False)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._release(rec.id)
+            raise
         return session, setup
+
+    async def _take(self, rec: SessionRecord) -> None:
+        """Take the session's lease for this daemon, or refuse (`LeaseHeld`, naming the
+        owner) while another live daemon runs it. A session whose daemon died is closed
+        first, as start-up recovery would have."""
+        try:
+            holder = await self.store.acquire(rec.id)
+        except StoreError as exc:
+            # No lease can be taken (store failing): run the session anyway, unrecorded.
+            log.warning("session %s: lease not taken (%s); running it anyway", rec.id, exc.message)
+            return
+        if holder is not None:
+            raise LeaseHeld(rec.id, holder)
+        if rec.status in LIVE_STATUSES:
+            try:
+                await self._close_orphan(rec)
+            except StoreError as exc:
+                log.warning("session %s: %s", rec.id, exc.message)
+        rec.owner = self.instance.id
+
+    async def _release(self, session_id: str) -> None:
+        try:
+            await self.store.flush()
+            await self.store.release(session_id)
+        except StoreError as exc:
+            log.warning("session %s: lease not released (%s); it expires on its own", session_id, exc.message)
 
     async def _start(
         self,
@@ -238,7 +373,11 @@ class SessionManager:
         session.stall_timeout = session.spec.stall_timeout or self.stall_timeout
         session.cancel_grace = self.cancel_grace
         if create:
-            self.store.create_session(rec)
+            try:
+                await self.store.create_session(rec)
+            except StoreError as exc:
+                # The session runs, but nothing of it is durable: say so, never refuse the user.
+                log.warning("session %s is not recorded in the catalog: %s", rec.id, exc.message)
         self.sessions[rec.id] = session
         try:
             agent = await self._start_bounded(session, adapter, request)
@@ -247,13 +386,14 @@ class SessionManager:
                 # A failed restart keeps the session: the client may retry (bounded by the limit).
                 self.sessions.pop(rec.id, None)
             if create:
-                self.store.update_session(rec.id, status="closed", deleted=True)
+                with anyio.CancelScope(shield=True):
+                    await self.save(rec.id, status="closed", deleted=True, owner=None)
             raise
         setup = agent.setup
         session.setup = setup
         rec.agent_session_id = setup.agent_session_id
         rec.status = "idle"
-        self.store.update_session(
+        await self.save(
             rec.id,
             agent_session_id=setup.agent_session_id,
             status="idle",
@@ -264,7 +404,9 @@ class SessionManager:
         session.restart_params = params
         return setup
 
-    async def _start_bounded(self, session: Session, adapter: AgentAdapter, request: StartRequest) -> AgentSession:
+    async def _start_bounded(
+        self, session: Session, adapter: AgentAdapter, request: StartRequest
+    ) -> AgentSession:
         """Start the agent task; fail if the agent goes silent for too long while starting
         (it answered initialize but never session/new, say). Anything it emits resets the clock."""
         assert self._tg is not None
@@ -332,9 +474,12 @@ class SessionManager:
                     session.agent_exited(found)
                 else:
                     log.exception("agent task of session %s failed", session.session_id)
-                    session.agent_exited(AgentExitedError(session.spec.name, None, f"adapter failure: {exc!r}"))
+                    session.agent_exited(
+                        AgentExitedError(session.spec.name, None, f"adapter failure: {exc!r}")
+                    )
         if session.status == "error":
-            self.store.update_session(session.session_id, status="error", touch=False)
+            with anyio.CancelScope(shield=True):
+                await self.save(session.session_id, status="error", touch=False)
 
     async def ensure_agent(self, session: Session) -> None:
         """Restart a dead agent (resuming its native session) before the next prompt.
@@ -385,8 +530,10 @@ class SessionManager:
         session.agent = None
         session.status = "closed"
         self.sessions.pop(session.session_id, None)
-        self.store.update_session(session.session_id, status="closed", touch=False)
         session.record_event({"type": "closed"})
+        with anyio.CancelScope(shield=True):
+            await self.save(session.session_id, status="closed", touch=False)
+            await self._release(session.session_id)
 
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):
@@ -397,7 +544,13 @@ def _exit_error(agent: str, exits: ExitRecord, *, started: bool) -> AgentError:
     if started:
         return AgentExitedError(agent, exits.returncode, exits.stderr_tail)
     rc = exits.returncode
-    how = f"exit code {rc}" if rc is not None and rc >= 0 else f"signal {-rc}" if rc is not None else "no status"
+    how = (
+        f"exit code {rc}"
+        if rc is not None and rc >= 0
+        else f"signal {-rc}"
+        if rc is not None
+        else "no status"
+    )
     tail = exits.stderr_tail.strip()
     last = tail.splitlines()[-1][:300] if tail else "nothing on stderr"
     return AgentStartError(

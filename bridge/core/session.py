@@ -9,6 +9,7 @@ and every attached follower, in the agent's order.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -60,7 +61,6 @@ class Session:
         # How long a request for a client that is gone waits for one to reattach (set by
         # the server when the owner disconnects).
         self.disconnect_grace = 60.0
-        self.last_seq = 0  # the newest seq this session appended to the log
         self.agent: AgentSession | None = None
         self.status = "idle"
         self.metrics = Metrics()
@@ -173,10 +173,16 @@ class Session:
         self.log("bridge", jsonrpc.encode({"bridge": event}))
 
     # -- publishing ----------------------------------------------------------------------------
-    def log(self, direction: Direction, frame: bytes) -> int:
-        seq = self.store.append(self.record.id, direction, frame)
-        self.last_seq = max(self.last_seq, seq)
-        return seq
+    def log(self, direction: Direction, frame: bytes) -> None:
+        self.store.append(self.record.id, direction, frame)
+
+    @property
+    def last_seq(self) -> int:
+        """The seq a reader of the log must have reached to have everything this daemon
+        wrote for the session: the last one committed, or beyond any seq while rows wait
+        for their commit (their seqs are allocated then), so a replay reads on."""
+        tail = self.store.tail(self.record.id)
+        return sys.maxsize if tail.pending else tail.committed
 
     def publish(self, frame: bytes, direction: Direction) -> None:
         self.log(direction, frame)

@@ -252,9 +252,13 @@ def this_host() -> str:
 
 
 def process_started_at(pid: int) -> float:
-    """Wall-clock creation time of a process (0.0 when it cannot be read)."""
+    """Wall-clock creation time of a running process (0.0 when there is none, or only its
+    zombie: a daemon killed but not yet reaped by its parent is gone)."""
     try:
-        return float(psutil.Process(pid).create_time())
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return 0.0
+        return float(proc.create_time())
     except psutil.Error:
         return 0.0
 
