@@ -184,7 +184,8 @@ async def test_purge_deletes_committed_and_queued_rows(backend: Backend) -> None
             s.append("kept", "agent", b'{"i":%d}' % i)
         await s.flush()
         s.append("gone", "agent", b'{"queued":true}')
-        assert await s.purge_events("gone") == 10
+        # The queued row is purged too (a backend may commit it first and count it).
+        assert await s.purge_events("gone") in (10, 11)
         await s.flush()
         assert await s.events("gone", 0, 100) == []
         assert await seqs(s, "kept") == list(range(1, 11))
