@@ -39,7 +39,9 @@ async def one(tmp: Path, policy: str, n: int, sessions: int, batch: int) -> tupl
     from bridge.store.sqlite import SqliteStore
 
     store = SqliteStore(str(tmp / f"store-{policy}-{batch}-{time.monotonic_ns()}.db"))
-    store._db.execute(f"PRAGMA synchronous={policy}")
+    await store.open()
+    assert store._log is not None
+    store._log.db.execute(f"PRAGMA synchronous={policy}")  # the writer's connection
     sids = [f"bench-session-{k:04d}-0000-0000-000000000000" for k in range(sessions)]
     frames = [frame(sids[i % sessions], i) for i in range(n)]
     t0, c0 = time.perf_counter(), time.process_time()
@@ -50,10 +52,10 @@ async def one(tmp: Path, policy: str, n: int, sessions: int, batch: int) -> tupl
     await store.flush()
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     for sid in sids:
-        seqs = [e.seq for e in store.events(sid, 0, n + 1)]
+        seqs = [e.seq for e in await store.events(sid, 0, n + 1)]
         if seqs != list(range(1, len(seqs) + 1)) or len(seqs) != n // sessions + (sids.index(sid) < n % sessions):
             raise RuntimeError(f"{policy}: log of {sid} is not gap-free ({len(seqs)} rows)")
-    store.close()
+    await store.close()
     return n / dt, n / cpu
 
 
