@@ -80,12 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     state_dir = args.state_dir or default_state_dir()
     if config is not None:
         # --store, then $AGENT_BRIDGE_STORE (keeps a password out of argv), then the config's.
-        store = getattr(args, "store", None) or os.environ.get("AGENT_BRIDGE_STORE") or None
+        # Taken out of the environment: agents inherit it, and the URL may hold a password.
+        store = getattr(args, "store", None) or os.environ.pop("AGENT_BRIDGE_STORE", None) or None
         if store is not None:
             if problem := pg_url.check(store):
                 sys.stderr.write(f"agent-bridge: {problem}\n")
                 return 2
-            config.store = store
+            config.store = args.store = store  # a daemon the client commands spawn gets it too
         if args.trace:
             config.trace = args.trace
         if config.trace:
