@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import TYPE_CHECKING
 
 import anyio
 
 from bridge.config import ConfigFile, agent_table
+
+if TYPE_CHECKING:
+    from bridge.store.base import Instance
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
@@ -46,8 +51,17 @@ def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:
     )
     if args.listen:
         from bridge.app import serve_websocket
-        from bridge.transports.websocket import WsConfigError, parse_options
+        from bridge.transports.websocket import TOKEN_FILE, WsConfigError, parse_options
 
+        running = None if getattr(args, "token_file", None) else anyio.run(_running_listener, config, state_dir)
+        if running is not None:
+            # Its clients read <state-dir>/ws-token: a second listener must not replace it.
+            sys.stderr.write(
+                f"agent-bridge: a daemon already listens on this state dir (pid {running.pid}, {running.ws_url}; "
+                f"token in {os.path.join(state_dir, TOKEN_FILE)}): connect to it, or give this one "
+                "its own --token-file\n"
+            )
+            return 2
         try:
             options = parse_options(args, state_dir)
         except WsConfigError as exc:
@@ -61,3 +75,18 @@ def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:
         return anyio.run(serve_stdio, settings)
     except KeyboardInterrupt:
         return 0
+
+
+async def _running_listener(config: ConfigFile, state_dir: str) -> Instance | None:
+    """A live `serve --listen` daemon registered in this state dir's store, if any."""
+    from bridge.errors import StoreError
+    from bridge.store import open_store
+
+    store = open_store(getattr(config, "store", None), state_dir)
+    try:
+        await store.open()
+        return next((i for i in await store.instances() if i.transport == "websocket" and i.ws_url), None)
+    except StoreError:
+        return None  # the daemon itself reports an unusable store
+    finally:
+        await store.close()
