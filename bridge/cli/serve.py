@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from bridge.config import ConfigFile, agent_table
+
+if TYPE_CHECKING:
+    from bridge.store.base import Instance
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
@@ -48,8 +52,17 @@ def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:
     )
     if args.listen:
         from bridge.app import serve_websocket
-        from bridge.transports.websocket import WsConfigError, parse_options
+        from bridge.transports.websocket import TOKEN_FILE, WsConfigError, parse_options
 
+        running = None if getattr(args, "token_file", None) else anyio.run(_running_listener, config, state_dir)
+        if running is not None:
+            # Its clients read <state-dir>/ws-token: a second listener must not replace it.
+            sys.stderr.write(
+                f"agent-bridge: a daemon already listens on this state dir (pid {running.pid}, {running.ws_url}; "
+                f"token in {os.path.join(state_dir, TOKEN_FILE)}): connect to it, or give this one "
+                "its own --token-file\n"
+            )
+            return 2
         try:
             options = parse_options(args, state_dir)
         except WsConfigError as exc:
@@ -84,3 +97,28 @@ def _fatal_store_error(exc: BaseException) -> str | None:
             if found := _fatal_store_error(inner):
                 return found
     return None
+
+
+async def _running_listener(config: ConfigFile, state_dir: str) -> Instance | None:
+    """A live `serve --listen` daemon registered in this state dir's store, if any."""
+    from bridge.errors import StoreError
+    from bridge.store import open_store
+    from bridge.store.base import this_host
+
+    store = open_store(getattr(config, "store", None), state_dir)
+    try:
+        await store.open()
+        # A shared PostgreSQL store lists the listeners of every machine: only one on this
+        # host can be using this state dir's token file.
+        return next(
+            (
+                i
+                for i in await store.instances()
+                if i.transport == "websocket" and i.ws_url and i.host == this_host()
+            ),
+            None,
+        )
+    except StoreError:
+        return None  # the daemon itself reports an unusable store
+    finally:
+        await store.close()

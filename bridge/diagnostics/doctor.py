@@ -291,6 +291,20 @@ def check_store(path: str) -> Check:
             f"stop the daemons, then recover with `sqlite3 {path} .recover > dump.sql` or move the file aside",
             {"path": path, "integrity": rows[:20]},
         )
+    # The log holds every prompt and answer: only its user may read it (WAL and SHM too).
+    loose = [
+        f"{os.path.basename(f)} {os.stat(f).st_mode & 0o777:03o}"
+        for f in (path, path + "-wal", path + "-shm")
+        if os.path.exists(f) and os.stat(f).st_mode & 0o077
+    ]
+    if loose:
+        return Check(
+            "session store",
+            "warn",
+            f"{path}: readable by other users ({', '.join(loose)}); it holds every session's history",
+            f"chmod 600 {path}*",
+            {"path": path, "sessions": sessions},
+        )
     return Check(
         "session store",
         "ok",
