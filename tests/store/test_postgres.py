@@ -130,3 +130,18 @@ async def test_server_lost_mid_run_degrades_the_log_then_it_resumes_gap_free(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "connection lost" in logged and "resumes" in logged
     assert own_cluster.password not in logged
+
+
+async def test_the_stdio_start_up_path_never_imports_psycopg(tmp_path: object) -> None:
+    import anyio
+
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [*bridge_cmd(), "--state-dir", str(tmp_path)],
+            input=b"",
+            env=subprocess_env(PYTHONPROFILEIMPORTTIME="1"),
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    imported = done.stderr.decode()
+    assert "bridge.store.sqlite" in imported and "psycopg" not in imported

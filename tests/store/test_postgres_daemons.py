@@ -18,7 +18,7 @@ import pytest
 
 from bridge.errors import SESSION_OWNED
 from tests.acp_client import AcpClient, RpcFailure
-from tests.conftest import fake_agent_config
+from tests.conftest import bridge_cmd, fake_agent_config, subprocess_env
 from tests.daemon_proc import daemon_process
 from tests.store.test_durability import all_events, assert_gap_free
 
@@ -85,6 +85,16 @@ async def test_two_daemons_on_one_database_see_each_others_sessions(tmp_path: Pa
 
             assert_secret_kept(a.process.pid, password)
             assert_secret_kept(b.process.pid, password)
+
+            # The command-line client on the same database, alongside them.
+            done = await anyio.run_process(
+                [*bridge_cmd(), *args(tmp_path, "cli"), "sessions", "--json"],
+                env=subprocess_env(**env),
+                check=False,
+            )
+            out = done.stdout.decode()
+            assert done.returncode == 0, done.stderr.decode()
+            assert sid_a in out and sid_b in out and password not in out + done.stderr.decode()
 
 
 async def _instance_expiry(pg_url: str, pid: int) -> float:
