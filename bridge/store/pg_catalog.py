@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from psycopg import sql
 
+from bridge.errors import StoreError
 from bridge.store.base import LIVE_STATUSES, Instance, SessionRecord, owner_gone
 from bridge.store.pg_conn import Conn
 
@@ -41,8 +42,18 @@ def _encode(col: str, value: Any) -> Any:
     if col not in COLUMNS:
         raise ValueError(f"unknown session column {col!r}")
     if col in JSON_FIELDS:
+        # orjson writes a NUL inside a string as the escape \u0000: the json type keeps it.
         return None if value is None else orjson.dumps(value).decode()
+    if isinstance(value, str) and "\x00" in value:
+        # PostgreSQL text cannot hold NUL: refuse clearly (a StoreError, which background
+        # writers log) rather than let the driver's DataError say less.
+        raise StoreError(f"session {col} contains a NUL character, which the PostgreSQL store cannot hold")
     return value
+
+
+def storable(key: str | None) -> bool:
+    """A lookup key PostgreSQL text can hold; no stored row has one that it cannot."""
+    return key is None or "\x00" not in key
 
 
 def _placeholder(col: str) -> sql.Composable:
@@ -72,6 +83,8 @@ async def create_session(conn: Conn, rec: SessionRecord) -> None:
 
 
 async def get_session(conn: Conn, session_id: str) -> SessionRecord | None:
+    if not storable(session_id):
+        return None
     row = await (await conn.execute(_SELECT + " WHERE id = %s", (session_id,))).fetchone()
     return _decode(row) if row else None
 
@@ -85,6 +98,8 @@ async def update_session(conn: Conn, session_id: str, fields: dict[str, Any]) ->
 async def list_sessions(
     conn: Conn, cwd: str | None, offset: int, limit: int, include_archived: bool
 ) -> list[SessionRecord]:
+    if not storable(cwd):
+        return []
     where = ["NOT deleted"]
     args: list[Any] = []
     if cwd is not None:

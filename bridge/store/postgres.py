@@ -111,8 +111,8 @@ class PostgresStore:
             return await cat.get_session(conn, session_id)
 
     async def update_session(self, session_id: str, *, touch: bool = True, **fields: Any) -> None:
-        if not fields:
-            return
+        if not fields or not cat.storable(session_id):
+            return  # an id no session can have: no-op, as for any unknown session
         if touch:
             fields.setdefault("updated_at", now_iso())
         async with self._cat.use() as conn:
@@ -126,6 +126,9 @@ class PostgresStore:
 
     # -- event log ---------------------------------------------------------------------------
     def append(self, session_id: str, direction: Direction, message: bytes) -> None:
+        if "\x00" in session_id:
+            self.dropped += 1  # no session can have such an id: nothing to log it under
+            return
         if self.failed is not None:
             self.dropped += 1
             self._gaps[session_id] += 1
@@ -218,6 +221,8 @@ class PostgresStore:
         await self.flush()
 
     async def events(self, session_id: str, after: int, limit: int) -> list[Event]:
+        if not cat.storable(session_id):
+            return []
         async with self._cat.use() as conn:
             cur = await conn.execute(
                 "SELECT seq, at, direction, message FROM events WHERE session_id = %s AND seq > %s "
@@ -228,12 +233,16 @@ class PostgresStore:
             return [Event(int(r[0]), r[1], r[2], bytes(r[3])) for r in await cur.fetchall()]
 
     async def last_seq(self, session_id: str) -> int:
+        if not cat.storable(session_id):
+            return 0
         async with self._cat.use() as conn:
             cur = await conn.execute("SELECT last_seq FROM log_heads WHERE session_id = %s", (session_id,))
             row = await cur.fetchone()
             return int(row[0]) if row else 0
 
     async def purge_events(self, session_id: str) -> int:
+        if not cat.storable(session_id):
+            return 0
         kept = [r for r in self._queue if r[0] != session_id]
         self._pending.pop(session_id, None)
         self._queue = kept
@@ -272,11 +281,15 @@ class PostgresStore:
 
     async def acquire(self, session_id: str) -> Instance | None:
         me = self._require_me()
+        if not cat.storable(session_id):
+            return None
         async with self._cat.use() as conn:
             return await cat.acquire(conn, session_id, me.id)
 
     async def release(self, session_id: str) -> None:
         me = self._require_me()
+        if not cat.storable(session_id):
+            return
         async with self._cat.use() as conn:
             await conn.execute("UPDATE sessions SET owner = NULL WHERE id = %s AND owner = %s", (session_id, me.id))
 

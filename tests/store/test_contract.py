@@ -16,6 +16,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from bridge.errors import StoreError
 from bridge.store.base import (
     SCHEMA_VERSION,
     Instance,
@@ -90,6 +91,30 @@ async def test_catalog_create_get_update_round_trips_every_field(backend: Backen
         got = await s.get_session("s1")
         assert got is not None and got.deleted  # still there: the id answers -32002, not "new"
         assert await s.list_sessions(cwd=None, offset=0, limit=10) == []
+
+
+async def test_nul_characters_never_break_the_store(backend: Backend) -> None:
+    """Hostile text: a NUL in an id or a filter finds nothing; in a stored field it is kept
+    (SQLite) or refused with a StoreError (PostgreSQL text cannot hold it); the store goes on."""
+    async with stores(backend) as (s,):
+        await s.register(new_instance("stdio", 30))
+        await s.create_session(rec("s1"))
+        assert await s.get_session("s1\x00") is None
+        assert await s.list_sessions(cwd="/w\x00", offset=0, limit=10) == []
+        assert await s.events("s1\x00", 0, 10) == []
+        assert await s.last_seq("s1\x00") == 0
+        await s.update_session("s1\x00", title="x")
+        try:
+            await s.update_session("s1", title="a\x00b")
+        except StoreError as exc:
+            assert "NUL" in exc.message
+        else:
+            assert (await s.get_session("s1")).title == "a\x00b"  # type: ignore[union-attr]
+        await s.update_session("s1", mcp_servers=[{"name": "n\x00", "command": "c"}])
+        assert (await s.get_session("s1")).mcp_servers == [{"name": "n\x00", "command": "c"}]  # type: ignore[union-attr]
+        s.append("s1", "agent", b"{}")
+        await s.flush()
+        assert await seqs(s, "s1") == [1] and s.failed is None
 
 
 async def test_list_orders_by_last_activity_pages_and_filters(backend: Backend) -> None:
