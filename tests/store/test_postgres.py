@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -15,8 +16,9 @@ from bridge.store import pg_conn, pg_url
 from bridge.store.base import SessionRecord, new_instance
 from bridge.store.postgres import PostgresStore
 from tests import pg_cluster
-from tests.conftest import bridge_cmd, subprocess_env
+from tests.conftest import bridge_cmd, in_process, subprocess_env
 from tests.real_agents import REQUIRE_ENV, required
+from tests.store.test_durability import all_events, assert_gap_free
 
 pytestmark = pytest.mark.anyio
 T0 = "2026-01-01T00:00:00.000Z"
@@ -145,3 +147,37 @@ async def test_the_stdio_start_up_path_never_imports_psycopg(tmp_path: object) -
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     imported = done.stderr.decode()
     assert "bridge.store.sqlite" in imported and "psycopg" not in imported
+
+
+async def test_a_daemon_keeps_serving_turns_while_the_server_is_down(
+    own_cluster: pg_cluster.Cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import anyio
+
+    monkeypatch.setattr(pg_conn, "RETRY_MIN", 0.0)
+    monkeypatch.setattr(pg_conn, "RETRY_MAX", 0.0)
+    async with in_process(tmp_path, store=own_cluster.create_database()) as d:
+        c, store = d.client, d.bridge.store
+        await c.initialize()
+        sid = await c.new_session(d.cwd)
+        with anyio.fail_after(60):
+            assert (await c.prompt(sid, "stream 5"))["stopReason"] == "end_turn"
+            own_cluster.stop()
+            assert (await c.prompt(sid, "stream 7"))["stopReason"] == "end_turn"
+            assert c.text(sid).count("chunk ") == 12
+            assert store.failed is not None and store.dropped > 0
+            own_cluster.start()
+            for _attempt in range(5):  # what the manager's next heartbeat does
+                try:
+                    await store.heartbeat(30)
+                    break
+                except StoreError:
+                    continue
+            assert store.failed is None
+            assert (await c.prompt(sid, "echo back again"))["stopReason"] == "end_turn"
+        events = await all_events(c, sid)
+        assert_gap_free(events)
+        gaps = [e["message"]["bridge"] for e in events if e["direction"] == "bridge" and "log_gap" in str(e["message"])]
+        assert len(gaps) == 1 and gaps[0]["dropped"] == store.dropped
+        assert "back again" in str(events[-5:])
+        assert "warning" not in await c.request("_bridge/session/info", {"sessionId": sid})
