@@ -181,3 +181,20 @@ async def test_a_daemon_keeps_serving_turns_while_the_server_is_down(
         assert len(gaps) == 1 and gaps[0]["dropped"] == store.dropped
         assert "back again" in str(events[-5:])
         assert "warning" not in await c.request("_bridge/session/info", {"sessionId": sid})
+
+
+async def test_doctor_checks_the_postgresql_store_without_changing_it(pg_url: str) -> None:
+    from bridge.diagnostics.doctor import check_postgres_store
+
+    fresh = await check_postgres_store(pg_url)
+    assert fresh.status == "ok" and "no schema yet" in fresh.summary
+    store = PostgresStore(pg_url)
+    await store.open()
+    await store.register(new_instance("stdio", 30))
+    await store.create_session(SessionRecord("s", "fake", "/w", T0, T0))
+    used = await check_postgres_store(pg_url)
+    assert used.status == "ok" and "schema 2, 1 sessions, 1 live daemon(s)" in used.summary
+    await store.close()
+
+    down = await check_postgres_store(f"postgresql://bridge:hunter2-secret@127.0.0.1:{closed_port()}/x")
+    assert down.status == "error" and "***" in down.summary and "hunter2-secret" not in str(down)
