@@ -76,6 +76,8 @@ class PostgresStore:
         self._queue: list[Row] = []
         self._committed: dict[str, int] = {}
         self._pending: Counter[str] = Counter()
+        self._appended = 0  # rows ever queued …
+        self._done = 0  # … and how many of them are committed or dropped
         # Rows each session lost while the log was down: a `log_gap` record when it resumes.
         self._gaps: Counter[str] = Counter()
         self._flush_lock = anyio.Lock(fast_acquire=True)
@@ -135,28 +137,40 @@ class PostgresStore:
             return
         self._queue.append((session_id, now_iso(), direction, message))
         self._pending[session_id] += 1
+        self._appended += 1
 
     def tail(self, session_id: str) -> LogTail:
         return LogTail(self._committed.get(session_id, 0), self._pending.get(session_id, 0))
 
     async def flush(self) -> None:
-        if not self._queue:
-            return
-        async with self._flush_lock:
-            if not self._queue:
-                return  # a flush that held the lock committed our rows too
-            batch, self._queue = self._queue, []
-            try:
-                await self._write(batch)
-            except StoreError as exc:
-                self._degrade(exc, batch)
-            finally:
-                for sid, n in Counter(r[0] for r in batch).items():
-                    left = self._pending[sid] - n
-                    if left > 0:
-                        self._pending[sid] = left
-                    else:
-                        del self._pending[sid]
+        # Counters, not the queue, say what is done: rows a flush still running has taken
+        # are off the queue but not committed, and a flush that overlaps it must wait.
+        target = self._appended
+        while self._done < target:
+            async with self._flush_lock:
+                # With the lock held nothing is in flight: an empty queue means all is done.
+                if self._done >= target or not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+                # Shielded: a caller cancelled mid-commit (a client that went away) must not
+                # take the rows of every session in the batch with it. Bounded (OP_TIMEOUT).
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self._write(batch)
+                    except StoreError as exc:
+                        self._degrade(exc, batch)
+                    finally:
+                        self._settle(batch)
+
+    def _settle(self, rows: list[Row]) -> None:
+        """`rows` are committed or dropped: no longer pending."""
+        self._done += len(rows)
+        for sid, n in Counter(r[0] for r in rows).items():
+            left = self._pending[sid] - n
+            if left > 0:
+                self._pending[sid] = left
+            else:
+                del self._pending[sid]
 
     async def _write(self, batch: list[Row]) -> None:
         # Number each row within its session (k = 1..n in order); the database adds the head.
@@ -197,9 +211,10 @@ class PostgresStore:
             "running, and their history misses what they exchange until the store is back "
             "(a log_gap record then says how much)"
         )
-        self.dropped += len(batch)
-        self._gaps.update(r[0] for r in batch)
-        self._queue.clear()
+        queued, self._queue = self._queue, []
+        self.dropped += len(batch) + len(queued)
+        self._gaps.update(r[0] for r in [*batch, *queued])
+        self._settle(queued)
         log.error("%s", self.failed.message)
 
     async def _resume_log(self) -> None:
@@ -243,9 +258,8 @@ class PostgresStore:
     async def purge_events(self, session_id: str) -> int:
         if not cat.storable(session_id):
             return 0
-        kept = [r for r in self._queue if r[0] != session_id]
-        self._pending.pop(session_id, None)
-        self._queue = kept
+        self._settle([r for r in self._queue if r[0] == session_id])
+        self._queue = [r for r in self._queue if r[0] != session_id]
         async with self._cat.use() as conn:
             # The head stays: a seq is never handed out twice, even after a purge.
             cur = await conn.execute("DELETE FROM events WHERE session_id = %s", (session_id,))

@@ -178,7 +178,11 @@ async def test_flush_returns_only_when_everything_appended_before_it_is_committe
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(first)
-            await anyio.lowlevel.checkpoint()  # let the first flush take its batch
+            await anyio.lowlevel.checkpoint()  # the first flush takes its batch, then waits on I/O
+            assert s.tail("x").pending == 3000  # taken, not committed
+            # Nothing new queued, yet this flush may not return before the first one's rows are in.
+            await s.flush()
+            assert await seqs(s, "x") == list(range(1, 3001))
             s.append("x", "client", b'{"last":true}')
             # Overlapping flush: must not return before the first batch AND this row are in.
             await s.flush()
@@ -191,6 +195,22 @@ async def test_flush_returns_only_when_everything_appended_before_it_is_committe
             (3000, "agent", b'{"i":2999}'),
             (3001, "client", b'{"last":true}'),
         ]
+
+
+async def test_a_flush_cancelled_mid_commit_loses_nothing(backend: Backend) -> None:
+    """A client writer cancelled while it commits (the client went away) must not take the
+    rows of every session in the batch with it."""
+    async with stores(backend) as (s,):
+        for i in range(3000):
+            s.append(f"s{i % 3}", "agent", b'{"i":%d}' % i)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(s.flush)
+            await anyio.lowlevel.checkpoint()  # the flush has taken its batch
+            tg.cancel_scope.cancel()
+        await s.flush()
+        for k in range(3):
+            assert await seqs(s, f"s{k}") == list(range(1, 1001))
+        assert s.dropped == 0
 
 
 async def test_messages_are_kept_byte_for_byte(backend: Backend) -> None:
