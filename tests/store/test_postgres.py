@@ -198,3 +198,28 @@ async def test_doctor_checks_the_postgresql_store_without_changing_it(pg_url: st
 
     down = await check_postgres_store(f"postgresql://bridge:hunter2-secret@127.0.0.1:{closed_port()}/x")
     assert down.status == "error" and "***" in down.summary and "hunter2-secret" not in str(down)
+
+
+def test_the_store_setting_is_checked_at_start(tmp_path: Path) -> None:
+    import subprocess
+
+    from bridge.config import ConfigError, load_config
+
+    good = tmp_path / "good.toml"
+    good.write_text('store = "postgresql://bridge@db.example:5432/bridge"\n')
+    assert load_config(str(good)).store == "postgresql://bridge@db.example:5432/bridge"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('store = "mysql://bridge:hunter2-secret@db/bridge"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(str(bad))
+    assert "hunter2-secret" not in str(err.value) and "only postgresql://" in str(err.value)
+    # --store is accepted before and after the subcommand, and checked before anything starts.
+    for argv in (["--store", "redis://x:hunter2-secret@h/0", "serve"], ["serve", "--store", "redis://h/0"]):
+        done = subprocess.run(
+            [*bridge_cmd(), "--state-dir", str(tmp_path / "s"), *argv],
+            input=b"",
+            capture_output=True,
+            env=subprocess_env(),
+            timeout=60,
+        )
+        assert done.returncode == 2 and b"only postgresql://" in done.stderr and b"hunter2" not in done.stderr
