@@ -117,9 +117,14 @@ async def list_sessions(
 
 
 # -- instances and leases ----------------------------------------------------------------------
-async def put_instance(conn: Conn, inst: Instance) -> None:
+async def put_instance(conn: Conn, inst: Instance, local_now: float | None = None) -> None:
+    """Insert or replace a registration. With `local_now` (the caller's `time.time()`), its
+    heartbeat and expiry are moved onto the server's clock: what counts is how far ahead
+    they are of the registering daemon's now, not the daemon's clock itself."""
+    shift = f"({_NOW} - %s)" if local_now is not None else "0"
+    extra = (local_now,) if local_now is not None else ()
     await conn.execute(
-        f"INSERT INTO instances ({_INSTANCE}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+        f"INSERT INTO instances ({_INSTANCE}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s + {shift},%s + {shift}) "
         "ON CONFLICT (id) DO UPDATE SET pid = EXCLUDED.pid, host = EXCLUDED.host, "
         "transport = EXCLUDED.transport, ws_url = EXCLUDED.ws_url, "
         "pid_started_at = EXCLUDED.pid_started_at, started_at = EXCLUDED.started_at, "
@@ -133,22 +138,25 @@ async def put_instance(conn: Conn, inst: Instance) -> None:
             inst.pid_started_at,
             inst.started_at,
             inst.heartbeat_at,
+            *extra,
             inst.expires_at,
+            *extra,
         ),
     )
 
 
-async def renew(conn: Conn, me: Instance, lease_seconds: float) -> float:
+async def renew(conn: Conn, me: Instance, lease_seconds: float) -> tuple[float, float]:
     """One statement renews the instance, and so every lease it holds: its cost does not grow
     with the number of sessions. A registration deleted meanwhile (another daemon thought us
-    gone) is put back; the sessions it took stay with it."""
+    gone) is put back; the sessions it took stay with it. Returns (expiry, the server's now)."""
     cur = await conn.execute(
-        f"UPDATE instances SET heartbeat_at = {_NOW}, expires_at = {_NOW} + %s WHERE id = %s RETURNING expires_at",
+        f"UPDATE instances SET heartbeat_at = {_NOW}, expires_at = {_NOW} + %s WHERE id = %s "
+        "RETURNING expires_at, heartbeat_at",
         (lease_seconds, me.id),
     )
     row = await cur.fetchone()
     if row is not None:
-        return float(row[0])
+        return float(row[0]), float(row[1])
     cur = await conn.execute(f"SELECT {_NOW}")
     now_row = await cur.fetchone()
     now = float(now_row[0]) if now_row else 0.0
@@ -166,7 +174,7 @@ async def renew(conn: Conn, me: Instance, lease_seconds: float) -> float:
             now + lease_seconds,
         ),
     )
-    return now + lease_seconds
+    return now + lease_seconds, now
 
 
 async def unregister(conn: Conn, instance_id: str) -> None:
@@ -191,9 +199,10 @@ async def all_instances(conn: Conn) -> tuple[list[Instance], float]:
     return [_instance(r[:-1]) for r in rows], float(rows[0][-1])
 
 
-async def acquire(conn: Conn, session_id: str, me: str) -> Instance | None:
+async def acquire(conn: Conn, session_id: str, me: str) -> tuple[Instance, float] | None:
     """Under the session row's lock (`FOR UPDATE`): two daemons taking one session at once
-    are serialized, and the second sees the first as the live owner."""
+    are serialized, and the second sees the first as the live owner (returned with the
+    server's now, like `get_instance`)."""
     async with conn.transaction():
         cur = await conn.execute("SELECT owner FROM sessions WHERE id = %s FOR UPDATE", (session_id,))
         row = await cur.fetchone()
@@ -203,7 +212,7 @@ async def acquire(conn: Conn, session_id: str, me: str) -> Instance | None:
         if owner is not None and owner != me:
             found = await get_instance(conn, owner)
             if found is not None and not owner_gone(*found):
-                return found[0]
+                return found
         if owner != me:
             await conn.execute("UPDATE sessions SET owner = %s WHERE id = %s", (me, session_id))
         return None

@@ -18,7 +18,9 @@ of machines.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections import Counter
 from typing import Any
 
@@ -268,15 +270,15 @@ class PostgresStore:
     # -- instances and leases ----------------------------------------------------------------
     async def register(self, instance: Instance) -> None:
         async with self._cat.use() as conn:
-            await cat.put_instance(conn, instance)
+            await cat.put_instance(conn, instance, local_now=time.time())
         self._me = instance
 
     async def heartbeat(self, lease_seconds: float) -> float:
         me = self._require_me()
         await self._resume_log()
         async with self._cat.use() as conn:
-            expires = await cat.renew(conn, me, lease_seconds)
-        return expires
+            expires, server_now = await cat.renew(conn, me, lease_seconds)
+        return expires - (server_now - time.time())
 
     async def unregister(self) -> None:
         me = self._require_me()
@@ -286,19 +288,20 @@ class PostgresStore:
     async def instance(self, instance_id: str) -> Instance | None:
         async with self._cat.use() as conn:
             found = await cat.get_instance(conn, instance_id)
-        return found[0] if found else None
+        return _local(*found) if found else None
 
     async def instances(self) -> list[Instance]:
         async with self._cat.use() as conn:
             rows, now = await cat.all_instances(conn)
-        return [i for i in rows if not owner_gone(i, now)]
+        return [_local(i, now) for i in rows if not owner_gone(i, now)]
 
     async def acquire(self, session_id: str) -> Instance | None:
         me = self._require_me()
         if not cat.storable(session_id):
             return None
         async with self._cat.use() as conn:
-            return await cat.acquire(conn, session_id, me.id)
+            holder = await cat.acquire(conn, session_id, me.id)
+        return _local(*holder) if holder else None
 
     async def release(self, session_id: str) -> None:
         me = self._require_me()
@@ -319,3 +322,10 @@ class PostgresStore:
         if self._me is None:
             raise StoreError("this daemon is not registered in the session store (register() first)")
         return self._me
+
+
+def _local(inst: Instance, server_now: float) -> Instance:
+    """`inst` with its times moved from the server's clock to this machine's, so that
+    `owner_gone(inst)` here judges as the server does, whatever the skew between them."""
+    shift = server_now - time.time()
+    return dataclasses.replace(inst, heartbeat_at=inst.heartbeat_at - shift, expires_at=inst.expires_at - shift)

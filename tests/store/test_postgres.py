@@ -223,3 +223,32 @@ def test_the_store_setting_is_checked_at_start(tmp_path: Path) -> None:
             timeout=60,
         )
         assert done.returncode == 2 and b"only postgresql://" in done.stderr and b"hunter2" not in done.stderr
+
+
+async def test_a_daemon_whose_clock_is_an_hour_behind_is_still_judged_alive(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leases are judged on the server's clock: a daemon on a machine whose clock is wrong
+    registers a lease as long as it asked for, not one that expired an hour ago."""
+    import time
+
+    real = time.time
+    a, b = PostgresStore(pg_url), PostgresStore(pg_url)
+    await a.open()
+    await b.open()
+    monkeypatch.setattr(time, "time", lambda: real() - 3600)  # a's machine
+    me_a = new_instance("stdio", 30)
+    await a.register(me_a)
+    await a.create_session(SessionRecord("s", "fake", "/w", T0, T0, status="busy"))
+    assert await a.acquire("s") is None
+    assert await a.heartbeat(30) == pytest.approx(real() - 3600 + 30, abs=2)  # in a's own clock
+    monkeypatch.setattr(time, "time", real)  # b's machine, on time
+    await b.register(new_instance("stdio", 30))
+    seen = await b.instance(me_a.id)
+    assert seen is not None and seen.expires_at == pytest.approx(real() + 30, abs=2)
+    assert me_a.id in {i.id for i in await b.instances()}
+    assert await b.orphaned_sessions() == []
+    holder = await b.acquire("s")
+    assert holder is not None and holder.id == me_a.id
+    await a.close()
+    await b.close()
