@@ -31,12 +31,19 @@ def _url(base: str, policy: str) -> str:
 
 
 async def one(url: str, n: int, sessions: int, batch: int) -> tuple[float, float]:
+    from bridge.store.base import SessionRecord, new_instance
     from bridge.store.postgres import PostgresStore
 
     store = PostgresStore(url)
     await store.open()
+    # As a daemon has it: registered, owning its sessions (every commit checks each
+    # session's owner).
+    me = new_instance("stdio", 30.0)
+    await store.register(me)
     run = time.monotonic_ns()
     sids = [f"bench-{run}-{k:04d}" for k in range(sessions)]
+    for sid in sids:
+        await store.create_session(SessionRecord(sid, "bench", "/", "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z", owner=me.id))
     frames = [frame(sids[i % sessions], i) for i in range(n)]
     t0, c0 = time.perf_counter(), time.process_time()
     for i, f in enumerate(frames, 1):
@@ -50,6 +57,7 @@ async def one(url: str, n: int, sessions: int, batch: int) -> tuple[float, float
         want = n // sessions + (k < n % sessions)
         if got != list(range(1, want + 1)):
             raise RuntimeError(f"log of {sid} is not gap-free ({len(got)} rows, {want} expected)")
+    await store.unregister()
     await store.close()
     return n / dt, n / cpu
 

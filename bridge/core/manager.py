@@ -7,7 +7,6 @@ does not kill its sessions' turns (transports decide when to close them).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
 from collections.abc import Mapping
@@ -29,10 +28,12 @@ from bridge.core.adapter import (
     StartRequest,
 )
 from bridge.core.links import ClientLink
+from bridge.core.ownership import Ownership
 from bridge.core.session import Session
 from bridge.errors import (
     AGENT_START_FAILED,
     INVALID_PARAMS,
+    SESSION_OWNED,
     AgentError,
     AgentExitedError,
     AgentStartError,
@@ -43,17 +44,7 @@ from bridge.errors import (
 )
 from bridge.process.agent_process import ExitRecord, recording_exits
 from bridge.rpc.endpoint import ConnectionClosed
-from bridge.store.base import (
-    DEFAULT_LEASE_SECONDS,
-    LIVE_STATUSES,
-    Instance,
-    LeaseHeld,
-    SessionRecord,
-    Store,
-    Transport,
-    new_instance,
-    owner_gone,
-)
+from bridge.store.base import DEFAULT_LEASE_SECONDS, Instance, LeaseHeld, SessionRecord, Store, Transport
 from bridge.store.sqlite import now_iso
 
 log = logging.getLogger(__name__)
@@ -89,12 +80,6 @@ class SessionManager:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         transport: Transport = "stdio",
     ) -> None:
-        self.lease_seconds = lease_seconds
-        # This daemon's registration in the store: the lease on every session it runs.
-        self.instance: Instance = new_instance(transport, lease_seconds)
-        # Catalog fields asked for from synchronous code (`save_soon`), not written yet.
-        self._unsaved: dict[str, dict[str, Any]] = {}
-        self._unsaved_added = anyio.Event()
         self.stall_timeout = stall_timeout
         self.cancel_grace = cancel_grace
         self.store = store
@@ -104,109 +89,28 @@ class SessionManager:
         self.default_agent = default_agent
         self.sessions: dict[str, Session] = {}
         self._tg: TaskGroup | None = None
+        # Leases, recovery and failure-tolerant catalog writes (bridge/core/ownership.py).
+        self.ownership = Ownership(store, self.sessions, lease_seconds, transport, on_lost=self._lost)
+        self.save = self.ownership.save
+        self.save_soon = self.ownership.save_soon
+        self.owners = self.ownership.owners
+        self.live_owner = self.ownership.live_owner
+        self.register = self.ownership.register
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        await self.register()
-        await self._recover()
+        await self.ownership.register()
+        await self.ownership.recover()
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                tg.start_soon(self._heartbeat)
-                tg.start_soon(self._catalog_writer)
+                tg.start_soon(self.ownership.heartbeat)
+                tg.start_soon(self.ownership.catalog_writer)
                 task_status.started()
                 await anyio.sleep_forever()
         finally:
             self._tg = None
             with anyio.CancelScope(shield=True):
                 await self.store.flush()
-
-    async def register(self, ws_url: str | None = None) -> None:
-        """(Re-)register this daemon, e.g. with its WebSocket URL once the listener is bound."""
-        if ws_url is not None:
-            self.instance = dataclasses.replace(self.instance, ws_url=ws_url)
-        try:
-            await self.store.register(self.instance)
-        except StoreError as exc:
-            log.warning("could not register this daemon in the session store: %s", exc.message)
-
-    async def _heartbeat(self) -> None:
-        """Renew this daemon's lease (all its sessions at once) at a third of its length,
-        so that two missed renewals still leave it owned."""
-        while True:
-            await anyio.sleep(self.lease_seconds / 3)
-            try:
-                await self.store.heartbeat(self.lease_seconds)
-            except StoreError as exc:
-                log.warning("could not renew this daemon's session lease: %s", exc.message)
-
-    async def _catalog_writer(self) -> None:
-        while True:
-            await self._unsaved_added.wait()
-            self._unsaved_added = anyio.Event()
-            while self._unsaved:
-                await self.save(next(iter(self._unsaved)), touch=False)
-
-    async def _recover(self) -> None:
-        """Sessions whose daemon is gone (lease expired, or its pid dead on this host):
-        record how they ended. Sessions of live daemons are never touched."""
-        try:
-            await self.store.forget_instances()
-            orphans = await self.store.orphaned_sessions()
-        except StoreError as exc:
-            log.warning("start-up recovery skipped: %s", exc.message)
-            return
-        for rec in orphans:
-            try:
-                if await self.store.acquire(rec.id) is None:
-                    await self._close_orphan(rec)
-                    await self.store.release(rec.id)
-            except StoreError as exc:
-                log.warning("could not recover session %s: %s", rec.id, exc.message)
-
-    async def _close_orphan(self, rec: SessionRecord) -> None:
-        """A session whose daemon died (its lease is ours now): a turn it was running is
-        recorded as interrupted, and nothing runs for it until it is loaded or resumed."""
-        if rec.status == "busy":
-            self.store.append(rec.id, "bridge", b'{"bridge":{"type":"turn_interrupted","reason":"restart"}}')
-            await self.store.flush()
-        if rec.status != "closed":
-            await self.store.update_session(rec.id, status="closed", touch=False)
-            rec.status = "closed"
-
-    # -- the catalog, failure-tolerant -----------------------------------------------------------
-    async def save(self, session_id: str, *, touch: bool = True, **fields: Any) -> None:
-        """A catalog write that never fails a turn: a store that cannot be written (full disk,
-        a lock held too long) costs a warning, and the session keeps running."""
-        # Fields `save_soon` queued for the session go with this write, in order.
-        fields = {**self._unsaved.pop(session_id, {}), **fields}
-        try:
-            await self.store.update_session(session_id, touch=touch, **fields)
-        except StoreError as exc:
-            log.warning("session %s: catalog not updated (%s): %s", session_id, sorted(fields), exc.message)
-
-    def save_soon(self, session_id: str, fields: dict[str, Any]) -> None:
-        """`save` from synchronous code: written by the manager's catalog writer, or with
-        the session's next `save`, whichever comes first."""
-        self._unsaved.setdefault(session_id, {}).update(fields)
-        self._unsaved_added.set()
-
-    async def owners(self) -> dict[str, Instance]:
-        """Every live daemon on the store by instance id (this one included)."""
-        try:
-            return {inst.id: inst for inst in await self.store.instances()}
-        except StoreError as exc:
-            log.warning("could not read the daemons sharing the store: %s", exc.message)
-            return {self.instance.id: self.instance}
-
-    async def live_owner(self, rec: SessionRecord) -> Instance | None:
-        """The other live daemon that owns `rec`, if any."""
-        if rec.owner is None or rec.owner == self.instance.id:
-            return None
-        try:
-            inst = await self.store.instance(rec.owner)
-        except StoreError:
-            return None
-        return None if owner_gone(inst) else inst
 
     # -- lookup ----------------------------------------------------------------------------------
     def pick_agent(self, meta: JsonObj | None) -> AgentSpec:
@@ -309,42 +213,16 @@ class SessionManager:
         rec.mcp_servers = params.mcp_servers or rec.mcp_servers
         if params.additional_directories is not None:
             rec.additional_directories = params.additional_directories
-        await self._take(rec)
+        await self.ownership.take(rec)
         session = Session(rec, spec, self.store)
         session.owner = owner
         try:
             setup = await self._start(session, mode, params, rec.agent_session_id, create=False)
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._release(rec.id)
+                await self.ownership.release(rec.id)
             raise
         return session, setup
-
-    async def _take(self, rec: SessionRecord) -> None:
-        """Take the session's lease for this daemon, or refuse (`LeaseHeld`, naming the
-        owner) while another live daemon runs it. A session whose daemon died is closed
-        first, as start-up recovery would have."""
-        try:
-            holder = await self.store.acquire(rec.id)
-        except StoreError as exc:
-            # No lease can be taken (store failing): run the session anyway, unrecorded.
-            log.warning("session %s: lease not taken (%s); running it anyway", rec.id, exc.message)
-            return
-        if holder is not None:
-            raise LeaseHeld(rec.id, holder)
-        if rec.status in LIVE_STATUSES:
-            try:
-                await self._close_orphan(rec)
-            except StoreError as exc:
-                log.warning("session %s: %s", rec.id, exc.message)
-        rec.owner = self.instance.id
-
-    async def _release(self, session_id: str) -> None:
-        try:
-            await self.store.flush()
-            await self.store.release(session_id)
-        except StoreError as exc:
-            log.warning("session %s: lease not released (%s); it expires on its own", session_id, exc.message)
 
     async def _start(
         self,
@@ -485,6 +363,8 @@ class SessionManager:
         """Restart a dead agent (resuming its native session) before the next prompt.
         Crashes count against the restart limit and back off; a restart the bridge caused
         itself (forced cancel, stall) does not."""
+        if session.lost is not None:
+            raise session.lost
         if session.agent is not None:
             return
         # A cancel arriving meanwhile waits for the prompt's turn (`Session.cancel`).
@@ -533,7 +413,25 @@ class SessionManager:
         session.record_event({"type": "closed"})
         with anyio.CancelScope(shield=True):
             await self.save(session.session_id, status="closed", touch=False)
-            await self._release(session.session_id)
+            await self.ownership.release(session.session_id)
+
+    @property
+    def instance(self) -> Instance:
+        return self.ownership.instance
+
+    def _lost(self, session: Session, holder: Instance | None) -> None:
+        """Another daemon took the session over (this one stopped renewing its lease, e.g.
+        paused past it): stop driving it here, without touching the new owner's catalog row."""
+        log.warning("session %s was taken over by another daemon; stopping its agent here", session.session_id)
+        error = (
+            LeaseHeld(session.session_id, holder)
+            if holder is not None
+            else RpcError(SESSION_OWNED, f"session {session.session_id} was taken over by another daemon")
+        )
+        session.taken_over(error)
+        if session.run_scope is not None:
+            session.run_scope.cancel()
+        self.sessions.pop(session.session_id, None)
 
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):

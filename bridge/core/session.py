@@ -87,6 +87,8 @@ class Session:
         # Set (and replaced) when a turn starts or an agent restart ends.
         self._turn_changed = anyio.Event()
         self.restarting = 0  # agent restarts in progress (`SessionManager.ensure_agent`)
+        # Set when another daemon took the session over: every later request gets it.
+        self.lost: RpcError | None = None
 
     @property
     def owner(self) -> ClientLink | None:
@@ -226,6 +228,8 @@ class Session:
 
     # -- turns ---------------------------------------------------------------------------------
     async def prompt(self, params: JsonObj) -> JsonObj:
+        if self.lost is not None:
+            raise self.lost
         if self._turn_active:
             raise RpcError(
                 SESSION_BUSY,
@@ -283,7 +287,7 @@ class Session:
                 "and the agent will be restarted on the next prompt",
                 {"agent": self.spec.name, "timeoutSeconds": self.stall_timeout},
             )
-        raise self.agent_error or RpcError(SESSION_BUSY, "the turn was interrupted")
+        raise self.lost or self.agent_error or RpcError(SESSION_BUSY, "the turn was interrupted")
 
     def _stop_agent(self) -> None:
         """Stop the agent process; the next prompt restarts it and resumes its session."""
@@ -358,6 +362,15 @@ class Session:
             if scope.cancelled_caught:
                 return False
         return True
+
+    def taken_over(self, error: RpcError) -> None:
+        """Another daemon owns the session now (this one was paused past its lease): a
+        running turn ends with `error`, and so does every later request here."""
+        self.lost = error
+        self.agent = None
+        self.status = "closed"
+        if self._turn_scope is not None:
+            self._turn_scope.cancel()
 
     def agent_exited(self, error: AgentError) -> None:
         """The agent process is gone: fail the running turn at once."""

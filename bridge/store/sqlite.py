@@ -80,8 +80,10 @@ class _Conn:
 
 
 class SqliteStore(LeaseMixin):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+        """`synchronous` is SQLite's pragma; only benchmarks change it (spec/durability.md)."""
         self.path = path
+        self._synchronous = synchronous
         self.location = path
         self.failed: StoreError | None = None
         self.dropped = 0
@@ -116,7 +118,7 @@ class SqliteStore(LeaseMixin):
             conns = [_Conn(path) for _ in range(1 if path == ":memory:" else 3)]
             for c in conns:
                 c.db.execute("PRAGMA journal_mode=WAL")
-                c.db.execute("PRAGMA synchronous=NORMAL")
+                c.db.execute(f"PRAGMA synchronous={self._synchronous}")
             conns[0].db.execute("PRAGMA wal_autocheckpoint=0")
             S.migrate(conns[0].db, path)
         except (sqlite3.Error, OSError) as exc:

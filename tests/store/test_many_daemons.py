@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
+from bridge.store.sqlite import SqliteStore
 from tests.acp_client import AcpClient, RpcFailure, default_handler
 from tests.conftest import bridge_cmd, fake_agent_config, subprocess_env
 from tests.daemon_proc import DaemonProc, daemon_process
@@ -227,3 +230,46 @@ async def test_sigkill_of_a_daemon_hands_its_sessions_over_and_leaves_the_others
         assert_gap_free(theirs_events)
         assert not interrupted(theirs_events)
         assert (await alive.client.prompt(theirs, "echo still mine"))["stopReason"] == "end_turn"
+
+
+async def test_a_paused_daemon_loses_its_sessions_once_its_lease_expires(tmp_path: Path) -> None:
+    """The lease path proper (the owner's pid is alive): SIGSTOP past the lease, another
+    daemon takes the session over; woken, the old owner never writes into the new log."""
+    config = shared_config(tmp_path, lease=2.0)
+    async with daemon_process(daemon_args(tmp_path, config)) as old:
+        await old.client.initialize()
+        sid = await old.client.new_session(str(tmp_path))
+        await old.client.prompt(sid, "echo first owner")
+        store = SqliteStore(str(tmp_path / "state" / "sessions.db"))
+        await store.open()
+        try:
+            old.process.send_signal(signal.SIGSTOP)
+            registered = next(i for i in await store.instances() if i.pid == old.process.pid)
+            # No event exists for "the lease ran out": wait for its recorded expiry.
+            await anyio.sleep(max(0.0, registered.expires_at - time.time()) + 0.2)
+            assert not any(i.pid == old.process.pid for i in await store.instances())
+        except BaseException:
+            old.process.send_signal(signal.SIGCONT)
+            raise
+        finally:
+            await store.close()
+        try:
+            async with daemon_process(daemon_args(tmp_path, config)) as heir:
+                h = heir.client
+                await h.initialize()
+                await h.request("session/load", {"sessionId": sid, "cwd": str(tmp_path), "mcpServers": []})
+                assert (await h.prompt(sid, "echo second owner"))["stopReason"] == "end_turn"
+                old.process.send_signal(signal.SIGCONT)
+                # Woken, the old owner either still runs the turn (its log rows are dropped)
+                # or has noticed the takeover and names the new owner.
+                try:
+                    with anyio.fail_after(60):
+                        await old.client.prompt(sid, "echo too late")
+                except RpcFailure as exc:
+                    assert exc.code == SESSION_OWNED and str(heir.process.pid) in str(exc.message)
+                events = await all_events(h, sid)
+                assert_gap_free(events)
+                assert "too late" not in json.dumps(events)
+                assert "second owner" in json.dumps(events)
+        finally:
+            old.process.send_signal(signal.SIGCONT)
