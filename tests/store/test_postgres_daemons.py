@@ -83,6 +83,15 @@ async def test_two_daemons_on_one_database_see_each_others_sessions(tmp_path: Pa
             assert_gap_free(events)
             assert sum("chunk " in json.dumps(e["message"]) for e in events) == 20
 
+            # Both stream at full speed into the one database: both logs complete, gap-free.
+            async with anyio.create_task_group() as tg:
+                for d, sid in ((a, sid_a), (b, sid_b)):
+                    tg.start_soon(d.client.prompt, sid, "stream 2000")
+            for d, sid, chunks in ((a, sid_a, 2020), (b, sid_b, 2000)):
+                events = await all_events(d.client, sid)
+                assert_gap_free(events)
+                assert sum("chunk " in json.dumps(e["message"]) for e in events) == chunks
+
             assert_secret_kept(a.process.pid, password)
             assert_secret_kept(b.process.pid, password)
 
