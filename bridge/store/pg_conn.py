@@ -38,10 +38,13 @@ Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 
 
 class Link:
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, statement_timeout: float | None = None) -> None:
         self._url = url  # with its password: never logged, never in an error message
         self.where = mask(url)
         self.name = name
+        # Server-side bound on each statement: a statement stuck behind a lock is cancelled
+        # by the server itself, so it can never commit after we gave up on it.
+        self._statement_timeout = statement_timeout
         self._conn: Conn | None = None
         self._lock = anyio.Lock()
         self._next_try = 0.0
@@ -69,7 +72,10 @@ class Link:
                     application_name=f"agent-bridge {self.name}",
                     **KEEPALIVE,
                 )
-                self._conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+                conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+                if self._statement_timeout is not None:
+                    await conn.execute(f"SET statement_timeout = {int(self._statement_timeout * 1000)}")
+                self._conn = conn
         except (psycopg.Error, TimeoutError, OSError) as exc:
             self._backoff()
             raise StoreError(f"cannot connect to the session store {self.where}: {_reason(exc)}") from None
@@ -90,6 +96,11 @@ class Link:
                 with anyio.fail_after(OP_TIMEOUT):
                     yield conn
             except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError, OSError) as exc:
+                if isinstance(exc, TimeoutError):
+                    # Ask the server to stop what it is running (else it could still commit
+                    # it later, behind our back), then drop the connection.
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                        await conn.cancel_safe(timeout=2)
                 await self.drop(exc)
                 raise StoreError(f"the session store {self.where} failed: {_reason(exc)}") from None
             except psycopg.Error as exc:

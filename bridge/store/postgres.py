@@ -66,12 +66,16 @@ SELECT session_id, last_seq FROM heads
 
 Row = tuple[str, str, str, bytes]  # session id, at, direction, message
 CLOSE_FLUSH_TIMEOUT = 10.0
+# A flush waiting this long (a lock held on `log_heads` or `events`, a server overloaded) is
+# cancelled by the server and the log degrades; below `pg_conn.OP_TIMEOUT`, so the server's
+# cancel comes first and nothing commits after it was counted as dropped.
+LOG_STATEMENT_TIMEOUT = 10.0
 
 
 class PostgresStore:
     def __init__(self, url: str) -> None:
         self._cat = Link(url, "catalog")
-        self._log = Link(url, "log")
+        self._log = Link(url, "log", statement_timeout=LOG_STATEMENT_TIMEOUT)
         self.location = self._cat.where
         self.failed: StoreError | None = None
         self.dropped = 0

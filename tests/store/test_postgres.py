@@ -252,3 +252,40 @@ async def test_a_daemon_whose_clock_is_an_hour_behind_is_still_judged_alive(
     assert holder is not None and holder.id == me_a.id
     await a.close()
     await b.close()
+
+
+async def test_a_long_external_lock_degrades_the_log_and_nothing_commits_behind_its_back(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anyio
+    import psycopg
+
+    from bridge.store import postgres
+
+    monkeypatch.setattr(postgres, "LOG_STATEMENT_TIMEOUT", 0.5)
+    monkeypatch.setattr(pg_conn, "RETRY_MIN", 0.0)
+    monkeypatch.setattr(pg_conn, "RETRY_MAX", 0.0)
+    store = PostgresStore(pg_url)
+    await store.open()
+    await store.register(new_instance("stdio", 30))
+    await store.create_session(SessionRecord("s", "fake", "/w", T0, T0))
+    assert await store.acquire("s") is None
+    store.append("s", "agent", b'{"before":true}')
+    await store.flush()
+    async with await psycopg.AsyncConnection.connect(pg_url) as locker:
+        await locker.execute("LOCK TABLE log_heads IN EXCLUSIVE MODE")  # held until rollback
+        store.append("s", "agent", b'{"stuck":1}')
+        store.append("s", "agent", b'{"stuck":2}')
+        with anyio.fail_after(10):
+            await store.flush()  # the server cancels it after 0.5 s: degraded, not hung
+        assert store.failed is not None and store.dropped == 2
+        await locker.rollback()
+    assert await store.heartbeat(30) > 0
+    assert store.failed is None
+    store.append("s", "agent", b'{"after":true}')
+    await store.flush()
+    messages = [e.message for e in await store.events("s", 0, 100)]
+    assert messages[0] == b'{"before":true}' and messages[-1] == b'{"after":true}'
+    assert b"stuck" not in b"".join(messages) and len(messages) == 3  # the middle one: log_gap
+    assert orjson.loads(messages[1])["bridge"]["dropped"] == 2
+    await store.close()
