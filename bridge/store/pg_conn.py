@@ -7,6 +7,7 @@ network, a long lock) costs a caller at most `OP_TIMEOUT`, never a hang.
 from __future__ import annotations
 
 import logging
+import select
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,8 +62,15 @@ class Link:
     async def connect(self) -> Conn:
         """The open connection, or a new one. Raises `StoreError` naming the masked URL."""
         if self._conn is not None and not self._conn.closed:
-            return self._conn
-        if time.monotonic() < self._next_try:
+            if not _readable(self._conn):
+                return self._conn
+            # An idle connection has nothing to read: this one has the server's goodbye (a
+            # restart, an idle timeout). Reconnect now, before a statement is lost on it.
+            log.info("session store %s: %s connection closed by the server; reconnecting", self.where, self.name)
+            conn, self._conn = self._conn, None
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await conn.close()
+        elif time.monotonic() < self._next_try:
             raise StoreError(f"the session store {self.where} is unreachable (retrying)")
         try:
             with anyio.fail_after(CONNECT_TIMEOUT + 1):
@@ -126,6 +134,15 @@ class Link:
             if conn is not None:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(2):
                     await conn.close()
+
+
+def _readable(conn: Conn) -> bool:
+    """Whether the socket has input waiting (no I/O beyond a zero-timeout poll)."""
+    try:
+        ready, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(ready)
 
 
 def _reason(exc: BaseException) -> str:
