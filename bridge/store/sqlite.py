@@ -39,6 +39,8 @@ INLINE_ROWS = 32
 BUSY_TIMEOUT_MS = 1000
 # … and gives up (the log degrades) once a batch has waited this long in all.
 LOCK_BUDGET = 5.0
+# Catalog writes and reads (worker threads, no retry loop) wait this long for a lock.
+CATALOG_TIMEOUT = 5.0
 # The log connection never checkpoints on its own (a checkpoint fsyncs: not on the event
 # loop); a worker-thread commit runs a passive one after this many rows.
 CHECKPOINT_ROWS = 4000
@@ -68,10 +70,8 @@ def now_iso() -> str:
 class _Conn:
     """A connection and the thread lock that serialises its use."""
 
-    def __init__(self, path: str) -> None:
-        self.db = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
-        )
+    def __init__(self, path: str, timeout: float) -> None:
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
         self.lock = threading.Lock()
 
     def run(self, txn: S.Txn) -> Any:
@@ -115,7 +115,10 @@ class SqliteStore(LeaseMixin):
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
                 if os.stat(path).st_mode & 0o077:
                     os.chmod(path, 0o600)
-            conns = [_Conn(path) for _ in range(1 if path == ":memory:" else 3)]
+            conns = [
+                _Conn(path, BUSY_TIMEOUT_MS / 1000 if i == 0 else CATALOG_TIMEOUT)
+                for i in range(1 if path == ":memory:" else 3)
+            ]
             for c in conns:
                 c.db.execute("PRAGMA journal_mode=WAL")
                 c.db.execute(f"PRAGMA synchronous={self._synchronous}")

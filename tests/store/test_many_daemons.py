@@ -138,6 +138,11 @@ async def test_a_turn_survives_the_cli_and_a_second_listener_on_its_state_dir(tm
             rows = {r["sessionId"]: r for r in map(json.loads, out.splitlines())}
             assert rows[sid]["status"] == "busy", rows[sid]
 
+            # `events` reads its log as it is being written.
+            rc, out, err = await cli(tmp_path, config, "events", sid, "--json")
+            assert rc == 0, err
+            assert [json.loads(line)["seq"] for line in out.splitlines()][:3] == [1, 2, 3]
+
             # A prompt in a new session from the CLI, beside the running turn.
             rc, out, err = await cli(tmp_path, config, "prompt", "echo from the cli")
             assert rc == 0, err
