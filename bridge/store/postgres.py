@@ -236,7 +236,7 @@ class PostgresStore:
         gaps, self._gaps = self._gaps, Counter()
         self.failed = None
         for sid, n in gaps.items():
-            record = {"bridge": {"type": "log_gap", "dropped": n, "reason": "session store unreachable"}}
+            record = {"bridge": {"type": "log_gap", "dropped": n, "reason": "session store could not be written"}}
             self.append(sid, "bridge", orjson.dumps(record))
         log.warning("session store %s reachable again: the event log resumes", self.location)
         await self.flush()

@@ -126,7 +126,7 @@ async def test_server_lost_mid_run_degrades_the_log_then_it_resumes_gap_free(
     events = await store.events("s", 0, 100)
     assert [e.seq for e in events] == list(range(1, 8))
     gap = orjson.loads(events[5].message)
-    assert gap == {"bridge": {"type": "log_gap", "dropped": 2, "reason": "session store unreachable"}}
+    assert gap == {"bridge": {"type": "log_gap", "dropped": 2, "reason": "session store could not be written"}}
     assert events[6].message == b'{"after":true}'
     await store.close()
     logged = "\n".join(r.getMessage() for r in caplog.records)
