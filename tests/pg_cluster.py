@@ -1,23 +1,28 @@
-"""A throw-away PostgreSQL cluster: `initdb` + `pg_ctl` in a temp dir, on a free loopback port.
+"""A throw-away PostgreSQL cluster: `initdb` in a temp dir, then the server on a free loopback port.
 
 Used by the store tests (a fresh database per test) and by `bench store`. The Debian
 `postgresql` package provides the binaries (`.ci/run` installs it). initdb refuses to run as
-root, so as root the cluster belongs to the `postgres` user (or `nobody`) and every server
-command runs through `runuser`. Clients connect over TCP with a password (scram-sha-256), as
-a daemon on another machine would.
+root, so as root the cluster belongs to the `postgres` user (or `nobody`): initdb runs through
+`runuser`, the server through `setpriv`. The server is our own child (not daemonized by
+`pg_ctl`) with a parent-death signal, so a test run that dies, even by SIGKILL, leaves no
+server behind. Clients connect over TCP with a password (scram-sha-256), as a daemon on
+another machine would.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import grp
 import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +43,9 @@ def bindir() -> Path:
     # Debian installs the server binaries outside PATH, one dir per major version: newest first.
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_major, reverse=True)
     for c in candidates:
-        if (Path(c) / "initdb").exists() and (Path(c) / "pg_ctl").exists():
+        if (Path(c) / "initdb").exists() and (Path(c) / "postgres").exists():
             return Path(c)
-    raise Unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql")
+    raise Unavailable("PostgreSQL server binaries (initdb, postgres) not found: apt-get install postgresql")
 
 
 def _major(path: str) -> int:
@@ -74,20 +79,13 @@ class Cluster:
     user: str | None
     bin: Path
     databases: int = 0
+    server: subprocess.Popen[bytes] | None = None
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{database}"
 
     def _cmd(self, *argv: str) -> list[str]:
         return ["runuser", "-u", self.user, "--", *argv] if self.user else list(argv)
-
-    def pg_ctl(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), *argv),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
 
     def create_database(self) -> str:
         """A new, empty database; returns its URL."""
@@ -100,13 +98,54 @@ class Cluster:
         return self.url(name)
 
     def stop(self) -> None:
-        self.pg_ctl("stop", "-m", "immediate", "-w")
+        """A crash: SIGQUIT is PostgreSQL's immediate shutdown (no checkpoint; recovery at
+        the next start replays the WAL)."""
+        proc, self.server = self.server, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGQUIT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     def start(self) -> None:
-        done = self.pg_ctl("start", "-w", "-t", "60", "-l", str(self.root / "server.log"))
-        if done.returncode != 0:
-            log = (self.root / "server.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"pg_ctl start failed: {done.stdout}{done.stderr}\n{log}")
+        """Run the server as our child, with a parent-death signal: if the test run dies
+        (even by SIGKILL) the server gets SIGQUIT and no postgres outlives it."""
+        assert self.server is None
+        who = ["--reuid", self.user, "--regid", self.user_group(), "--init-groups"] if self.user else []
+        proc = subprocess.Popen(
+            ["setpriv", *who, "--pdeathsig", "QUIT", "--", str(self.bin / "postgres"), "-D", str(self.root / "data")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        ready = threading.Event()
+        tail: list[str] = []
+
+        def drain() -> None:
+            # Its log, kept (and drained: a full pipe would stall the server); readiness is
+            # the line it prints once it accepts connections, not a guess in time.
+            assert proc.stderr is not None
+            with (self.root / "server.log").open("ab") as log:
+                for line in proc.stderr:
+                    log.write(line)
+                    log.flush()
+                    tail[:] = [*tail[-20:], line.decode(errors="replace")]
+                    if b"ready to accept connections" in line:
+                        ready.set()
+            ready.set()  # exited: the caller sees it in poll()
+
+        threading.Thread(target=drain, name="postgres-log", daemon=True).start()
+        if not ready.wait(timeout=60) or proc.poll() is not None:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError("PostgreSQL did not start:\n" + "".join(tail))
+        self.server = proc
+
+    def user_group(self) -> str:
+        assert self.user is not None
+        return grp.getgrgid(pwd.getpwnam(self.user).pw_gid).gr_name
 
 
 @contextlib.contextmanager
