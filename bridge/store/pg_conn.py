@@ -6,6 +6,7 @@ network, a long lock) costs a caller at most `OP_TIMEOUT`, never a hang.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import time
@@ -107,7 +108,11 @@ class Link:
                 if isinstance(exc, TimeoutError):
                     # Ask the server to stop what it is running (else it could still commit
                     # it later, behind our back), then drop the connection.
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                    with (
+                        anyio.CancelScope(shield=True),
+                        anyio.move_on_after(2),
+                        contextlib.suppress(psycopg.Error, OSError),
+                    ):
                         await conn.cancel_safe(timeout=2)
                 await self.drop(exc)
                 raise StoreError(f"the session store {self.where} failed: {_reason(exc)}") from None

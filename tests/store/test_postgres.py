@@ -307,3 +307,45 @@ async def test_a_server_restart_while_idle_loses_nothing(own_cluster: pg_cluster
     assert [e.seq for e in await store.events("s", 0, 10)] == [1, 2]
     assert (await store.get_session("s")) is not None
     await store.close()
+
+
+async def test_a_server_that_stops_answering_costs_a_flush_a_bounded_wait(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server process behind the log's connection frozen (SIGSTOP): the flush gives up
+    after the client-side bound, degrades the log, and the store carries on."""
+    import os
+    import signal
+
+    import anyio
+    import psycopg
+
+    monkeypatch.setattr(pg_conn, "OP_TIMEOUT", 1.0)
+    monkeypatch.setattr(pg_conn, "RETRY_MIN", 0.0)
+    monkeypatch.setattr(pg_conn, "RETRY_MAX", 0.0)
+    store = PostgresStore(pg_url)
+    await store.open()
+    store.append("s", "agent", b'{"before":true}')
+    await store.flush()
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+        cur = await admin.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE application_name = 'agent-bridge log' AND datname = current_database()"
+        )
+        (backend,) = await cur.fetchone() or (None,)
+    assert isinstance(backend, int)
+    os.kill(backend, signal.SIGSTOP)
+    try:
+        store.append("s", "agent", b'{"frozen":true}')
+        with anyio.fail_after(10):
+            await store.flush()
+        assert store.failed is not None and "no answer in time" in store.failed.message
+    finally:
+        os.kill(backend, signal.SIGCONT)
+    await store.register(new_instance("stdio", 30))
+    assert await store.heartbeat(30) > 0 and store.failed is None
+    store.append("s", "agent", b'{"after":true}')
+    await store.flush()
+    messages = [e.message for e in await store.events("s", 0, 10)]
+    assert messages[0] == b'{"before":true}' and messages[-1] == b'{"after":true}'
+    await store.close()
