@@ -309,6 +309,35 @@ async def test_an_expired_owner_is_taken_over_and_its_late_rows_are_dropped(back
         assert (await a.acquire("s")) is not None
 
 
+async def test_two_daemons_taking_over_one_session_at_once_never_both_get_it(backend: Backend) -> None:
+    async with stores(backend, 3) as (dead, b, c):
+        gone = expired(new_instance("stdio", 30))
+        await dead.register(gone)
+        await dead.create_session(rec("s", status="busy"))
+        await dead.update_session("s", owner=gone.id, touch=False)
+        me_b, me_c = new_instance("stdio", 30), new_instance("stdio", 30)
+        await b.register(me_b)
+        await c.register(me_c)
+        results: dict[str, Instance | None] = {}
+
+        async def take(store: Store, name: str) -> None:
+            results[name] = await store.acquire("s")
+
+        for _round in range(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(take, b, "b")
+                tg.start_soon(take, c, "c")
+            winners = [n for n, holder in results.items() if holder is None]
+            assert len(winners) == 1, results
+            loser = "c" if winners == ["b"] else "b"
+            assert results[loser] is not None and results[loser].id == (me_b if winners == ["b"] else me_c).id  # type: ignore[union-attr]
+            owner = (await b.get_session("s")).owner  # type: ignore[union-attr]
+            assert owner == (me_b if winners == ["b"] else me_c).id
+            # The winner "dies" too: the next round races for it again.
+            await (b if winners == ["b"] else c).release("s")
+            await dead.update_session("s", owner=gone.id, touch=False)
+
+
 async def test_owner_liveness_is_host_aware(backend: Backend) -> None:
     async with stores(backend, 2) as (a, b):
         await b.register(new_instance("stdio", 30))
