@@ -349,3 +349,24 @@ async def test_a_server_that_stops_answering_costs_a_flush_a_bounded_wait(
     messages = [e.message for e in await store.events("s", 0, 10)]
     assert messages[0] == b'{"before":true}' and messages[-1] == b'{"after":true}'
     await store.close()
+
+
+async def test_the_daemon_refuses_a_newer_schema_with_exit_2(pg_url: str, tmp_path: Path) -> None:
+    import anyio
+    import psycopg
+
+    store = PostgresStore(pg_url)
+    await store.open()
+    await store.close()
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        await conn.execute("UPDATE bridge_schema SET version = 99")
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [*bridge_cmd(), "--state-dir", str(tmp_path), "--log-level", "error"],
+            input=b"",
+            env=subprocess_env(AGENT_BRIDGE_STORE=pg_url),
+            check=False,
+        )
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert err.count("\n") == 1 and "schema version 99" in err and "upgrade agent-bridge" in err
