@@ -23,7 +23,7 @@ from tests.daemon_proc import daemon_process
 from tests.store.test_durability import all_events, assert_gap_free
 
 pytestmark = pytest.mark.anyio
-LEASE = 6.0  # seconds; short, so the takeover test waits little
+LEASE = 9.0  # seconds: short, so the takeover test waits little; long enough to refuse first
 
 
 def config(tmp: Path) -> Path:
