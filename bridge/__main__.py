@@ -81,12 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config is not None:
         # --store, then $AGENT_BRIDGE_STORE (keeps a password out of argv), then the config's.
         # Taken out of the environment: agents inherit it, and the URL may hold a password.
-        store = getattr(args, "store", None) or os.environ.pop("AGENT_BRIDGE_STORE", None) or None
+        from_env = os.environ.pop("AGENT_BRIDGE_STORE", None)
+        store = getattr(args, "store", None) or from_env or None
         if store is not None:
             if problem := pg_url.check(store):
                 sys.stderr.write(f"agent-bridge: {problem}\n")
                 return 2
-            config.store = args.store = store  # a daemon the client commands spawn gets it too
+            config.store = store
+        if config.store and pg_url.is_postgres(config.store):
+            config.store = pg_url.take_env_password(config.store, os.environ)
+            args.store = config.store  # a daemon the client commands spawn gets it (in its env)
         if args.trace:
             config.trace = args.trace
         if config.trace:

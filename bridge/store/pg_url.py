@@ -6,7 +6,9 @@ the stdio start-up path (SQLite) never imports psycopg.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import os
+from collections.abc import MutableMapping
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from bridge.errors import StoreError
 
@@ -36,6 +38,21 @@ def check(location: str) -> str | None:
     if parts.scheme not in SCHEMES:
         return f"store URL {mask(location)}: only postgresql://… URLs (or a SQLite file path) are supported"
     return None
+
+
+def take_env_password(url: str, environ: MutableMapping[str, str]) -> str:
+    """`url` with the password of `$PGPASSWORD` when it has none, and `PGPASSWORD` taken out
+    of `environ`: libpq would read it there at every reconnect, but so would every agent
+    the daemon starts, and their tools."""
+    password = environ.pop("PGPASSWORD", None)
+    if password is None or not is_postgres(url):
+        return url
+    parts = urlsplit(url)
+    if parts.password is not None or "password=" in parts.query:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    netloc = f"{user or quote(os.environ.get('PGUSER', ''), safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def mask(url: str) -> str:

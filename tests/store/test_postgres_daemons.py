@@ -10,6 +10,7 @@ import os
 import signal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import psutil
@@ -57,10 +58,14 @@ async def test_two_daemons_on_one_database_see_each_others_sessions(tmp_path: Pa
     password = psycopg.conninfo.conninfo_to_dict(pg_url)["password"]
     assert isinstance(password, str)
     env = {"AGENT_BRIDGE_STORE": pg_url}
+    # b (and the command-line client) get the password the libpq way, in PGPASSWORD.
+    parts = urlsplit(pg_url)
+    env_b = {"AGENT_BRIDGE_STORE": pg_url.replace(f":{password}@", "@"), "PGPASSWORD": password}
+    assert parts.password == password and password not in env_b["AGENT_BRIDGE_STORE"]
     work = tmp_path / "work"
     work.mkdir()
     with anyio.fail_after(90):
-        async with daemon_process(args(tmp_path, "a"), env=env) as a, daemon_process(args(tmp_path, "b"), env=env) as b:
+        async with daemon_process(args(tmp_path, "a"), env=env) as a, daemon_process(args(tmp_path, "b"), env=env_b) as b:
             await a.client.initialize()
             await b.client.initialize()
             sid_a = await a.client.new_session(str(work))
@@ -98,7 +103,7 @@ async def test_two_daemons_on_one_database_see_each_others_sessions(tmp_path: Pa
             # The command-line client on the same database, alongside them.
             done = await anyio.run_process(
                 [*bridge_cmd(), *args(tmp_path, "cli"), "sessions", "--json"],
-                env=subprocess_env(**env),
+                env=subprocess_env(**env_b),
                 check=False,
             )
             out = done.stdout.decode()
