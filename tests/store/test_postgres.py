@@ -24,6 +24,12 @@ pytestmark = pytest.mark.anyio
 T0 = "2026-01-01T00:00:00.000Z"
 
 
+def psycopg_dict(url: str) -> dict[str, object]:
+    import psycopg
+
+    return dict(psycopg.conninfo.conninfo_to_dict(url))
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -51,6 +57,12 @@ def test_masking_hides_the_password_wherever_it_is() -> None:
     assert pg_url.mask("postgresql://ann@[::1]/x") == "postgresql://ann@[::1]/x"
     assert "s3cret" not in pg_url.mask("postgresql://ann:s3cret@host:notaport/x")
     assert pg_url.check("postgresql://ann:pw@host:99999/x") is not None
+    env = {"PGPASSWORD": "p@ss/w:rd", "HOME": "/h"}
+    taken = pg_url.take_env_password("postgresql://ann@db:5432/b", env)
+    assert env == {"HOME": "/h"} and taken == "postgresql://ann:p%40ss%2Fw%3Ard@db:5432/b"
+    assert psycopg_dict(taken)["password"] == "p@ss/w:rd"
+    env = {"PGPASSWORD": "other"}
+    assert pg_url.take_env_password("postgresql://ann:mine@db/b", env) == "postgresql://ann:mine@db/b" and not env
     assert pg_url.check("mysql://ann:s3cret@host/x") == (
         "store URL mysql://ann:***@host/x: only postgresql://… URLs (or a SQLite file path) are supported"
     )
