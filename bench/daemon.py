@@ -12,9 +12,8 @@ from bridge.store import sqlite
 def _with_synchronous(level: str) -> None:
     original = sqlite.SqliteStore.__init__
 
-    def init(self: sqlite.SqliteStore, path: str) -> None:
-        original(self, path)
-        self._db.execute(f"PRAGMA synchronous={level}")
+    def init(self: sqlite.SqliteStore, path: str, *, synchronous: str = level) -> None:
+        original(self, path, synchronous=synchronous)
 
     sqlite.SqliteStore.__init__ = init  # type: ignore[method-assign]
 

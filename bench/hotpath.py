@@ -57,11 +57,11 @@ async def pipeline(n: int, tmp: Path, synchronous: str) -> dict[str, float]:
     from bridge.store.base import SessionRecord
     from bridge.store.sqlite import SqliteStore, now_iso
 
-    store = SqliteStore(str(tmp / f"hot-{synchronous}-{time.monotonic_ns()}.db"))
-    store._db.execute(f"PRAGMA synchronous={synchronous}")
+    store = SqliteStore(str(tmp / f"hot-{synchronous}-{time.monotonic_ns()}.db"), synchronous=synchronous)
+    await store.open()
     now = now_iso()
     rec = SessionRecord(id="bridge-session-0001", agent="fake", cwd=str(tmp), created_at=now, updated_at=now)
-    store.create_session(rec)
+    await store.create_session(rec)
     session = Session(rec, AgentSpec(name="fake", protocol="acp", command="x"), store)
     written = [0]
     all_written = anyio.Event()
@@ -94,7 +94,7 @@ async def pipeline(n: int, tmp: Path, synchronous: str) -> dict[str, float]:
         cpu, wall = time.process_time() - c0, time.perf_counter() - t0
         client_outbox.close()
         tg.cancel_scope.cancel()
-    store.close()
+    await store.close()
     return {"cpu": cpu / n, "wall": wall / n}
 
 
@@ -130,8 +130,8 @@ def stages(n: int, tmp: Path) -> dict[str, float]:
     timed("anyio.current_time", lambda: [anyio.current_time() for _ in lines])
     frames = [jsonrpc.notification_frame("session/update", p) for p in objs]
     for level in ("OFF", "NORMAL", "FULL"):
-        store = SqliteStore(str(tmp / f"stage-{level}.db"))
-        store._db.execute(f"PRAGMA synchronous={level}")
+        store = SqliteStore(str(tmp / f"stage-{level}.db"), synchronous=level)
+        store.open_sync()
 
         def append_and_write(store: SqliteStore = store) -> None:
             for f in frames:
@@ -139,7 +139,7 @@ def stages(n: int, tmp: Path) -> dict[str, float]:
             store.flush_sync()
 
         timed(f"SqliteStore.append + one commit ({level})", append_and_write)
-        store.close()
+        store.close_sync()
     return out
 
 

@@ -10,6 +10,9 @@ sessions. Policies (SQLite `synchronous` with WAL) are interleaved round by roun
   FULL    fsync of the WAL at every commit (survives power loss)
   OFF     no fsync at all (an OS crash may corrupt the file)
 Every run reads its log back and checks that each session's seq is 1..n without gaps.
+Then: two stores (as two daemons) streaming into one file at once, and the cost of the
+lease heartbeat (spec/durability.md) beside the appends. The same for PostgreSQL (appends/s,
+the heartbeat) comes from bench/store_pg.py (`--backends`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -33,27 +37,127 @@ def frame(sid: str, i: int) -> bytes:
     )
 
 
-async def one(tmp: Path, policy: str, n: int, sessions: int, batch: int) -> tuple[float, float]:
-    """(appends per wall second, appends per CPU second of the process)."""
-    from bridge.store.sqlite import SqliteStore
+async def opened(path: Path, policy: str = "NORMAL", sessions: list[str] | None = None) -> Any:
+    """A store as a daemon has it: registered, owning its sessions (so every commit also
+    runs the lease check of each session in the batch)."""
+    from bridge.store.base import SessionRecord, new_instance
+    from bridge.store.sqlite import SqliteStore, now_iso
 
-    store = SqliteStore(str(tmp / f"store-{policy}-{batch}-{time.monotonic_ns()}.db"))
-    store._db.execute(f"PRAGMA synchronous={policy}")
-    sids = [f"bench-session-{k:04d}-0000-0000-000000000000" for k in range(sessions)]
+    store = SqliteStore(str(path), synchronous=policy)
+    await store.open()
+    me = new_instance("stdio", 30.0)
+    await store.register(me)
+    for sid in sessions or []:
+        now = now_iso()
+        await store.create_session(SessionRecord(id=sid, agent="bench", cwd="/", created_at=now, updated_at=now, owner=me.id))
+    return store
+
+
+def session_ids(sessions: int, tag: str = "") -> list[str]:
+    return [f"bench-session-{tag}{k:04d}-0000-0000-000000000000" for k in range(sessions)]
+
+
+async def stream(store: Any, sids: list[str], n: int, batch: int) -> None:
+    sessions = len(sids)
     frames = [frame(sids[i % sessions], i) for i in range(n)]
-    t0, c0 = time.perf_counter(), time.process_time()
     for i, f in enumerate(frames, 1):
         store.append(sids[i % sessions], "agent", f)
         if i % batch == 0:
             await store.flush()
     await store.flush()
+
+
+async def check(store: Any, sids: list[str], n: int) -> None:
+    sessions = len(sids)
+    for k, sid in enumerate(sids):
+        seqs = [e.seq for e in await store.events(sid, 0, n + 1)]
+        if seqs != list(range(1, len(seqs) + 1)) or len(seqs) != n // sessions + (k < n % sessions):
+            raise RuntimeError(f"log of {sid} is not gap-free ({len(seqs)} rows)")
+
+
+async def one(tmp: Path, policy: str, n: int, sessions: int, batch: int) -> tuple[float, float]:
+    """(appends per wall second, appends per CPU second of the process)."""
+    sids = session_ids(sessions)
+    store = await opened(tmp / f"store-{policy}-{batch}-{time.monotonic_ns()}.db", policy, sids)
+    t0, c0 = time.perf_counter(), time.process_time()
+    await stream(store, sids, n, batch)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-    for sid in sids:
-        seqs = [e.seq for e in store.events(sid, 0, n + 1)]
-        if seqs != list(range(1, len(seqs) + 1)) or len(seqs) != n // sessions + (sids.index(sid) < n % sessions):
-            raise RuntimeError(f"{policy}: log of {sid} is not gap-free ({len(seqs)} rows)")
-    store.close()
+    await check(store, sids, n)
+    await store.close()
     return n / dt, n / cpu
+
+
+async def two_writers(tmp: Path, n: int, sessions: int, batch: int) -> float:
+    """Two stores (as two daemons) streaming into one file at once: combined appends/s."""
+    path = tmp / f"shared-{time.monotonic_ns()}.db"
+    a_sids, b_sids = session_ids(sessions, "a"), session_ids(sessions, "b")
+    a, b = await opened(path, sessions=a_sids), await opened(path, sessions=b_sids)
+    t0 = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stream, a, a_sids, n // 2, batch)
+        tg.start_soon(stream, b, b_sids, n // 2, batch)
+    dt = time.perf_counter() - t0
+    await check(a, a_sids, n // 2)
+    await check(a, b_sids, n // 2)
+    await a.close()
+    await b.close()
+    return n / dt
+
+
+async def heartbeats(tmp: Path, n: int, sessions: int, batch: int, interval: float) -> tuple[float, list[float]]:
+    """Appends/s while another store on the file renews its lease every `interval` s, and
+    the latency of each renewal (ms)."""
+    path = tmp / f"lease-{time.monotonic_ns()}.db"
+    sids = session_ids(sessions)
+    store = await opened(path, sessions=sids)
+    other = await opened(path, sessions=session_ids(200, "owned"))
+    latencies: list[float] = []
+    async with anyio.create_task_group() as tg:
+
+        async def renew() -> None:
+            while True:
+                t = time.perf_counter()
+                await other.heartbeat(30.0)
+                latencies.append((time.perf_counter() - t) * 1e3)
+                await anyio.sleep(interval)
+
+        if interval > 0:
+            tg.start_soon(renew)
+        t0 = time.perf_counter()
+        await stream(store, sids, n, batch)
+        dt = time.perf_counter() - t0
+        tg.cancel_scope.cancel()
+    await check(store, sids, n)
+    await store.close()
+    await other.close()
+    return n / dt, latencies
+
+
+async def leases(tmp: Path, n: int, sessions: int, repeats: int) -> None:
+    """What owning sessions costs: one heartbeat renews every lease of a daemon."""
+    batch = 256
+    base, loaded, lat = [], [], []
+    for _ in range(repeats):
+        base.append((await heartbeats(tmp, n, sessions, batch, 0))[0])
+        rate, ms = await heartbeats(tmp, n, sessions, batch, 0.02)
+        loaded.append(rate)
+        lat += ms
+    lat.sort()
+
+    def pct(q: float) -> float:
+        return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+
+    b, h = C.median(base), C.median(loaded)
+    print(
+        C.table(
+            [[f"{b:,.0f}/s", f"{h:,.0f}/s", f"{(1 - h / b) * 100:.1f}%", f"{pct(0.5):.2f} ms", f"{pct(0.99):.2f} ms"]],
+            ["appends, no heartbeat", "with a heartbeat every 20 ms", "slowdown", "heartbeat p50", "heartbeat p99"],
+        )
+    )
+    print(
+        "   a daemon renews once per lease/3 (10 s by default): "
+        f"{pct(0.5) / 10_000 * 100:.4f}% of one thread's time at the median"
+    )
 
 
 async def run(n: int, repeats: int, sessions: int, batches: list[int]) -> None:
@@ -99,6 +203,11 @@ async def run(n: int, repeats: int, sessions: int, batches: list[int]) -> None:
             ],
         )
     )
+    with C.workdir("store-shared") as tmp:
+        shared = [await two_writers(tmp, min(n, 100_000), sessions, 256) for _ in range(repeats)]
+        print(f"   two stores on one file (two daemons), B = 256: {C.median(shared):,.0f} appends/s combined, gap-free")
+        C.header("store: the lease heartbeat (another daemon on the file renews 200 leases)")
+        await leases(tmp, min(n, 100_000), sessions, repeats)
     print(f"   {C.load()} at end")
 
 
@@ -108,5 +217,13 @@ def main(argv: list[str]) -> None:
     ap.add_argument("-r", "--repeats", type=int, default=3)
     ap.add_argument("-s", "--sessions", type=int, default=20)
     ap.add_argument("--batches", default="1,32,256,2000", help="flush intervals to try")
+    ap.add_argument("--backends", default="sqlite,postgresql", help="which stores (PostgreSQL: bench/store_pg.py)")
     a = ap.parse_args(argv)
-    anyio.run(run, a.n, a.repeats, a.sessions, [int(x) for x in a.batches.split(",")])
+    batches = [int(x) for x in a.batches.split(",")]
+    backends = a.backends.split(",")
+    if "sqlite" in backends:
+        anyio.run(run, a.n, a.repeats, a.sessions, batches)
+    if "postgresql" in backends:
+        from bench import store_pg
+
+        store_pg.main(a.n, a.repeats, a.sessions, batches)

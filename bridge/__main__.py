@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from bridge import __version__, logsetup
 from bridge.config import ConfigError, ConfigFile, default_state_dir, load_config
+from bridge.store import pg_url
 
 # name → (module with `add_arguments(parser)` and `run(args, config, state_dir) -> int`, help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -32,6 +33,12 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     parser.add_argument("--agent", default=d, help="default agent for new sessions")
     parser.add_argument("--config", default=d, help="TOML config file")
     parser.add_argument("--state-dir", default=d, help="state directory (store, token, logs)")
+    parser.add_argument(
+        "--store",
+        default=d,
+        metavar="URL",
+        help="session store: postgresql://user@host:port/db (env AGENT_BRIDGE_STORE; default SQLite in the state dir)",
+    )
     parser.add_argument("--log-level", default=d, help="stderr log level: debug, info, warning (default), error")
     parser.add_argument("--trace", default=d, metavar="FILE", help="write a redacted JSONL trace of every message")
     parser.add_argument("--json", action="store_true", default=d if sub else False, help="machine-readable output")
@@ -72,6 +79,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         config, args.config_error = None, str(exc)  # doctor reports it with the rest
     state_dir = args.state_dir or default_state_dir()
     if config is not None:
+        # --store, then $AGENT_BRIDGE_STORE (keeps a password out of argv), then the config's.
+        # Taken out of the environment: agents inherit it, and the URL may hold a password.
+        from_env = os.environ.pop("AGENT_BRIDGE_STORE", None)
+        store = getattr(args, "store", None) or from_env or None
+        if store is not None:
+            if problem := pg_url.check(store):
+                sys.stderr.write(f"agent-bridge: {problem}\n")
+                return 2
+            config.store = store
+        if config.store and pg_url.is_postgres(config.store):
+            config.store = pg_url.take_env_password(config.store, os.environ)
+            args.store = config.store  # a daemon the client commands spawn gets it (in its env)
         if args.trace:
             config.trace = args.trace
         if config.trace:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -20,8 +19,9 @@ from bridge.config import ConfigFile, Policy, agent_table
 from bridge.core.adapter import AdapterEnv, AdapterFactory, AgentAdapter, AgentSpec, JsonObj
 from bridge.core.manager import SessionManager
 from bridge.diagnostics import redact
+from bridge.errors import StoreError
 from bridge.process import agent_process, supervise
-from bridge.store.base import Store
+from bridge.store import open_store, secure_state_dir
 from bridge.store.sqlite import SqliteStore
 from bridge.trace import Tracer
 
@@ -58,17 +58,21 @@ class Bridge:
             settings.state_dir, login_shell=cfg.login_shell_env, extra=cfg.env, path_prepend=cfg.path_prepend
         )
         self.tracer = _open_trace(cfg, self.agents)
-        os.makedirs(settings.state_dir, mode=0o700, exist_ok=True)
-        self.store = SqliteStore.open_or_degrade(os.path.join(settings.state_dir, "sessions.db"))
+        problem = secure_state_dir(settings.state_dir)
+        if problem:
+            log.warning("%s", problem)
+        self.store = open_store(getattr(cfg, "store", None), settings.state_dir)
         env = AdapterEnv(state_dir=settings.state_dir, handshake_timeout=cfg.handshake_timeout)
         self.manager = SessionManager(
             self.store,
             self.agents,
-            _recording(registry(), self.store),
+            _recording(registry(), lambda sid, fields: self.manager.save_soon(sid, fields)),
             env,
             settings.default_agent or cfg.default_agent,
             stall_timeout=cfg.stall_timeout,
             cancel_grace=cfg.cancel_grace,
+            lease_seconds=cfg.lease_timeout,
+            transport="websocket" if settings.listen else "stdio",
         )
         self.server = AcpServer(
             self.manager,
@@ -90,6 +94,10 @@ class Bridge:
         """Start the manager and server; on exit, stop every agent (bounded) and close the store."""
         envsetup.install(self.environment)
         trace.install(self.tracer)
+        if isinstance(self.store, SqliteStore):
+            await self.store.open_or_degrade()
+        else:
+            await self.store.open()
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(self.manager.run)
@@ -102,8 +110,14 @@ class Bridge:
                 finally:
                     tg.cancel_scope.cancel()
         finally:
-            self.store.flush_sync()
-            self.store.close()
+            with anyio.CancelScope(shield=True):
+                # This daemon's sessions are free for the next one (a busy one is recorded
+                # as interrupted by whoever recovers it).
+                try:
+                    await self.store.unregister()
+                except StoreError as exc:
+                    log.warning("could not release this daemon's sessions: %s", exc.message)
+                await self.store.close()
             envsetup.install(None)
             trace.install(None)
             if self.tracer is not None:
@@ -140,6 +154,8 @@ async def serve_websocket(settings: Settings, options: WsOptions) -> int:
         async with bridge.running(), anyio.create_task_group() as tg:
             _watch_for_exit(tg, settings)
             port = await tg.start(transport.run)
+            # Other daemons on this store name this URL for the sessions this one owns.
+            await bridge.manager.register(ws_url=f"ws://{options.host}:{port}/acp")
             # The one line clients wait for (the token is in `options.token_path`, never here).
             sys.stderr.write(f"listening ws://{options.host}:{port}/acp\n")
             sys.stderr.flush()
@@ -165,13 +181,15 @@ def _open_trace(cfg: ConfigFile, agents: dict[str, AgentSpec]) -> Tracer | None:
     return tracer
 
 
-def _recording(factories: dict[str, AdapterFactory], store: Store) -> dict[str, AdapterFactory]:
+def _recording(
+    factories: dict[str, AdapterFactory], save: Callable[[str, dict[str, Any]], None]
+) -> dict[str, AdapterFactory]:
     """Adapters that record each session's agent path and version in the catalog."""
     from bridge.diagnostics.binaries import RecordingAdapter
 
     def wrap(factory: AdapterFactory) -> AdapterFactory:
         def create(spec: AgentSpec, env: AdapterEnv) -> AgentAdapter:
-            return RecordingAdapter(factory(spec, env), spec, lambda sid, f: store.update_session(sid, **f))
+            return RecordingAdapter(factory(spec, env), spec, save)
 
         return create
 

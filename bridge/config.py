@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from bridge.core.adapter import AgentSpec
+from bridge.store import pg_url
 
 PROTOCOLS = ("acp", "claude", "codex")
 
@@ -82,6 +83,10 @@ class ConfigFile(BaseModel):
     allow_shell: StrictBool = False
     # MCP stdio servers in session/new are commands the agent will run (ACP's model).
     mcp_stdio: Literal["allow", "deny"] = "allow"
+    # Session leases (spec/durability.md): a daemon silent for this long loses its sessions.
+    lease_timeout: float = Field(default=30.0, gt=0)
+    # `postgresql://user@host:port/db` (or a SQLite file); None: `<state-dir>/sessions.db`.
+    store: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,8 @@ def load_config(path: str | None) -> ConfigFile:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"config file {path}: {where}: {err['msg']}") from None
+    if cfg.store is not None and (problem := pg_url.check(cfg.store)):
+        raise ConfigError(f"config file {path}: store: {problem}")
     for name, entry in cfg.agents.items():
         if entry.protocol is not None and entry.protocol not in PROTOCOLS:
             raise ConfigError(

@@ -23,6 +23,8 @@ AGENT_START_FAILED = -32011
 SESSION_BUSY = -32012
 TURN_STALLED = -32013
 STORE_ERROR = -32014
+# The session is owned (leased) by another live daemon sharing the store.
+SESSION_OWNED = -32015
 # Connection-level authorization (spec/multi-client.md).
 NOT_OWNER = -32020  # the session is driven by another connected client; take it over first
 READ_ONLY = -32021  # an observer-token connection asked to act

@@ -24,10 +24,15 @@ class DaemonProc:
 
 @contextlib.asynccontextmanager
 async def daemon_process(
-    args: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    prefix: Sequence[str] = (),
 ) -> AsyncIterator[DaemonProc]:
+    """`prefix` runs the daemon through a wrapper that execs it (e.g. `unshare`)."""
     process = await anyio.open_process(
-        [*bridge_cmd(), *args],
+        [*prefix, *bridge_cmd(), *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -17,6 +17,7 @@ from bridge.diagnostics.redact import mask_mcp_servers
 from bridge.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
 from bridge.process.command import run_command
 from bridge.rpc.dispatch import Handler
+from bridge.store.base import lease_error_data
 
 if TYPE_CHECKING:
     from bridge.acp.server import AcpServer
@@ -48,13 +49,15 @@ class Extensions:
 
     async def info(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SessionParams, params)
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         live = self.manager.sessions.get(rec.id)
+        # A session another live daemon runs is shown running there, with its owner.
+        holder = await self.manager.live_owner(rec) if live is None else None
         info: JsonObj = {
             "sessionId": rec.id,
             "agent": rec.agent,
             "cwd": rec.cwd,
-            "status": live.status if live is not None else "closed",
+            "status": live.status if live is not None else rec.status if holder is not None else "closed",
             "createdAt": rec.created_at,
             "updatedAt": rec.updated_at,
         }
@@ -67,6 +70,8 @@ class Extensions:
             if value is not None:
                 info[key] = value
         info["archived"] = rec.archived
+        if holder is not None:
+            info.update(lease_error_data(holder))
         if self.store.failed is not None:
             info["warning"] = self.store.failed.message
         if live is not None and live.setup is not None and live.setup.meta:
@@ -75,9 +80,9 @@ class Extensions:
 
     async def events(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.EventsParams, params)
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         await self.store.flush()
-        page = self.store.events(rec.id, p.after, p.limit + 1)
+        page = await self.store.events(rec.id, p.after, p.limit + 1)
         events = [
             {"seq": e.seq, "at": e.at, "direction": e.direction, "message": _shown(e.message)}
             for e in page[: p.limit]
@@ -91,7 +96,7 @@ class Extensions:
 
     async def metrics(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SessionParams, params)
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         live = self.manager.sessions.get(rec.id)
         if live is None:
             return {"turns": 0, "messages": 0, "toolCalls": 0, "toolUsage": {}, "tokens": _zero_tokens()}
@@ -121,13 +126,13 @@ class Extensions:
 
     async def update(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.UpdateSessionParams, params)
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         fields: dict[str, Any] = {}
         if p.title is not None:
             fields["title"] = p.title
         if p.archived is not None:
             fields["archived"] = p.archived
-        self.store.update_session(rec.id, **fields)
+        await self.manager.save(rec.id, **fields)
         live = self.manager.sessions.get(rec.id)
         if live is not None and p.title is not None:
             live.record.title = p.title
@@ -136,7 +141,7 @@ class Extensions:
 
     async def read_file(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.ReadFileParams, params)
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         chunk = await files.read_file(
             p.path, rec.cwd, rec.additional_directories or [], offset=p.offset, limit=p.limit
         )
@@ -154,7 +159,7 @@ class Extensions:
 
     async def shell(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.ShellParams, params)
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         if not self.server.policy.shell_allowed(rec.agent):
             raise RpcError(
                 METHOD_NOT_FOUND,

@@ -20,7 +20,7 @@ from bridge.core.session import Session
 from bridge.diagnostics.redact import mask_mcp_servers
 from bridge.errors import INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError, session_not_found
 from bridge.rpc.dispatch import Handler
-from bridge.store.base import SessionRecord
+from bridge.store.base import LeaseHeld
 from bridge.wire import jsonrpc
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class Handlers:
     async def _reopen(
         self, conn: ClientConnection, p: P.LoadSessionParams, mode: str, raw: JsonObj
     ) -> JsonObj:
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         if self.server.policy.mcp_stdio == "deny":
             # Without servers of its own, the request reuses the ones the session was created with.
             _refuse_stdio_servers(p.mcp_dicts() or rec.mcp_servers)
@@ -141,7 +141,7 @@ class Handlers:
                 own(conn, live, reason=how)
             live.log("client", _opening(f"session/{mode}", raw))
             return self._answer(live, _setup_result(live.setup, None))
-        upto = self._last_seq(rec)
+        upto = await self.store.last_seq(rec.id)
         session, setup = await self.manager.reopen(
             rec, "load" if mode == "load" else "resume", self._open(conn, p, rec.agent), owner=conn
         )
@@ -151,18 +151,10 @@ class Handlers:
         session.log("client", _opening(f"session/{mode}", raw))
         return self._answer(session, _setup_result(setup, None))
 
-    def _last_seq(self, rec: SessionRecord) -> int:
-        last = 0
-        after = 0
-        while True:
-            page = self.store.events(rec.id, after, 1000)
-            if not page:
-                return last
-            last = after = page[-1].seq
 
     async def session_fork(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.ForkSessionParams, params)
-        parent = self.manager.record(p.sessionId)
+        parent = await self.manager.record(p.sessionId)
         if not parent.agent_session_id:
             raise RpcError(RESOURCE_NOT_FOUND, f"session {parent.id} has no agent-side session to fork")
         live = self.manager.sessions.get(parent.id)
@@ -177,7 +169,7 @@ class Handlers:
         p = P.parse(P.SessionParams, params)
         session = self.manager.sessions.get(p.sessionId)
         if session is None:
-            self.manager.record(p.sessionId)  # -32002 when unknown
+            await self.manager.record(p.sessionId)  # -32002 when unknown
             return {}
         session.log("client", jsonrpc.request_frame(None, "session/close", params))
         await self.manager.close(session)
@@ -186,7 +178,7 @@ class Handlers:
 
     async def session_delete(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SessionParams, params)
-        rec = self.store.get_session(p.sessionId)
+        rec = await self.store.get_session(p.sessionId)
         if rec is None:
             raise session_not_found(p.sessionId)
         if rec.deleted:
@@ -199,23 +191,28 @@ class Handlers:
                 with anyio.move_on_after(DELETE_STOP_WAIT):
                     await session.agent_stopped.wait()
         # Gone, not hidden: its log (prompts, answers, tool output) and MCP config are erased.
-        await self.store.purge_session(rec.id)
+        await self.store.purge_events(rec.id)
+        await self.manager.save(rec.id, deleted=True, mcp_servers=[])
         return {}
 
     async def session_list(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.ListSessionsParams, params)
         offset = _decode_cursor(p.cursor) if p.cursor else 0
-        recs = self.store.list_sessions(cwd=p.cwd, offset=offset, limit=LIST_PAGE + 1)
-        result: JsonObj = {"sessions": [self.server.session_info(r) for r in recs[:LIST_PAGE]]}
+        recs = await self.store.list_sessions(cwd=p.cwd, offset=offset, limit=LIST_PAGE + 1)
+        owners = await self.manager.owners()
+        result: JsonObj = {"sessions": [self.server.session_info(r, owners) for r in recs[:LIST_PAGE]]}
         if len(recs) > LIST_PAGE:
             result["nextCursor"] = base64.urlsafe_b64encode(f"o:{offset + LIST_PAGE}".encode()).decode()
         return result
 
     # -- turns ---------------------------------------------------------------------------------
-    def live(self, session_id: str) -> Session:
+    async def live(self, session_id: str) -> Session:
         session = self.manager.sessions.get(session_id)
         if session is None:
-            rec = self.manager.record(session_id)
+            rec = await self.manager.record(session_id)
+            holder = await self.manager.live_owner(rec)
+            if holder is not None:
+                raise LeaseHeld(rec.id, holder)
             raise RpcError(
                 RESOURCE_NOT_FOUND,
                 f"session {rec.id} is not active in this daemon; call session/load or session/resume first",
@@ -225,7 +222,7 @@ class Handlers:
 
     async def session_prompt(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.PromptParams, params)
-        session = self.live(p.sessionId)
+        session = await self.live(p.sessionId)
         session.log("client", jsonrpc.request_frame(None, "session/prompt", params))
         _check_content(session, p.prompt)
         await self.manager.ensure_agent(session)
@@ -237,7 +234,7 @@ class Handlers:
             if not session.turn_active:
                 self.server.multiclient.own(conn, session, reason="session/prompt")
         # Persisted so that a daemon killed mid-turn records the turn as interrupted on restart.
-        self.store.update_session(session.session_id, status="busy")
+        await self.manager.save(session.session_id, status="busy")
         # The turn outlives this request if the client goes away (disconnect policy).
         return await self.server.run_turn(conn, session, lambda: self._turn(session, params))
 
@@ -248,19 +245,20 @@ class Handlers:
             session.log("bridge", jsonrpc.error_frame(None, exc))
             raise
         finally:
-            self.store.update_session(session.session_id, status=session.status)
+            with anyio.CancelScope(shield=True):
+                await self.manager.save(session.session_id, status=session.status)
         return self._answer(session, result)
 
     async def session_set_mode(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SetModeParams, params)
-        session = self.live(p.sessionId)
+        session = await self.live(p.sessionId)
         session.log("client", jsonrpc.request_frame(None, "session/set_mode", params))
         agent = await self._agent(session)
         return self._answer(session, await agent.set_mode(p.modeId))
 
     async def session_set_config_option(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         P.parse(P.SetConfigOptionParams, params)
-        session = self.live(params["sessionId"])
+        session = await self.live(params["sessionId"])
         session.log("client", jsonrpc.request_frame(None, "session/set_config_option", params))
         agent = await self._agent(session)
         return self._answer(session, await agent.set_config_option(params))
@@ -332,7 +330,9 @@ def _check_content(session: Session, blocks: list[JsonObj]) -> None:
     for i, block in enumerate(blocks):
         kind = block.get("type")
         if not isinstance(kind, str):
-            raise RpcError(INVALID_PARAMS, f"invalid params: prompt.{i}.type: missing", {"field": f"prompt.{i}.type"})
+            raise RpcError(
+                INVALID_PARAMS, f"invalid params: prompt.{i}.type: missing", {"field": f"prompt.{i}.type"}
+            )
         if caps is None or kind in _ALWAYS:
             continue
         need = _NEEDS.get(kind)

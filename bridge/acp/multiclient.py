@@ -161,7 +161,7 @@ class MultiClient:
 
     async def takeover(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SessionParams, params)
-        session = self.server.handlers.live(p.sessionId)
+        session = await self.server.handlers.live(p.sessionId)
         old = session.owner
         previous = "self" if old is conn else "none" if old is None else "gone" if old.closed else "connected"
         self.own(conn, session, reason=TAKEOVER)
@@ -169,7 +169,7 @@ class MultiClient:
 
     async def share(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.ShareParams, params)
-        session = self.server.handlers.live(p.sessionId)
+        session = await self.server.handlers.live(p.sessionId)
         if session.shared != p.shared:
             session.shared = p.shared
             session.record_event({"type": "shared" if p.shared else "unshared", "by": conn.link_id})
@@ -181,7 +181,7 @@ class MultiClient:
         p = P.parse(P.AttachParams, params)
         if conn.read_only and p.role == "controller":
             raise read_only_error("session/attach with role controller")
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         session = self.manager.sessions.get(rec.id)
         controller = p.role == "controller"
 
@@ -206,7 +206,7 @@ class MultiClient:
         else:
             # Nothing replayed: the live stream starts after the newest seq, in the same step.
             await self.store.flush()
-            cursor = session.last_seq if session is not None else _last_seq(self.store, rec.id)
+            cursor = session.last_seq if session is not None else await self.store.last_seq(rec.id)
             follow()
             if p.historyPolicy == "pending_only":
                 result["history"] = [_pending_item(q) for q in (session.pending_permissions if session else [])]
@@ -219,7 +219,7 @@ class MultiClient:
 
     async def detach(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SessionParams, params)
-        rec = self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.sessionId)
         session = self.manager.sessions.get(rec.id)
         conn.following.discard(rec.id)
         if session is not None:
@@ -252,10 +252,3 @@ def _connected(session: Session) -> list[JsonObj]:
             role = "controller" if f.link_id in session.controllers else "observer"
             clients.append({**link_info(f), "role": role})
     return clients
-
-
-def _last_seq(store: Any, session_id: str) -> int:
-    last = after = 0
-    while page := store.events(session_id, after, 1000):
-        last = after = page[-1].seq
-    return last

@@ -6,7 +6,8 @@ and their `seq`, so a client can tell them from live ones."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
 import orjson
@@ -18,9 +19,11 @@ PAGE = 1000
 CATCH_UP_ROUNDS = 100  # bounds the catch-up with a session that never stops appending
 
 
-def iter_events(store: Store, session_id: str, after: int, upto: int | None = None) -> Iterator[Event]:
+async def iter_events(
+    store: Store, session_id: str, after: int, upto: int | None = None
+) -> AsyncGenerator[Event, None]:
     while True:
-        page = store.events(session_id, after, PAGE)
+        page = await store.events(session_id, after, PAGE)
         for ev in page:
             if upto is not None and ev.seq > upto:
                 return
@@ -30,10 +33,13 @@ def iter_events(store: Store, session_id: str, after: int, upto: int | None = No
         after = page[-1].seq
 
 
-def replay_frames(store: Store, session_id: str, after: int = 0, upto: int | None = None) -> Iterator[bytes]:
+async def replay_frames(
+    store: Store, session_id: str, after: int = 0, upto: int | None = None
+) -> AsyncIterator[bytes]:
     """The session's updates (and the user's prompts, as `user_message_chunk`) after `after`."""
-    for ev in iter_events(store, session_id, after, upto):
-        yield from event_frames(ev, session_id)
+    async for ev in iter_events(store, session_id, after, upto):
+        for frame in event_frames(ev, session_id):
+            yield frame
 
 
 def event_frames(ev: Event, session_id: str) -> Iterator[bytes]:
@@ -82,21 +88,22 @@ async def replay_to(
     the high-water mark: a long history never overflows a connection. Returns the last seq read.
 
     With `follow`, the client then gets the session's live frames: `follow()` subscribes it in
-    the same step (no await) as the last read, once every seq up to `live()` (the session's
-    newest) is committed and replayed, so the live stream picks up exactly where the replay
-    ends — nothing lost, nothing twice."""
+    the same step (no await) as the check that every seq up to `live()` (the newest this
+    daemon committed, or "more" while rows await their commit) has been read, so the live
+    stream picks up exactly where the replay ends — nothing lost, nothing twice."""
     last = after
     catch_up = 0
     while catch_up < CATCH_UP_ROUNDS:
         await store.flush()
         paused = False
-        for ev in iter_events(store, session_id, last, upto):
-            for frame in event_frames(ev, session_id):
-                sink.send_frame(frame)
-            last = ev.seq
-            if sink.queued_bytes > HIGH_WATER:
-                paused = True
-                break
+        async with contextlib.aclosing(iter_events(store, session_id, last, upto)) as events:
+            async for ev in events:
+                for frame in event_frames(ev, session_id):
+                    sink.send_frame(frame)
+                last = ev.seq
+                if sink.queued_bytes > HIGH_WATER:
+                    paused = True
+                    break
         if sink.closed:
             return last
         if paused:

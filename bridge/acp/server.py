@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -24,7 +24,7 @@ from bridge.errors import INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError
 from bridge.rpc.dispatch import Dispatcher
 from bridge.rpc.endpoint import Endpoint
 from bridge.rpc.outbox import Outbox
-from bridge.store.base import SessionRecord, Store
+from bridge.store.base import Instance, SessionRecord, Store, lease_error_data
 from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
 
@@ -101,17 +101,24 @@ class AcpServer:
     async def auth_methods(self) -> list[JsonObj]:
         return []
 
-    def session_info(self, rec: SessionRecord) -> JsonObj:
+    def session_info(self, rec: SessionRecord, owners: Mapping[str, Instance] | None = None) -> JsonObj:
+        """`rec` as ACP SessionInfo. `owners` (live daemons by instance id): a session another
+        live daemon runs shows its catalog status and `_meta.bridge.owner`, never `closed`."""
         info: JsonObj = {"sessionId": rec.id, "cwd": rec.cwd, "updatedAt": rec.updated_at}
         if rec.title is not None:
             info["title"] = rec.title
         if rec.additional_directories:
             info["additionalDirectories"] = rec.additional_directories
         live = self.manager.sessions.get(rec.id)
+        holder = owners.get(rec.owner) if owners and rec.owner and live is None else None
+        if holder is not None and holder.id == self.manager.instance.id:
+            holder = None
+        status = live.status if live is not None else rec.status if holder is not None else "closed"
         info["_meta"] = {
             "bridge": {
                 "agent": rec.agent,
-                "status": live.status if live is not None else rec.status,
+                "status": status,
+                **(lease_error_data(holder) if holder is not None else {}),
                 "archived": rec.archived,
                 "createdAt": rec.created_at,
                 **({"parentId": rec.parent_id} if rec.parent_id else {}),
@@ -145,7 +152,7 @@ class AcpServer:
                     return await self._forward_extension(req)
                 return await self.dispatcher(conn, req)
             except Exception as exc:
-                explained = self._explain(req, exc)
+                explained = await self._explain(req, exc)
                 if explained is exc:
                     raise
                 raise explained from exc
@@ -240,7 +247,7 @@ class AcpServer:
             if link is not None and link is not conn and not link.closed:
                 link.send_frame(frame)
 
-    def _explain(self, req: jsonrpc.Request, exc: Exception) -> Exception:
+    async def _explain(self, req: jsonrpc.Request, exc: Exception) -> Exception:
         """An error on its way to the client: a recognised agent failure gains what happened
         and what to do, and secrets are masked (bridge/diagnostics/classify.py)."""
         from bridge.diagnostics.classify import explain_request
@@ -251,12 +258,12 @@ class AcpServer:
         try:
             if isinstance(sid, str):
                 live = self.manager.sessions.get(sid)
-                rec = self.store.get_session(sid) if live is None else None
+                rec = await self.store.get_session(sid) if live is None else None
                 spec = live.spec if live is not None else self.manager.agents.get(rec.agent) if rec else None
             elif req.method == "session/new":
                 spec = self.manager.pick_agent(params.get("_meta"))
         except RpcError:
-            pass  # no agent to name: explained without one
+            pass  # no agent to name: explained without one (a StoreError is one too)
         return explain_request(exc, spec)
 
     async def _forward_extension(self, req: jsonrpc.Request) -> Any:

@@ -58,8 +58,12 @@ def open_client(args: argparse.Namespace, state_dir: str, **options: Any) -> Abs
         return BridgeClient.connect(
             url, token=token, token_file=getattr(args, "token_file", None), state_dir=state_dir, **options
         )
+    store = getattr(args, "store", None)
     return BridgeClient.spawn(
         agent=getattr(args, "agent", None),
+        # The store URL may hold a password: the spawned daemon gets it in its environment,
+        # never in its argv (which `ps` shows to every user).
+        env={"AGENT_BRIDGE_STORE": store} if store else None,
         config=config_path(args),
         state_dir=state_dir,
         log_level=getattr(args, "log_level", None),

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from bridge.config import ConfigFile, agent_table
+
+if TYPE_CHECKING:
+    from bridge.store.base import Instance
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
@@ -51,18 +57,73 @@ def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:
     )
     if args.listen:
         from bridge.app import serve_websocket
-        from bridge.transports.websocket import WsConfigError, parse_options
+        from bridge.transports.websocket import TOKEN_FILE, WsConfigError, parse_options
 
+        running = None if getattr(args, "token_file", None) else anyio.run(_running_listener, config, state_dir)
+        if running is not None:
+            # Its clients read <state-dir>/ws-token: a second listener must not replace it.
+            sys.stderr.write(
+                f"agent-bridge: a daemon already listens on this state dir (pid {running.pid}, {running.ws_url}; "
+                f"token in {os.path.join(state_dir, TOKEN_FILE)}): connect to it, or give this one "
+                "its own --token-file\n"
+            )
+            return 2
         try:
             options = parse_options(args, state_dir)
         except WsConfigError as exc:
             sys.stderr.write(f"agent-bridge: {exc}\n")
             return 2
-        try:
-            return anyio.run(serve_websocket, settings, options)
-        except KeyboardInterrupt:
-            return 0
+        return _run(serve_websocket, settings, options)
+    return _run(serve_stdio, settings)
+
+
+def _run(main: Callable[..., Awaitable[int]], *args: Any) -> int:
     try:
-        return anyio.run(serve_stdio, settings)
+        return anyio.run(main, *args)
     except KeyboardInterrupt:
         return 0
+    except BaseException as exc:
+        # A store that cannot be used at start (unreachable, a newer schema): one line, exit 2.
+        fatal = _fatal_store_error(exc)
+        if fatal is None:
+            raise
+        sys.stderr.write(f"agent-bridge: {fatal}\n")
+        return 2
+
+
+def _fatal_store_error(exc: BaseException) -> str | None:
+    from bridge.store.base import SchemaTooNew
+    from bridge.store.pg_url import StoreUnavailable
+
+    if isinstance(exc, StoreUnavailable | SchemaTooNew):
+        return exc.message
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if found := _fatal_store_error(inner):
+                return found
+    return None
+
+
+async def _running_listener(config: ConfigFile, state_dir: str) -> Instance | None:
+    """A live `serve --listen` daemon registered in this state dir's store, if any."""
+    from bridge.errors import StoreError
+    from bridge.store import open_store
+    from bridge.store.base import this_host
+
+    store = open_store(getattr(config, "store", None), state_dir)
+    try:
+        await store.open()
+        # A shared PostgreSQL store lists the listeners of every machine: only one on this
+        # host can be using this state dir's token file.
+        return next(
+            (
+                i
+                for i in await store.instances()
+                if i.transport == "websocket" and i.ws_url and i.host == this_host()
+            ),
+            None,
+        )
+    except StoreError:
+        return None  # the daemon itself reports an unusable store
+    finally:
+        await store.close()

@@ -28,20 +28,23 @@ from bridge.core.adapter import (
     StartRequest,
 )
 from bridge.core.links import ClientLink
+from bridge.core.ownership import Ownership
 from bridge.core.session import Session
 from bridge.errors import (
     AGENT_START_FAILED,
     INVALID_PARAMS,
+    SESSION_OWNED,
     AgentError,
     AgentExitedError,
     AgentStartError,
     RpcError,
+    StoreError,
     find_rpc_error,
     session_not_found,
 )
 from bridge.process.agent_process import ExitRecord, recording_exits
 from bridge.rpc.endpoint import ConnectionClosed
-from bridge.store.base import SessionRecord, Store
+from bridge.store.base import DEFAULT_LEASE_SECONDS, Instance, LeaseHeld, SessionRecord, Store, Transport
 from bridge.store.sqlite import now_iso
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,8 @@ class SessionManager:
         *,
         stall_timeout: float = 600.0,
         cancel_grace: float = 10.0,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        transport: Transport = "stdio",
     ) -> None:
         self.stall_timeout = stall_timeout
         self.cancel_grace = cancel_grace
@@ -84,27 +89,28 @@ class SessionManager:
         self.default_agent = default_agent
         self.sessions: dict[str, Session] = {}
         self._tg: TaskGroup | None = None
+        # Leases, recovery and failure-tolerant catalog writes (bridge/core/ownership.py).
+        self.ownership = Ownership(store, self.sessions, lease_seconds, transport, on_lost=self._lost)
+        self.save = self.ownership.save
+        self.save_soon = self.ownership.save_soon
+        self.owners = self.ownership.owners
+        self.live_owner = self.ownership.live_owner
+        self.register = self.ownership.register
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        self._recover()
+        await self.ownership.register()
+        await self.ownership.recover()
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                tg.start_soon(self.ownership.heartbeat)
+                tg.start_soon(self.ownership.catalog_writer)
                 task_status.started()
                 await anyio.sleep_forever()
         finally:
             self._tg = None
             with anyio.CancelScope(shield=True):
                 await self.store.flush()
-
-    def _recover(self) -> None:
-        """Sessions that were live when a previous daemon died: record how they ended."""
-        for rec in self.store.sessions_with_status(("idle", "busy", "error")):
-            if rec.status == "busy":
-                self.store.append(
-                    rec.id, "bridge", b'{"bridge":{"type":"turn_interrupted","reason":"restart"}}'
-                )
-            self.store.update_session(rec.id, status="closed", touch=False)
 
     # -- lookup ----------------------------------------------------------------------------------
     def pick_agent(self, meta: JsonObj | None) -> AgentSpec:
@@ -151,8 +157,8 @@ class SessionManager:
             raise session_not_found(session_id)
         return s
 
-    def record(self, session_id: Any) -> SessionRecord:
-        rec = self.store.get_session(session_id) if isinstance(session_id, str) else None
+    async def record(self, session_id: Any) -> SessionRecord:
+        rec = await self.store.get_session(session_id) if isinstance(session_id, str) else None
         if rec is None or rec.deleted:
             raise session_not_found(session_id)
         return rec
@@ -177,6 +183,7 @@ class SessionManager:
             mcp_servers=params.mcp_servers,
             parent_id=parent.id if parent else None,
             status="idle",
+            owner=self.instance.id,
         )
         mode: StartMode = "fork" if parent is not None else "new"
         session = Session(rec, spec, self.store)
@@ -206,9 +213,15 @@ class SessionManager:
         rec.mcp_servers = params.mcp_servers or rec.mcp_servers
         if params.additional_directories is not None:
             rec.additional_directories = params.additional_directories
+        await self.ownership.take(rec)
         session = Session(rec, spec, self.store)
         session.owner = owner
-        setup = await self._start(session, mode, params, rec.agent_session_id, create=False)
+        try:
+            setup = await self._start(session, mode, params, rec.agent_session_id, create=False)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.ownership.release(rec.id)
+            raise
         return session, setup
 
     async def _start(
@@ -238,7 +251,11 @@ class SessionManager:
         session.stall_timeout = session.spec.stall_timeout or self.stall_timeout
         session.cancel_grace = self.cancel_grace
         if create:
-            self.store.create_session(rec)
+            try:
+                await self.store.create_session(rec)
+            except StoreError as exc:
+                # The session runs, but nothing of it is durable: say so, never refuse the user.
+                log.warning("session %s is not recorded in the catalog: %s", rec.id, exc.message)
         self.sessions[rec.id] = session
         try:
             agent = await self._start_bounded(session, adapter, request)
@@ -248,13 +265,14 @@ class SessionManager:
                 self.sessions.pop(rec.id, None)
             if create:
                 # Never listed again: keep no MCP config (its env and headers may be secrets).
-                self.store.update_session(rec.id, status="closed", deleted=True, mcp_servers=[])
+                with anyio.CancelScope(shield=True):
+                    await self.save(rec.id, status="closed", deleted=True, owner=None, mcp_servers=[])
             raise
         setup = agent.setup
         session.setup = setup
         rec.agent_session_id = setup.agent_session_id
         rec.status = "idle"
-        self.store.update_session(
+        await self.save(
             rec.id,
             agent_session_id=setup.agent_session_id,
             status="idle",
@@ -265,7 +283,9 @@ class SessionManager:
         session.restart_params = params
         return setup
 
-    async def _start_bounded(self, session: Session, adapter: AgentAdapter, request: StartRequest) -> AgentSession:
+    async def _start_bounded(
+        self, session: Session, adapter: AgentAdapter, request: StartRequest
+    ) -> AgentSession:
         """Start the agent task; fail if the agent goes silent for too long while starting
         (it answered initialize but never session/new, say). Anything it emits resets the clock."""
         assert self._tg is not None
@@ -334,16 +354,21 @@ class SessionManager:
                     session.agent_exited(found)
                 else:
                     log.exception("agent task of session %s failed", session.session_id)
-                    session.agent_exited(AgentExitedError(session.spec.name, None, f"adapter failure: {exc!r}"))
+                    session.agent_exited(
+                        AgentExitedError(session.spec.name, None, f"adapter failure: {exc!r}")
+                    )
             finally:
                 stopped.set()
         if session.status == "error":
-            self.store.update_session(session.session_id, status="error", touch=False)
+            with anyio.CancelScope(shield=True):
+                await self.save(session.session_id, status="error", touch=False)
 
     async def ensure_agent(self, session: Session) -> None:
         """Restart a dead agent (resuming its native session) before the next prompt.
         Crashes count against the restart limit and back off; a restart the bridge caused
         itself (forced cancel, stall) does not."""
+        if session.lost is not None:
+            raise session.lost
         if session.agent is not None:
             return
         # A cancel arriving meanwhile waits for the prompt's turn (`Session.cancel`).
@@ -389,8 +414,28 @@ class SessionManager:
         session.agent = None
         session.status = "closed"
         self.sessions.pop(session.session_id, None)
-        self.store.update_session(session.session_id, status="closed", touch=False)
         session.record_event({"type": "closed"})
+        with anyio.CancelScope(shield=True):
+            await self.save(session.session_id, status="closed", touch=False)
+            await self.ownership.release(session.session_id)
+
+    @property
+    def instance(self) -> Instance:
+        return self.ownership.instance
+
+    def _lost(self, session: Session, holder: Instance | None) -> None:
+        """Another daemon took the session over (this one stopped renewing its lease, e.g.
+        paused past it): stop driving it here, without touching the new owner's catalog row."""
+        log.warning("session %s was taken over by another daemon; stopping its agent here", session.session_id)
+        error = (
+            LeaseHeld(session.session_id, holder)
+            if holder is not None
+            else RpcError(SESSION_OWNED, f"session {session.session_id} was taken over by another daemon")
+        )
+        session.taken_over(error)
+        if session.run_scope is not None:
+            session.run_scope.cancel()
+        self.sessions.pop(session.session_id, None)
 
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):
@@ -401,7 +446,13 @@ def _exit_error(agent: str, exits: ExitRecord, *, started: bool) -> AgentError:
     if started:
         return AgentExitedError(agent, exits.returncode, exits.stderr_tail)
     rc = exits.returncode
-    how = f"exit code {rc}" if rc is not None and rc >= 0 else f"signal {-rc}" if rc is not None else "no status"
+    how = (
+        f"exit code {rc}"
+        if rc is not None and rc >= 0
+        else f"signal {-rc}"
+        if rc is not None
+        else "no status"
+    )
     tail = exits.stderr_tail.strip()
     last = tail.splitlines()[-1][:300] if tail else "nothing on stderr"
     return AgentStartError(

@@ -9,6 +9,7 @@ and every attached follower, in the agent's order.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -67,7 +68,6 @@ class Session:
         # How long a request for a client that is gone waits for one to reattach (set by
         # the server when the owner disconnects).
         self.disconnect_grace = 60.0
-        self.last_seq = 0  # the newest seq this session appended to the log
         self.agent: AgentSession | None = None
         self.status = "idle"
         self.metrics = Metrics()
@@ -96,6 +96,8 @@ class Session:
         # Set (and replaced) when a turn starts or an agent restart ends.
         self._turn_changed = anyio.Event()
         self.restarting = 0  # agent restarts in progress (`SessionManager.ensure_agent`)
+        # Set when another daemon took the session over: every later request gets it.
+        self.lost: RpcError | None = None
 
     @property
     def owner(self) -> ClientLink | None:
@@ -195,10 +197,16 @@ class Session:
         self.log("bridge", jsonrpc.encode({"bridge": event}))
 
     # -- publishing ----------------------------------------------------------------------------
-    def log(self, direction: Direction, frame: bytes) -> int:
-        seq = self.store.append(self.record.id, direction, frame)
-        self.last_seq = max(self.last_seq, seq)
-        return seq
+    def log(self, direction: Direction, frame: bytes) -> None:
+        self.store.append(self.record.id, direction, frame)
+
+    @property
+    def last_seq(self) -> int:
+        """The seq a reader of the log must have reached to have everything this daemon
+        wrote for the session: the last one committed, or beyond any seq while rows wait
+        for their commit (their seqs are allocated then), so a replay reads on."""
+        tail = self.store.tail(self.record.id)
+        return sys.maxsize if tail.pending else tail.committed
 
     def publish(self, frame: bytes, direction: Direction) -> None:
         self.log(direction, frame)
@@ -242,6 +250,8 @@ class Session:
 
     # -- turns ---------------------------------------------------------------------------------
     async def prompt(self, params: JsonObj) -> JsonObj:
+        if self.lost is not None:
+            raise self.lost
         if self._turn_active:
             raise RpcError(
                 SESSION_BUSY,
@@ -299,7 +309,7 @@ class Session:
                 "and the agent will be restarted on the next prompt",
                 {"agent": self.spec.name, "timeoutSeconds": self.stall_timeout},
             )
-        raise self.agent_error or RpcError(SESSION_BUSY, "the turn was interrupted")
+        raise self.lost or self.agent_error or RpcError(SESSION_BUSY, "the turn was interrupted")
 
     def _stop_agent(self) -> None:
         """Stop the agent process; the next prompt restarts it and resumes its session."""
@@ -374,6 +384,15 @@ class Session:
             if scope.cancelled_caught:
                 return False
         return True
+
+    def taken_over(self, error: RpcError) -> None:
+        """Another daemon owns the session now (this one was paused past its lease): a
+        running turn ends with `error`, and so does every later request here."""
+        self.lost = error
+        self.agent = None
+        self.status = "closed"
+        if self._turn_scope is not None:
+            self._turn_scope.cancel()
 
     def agent_exited(self, error: AgentError) -> None:
         """The agent process is gone: fail the running turn at once."""

@@ -41,6 +41,7 @@ from bridge.diagnostics import binaries
 from bridge.diagnostics.classify import Evidence, classify, evidence_of, family
 from bridge.diagnostics.redact import default as default_redactor
 from bridge.errors import AgentError, RpcError
+from bridge.store import pg_url
 
 # The versions the test suite runs against (tools/agents/package.json); older ones may work.
 TESTED_VERSIONS = {"claude": "2.1.197", "codex": "0.169.0", "gemini": "0.61.0", "opencode": "1.18.33"}
@@ -130,6 +131,9 @@ async def run(opts: Options) -> Report:
     try:
         checks.append(await check_environment(environment))
         checks += check_state_dir(opts.state_dir)
+        if cfg.store and pg_url.is_postgres(cfg.store):
+            # The sessions are in PostgreSQL: that store is checked, not a file in the state dir.
+            checks = [c for c in checks if c.name != "session store"] + [await check_postgres_store(cfg.store)]
         table = agent_table(cfg)
         required = set(opts.required) | set(cfg.agents) | set(opts.only)
         if cfg.default_agent:
@@ -291,11 +295,61 @@ def check_store(path: str) -> Check:
             f"stop the daemons, then recover with `sqlite3 {path} .recover > dump.sql` or move the file aside",
             {"path": path, "integrity": rows[:20]},
         )
+    # The log holds every prompt and answer: only its user may read it (WAL and SHM too).
+    loose = [
+        f"{os.path.basename(f)} {os.stat(f).st_mode & 0o777:03o}"
+        for f in (path, path + "-wal", path + "-shm")
+        if os.path.exists(f) and os.stat(f).st_mode & 0o077
+    ]
+    if loose:
+        return Check(
+            "session store",
+            "warn",
+            f"{path}: readable by other users ({', '.join(loose)}); it holds every session's history",
+            f"chmod 600 {path}*",
+            {"path": path, "sessions": sessions},
+        )
     return Check(
         "session store",
         "ok",
         f"{path}: integrity ok, {sessions} sessions",
         details={"path": path, "sessions": sessions},
+    )
+
+
+async def check_postgres_store(url: str) -> Check:
+    from bridge.store.pg_probe import probe
+
+    found = await probe(url)
+    details: dict[str, Any] = {"url": found.where, "schemaVersion": found.version}
+    if found.error is not None:
+        return Check(
+            "session store",
+            "error",
+            found.error,
+            "check the server, the URL (host, port, database) and the password (PGPASSWORD or ~/.pgpass)",
+            details,
+        )
+    if found.version is None:
+        return Check("session store", "ok", f"{found.where}: reachable, no schema yet (created on first start)", details=details)
+    if found.too_new:
+        return Check(
+            "session store",
+            "error",
+            f"{found.where} has schema version {found.version}, newer than this agent-bridge knows",
+            "upgrade agent-bridge, or use another database",
+            details,
+        )
+    if found.outdated:
+        return Check(
+            "session store", "ok", f"{found.where}: schema {found.version}, upgraded on the next start", details=details
+        )
+    details.update(sessions=found.sessions, daemons=found.daemons)
+    return Check(
+        "session store",
+        "ok",
+        f"{found.where}: schema {found.version}, {found.sessions} sessions, {found.daemons} live daemon(s)",
+        details=details,
     )
 
 

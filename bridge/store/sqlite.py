@@ -1,11 +1,17 @@
-"""SQLite store: WAL journal, one writer, batched commits.
+"""SQLite store: one file shared by every daemon on a state dir; WAL journal, batched commits.
 
-Durability policy (see spec/durability.md): `append()` assigns the seq in memory and
-queues the row; `flush()` commits every queued row in one transaction on a worker thread.
-The daemon flushes before it writes any batch to a client, so a client never sees a
-message that is not committed. `synchronous=NORMAL` in WAL mode: a commit survives the
-daemon being killed (SIGKILL) — it is in the WAL file — and is fsynced at the next
-checkpoint; only a power loss may lose the last commits.
+Three connections, each behind its own thread lock and used only on worker threads, except
+the log writer's fast path: `log` commits the event log, `cat` writes the catalog and the
+leases, `read` serves every read (WAL readers never wait for writers). So a catalog write
+that waits out another process's lock (`busy_timeout`) holds up neither reads nor the log,
+and the event loop never waits on a lock at all: the fast path only takes the log lock when
+it is free, with `busy_timeout = 0`, and hands the batch to a worker otherwise.
+
+Durability (spec/durability.md): `append()` queues; `flush()` commits every queued row in one
+`BEGIN IMMEDIATE` transaction that allocates the seqs (the session's highest committed seq
+plus one), which SQLite's single write lock serialises across processes: gap-free and
+unique with any number of daemons on the file. `synchronous=NORMAL` in WAL mode: a commit
+survives SIGKILL (it is in the WAL) and is fsynced at the next checkpoint.
 """
 
 from __future__ import annotations
@@ -15,73 +21,35 @@ import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-import orjson
 
 from bridge.errors import StoreError
-from bridge.store.base import Direction, Event, SessionRecord
+from bridge.store import sqlite_schema as S
+from bridge.store.base import Direction, Event, LogTail, SessionRecord
+from bridge.store.sqlite_leases import LeaseMixin
 
 log = logging.getLogger(__name__)
-WRITE_ATTEMPTS = 6
 # Batches up to this many rows are committed on the event loop; larger ones on a worker thread.
 INLINE_ROWS = 32
-BUSY_TIMEOUT_MS = 5000
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-  id TEXT PRIMARY KEY,
-  agent TEXT NOT NULL,
-  agent_session_id TEXT,
-  cwd TEXT NOT NULL,
-  additional_directories TEXT,
-  mcp_servers TEXT NOT NULL DEFAULT '[]',
-  title TEXT,
-  archived INTEGER NOT NULL DEFAULT 0,
-  status TEXT NOT NULL DEFAULT 'idle',
-  parent_id TEXT,
-  deleted INTEGER NOT NULL DEFAULT 0,
-  agent_path TEXT,
-  agent_version TEXT,
-  created_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions(updated_at DESC, id);
-CREATE TABLE IF NOT EXISTS events (
-  session_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  at TEXT NOT NULL,
-  direction TEXT NOT NULL,
-  message BLOB NOT NULL,
-  PRIMARY KEY (session_id, seq)
-) WITHOUT ROWID;
-"""
-
-_JSON_FIELDS = {"additional_directories", "mcp_servers"}
-_COLUMNS = [
-    "id",
-    "agent",
-    "agent_session_id",
-    "cwd",
-    "additional_directories",
-    "mcp_servers",
-    "title",
-    "archived",
-    "status",
-    "parent_id",
-    "deleted",
-    "agent_path",
-    "agent_version",
-    "created_at",
-    "updated_at",
-]
-
+# A write waits this long for another process's lock per attempt (on a worker thread) …
+BUSY_TIMEOUT_MS = 1000
+# … and gives up (the log degrades) once a batch has waited this long in all.
+LOCK_BUDGET = 5.0
+# Catalog writes and reads (worker threads, no retry loop) wait this long for a lock.
+CATALOG_TIMEOUT = 5.0
+# The log connection never checkpoints on its own (a checkpoint fsyncs: not on the event
+# loop); a worker-thread commit runs a passive one after this many rows.
+CHECKPOINT_ROWS = 4000
 
 _INSERT_ONE = "INSERT INTO events (session_id, seq, at, direction, message) VALUES (?,?,?,?,?)"
 _ROWS_PER_INSERT = 199  # 5 parameters a row: stays under SQLite's historical 999-variable limit
 _INSERT_MANY = _INSERT_ONE.replace("(?,?,?,?,?)", ",".join(["(?,?,?,?,?)"] * _ROWS_PER_INSERT))
+
+Row = tuple[str, str, str, bytes] | None  # (session, at, direction, message); None once purged
 
 _iso_cache: tuple[int, str] = (-1, "")
 
@@ -99,65 +67,158 @@ def now_iso() -> str:
     return iso
 
 
-class SqliteStore:
-    def __init__(self, path: str) -> None:
+class _Conn:
+    """A connection and the thread lock that serialises its use."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
+        self.lock = threading.Lock()
+
+    def run(self, txn: S.Txn) -> Any:
+        with self.lock:
+            return txn(self.db)
+
+
+class SqliteStore(LeaseMixin):
+    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+        """`synchronous` is SQLite's pragma; only benchmarks change it (spec/durability.md)."""
         self.path = path
+        self._synchronous = synchronous
+        self.location = path
+        self.failed: StoreError | None = None
+        self.dropped = 0
+        self._log: _Conn | None = None
+        self._cat: _Conn | None = None
+        self._read: _Conn | None = None
+        self._self_id: str | None = None
+        self._queue: list[Row] = []
+        self._appended = 0  # rows ever queued …
+        self._done = 0  # … and how many of them, in order, are committed or dropped
+        self._pending: Counter[str] = Counter()
+        self._committed: dict[str, int] = {}
+        self._since_checkpoint = 0
+        # fast_acquire: an uncontended flush (every client write) takes it without a yield.
+        self._flush_lock = anyio.Lock(fast_acquire=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        await anyio.to_thread.run_sync(self.open_sync)
+
+    def open_sync(self) -> None:
+        """`open()` without an event loop (tests, `doctor`, the CLI's direct reads)."""
+        path = self.path
         try:
             if path != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-            self._db = sqlite3.connect(
-                path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            # Deleted rows (session/delete) are overwritten, not left in free pages.
-            self._db.execute("PRAGMA secure_delete=ON")
-            self._db.executescript(SCHEMA)
+                directory = os.path.dirname(os.path.abspath(path))
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+                # Created 0600 before SQLite opens it: its -wal and -shm files copy this mode.
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+                if os.stat(path).st_mode & 0o077:
+                    os.chmod(path, 0o600)
+            conns = [
+                _Conn(path, BUSY_TIMEOUT_MS / 1000 if i == 0 else CATALOG_TIMEOUT)
+                for i in range(1 if path == ":memory:" else 3)
+            ]
+            for c in conns:
+                c.db.execute("PRAGMA journal_mode=WAL")
+                c.db.execute(f"PRAGMA synchronous={self._synchronous}")
+                # Deleted rows (session/delete) are overwritten, not left in free pages.
+                c.db.execute("PRAGMA secure_delete=ON")
+            conns[0].db.execute("PRAGMA wal_autocheckpoint=0")
+            S.migrate(conns[0].db, path)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open the session store {path}: {exc}; move it aside or run `agent-bridge doctor`"
             ) from exc
-        # One connection, guarded: reads happen on the event loop, batch writes on a worker.
-        self._lock = threading.Lock()
-        self._seq: dict[str, int] = {}
-        self._queue: list[tuple[str, int, str, str, bytes]] = []
-        # fast_acquire: an uncontended flush (every client write) takes it without a yield.
-        self._flush_lock = anyio.Lock(fast_acquire=True)
-        self.failed: StoreError | None = None
-        self.dropped = 0
+        self._log = conns[0]
+        # `:memory:` is one database per connection: share the one.
+        self._cat = conns[1] if len(conns) > 1 else conns[0]
+        self._read = conns[2] if len(conns) > 2 else conns[0]
+
+    async def open_or_degrade(self) -> None:
+        """`open()`, or — when the file cannot be used (corrupt, unreadable, newer schema) —
+        an in-memory database marked failed, so the daemon still serves and says why. The
+        file itself is left alone, to be inspected or moved aside."""
+        try:
+            await self.open()
+        except StoreError as exc:
+            log.error("%s", exc.message)
+            path, self.path = self.path, ":memory:"
+            try:
+                self.open_sync()
+            finally:
+                self.path = path
+            self.failed = exc
+
+    async def schema_version(self) -> int:
+        return int((await self._reading(lambda db: db.execute("PRAGMA user_version").fetchone()))[0])
+
+    async def close(self) -> None:
+        with anyio.move_on_after(LOCK_BUDGET + 1):
+            await self.flush()
+        self.close_sync()
+
+    def close_sync(self) -> None:
+        for c in {id(c): c for c in (self._log, self._cat, self._read) if c is not None}.values():
+            with c.lock:
+                c.db.close()
+        self._log = self._cat = self._read = None
+
+    # -- running SQL off the event loop --------------------------------------------------------
+    async def _writing(self, txn: S.Txn) -> Any:
+        """`txn` in one IMMEDIATE transaction on the catalog connection, on a worker thread."""
+        assert self._cat is not None, "store not opened"
+        cat = self._cat
+
+        def run(db: sqlite3.Connection) -> Any:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = txn(db)
+                db.execute("COMMIT")
+                return result
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+        try:
+            return await anyio.to_thread.run_sync(cat.run, run)
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store error ({self.path}): {exc}") from exc
+
+    async def _reading(self, txn: S.Txn) -> Any:
+        assert self._read is not None, "store not opened"
+        try:
+            return await anyio.to_thread.run_sync(self._read.run, txn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store error ({self.path}): {exc}") from exc
 
     # -- catalog -----------------------------------------------------------------------------
-    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-        try:
-            with self._lock:
-                return self._db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"session store error: {exc}") from exc
-
-    def create_session(self, rec: SessionRecord) -> None:
-        values = [self._encode(c, getattr(rec, c)) for c in _COLUMNS]
-        self._exec(
-            f"INSERT INTO sessions ({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})",
-            tuple(values),
+    async def create_session(self, rec: SessionRecord) -> None:
+        values = tuple(S.encode(c, getattr(rec, c)) for c in S.COLUMNS)
+        marks = ",".join("?" * len(S.COLUMNS))
+        await self._writing(
+            lambda db: db.execute(f"INSERT INTO sessions ({S.SESSION_COLUMNS}) VALUES ({marks})", values)
         )
-        self._seq[rec.id] = 0
 
-    def get_session(self, session_id: str) -> SessionRecord | None:
-        rows = self._exec(f"SELECT {','.join(_COLUMNS)} FROM sessions WHERE id = ?", (session_id,))
-        return self._decode(rows[0]) if rows else None
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        rows = await self._reading(
+            lambda db: db.execute(
+                f"SELECT {S.SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+            ).fetchall()
+        )
+        return S.decode(rows[0]) if rows else None
 
-    def update_session(self, session_id: str, *, touch: bool = True, **fields: Any) -> None:
-        """`touch=False` for bookkeeping (status on restart or close) that must not reorder
-        `session/list`, which is by last activity."""
+    async def update_session(self, session_id: str, *, touch: bool = True, **fields: Any) -> None:
         if not fields:
             return
         if touch:
             fields.setdefault("updated_at", now_iso())
         sets = ",".join(f"{k} = ?" for k in fields)
-        args = tuple(self._encode(k, v) for k, v in fields.items())
-        self._exec(f"UPDATE sessions SET {sets} WHERE id = ?", (*args, session_id))
+        args = (*(S.encode(k, v) for k, v in fields.items()), session_id)
+        await self._writing(lambda db: db.execute(f"UPDATE sessions SET {sets} WHERE id = ?", args))
 
-    def list_sessions(
+    async def list_sessions(
         self, *, cwd: str | None, offset: int, limit: int, include_archived: bool = True
     ) -> list[SessionRecord]:
         where = ["deleted = 0"]
@@ -167,171 +228,202 @@ class SqliteStore:
             args.append(cwd)
         if not include_archived:
             where.append("archived = 0")
-        rows = self._exec(
-            f"SELECT {','.join(_COLUMNS)} FROM sessions WHERE {' AND '.join(where)} "
-            "ORDER BY updated_at DESC, id LIMIT ? OFFSET ?",
-            (*args, limit, offset),
+        sql = (
+            f"SELECT {S.SESSION_COLUMNS} FROM sessions WHERE {' AND '.join(where)} "
+            "ORDER BY updated_at DESC, id LIMIT ? OFFSET ?"
         )
-        return [self._decode(r) for r in rows]
-
-    def sessions_with_status(self, statuses: tuple[str, ...]) -> list[SessionRecord]:
-        marks = ",".join("?" * len(statuses))
-        rows = self._exec(f"SELECT {','.join(_COLUMNS)} FROM sessions WHERE status IN ({marks})", statuses)
-        return [self._decode(r) for r in rows]
-
-    @staticmethod
-    def _encode(col: str, value: Any) -> Any:
-        if col in _JSON_FIELDS:
-            return None if value is None else orjson.dumps(value).decode()
-        if isinstance(value, bool):
-            return int(value)
-        return value
-
-    @staticmethod
-    def _decode(row: tuple[Any, ...]) -> SessionRecord:
-        data = dict(zip(_COLUMNS, row, strict=True))
-        for col in _JSON_FIELDS:
-            if data[col] is not None:
-                data[col] = orjson.loads(data[col])
-        data["mcp_servers"] = data["mcp_servers"] or []
-        data["archived"] = bool(data["archived"])
-        data["deleted"] = bool(data["deleted"])
-        return SessionRecord(**data)
+        rows = await self._reading(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
+        return [S.decode(r) for r in rows]
 
     # -- event log -----------------------------------------------------------------------------
-    def append(self, session_id: str, direction: Direction, message: bytes) -> int:
+    def append(self, session_id: str, direction: Direction, message: bytes) -> None:
         if self.failed is not None:
             # Degraded: the log can no longer be written. Say so where it is read
             # (`events`, `info`, doctor) instead of stopping the user's turn.
             self.dropped += 1
-            return 0
-        seq = self._seq.get(session_id)
-        if seq is None:
-            rows = self._exec("SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?", (session_id,))
-            seq = int(rows[0][0])
-        seq += 1
-        self._seq[session_id] = seq
-        self._queue.append((session_id, seq, now_iso(), direction, message))
-        return seq
+            return
+        self._queue.append((session_id, now_iso(), direction, message))
+        self._appended += 1
+        self._pending[session_id] += 1
+
+    def tail(self, session_id: str) -> LogTail:
+        return LogTail(self._committed.get(session_id, 0), self._pending.get(session_id, 0))
 
     async def flush(self) -> None:
-        if not self._queue:
-            return
-        async with self._flush_lock:
-            if not self._queue:
-                return
-            batch, self._queue = self._queue, []
-            if len(batch) <= INLINE_ROWS:
-                # A few rows commit in ~0.1 ms: cheaper than the two thread switches of a
-                # worker hop, which every request/answer pays before its client write.
-                # Never wait for a lock on the event loop: locked means the worker retries.
-                self._db.execute("PRAGMA busy_timeout = 0")
+        target = self._appended
+        while self._done < target:
+            # Rows taken by a flush still running are not done yet: wait for it (the lock),
+            # then commit what is left of ours.
+            async with self._flush_lock:
+                # With the lock held nothing is in flight: an empty queue means all is done.
+                if self._done >= target or not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[Row]) -> None:
+        log_conn = self._log
+        assert log_conn is not None, "store not opened"
+        if (
+            len(batch) <= INLINE_ROWS
+            and self._since_checkpoint < CHECKPOINT_ROWS
+            and log_conn.lock.acquire(blocking=False)
+        ):
+            # A few rows commit in ~0.1 ms: cheaper than the two thread switches of a
+            # worker hop, which every request/answer pays before its client write. Never
+            # wait for a lock on the event loop: locked means the worker path retries.
+            try:
+                log_conn.db.execute("PRAGMA busy_timeout = 0")
                 try:
-                    self._write(batch)
+                    self._finish(batch, self._write(log_conn.db, batch))
                     return
                 except sqlite3.OperationalError as exc:
-                    log.warning("event log write failed (%s); retrying", exc)
+                    log.debug("event log write deferred to a worker (%s)", exc)
                 except sqlite3.Error as exc:
                     self._degrade(exc, batch)
                     return
                 finally:
-                    self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            delay = 0.05
-            for _attempt in range(WRITE_ATTEMPTS):
+                    log_conn.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            finally:
+                log_conn.lock.release()
+        deadline = anyio.current_time() + LOCK_BUDGET
+        delay = 0.05
+        done: list[dict[str, int]] = []
+
+        def write(db: sqlite3.Connection) -> None:
+            done.append(self._write(db, batch, True))
+
+        try:
+            while True:
                 try:
-                    await anyio.to_thread.run_sync(self._write, batch)
-                    return
+                    await anyio.to_thread.run_sync(log_conn.run, write)
+                    break
                 except sqlite3.OperationalError as exc:
-                    # Locked by another process, or a transient I/O error: retry with backoff.
+                    # Locked by another process (past busy_timeout), or a transient I/O error.
+                    if anyio.current_time() + delay >= deadline or "full" in str(exc):
+                        self._degrade(exc, batch)
+                        return
                     log.warning("event log write failed (%s); retrying", exc)
                     await anyio.sleep(delay)
                     delay = min(1.0, delay * 2)
                 except sqlite3.Error as exc:
                     self._degrade(exc, batch)
                     return
-            self._degrade(sqlite3.OperationalError("write kept failing"), batch)
+        except BaseException:
+            # Cancelled: a batch the worker committed is finished, any other goes back, in order.
+            if done:
+                self._finish(batch, done[0])
+            else:
+                self._queue[:0] = batch
+            raise
+        self._finish(batch, done[0])
 
-    def _degrade(self, exc: Exception, batch: list[tuple[str, int, str, str, bytes]]) -> None:
-        self.failed = StoreError(
-            f"the event log in {self.path} could not be written ({exc}); sessions keep running but their "
-            "history is incomplete from here on — check free disk space and run `agent-bridge doctor`"
-        )
-        self.dropped += len(batch)
-        self._queue.clear()
-        log.error("%s", self.failed.message)
+    def _write(self, db: sqlite3.Connection, batch: list[Row], worker: bool = False) -> dict[str, int]:
+        """Commit `batch` in one transaction, allocating each session's seqs inside it.
+        Returns the highest seq committed per session."""
+        by_session: dict[str, list[Row]] = {}
+        for row in batch:
+            if row is not None:
+                by_session.setdefault(row[0], []).append(row)
+        if not by_session:
+            return {}
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            values: list[tuple[str, int, str, str, bytes]] = []
+            last: dict[str, int] = {}
+            for sid, rows in by_session.items():
+                if not self._may_write(db, sid):
+                    self.dropped += len(rows)
+                    continue
+                seq = int(
+                    db.execute(
+                        "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?", (sid,)
+                    ).fetchone()[0]
+                )
+                for row in rows:
+                    assert row is not None
+                    seq += 1
+                    values.append((sid, seq, row[1], row[2], row[3]))
+                last[sid] = seq
+            # Rows go in _ROWS_PER_INSERT at a time: sqlite3 drops and retakes the GIL
+            # around every statement step, so one row per step (executemany) makes the
+            # event loop and this thread trade the GIL thousands of times per batch.
+            full = len(values) - len(values) % _ROWS_PER_INSERT
+            for i in range(0, full, _ROWS_PER_INSERT):
+                db.execute(_INSERT_MANY, [v for row in values[i : i + _ROWS_PER_INSERT] for v in row])
+            if full < len(values):
+                db.executemany(_INSERT_ONE, values[full:])
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self._since_checkpoint += len(values)
+        if worker and self._since_checkpoint >= CHECKPOINT_ROWS:
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self._since_checkpoint = 0
+            except sqlite3.Error as exc:
+                log.debug("checkpoint skipped: %s", exc)
+        return last
+
+    def _finish(self, batch: list[Row], committed: dict[str, int]) -> None:
+        for row in batch:
+            if row is not None:
+                self._pending[row[0]] -= 1
+                if not self._pending[row[0]]:
+                    del self._pending[row[0]]
+        self._committed.update(committed)
+        self._done += len(batch)
+
+    def _degrade(self, exc: Exception, batch: list[Row]) -> None:
+        if self.failed is None:
+            self.failed = StoreError(
+                f"the event log in {self.path} could not be written ({exc}); sessions keep running but their "
+                "history is incomplete from here on — check free disk space and run `agent-bridge doctor`"
+            )
+            log.error("%s", self.failed.message)
+        # Everything queued is lost with the batch: nothing after a hole is written.
+        rest, self._queue = self._queue, []
+        lost = [r for r in (*batch, *rest) if r is not None]
+        self.dropped += len(lost)
+        self._finish([*batch, *rest], {})
 
     def flush_sync(self) -> None:
+        """Commit what is queued, blocking: the last step of a shutdown, no loop left."""
         batch, self._queue = self._queue, []
-        if batch and self.failed is None:
+        if batch and self.failed is None and self._log is not None:
             try:
-                self._write(batch)
+                self._finish(batch, self._log.run(lambda db: self._write(db, batch)))
             except sqlite3.Error as exc:
                 self._degrade(exc, batch)
 
-    def _write(self, batch: list[tuple[str, int, str, str, bytes]]) -> None:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                # Rows go in _ROWS_PER_INSERT at a time: sqlite3 drops and retakes the GIL
-                # around every statement step, so one row per step (executemany) makes the
-                # event loop and this thread trade the GIL thousands of times per batch.
-                full = len(batch) - len(batch) % _ROWS_PER_INSERT
-                for i in range(0, full, _ROWS_PER_INSERT):
-                    self._db.execute(_INSERT_MANY, [v for row in batch[i : i + _ROWS_PER_INSERT] for v in row])
-                if full < len(batch):
-                    self._db.executemany(_INSERT_ONE, batch[full:])
-                self._db.execute("COMMIT")
-            except sqlite3.Error:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-
-    @classmethod
-    def open_or_degrade(cls, path: str) -> SqliteStore:
-        """The store at `path`, or — when it cannot be opened (corrupt, unreadable) — an
-        in-memory one marked failed, so the daemon still serves and says why."""
-        try:
-            return cls(path)
-        except StoreError as exc:
-            log.error("%s", exc.message)
-            store = cls(":memory:")
-            store.failed = exc
-            return store
-
-    def events(self, session_id: str, after: int, limit: int) -> list[Event]:
-        rows = self._exec(
-            "SELECT seq, at, direction, message FROM events WHERE session_id = ? AND seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (session_id, after, limit),
-        )
+    async def events(self, session_id: str, after: int, limit: int) -> list[Event]:
+        sql = "SELECT seq, at, direction, message FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        rows = await self._reading(lambda db: db.execute(sql, (session_id, after, limit)).fetchall())
         return [Event(int(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
 
-    async def purge_session(self, session_id: str) -> None:
-        # Rows still queued for this session must not be written after the delete.
+    async def last_seq(self, session_id: str) -> int:
+        sql = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?"
+        return int((await self._reading(lambda db: db.execute(sql, (session_id,)).fetchone()))[0])
+
+    async def purge_events(self, session_id: str) -> int:
         await self.flush()
-        self._queue = [row for row in self._queue if row[0] != session_id]
-        self._seq.pop(session_id, None)
+        for i, row in enumerate(self._queue):
+            if row is not None and row[0] == session_id:
+                self._queue[i] = None  # keeps flush's row count; the writer skips it
+        self._pending.pop(session_id, None)
+        self._committed.pop(session_id, None)
+        cursor = await self._writing(
+            lambda db: db.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
+        )
+        # The old pages live on in the WAL until a checkpoint: copy them over (zeroed, by
+        # secure_delete) and truncate it, so the erased rows are gone from the files too.
+        # Best effort: a reader in another process may hold the WAL back for now.
+        assert self._cat is not None
+        cat = self._cat
         try:
-            await anyio.to_thread.run_sync(self._purge, session_id)
+            await anyio.to_thread.run_sync(lambda: cat.run(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)")))
         except sqlite3.Error as exc:
-            raise StoreError(f"session store error: {exc}") from exc
-
-    def _purge(self, session_id: str) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
-                self._db.execute("UPDATE sessions SET mcp_servers = '[]', deleted = 1 WHERE id = ?", (session_id,))
-                self._db.execute("COMMIT")
-            except sqlite3.Error:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            # The old pages live on in the WAL until a checkpoint: copy them over (zeroed,
-            # secure_delete) and truncate it, so the erased rows are gone from the files too.
-            # Best effort: a reader of another process may hold the WAL back for now.
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+            log.warning("could not checkpoint the log after a delete: %s", exc)
+        return int(cursor.rowcount)

@@ -143,7 +143,9 @@ def test_a_healthy_store_passes_integrity_check(tmp_path: Path) -> None:
     state.mkdir(mode=0o700)
     from bridge.store.sqlite import SqliteStore
 
-    SqliteStore(str(state / "sessions.db")).close()
+    store = SqliteStore(str(state / "sessions.db"))
+    store.open_sync()
+    store.close_sync()
     done = doctor(
         tmp_path,
         "--json",

@@ -138,7 +138,7 @@ async def test_the_catalog_records_the_agents_path_and_version(tmp_path: Path) -
         await d.client.initialize()
         with anyio.fail_after(BOUND):
             sid = await d.client.new_session(d.cwd)
-        rec = d.bridge.store.get_session(sid)
+        rec = await d.bridge.store.get_session(sid)
         assert rec is not None
         assert rec.agent_path == sys.executable
         assert rec.agent_version == version.version

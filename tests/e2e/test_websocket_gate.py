@@ -268,7 +268,10 @@ async def test_loopback_listen_forms(tmp_path: Path, listen: str) -> None:
 async def test_a_busy_port_exits_2_and_leaves_the_running_daemons_token_alone(tmp_path: Path) -> None:
     async with ws_daemon(tmp_path) as d:
         token = d.token
-        code, err = await _exit_of(tmp_path, listen=f"ws://127.0.0.1:{d.port}")
+        # From another state dir (on the same one, the live listener is named instead:
+        # tests/store/test_many_daemons.py).
+        elsewhere = str(tmp_path / "other-state")
+        code, err = await _exit_of(tmp_path, "--state-dir", elsewhere, listen=f"ws://127.0.0.1:{d.port}")
         assert code == 2 and "cannot listen on 127.0.0.1" in err and err.count("\n") == 1, err
         assert d.token == token
         assert (await raw_handshake(d.port, [_host(d), _bearer(d), *upgrade_headers()]))[0] == 101

@@ -72,8 +72,13 @@ def keep(sid: str) -> dict:
 
 def save(sid: str) -> None:
     if STATE_DIR:
-        with open(os.path.join(STATE_DIR, sid + ".json"), "w") as f:
+        # Atomic (write aside, then rename): an agent killed mid-save (its daemon SIGKILLed)
+        # must leave the previous state, not a truncated file the next load cannot parse.
+        path = os.path.join(STATE_DIR, sid + ".json")
+        aside = f"{path}.{os.getpid()}.tmp"
+        with open(aside, "w") as f:
             json.dump(state[sid], f)
+        os.replace(aside, path)
 
 
 def config_options(sid: str) -> list:

@@ -1,0 +1,72 @@
+"""The two store backends behind one test interface: a SQLite file, a PostgreSQL database on
+the throw-away cluster. Two stores made on one backend are two daemons sharing it."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.store import open_store
+from bridge.store.base import Store
+
+WAVE1_SESSION = (
+    "old-session",
+    "fake",
+    "/tmp/old",
+    "2025-01-01T00:00:00.000Z",
+    "2025-01-01T00:00:00.000Z",
+)
+
+
+@dataclass
+class Backend:
+    name: str
+    location: str  # a file path or a postgresql:// URL
+    state_dir: Path
+
+    def new(self) -> Store:
+        """A store on this backend, not opened yet."""
+        return open_store(self.location, str(self.state_dir))
+
+    async def opened(self) -> Store:
+        store = self.new()
+        await store.open()
+        return store
+
+    async def make_version_1(self, events: int) -> None:
+        """The first schema, as wave 1 wrote it, holding one session with `events` rows."""
+        rows = [(WAVE1_SESSION[0], i, "2025-01-01T00:00:00.000Z", "agent", b'{"n":%d}' % i) for i in range(1, events + 1)]
+        if self.name == "sqlite":
+            from bridge.store import sqlite_schema
+
+            db = sqlite3.connect(self.location)
+            db.executescript(sqlite_schema.V1)
+            db.execute("INSERT INTO sessions (id, agent, cwd, created_at, updated_at) VALUES (?,?,?,?,?)", WAVE1_SESSION)
+            db.executemany("INSERT INTO events VALUES (?,?,?,?,?)", rows)
+            db.commit()
+            db.close()
+            return
+        import psycopg
+
+        from bridge.store import pg_schema
+
+        async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
+            await pg_schema.migrate(conn, "test", upto=1)
+            await conn.execute(
+                "INSERT INTO sessions (id, agent, cwd, created_at, updated_at) VALUES (%s,%s,%s,%s,%s)", WAVE1_SESSION
+            )
+            async with conn.cursor() as cur:
+                await cur.executemany("INSERT INTO events VALUES (%s,%s,%s,%s,%s)", rows)
+
+    async def set_version(self, version: int) -> None:
+        """Stamp the store with another schema version (as a newer agent-bridge would)."""
+        if self.name == "sqlite":
+            db = sqlite3.connect(self.location)
+            db.execute(f"PRAGMA user_version = {version}")
+            db.close()
+            return
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
+            await conn.execute("UPDATE bridge_schema SET version = %s", (version,))
