@@ -54,7 +54,7 @@ async def test_mcp_secrets_masked_in_log_pages_and_trace_and_erased_on_delete(tm
         with pytest.raises(RpcFailure) as err:
             await c.request("_bridge/session/events", {"sessionId": sid})
         assert err.value.code == -32002
-        assert d.bridge.store.events(sid, 0, 10) == []
+        assert await d.bridge.store.events(sid, 0, 10) == []
         # The other session's log is untouched.
         assert "echo other" in json.dumps(await all_events(c, keep))
         stored = db_bytes(tmp_path / "state")
