@@ -191,8 +191,9 @@ class Handlers:
                 with anyio.move_on_after(DELETE_STOP_WAIT):
                     await session.agent_stopped.wait()
         # Gone, not hidden: its log (prompts, answers, tool output) and MCP config are erased.
-        await self.store.purge_events(rec.id)
+        # Catalog first: the purge's checkpoint then also wipes the old MCP config from the WAL.
         await self.manager.save(rec.id, deleted=True, mcp_servers=[])
+        await self.store.purge_events(rec.id)
         return {}
 
     async def session_list(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
