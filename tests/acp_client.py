@@ -86,6 +86,15 @@ class AcpClient:
     async def send_raw(self, data: bytes) -> None:
         await self._send(data)
 
+    async def send_request(self, rid: Any, method: str, params: Any) -> None:
+        """Send a request with the caller's id without waiting (`wait_response(rid)` later)."""
+        self._method_of[rid] = method
+        await self._send(json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}).encode())
+
+    def response_index(self, rid: Any) -> int:
+        """Where the response to `rid` is in `received`."""
+        return next(i for i, m in enumerate(self.received) if "method" not in m and m.get("id") == rid)
+
     async def request_raw(self, method: str, params: Any) -> dict[str, Any]:
         rid = next(self._ids)
         self._method_of[rid] = method

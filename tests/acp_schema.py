@@ -147,3 +147,34 @@ def check_message(
         check(RESULTS[method], msg["result"])
     elif method is not None and (method.startswith("_bridge/") or method in RFD_METHODS):
         check_bridge_result(method, msg["result"])
+
+
+def stable_root_keys(defn: str) -> set[str]:
+    """The root fields `$defs/<defn>` of the *stable* schema allows (its `properties`,
+    through `$ref` / `allOf` / `anyOf` / `oneOf`), plus `_meta`."""
+    defs = _schema(False)["$defs"]
+    keys = {"_meta"}
+    seen: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and ref not in seen:
+            seen.add(ref)
+            walk(defs.get(ref.removeprefix("#/$defs/")))
+        keys.update((node.get("properties") or {}).keys())
+        for branch in ("allOf", "anyOf", "oneOf"):
+            for sub in node.get(branch) or []:
+                walk(sub)
+
+    walk(defs[defn])
+    return keys
+
+
+def unstable_root_keys(defn: str, value: Any) -> list[str]:
+    """Root fields of `value` that the stable `$defs/<defn>` does not have (ACP: custom data
+    goes in `_meta`; unstable fields only for clients that asked for them)."""
+    if not isinstance(value, dict):
+        return []
+    return sorted(set(value) - stable_root_keys(defn))

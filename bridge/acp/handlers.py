@@ -14,11 +14,12 @@ from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
 from bridge.acp.multiclient import driven_by_other, not_owner_error
 from bridge.acp.replay import replay_to
+from bridge.acp.unstable import prompt_result, wants_unstable
 from bridge.core.adapter import JsonObj, SessionSetup
 from bridge.core.manager import OpenParams
 from bridge.core.session import Session
 from bridge.diagnostics.redact import mask_mcp_servers
-from bridge.errors import INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError, session_not_found
+from bridge.errors import INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError
 from bridge.rpc.dispatch import Handler
 from bridge.store.base import LeaseHeld
 from bridge.wire import jsonrpc
@@ -179,9 +180,8 @@ class Handlers:
     async def session_delete(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SessionParams, params)
         rec = await self.store.get_session(p.sessionId)
-        if rec is None:
-            raise session_not_found(p.sessionId)
-        if rec.deleted:
+        if rec is None or rec.deleted:
+            # Idempotent, as ACP asks: deleting what does not exist (any more) succeeds.
             return {}
         session = self.manager.sessions.get(rec.id)
         if session is not None:
@@ -237,7 +237,9 @@ class Handlers:
         # Persisted so that a daemon killed mid-turn records the turn as interrupted on restart.
         await self.manager.save(session.session_id, status="busy")
         # The turn outlives this request if the client goes away (disconnect policy).
-        return await self.server.run_turn(conn, session, lambda: self._turn(session, params))
+        with session.answering():
+            result = await self.server.run_turn(conn, session, lambda: self._turn(session, params))
+            return prompt_result(result, unstable=wants_unstable(conn.client_capabilities))
 
     async def _turn(self, session: Session, params: JsonObj) -> JsonObj:
         try:

@@ -168,9 +168,16 @@ class TurnAccumulator:
     def result(self, raw: JsonObj | None) -> SendResult:
         raw = raw or {}
         usage = None
-        if isinstance(raw.get("usage"), dict):
+        found = raw.get("usage")
+        if not isinstance(found, dict):
+            # The daemon keeps the unstable `usage` out of the root unless a client opts in;
+            # `_meta.bridge.usage` always has it (spec/bridge-extensions.md).
+            meta = raw.get("_meta")
+            bridge = meta.get("bridge") if isinstance(meta, dict) else None
+            found = bridge.get("usage") if isinstance(bridge, dict) else None
+        if isinstance(found, dict):
             with contextlib.suppress(ValidationError):  # a malformed usage is not worth failing the turn
-                usage = Usage.model_validate(raw["usage"])
+                usage = Usage.model_validate(found)
         return SendResult(
             session_id=self.session_id,
             stop_reason=str(raw.get("stopReason", "")),

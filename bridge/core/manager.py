@@ -407,8 +407,9 @@ class SessionManager:
             raise
 
     async def close(self, session: Session) -> None:
-        if session.turn_active:
-            await session.cancel()
+        # A running turn resolves `cancelled` before the agent is stopped (ACP: closing a
+        # session cancels its work as `session/cancel` would).
+        await session.close_turn()
         if session.run_scope is not None:
             session.run_scope.cancel()
         session.agent = None

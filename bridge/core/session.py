@@ -8,10 +8,12 @@ and every attached follower, in the agent's order.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,10 @@ _clock = time.monotonic
 EXIT_REPORT_WAIT = 5.0
 # How long a cancel that finds no turn waits for one about to start (see `_turn_arrives`).
 EARLY_CANCEL_WINDOW = 0.25
+# How long `session/close` lets the agent end a running turn itself (flushing its last
+# updates) before the bridge ends it: the agent is stopped right after, so waiting for the
+# full `cancel_grace` would only delay the close.
+CLOSE_GRACE = 1.0
 
 
 @dataclass
@@ -91,6 +97,7 @@ class Session:
         self._wake = anyio.Event()
         self._cancel_at: float | None = None
         self._end_reason: str | None = None
+        self._close_grace = CLOSE_GRACE
         # Requests to the client in flight: the agent waits on the user, not stalled.
         self._client_waits = 0
         # Set (and replaced) when a turn starts or an agent restart ends.
@@ -98,6 +105,14 @@ class Session:
         self.restarting = 0  # agent restarts in progress (`SessionManager.ensure_agent`)
         # Set when another daemon took the session over: every later request gets it.
         self.lost: RpcError | None = None
+        # Set once `session/close` has ended the session: nothing more of it reaches a client.
+        self.closed = False
+        # Set when a turn ends (replaced when the next one starts).
+        self._turn_over = anyio.Event()
+        self._turn_over.set()
+        # `session/prompt` requests not answered yet (`answering`).
+        self._answering = 0
+        self._answered = anyio.Event()
 
     @property
     def owner(self) -> ClientLink | None:
@@ -165,6 +180,10 @@ class Session:
         params = {**params, "sessionId": self.record.id}
         is_permission = method == "session/request_permission"
         self.log("agent", jsonrpc.notification_frame(method, params))
+        if self.closed:
+            if is_permission:
+                return CANCELLED_OUTCOME
+            raise RpcError(INVALID_PARAMS, f"session {self.record.id} is closed")
         if is_permission and self._cancelling:
             return CANCELLED_OUTCOME
         with anyio.CancelScope() as scope:
@@ -211,6 +230,10 @@ class Session:
     def publish(self, frame: bytes, direction: Direction) -> None:
         self.log(direction, frame)
         self.last_activity = _clock()
+        if self.closed:
+            # What a stopping agent still says after the close was answered is kept in the
+            # log only: a closed session sends nothing more.
+            return
         owner = self.owner
         if owner is not None and not owner.closed:
             owner.send_frame(frame)
@@ -261,6 +284,7 @@ class Session:
         if agent is None:
             raise self.agent_error or RpcError(SESSION_BUSY, f"session {self.record.id} has no running agent")
         self._turn_active = True
+        self._turn_over = anyio.Event()
         self._cancelling = False
         self._cancel_at = None
         self._end_reason = None
@@ -291,13 +315,17 @@ class Session:
             self._turn_scope = None
             self._turn_active = False
             self._cancelling = False
+            self._turn_over.set()
             if self.status == "busy":
                 self.status = "error" if self.agent_error else "idle"
 
     def _ended_by_bridge(self) -> JsonObj:
         """The turn scope was cancelled from outside: agent death, forced cancel or stall."""
-        if self._end_reason == "cancel":
-            self.record_event({"type": "cancel_forced", "graceSeconds": self.cancel_grace})
+        if self._end_reason in ("cancel", "close"):
+            if self._end_reason == "close":
+                self.record_event({"type": "cancel_forced", "by": "close", "graceSeconds": self._close_grace})
+            else:
+                self.record_event({"type": "cancel_forced", "graceSeconds": self.cancel_grace})
             self._stop_agent()
             return {"stopReason": "cancelled"}
         if self._end_reason == "stall":
@@ -369,6 +397,42 @@ class Session:
             except Exception:
                 # The watchdog ends the turn after `cancel_grace` whatever the agent does.
                 log.warning("session %s: the agent's cancel failed", self.record.id, exc_info=True)
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Around a `session/prompt` request until its answer is handed to the endpoint (which
+        queues it in the same step, with no await in between): `close_turn` waits for this, so
+        a prompt's answer always precedes the answer to the `session/close` that ended it."""
+        self._answering += 1
+        try:
+            yield
+        finally:
+            self._answering -= 1
+            if not self._answering:
+                self._answered.set()
+                self._answered = anyio.Event()
+
+    async def close_turn(self, grace: float = CLOSE_GRACE) -> None:
+        """`session/close`: end a running turn as if `session/cancel` had been sent — it
+        resolves `stopReason: "cancelled"` — and return once the turn is over and its prompt
+        answered. The agent gets `grace` seconds to end the turn itself; then the bridge ends
+        it (still `cancelled`). From then on nothing of this session reaches a client (the
+        caller stops the agent)."""
+        if self._turn_active:
+            with anyio.move_on_after(grace):
+                await self.cancel()
+                await self._turn_over.wait()
+            if self._turn_active and self._turn_scope is not None:
+                self._end_reason = "close"
+                self._close_grace = grace
+                self._turn_scope.cancel()
+            # Bounded: a prompt whose scope does not unwind must not hold the close forever.
+            with anyio.move_on_after(grace):
+                await self._turn_over.wait()
+        with anyio.move_on_after(grace):
+            while self._answering:
+                await self._answered.wait()
+        self.closed = True
 
     def turn_changed(self) -> None:
         self._turn_changed.set()

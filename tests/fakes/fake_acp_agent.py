@@ -15,6 +15,7 @@ The first word of the prompt text picks the behaviour:
   ignore_cancel N      like slow, but ignores session/cancel
   spawn                starts a grandchild that setsid()s away, then hangs
   plan                 a plan update
+  usage                a turn whose result carries the unstable `usage` field
 Environment: FAKE_ACP_START=exit|noinit|banner|authreq, FAKE_ACP_STATE=DIR (sessions kept
 there so load/resume work across processes), FAKE_ACP_CAPS=json (agentCapabilities override).
 """
@@ -267,7 +268,11 @@ def run_prompt(rid: int, params: dict) -> None:
         chunk(sid, f"you said: {text}")
     if sid in cancelled and word not in ("ignore_cancel",):
         stop = "cancelled"
-    send({"id": rid, "result": {"stopReason": stop, "_meta": {"fake": True}}})
+    result = {"stopReason": stop, "_meta": {"fake": True}}
+    if word == "usage":
+        # The unstable per-turn usage of ACP's unstable schema, at the result's root.
+        result["usage"] = {"totalTokens": 30, "inputTokens": 20, "outputTokens": 10}
+    send({"id": rid, "result": result})
 
 
 def handle(msg: dict) -> None:
