@@ -1,4 +1,4 @@
-"""The Claude adapter against the real, pinned `claude` CLI (2.1.197) and the fake
+"""The Claude adapter against the real, pinned `claude` CLI and the fake
 Anthropic server: every update and permission request is schema-checked by the host."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from bridge.core.adapter import AdapterEnv, AgentSpec, StartRequest
 from bridge.errors import INVALID_PARAMS, AgentExitedError, AgentStartError, RpcError
 from tests.fakes.anthropic import AnthropicDialect
 from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
+from tests.real_agents import installed_version
 
 from .support import ECHO_MCP, ClaudeWorld, Host, open_session, prompt, select
 
@@ -320,7 +321,7 @@ async def test_agent_death_fails_the_prompt_at_once(world: ClaudeWorld, fake: Fa
 async def test_probe(world: ClaudeWorld) -> None:
     with anyio.fail_after(30):
         probe = await world.adapter().probe()
-    assert probe.agent_info == {"name": "claude-code", "title": "Claude Code", "version": "2.1.197"}
+    assert probe.agent_info == {"name": "claude-code", "title": "Claude Code", "version": installed_version("claude")}
     assert probe.agent_capabilities["loadSession"] is True
 
 
