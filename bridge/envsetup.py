@@ -159,7 +159,28 @@ def merge(
     if path_prepend:
         prepend = os.pathsep.join(os.path.expanduser(p) for p in path_prepend)
         env["PATH"] = merge_path(prepend, env.get("PATH", os.defpath))
+    # Agents installed by `agent-bridge install`, last: one on the user's PATH wins.
+    env["PATH"] = merge_path(env.get("PATH", os.defpath), agents_bin(base))
     return env
+
+
+def default_data_dir(env: Mapping[str, str] = os.environ) -> str:
+    """Where `agent-bridge install` puts agent CLIs (`<data-dir>/agents`): env
+    `AGENT_BRIDGE_DATA_DIR`, else `$XDG_DATA_HOME/agent-bridge` (`~/.local/share/agent-bridge`)."""
+    if env.get("AGENT_BRIDGE_DATA_DIR"):
+        return env["AGENT_BRIDGE_DATA_DIR"]
+    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "agent-bridge")
+
+
+def agents_prefix(env: Mapping[str, str] = os.environ) -> str:
+    """The npm prefix of the agents `agent-bridge install` installed."""
+    return os.path.join(default_data_dir(env), "agents")
+
+
+def agents_bin(env: Mapping[str, str] = os.environ) -> str:
+    """Their binaries: searched after PATH, so an agent the user installed wins."""
+    return os.path.join(agents_prefix(env), "node_modules", ".bin")
 
 
 class Environment:
