@@ -111,10 +111,8 @@ def resolve(spec: AgentSpec) -> str | None:
     # The PATH agents are started with (login shell additions, path_prepend) when the
     # daemon has resolved it, so this agrees with what a session would find.
     environment = envsetup.current()
-    path = spec.env.get("PATH") or (
-        environment.path()
-        if environment is not None
-        else envsetup.merge_path(os.environ.get("PATH", os.defpath), envsetup.agents_bin())
+    path = envsetup.lookup_path(
+        spec.env.get("PATH") or (environment.path() if environment is not None else os.environ.get("PATH", os.defpath))
     )
     if os.sep in spec.command:
         return spec.command if os.access(spec.command, os.X_OK) else None

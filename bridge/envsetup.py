@@ -159,8 +159,6 @@ def merge(
     if path_prepend:
         prepend = os.pathsep.join(os.path.expanduser(p) for p in path_prepend)
         env["PATH"] = merge_path(prepend, env.get("PATH", os.defpath))
-    # Agents installed by `agent-bridge install`, last: one on the user's PATH wins.
-    env["PATH"] = merge_path(env.get("PATH", os.defpath), agents_bin(base))
     return env
 
 
@@ -181,6 +179,12 @@ def agents_prefix(env: Mapping[str, str] = os.environ) -> str:
 def agents_bin(env: Mapping[str, str] = os.environ) -> str:
     """Their binaries: searched after PATH, so an agent the user installed wins."""
     return os.path.join(agents_prefix(env), "node_modules", ".bin")
+
+
+def lookup_path(path: str) -> str:
+    """`path` (a PATH value) with the bridge's own agent prefix after it: where agent
+    binaries are looked for. Agents still get `path` itself as their PATH."""
+    return merge_path(path, agents_bin())
 
 
 class Environment:

@@ -33,6 +33,7 @@ from typing import Any
 
 import anyio
 
+from bridge import envsetup
 from bridge.core.adapter import AgentProbe, AgentSpec, JsonObj
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def _key(spec: AgentSpec) -> Hashable:
 def _binary(spec: AgentSpec) -> list[Any] | None:
     """[real path, size, mtime] of the agent's executable, and of every file named by an
     absolute argument (a script run by an interpreter); None when it cannot be found."""
-    path_var = spec.env.get("PATH") or os.environ.get("PATH", os.defpath)
+    path_var = envsetup.lookup_path(spec.env.get("PATH") or os.environ.get("PATH", os.defpath))
     found = spec.command if os.sep in spec.command else shutil.which(spec.command, path=path_var)
     if not found:
         return None

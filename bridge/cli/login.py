@@ -33,7 +33,7 @@ def login(name: str, config: ConfigFile) -> int:
         return 2
     env = {**os.environ, **spec.env}
     env.pop(auth.LOGIN_ARGS_ENV, None)
-    path = env.get("PATH") or envsetup.merge_path(os.environ.get("PATH", os.defpath), envsetup.agents_bin())
+    path = envsetup.lookup_path(env.get("PATH") or os.environ.get("PATH", os.defpath))
     exe = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=path)
     if exe is None:
         hint = INSTALL_HINTS.get(name)
