@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from bridge.acp import auth
@@ -64,24 +65,19 @@ async def test_terminal_login_for_a_native_agent(tmp_path: Path) -> None:
         # The client runs its configured invocation of the bridge plus the method's args
         # and env, in a terminal: the bridge runs the CLI's login with the agent's settings.
         invocation = [*bridge_cmd(), "--config", str(config), "--agent", "claude"]
-        done = subprocess.run(
-            [*invocation, *method["args"]],
-            env=subprocess_env(**method["env"]),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        with anyio.fail_after(60):
+            done = await anyio.run_process(
+                [*invocation, *method["args"]], env=subprocess_env(**method["env"]), check=False
+            )
         assert done.returncode == 0, done.stderr
         assert _runs(log) == [
             {"argv": ["auth", "login"], "config": str(tmp_path / "claude-config"), "tty_in": False}
         ]
         # A failed login is the login's exit code (ACP: non-zero means it did not work).
-        failed = subprocess.run(
-            [*invocation, *method["args"]],
-            env=subprocess_env(FAKE_LOGIN_EXIT="3", **method["env"]),
-            capture_output=True,
-            timeout=60,
-        )
+        with anyio.fail_after(60):
+            failed = await anyio.run_process(
+                [*invocation, *method["args"]], env=subprocess_env(FAKE_LOGIN_EXIT="3", **method["env"]), check=False
+            )
         assert failed.returncode == 3
 
         assert await d.client.request("logout", {}) == {}
@@ -100,7 +96,7 @@ async def test_without_terminal_support_the_login_is_an_agent_method(tmp_path: P
     assert _runs(log) == []  # nothing was run for it
 
 
-async def test_login_command_runs_the_cli_login(tmp_path: Path) -> None:
+def test_login_command_runs_the_cli_login(tmp_path: Path) -> None:
     config, log = _native_config(tmp_path)
     done = subprocess.run(
         [*bridge_cmd(), "--config", str(config), "login", "claude"],
