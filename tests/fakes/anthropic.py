@@ -34,9 +34,13 @@ class AnthropicDialect:
     def __init__(self) -> None:
         self._failures: deque[tuple[int, str, str]] = deque()
 
-    def fail_next(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
-        """Answer the next model request with an API error (Anthropic's error body)."""
-        self._failures.append((status, kind, message))
+    def fail_next(self, status: int, message: str, kind: str = "invalid_request_error", times: int = 1) -> None:
+        """Answer the next `times` model requests with an API error (Anthropic's error body)."""
+        self._failures.extend([(status, kind, message)] * times)
+
+    def clear_failures(self) -> None:
+        """Drop the failures not used (a CLI that retries fewer times than scripted)."""
+        self._failures.clear()
 
     def matches(self, method: str, path: str) -> bool:
         p = path.split("?")[0]
