@@ -95,6 +95,10 @@ def _qwen_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
 
 
 def _claude_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
+    # claude-agent-acp 0.101 starts in `auto` mode, whose safety check needs a real account:
+    # the classic default (ask before tools) instead.
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    (home / ".claude" / "settings.json").write_text(json.dumps({"permissions": {"defaultMode": "default"}}))
     env = {
         "ANTHROPIC_BASE_URL": url,
         "ANTHROPIC_API_KEY": "sk-ant-fake",
