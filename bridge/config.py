@@ -15,7 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from bridge.core.adapter import AgentSpec
+from bridge.envsetup import agents_bin, agents_prefix, default_data_dir
 from bridge.store import pg_url
+
+__all__ = ["agents_bin", "agents_prefix", "default_data_dir"]
 
 PROTOCOLS = ("acp", "claude", "codex")
 
@@ -35,16 +38,17 @@ BUILTIN_AGENTS: dict[str, AgentSpec] = {
     )
 }
 
-# How each built-in agent is installed (shown by `agent-bridge agents` and the docs).
+# How each built-in agent is installed (shown by `agent-bridge agents` and the docs). The
+# packages and tested versions are in `bridge.agents.PACKAGES`.
 INSTALL_HINTS: dict[str, str] = {
-    "claude": "npm install -g @anthropic-ai/claude-code",
-    "codex": "npm install -g @openai/codex",
-    "gemini": "npm install -g @google/gemini-cli",
-    "opencode": "npm install -g opencode-ai",
-    "qwen": "npm install -g @qwen-code/qwen-code",
+    "claude": "agent-bridge install claude (or npm install -g @anthropic-ai/claude-code)",
+    "codex": "agent-bridge install codex (or npm install -g @openai/codex)",
+    "gemini": "agent-bridge install gemini (or npm install -g @google/gemini-cli)",
+    "opencode": "agent-bridge install opencode (or npm install -g opencode-ai)",
+    "qwen": "agent-bridge install qwen (or npm install -g @qwen-code/qwen-code)",
     "goose": "see https://block.github.io/goose/ (goose CLI)",
-    "claude-acp": "npm install -g @zed-industries/claude-agent-acp",
-    "codex-acp": "npm install -g @zed-industries/codex-acp",
+    "claude-acp": "agent-bridge install claude-acp (or npm install -g @agentclientprotocol/claude-agent-acp)",
+    "codex-acp": "agent-bridge install codex-acp (or npm install -g @agentclientprotocol/codex-acp)",
 }
 
 
@@ -156,3 +160,4 @@ def default_state_dir(env: Mapping[str, str] = os.environ) -> str:
         return env["AGENT_BRIDGE_STATE_DIR"]
     base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(base, "agent-bridge")
+

@@ -162,6 +162,31 @@ def merge(
     return env
 
 
+def default_data_dir(env: Mapping[str, str] = os.environ) -> str:
+    """Where `agent-bridge install` puts agent CLIs (`<data-dir>/agents`): env
+    `AGENT_BRIDGE_DATA_DIR`, else `$XDG_DATA_HOME/agent-bridge` (`~/.local/share/agent-bridge`)."""
+    if env.get("AGENT_BRIDGE_DATA_DIR"):
+        return env["AGENT_BRIDGE_DATA_DIR"]
+    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "agent-bridge")
+
+
+def agents_prefix(env: Mapping[str, str] = os.environ) -> str:
+    """The npm prefix of the agents `agent-bridge install` installed."""
+    return os.path.join(default_data_dir(env), "agents")
+
+
+def agents_bin(env: Mapping[str, str] = os.environ) -> str:
+    """Their binaries: searched after PATH, so an agent the user installed wins."""
+    return os.path.join(agents_prefix(env), "node_modules", ".bin")
+
+
+def lookup_path(path: str) -> str:
+    """`path` (a PATH value) with the bridge's own agent prefix after it: where agent
+    binaries are looked for. Agents still get `path` itself as their PATH."""
+    return merge_path(path, agents_bin())
+
+
 class Environment:
     """The environment for agents, resolved once per daemon (`resolve()`), applied to each
     spawn (`complete()`)."""

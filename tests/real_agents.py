@@ -1,6 +1,11 @@
-"""Finding the real, pinned agent CLIs for the tests that drive them.
+"""Finding the real agent CLIs for the tests that drive them.
 
-`tools/install-agents.sh` (run by `.ci/run`) installs them into `.agents/node_modules/.bin/`.
+`tools/install-agents.sh` (run by `.ci/run`) installs the pinned set
+(tools/agents/package.json) into `.agents/node_modules/.bin/`. `AGENT_BRIDGE_AGENTS_DIR`
+points the suite at another installed set instead (any directory with
+`node_modules/.bin`, e.g. `npm install --prefix DIR @openai/codex@0.170.0 ...`), to check a
+version range: the tests then expect the versions installed there, not the pins.
+
 Locally a missing CLI skips its tests with the install hint; in CI
 (`AGENT_BRIDGE_REQUIRE_REAL_AGENTS=1`) it fails them, so real-agent coverage can never
 silently disappear.
@@ -8,15 +13,29 @@ silently disappear.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-AGENTS = ROOT / ".agents"
+AGENTS_DIR_ENV = "AGENT_BRIDGE_AGENTS_DIR"
+AGENTS = Path(os.environ.get(AGENTS_DIR_ENV) or ROOT / ".agents").resolve()
 BIN = AGENTS / "node_modules" / ".bin"
 REQUIRE_ENV = "AGENT_BRIDGE_REQUIRE_REAL_AGENTS"
+PINS = ROOT / "tools" / "agents" / "package.json"
+
+# The npm package of each CLI the suite drives.
+PACKAGES = {
+    "claude": "@anthropic-ai/claude-code",
+    "codex": "@openai/codex",
+    "gemini": "@google/gemini-cli",
+    "opencode": "opencode-ai",
+    "qwen": "@qwen-code/qwen-code",
+    "claude-agent-acp": "@agentclientprotocol/claude-agent-acp",
+    "codex-acp": "@agentclientprotocol/codex-acp",
+}
 
 
 def required() -> bool:
@@ -24,12 +43,12 @@ def required() -> bool:
 
 
 def require_cli(name: str) -> Path:
-    """The path of the pinned CLI `name` (e.g. "gemini", "claude-agent-acp"); skips the test
+    """The path of the CLI `name` (e.g. "gemini", "claude-agent-acp"); skips the test
     when it is not installed, or fails it when real agents are required."""
     path = BIN / name
     if path.exists() and os.access(path, os.X_OK):
         return path
-    reason = f"the pinned {name!r} CLI is not installed at {path}: run tools/install-agents.sh"
+    reason = f"the {name!r} CLI is not installed at {path}: run tools/install-agents.sh"
     if required():
         pytest.fail(f"{reason} ({REQUIRE_ENV}=1, so real-agent tests may not be skipped)")
     pytest.skip(reason)
@@ -38,3 +57,13 @@ def require_cli(name: str) -> Path:
 def package_path(*parts: str) -> Path:
     """A file inside the installed agent packages (e.g. a platform binary)."""
     return AGENTS.joinpath("node_modules", *parts)
+
+
+def installed_version(cli: str) -> str:
+    """The version of the installed package behind CLI `cli` (its package.json)."""
+    manifest = package_path(*PACKAGES[cli].split("/"), "package.json")
+    return str(json.loads(manifest.read_text())["version"])
+
+
+def pinned_version(cli: str) -> str:
+    return str(json.loads(PINS.read_text())["dependencies"][PACKAGES[cli]])

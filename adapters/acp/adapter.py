@@ -334,6 +334,8 @@ def _dict(value: Any) -> JsonObj:
 
 
 # Update kinds the router looks into; everything else is forwarded without a second look.
+# The agent→client notifications of ACP v1 besides session/update.
+_NOTIFIED = frozenset({"elicitation/complete"})
 _WATCHED = frozenset({"usage_update", "current_mode_update", "config_option_update"})
 # What an agent's session/load replays: muted when the client asked for resume.
 _HISTORY = frozenset(
@@ -397,6 +399,10 @@ class _Router:
                 return
             note.params["sessionId"] = host.session_id
             host.emit_params(note.params)
+        elif note.method not in _NOTIFIED and not note.method.startswith("_"):
+            # Not ACP (Qwen Code 0.24 sends `qwen/notify/...` without the extension prefix):
+            # a schema-checking client would reject it, so it stays here.
+            log.debug("agent %s sent a non-ACP notification %s (not forwarded)", self.agent, note.method)
         else:
             params = dict(note.params)
             if "sessionId" in params:

@@ -190,7 +190,7 @@ class CodexSession:
         info = error.get("codexErrorInfo")
         if info == "contextWindowExceeded":
             return "max_tokens"
-        if info in ("cyberPolicy", "misalignmentPolicyViolation"):
+        if info in ("cyberPolicy", "bioPolicy", "misalignmentPolicyViolation"):
             return "refusal"
         message = f"codex turn failed: {error.get('message') or 'unknown error'}"
         data = {"agent": self.agent, "codexError": error}

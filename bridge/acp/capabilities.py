@@ -33,6 +33,7 @@ from typing import Any
 
 import anyio
 
+from bridge import envsetup
 from bridge.core.adapter import AgentProbe, AgentSpec, JsonObj
 
 log = logging.getLogger(__name__)
@@ -80,12 +81,16 @@ def intersect(own: JsonObj, agent: JsonObj) -> JsonObj:
         mine, theirs = _obj(own.get(key)), _obj(agent.get(key))
         return {k: bool(v) and bool(theirs.get(k)) for k, v in mine.items() if k != "_meta"}
 
-    return {
+    result: JsonObj = {
         "loadSession": bool(own.get("loadSession")) and reopen,
         "promptCapabilities": both("promptCapabilities"),
         "mcpCapabilities": both("mcpCapabilities"),
         "sessionCapabilities": sessions,
     }
+    # `logout` is forwarded to an agent that has it (native agents: their CLI's logout).
+    if _obj(agent.get("auth")).get("logout") is not None:
+        result["auth"] = {"logout": {}}
+    return result
 
 
 def _key(spec: AgentSpec) -> Hashable:
@@ -95,7 +100,7 @@ def _key(spec: AgentSpec) -> Hashable:
 def _binary(spec: AgentSpec) -> list[Any] | None:
     """[real path, size, mtime] of the agent's executable, and of every file named by an
     absolute argument (a script run by an interpreter); None when it cannot be found."""
-    path_var = spec.env.get("PATH") or os.environ.get("PATH", os.defpath)
+    path_var = envsetup.lookup_path(spec.env.get("PATH") or os.environ.get("PATH", os.defpath))
     found = spec.command if os.sep in spec.command else shutil.which(spec.command, path=path_var)
     if not found:
         return None
@@ -113,7 +118,7 @@ def _binary(spec: AgentSpec) -> list[Any] | None:
 class _DiskCache:
     """Successful probes in one JSON file; a damaged file is ignored and rewritten."""
 
-    VERSION = 1
+    VERSION = 2  # 2: with the agent's authMethods
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -133,20 +138,24 @@ class _DiskCache:
         agents = data.get("agents")
         return agents if isinstance(agents, dict) else {}
 
-    def get(self, spec: AgentSpec) -> JsonObj | None:
+    def get(self, spec: AgentSpec) -> tuple[JsonObj, list[JsonObj]] | None:
         binary = _binary(spec)
         entry = self._load().get(self._digest(spec)) if binary is not None else None
         if isinstance(entry, dict) and entry.get("binary") == binary:
             caps = entry.get("capabilities")
-            return caps if isinstance(caps, dict) else None
+            methods = entry.get("authMethods")
+            if isinstance(caps, dict) and isinstance(methods, list):
+                return caps, methods
         return None
 
-    def put(self, spec: AgentSpec, caps: JsonObj) -> None:
+    def put(self, spec: AgentSpec, caps: JsonObj, methods: list[JsonObj]) -> None:
         binary = _binary(spec)
         if binary is None:
             return
         agents = self._load()
-        agents[self._digest(spec)] = {"agent": spec.name, "binary": binary, "capabilities": caps}
+        agents[self._digest(spec)] = {
+            "agent": spec.name, "binary": binary, "capabilities": caps, "authMethods": methods,
+        }
         tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -171,6 +180,7 @@ class AgentCapabilities:
         self._budget = budget
         self._disk = _DiskCache(cache_file) if cache_file else None
         self._done: dict[Hashable, JsonObj | None] = {}
+        self._auth: dict[Hashable, list[JsonObj]] = {}
         self._pending: dict[Hashable, anyio.Event] = {}
 
     async def of(self, spec: AgentSpec) -> JsonObj | None:
@@ -184,14 +194,14 @@ class AgentCapabilities:
             return self._done[key]
         stored = self._disk.get(spec) if self._disk is not None else None
         if stored is not None:
-            self._done[key] = stored
-            return stored
+            self._done[key], self._auth[key] = stored
+            return stored[0]
         event = self._pending[key] = anyio.Event()
         try:
             # Not stored when cancelled (e.g. the client went away): the next caller probes.
             caps = self._done[key] = await self._probe_once(spec)
             if caps is not None and self._disk is not None:
-                self._disk.put(spec, caps)
+                self._disk.put(spec, caps, self._auth.get(key, []))
         finally:
             del self._pending[key]
             event.set()
@@ -203,11 +213,16 @@ class AgentCapabilities:
             with anyio.move_on_after(self._budget):
                 probe = await self._probe(spec)
                 log.info("probed agent %s in %.2f s", spec.name, anyio.current_time() - started)
+                self._auth[_key(spec)] = copy.deepcopy(probe.auth_methods)
                 return copy.deepcopy(probe.agent_capabilities)
             log.warning("agent %s did not finish its handshake within %g s", spec.name, self._budget)
         except Exception as exc:  # the agent's fault, reported again when a session starts
             log.warning("could not probe agent %s for its capabilities: %s", spec.name, exc)
         return None
+
+    def auth_methods(self, spec: AgentSpec) -> list[JsonObj]:
+        """The agent's own `authMethods` from its probe (none before it, or when it failed)."""
+        return copy.deepcopy(self._auth.get(_key(spec), []))
 
     async def advertised(self, spec: AgentSpec | None) -> JsonObj:
         """What `initialize` answers for a daemon whose default agent is `spec`."""

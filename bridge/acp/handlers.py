@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
+import subprocess
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from bridge import envsetup
+from bridge.acp import auth
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
 from bridge.acp.multiclient import driven_by_other, not_owner_error
 from bridge.acp.replay import replay_to
 from bridge.acp.unstable import prompt_result, wants_unstable
-from bridge.core.adapter import JsonObj, SessionSetup
+from bridge.core.adapter import AgentSpec, JsonObj, SessionSetup
 from bridge.core.manager import OpenParams
 from bridge.core.session import Session
 from bridge.diagnostics.redact import mask_mcp_servers
-from bridge.errors import INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError
+from bridge.errors import INTERNAL_ERROR, INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError
 from bridge.rpc.dispatch import Handler
 from bridge.store.base import LeaseHeld
 from bridge.wire import jsonrpc
@@ -33,6 +37,7 @@ PROTOCOL_VERSION = 1
 # session/delete waits this long (seconds) for the session's agent to stop.
 DELETE_STOP_WAIT = 15.0
 LIST_PAGE = 50
+LOGOUT_TIMEOUT = 30.0
 
 
 class Handlers:
@@ -73,12 +78,20 @@ class Handlers:
         return {
             "protocolVersion": PROTOCOL_VERSION,
             "agentCapabilities": caps,
-            "authMethods": await self.server.auth_methods(),
+            "authMethods": await self.server.auth_methods(p.clientCapabilities),
             "agentInfo": {"name": "agent-bridge", "title": "agent-bridge", "version": self.server.version},
         }
 
     async def authenticate(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.AuthenticateParams, params)
+        native = next(
+            (s for s in self.manager.agents.values() if auth.native_login(s) and auth.method_id(s) == p.methodId),
+            None,
+        )
+        if native is not None:
+            # The login itself runs in a terminal (`agent-bridge login NAME`); a session that
+            # still finds no credentials answers auth_required with this method again.
+            return {"_meta": {"bridge": {"agent": native.name, "login": f"agent-bridge login {native.name}"}}}
         spec = self.manager.pick_agent(p.meta)
         probe = await self.manager.adapter_for(spec).probe(authenticate=params)
         conn.auth[spec.name] = params
@@ -86,6 +99,11 @@ class Handlers:
 
     async def logout(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         conn.auth.clear()
+        name = self.manager.default_agent
+        spec = self.manager.agents.get(name) if name else None
+        argv = auth.logout_argv(spec) if spec is not None else None
+        if spec is not None and argv is not None:
+            await _run_logout(spec, argv)
         return {}
 
     # -- session lifecycle ---------------------------------------------------------------------
@@ -305,6 +323,27 @@ def _refuse_stdio_servers(servers: list[JsonObj]) -> None:
 def _opening(method: str, params: JsonObj) -> bytes:
     """The log's copy of a request that opens a session: MCP `env` and `headers` masked."""
     return jsonrpc.request_frame(None, method, mask_mcp_servers(params))
+
+
+async def _run_logout(spec: AgentSpec, argv: list[str]) -> None:
+    """The native CLI's logout, without a terminal, in the environment its sessions get."""
+    environment = envsetup.current()
+    env = {**os.environ, **spec.env}
+    env = environment.complete(env) if environment is not None else env
+    try:
+        with anyio.fail_after(LOGOUT_TIMEOUT):
+            done = await anyio.run_process(
+                argv, check=False, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+    except (OSError, TimeoutError) as exc:
+        raise RpcError(INTERNAL_ERROR, f"logout of {spec.name} failed: {exc}", {"agent": spec.name}) from None
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).decode("utf-8", "replace").strip()[-500:]
+        raise RpcError(
+            INTERNAL_ERROR,
+            f"`{' '.join(argv)}` failed (exit code {done.returncode})",
+            {"agent": spec.name, "stderr": tail},
+        )
 
 
 def _setup_result(setup: SessionSetup | None, session_id: str | None) -> JsonObj:

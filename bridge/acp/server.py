@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from bridge.acp import auth
 from bridge.acp.capabilities import AgentCapabilities
 from bridge.acp.connection import ClientConnection
 from bridge.acp.extensions import Extensions
@@ -20,7 +21,7 @@ from bridge.config import Policy
 from bridge.core.adapter import AgentProbe, AgentSpec, JsonObj
 from bridge.core.manager import SessionManager
 from bridge.core.session import Session
-from bridge.errors import INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError
+from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError
 from bridge.rpc.dispatch import Dispatcher
 from bridge.rpc.endpoint import Endpoint
 from bridge.rpc.outbox import Outbox
@@ -87,7 +88,10 @@ class AcpServer:
         # once per spec, and not at all without a default agent (bridge/acp/capabilities.py).
         name = self.manager.default_agent
         spec = self.manager.agents.get(name) if name else None
-        return await self.agent_capabilities.advertised(spec)
+        caps = await self.agent_capabilities.advertised(spec)
+        if spec is not None and auth.native_login(spec) is not None:
+            caps["auth"] = {"logout": {}}  # the CLI's own logout (bridge/acp/auth.py)
+        return caps
 
     async def _probe(self, spec: AgentSpec) -> AgentProbe:
         adapter = self.manager.adapter_for(spec)
@@ -98,8 +102,23 @@ class AcpServer:
             return AgentProbe(protocol_version=1, agent_capabilities=static, auth_methods=[])
         return await adapter.probe()
 
-    async def auth_methods(self) -> list[JsonObj]:
-        return []
+    async def auth_methods(self, client_capabilities: JsonObj | None = None) -> list[JsonObj]:
+        """`initialize`'s authMethods (bridge/acp/auth.py): the default agent's logins, or
+        without one those of the native built-ins."""
+        terminal = auth.terminal_capable(client_capabilities)
+        name = self.manager.default_agent
+        spec = self.manager.agents.get(name) if name else None
+        if spec is None:
+            natives = [s for s in self.manager.agents.values() if auth.native_login(s) is not None]
+            return [auth.native_method(s, terminal) for s in natives]
+        if spec.protocol == "acp":
+            await self.agent_capabilities.of(spec)  # probed once per spec, shared with capabilities()
+        return self.auth_methods_for(spec, terminal)
+
+    def auth_methods_for(self, spec: AgentSpec, terminal: bool) -> list[JsonObj]:
+        if auth.native_login(spec) is not None:
+            return [auth.native_method(spec, terminal)]
+        return auth.passed_through(spec, self.agent_capabilities.auth_methods(spec), terminal)
 
     def session_info(self, rec: SessionRecord, owners: Mapping[str, Instance] | None = None) -> JsonObj:
         """`rec` as ACP SessionInfo. `owners` (live daemons by instance id): a session another
@@ -152,7 +171,7 @@ class AcpServer:
                     return await self._forward_extension(req)
                 return await self.dispatcher(conn, req)
             except Exception as exc:
-                explained = await self._explain(req, exc)
+                explained = await self._explain(req, exc, conn)
                 if explained is exc:
                     raise
                 raise explained from exc
@@ -247,7 +266,7 @@ class AcpServer:
             if link is not None and link is not conn and not link.closed:
                 link.send_frame(frame)
 
-    async def _explain(self, req: jsonrpc.Request, exc: Exception) -> Exception:
+    async def _explain(self, req: jsonrpc.Request, exc: Exception, conn: ClientConnection) -> Exception:
         """An error on its way to the client: a recognised agent failure gains what happened
         and what to do, and secrets are masked (bridge/diagnostics/classify.py)."""
         from bridge.diagnostics.classify import explain_request
@@ -264,7 +283,12 @@ class AcpServer:
                 spec = self.manager.pick_agent(params.get("_meta"))
         except RpcError:
             pass  # no agent to name: explained without one (a StoreError is one too)
-        return explain_request(exc, spec)
+        explained = explain_request(exc, spec)
+        if spec is not None and isinstance(explained, RpcError) and explained.code == AUTH_REQUIRED:
+            # Say how to fix it: the logins of that agent (as `initialize` offers them).
+            terminal = auth.terminal_capable(conn.client_capabilities)
+            explained.data = auth.with_methods(explained.data, self.auth_methods_for(spec, terminal))
+        return explained
 
     async def _forward_extension(self, req: jsonrpc.Request) -> Any:
         """Unknown `_vendor/...` requests on a live session go to its agent untouched."""

@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         default=d,
         help="read-only WebSocket token file (written with a new token if it does not exist)",
     )
+    parser.add_argument(
+        "--login", default=d, metavar="AGENT", help="log AGENT in interactively instead of serving (ACP terminal auth)"
+    )
     parser.add_argument("--allow-origin", action="append", default=d, help="allowed Origin (repeatable)")
     parser.add_argument("--allow-host", action="append", default=d, help="allowed Host header (repeatable)")
     parser.add_argument(
@@ -44,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
 def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:
     from bridge.app import Settings, serve_stdio
 
+    if getattr(args, "login", None):
+        from bridge.cli.login import login
+
+        return login(args.login, config)
     known = sorted(agent_table(config))
     if args.agent is not None and args.agent not in known:
         sys.stderr.write(f"agent-bridge: unknown agent {args.agent!r}; known: {', '.join(known)}\n")

@@ -37,7 +37,7 @@ class Located:
 
 
 def locate(command: str, env: Mapping[str, str]) -> Located:
-    path_var = env.get("PATH", os.defpath)
+    path_var = envsetup.lookup_path(env.get("PATH", os.defpath))
     searched = list(dict.fromkeys(p for p in path_var.split(os.pathsep) if p))
     if os.sep in command:
         if not os.path.exists(command):

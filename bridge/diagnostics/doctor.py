@@ -43,8 +43,6 @@ from bridge.diagnostics.redact import default as default_redactor
 from bridge.errors import AgentError, RpcError
 from bridge.store import pg_url
 
-# The versions the test suite runs against (tools/agents/package.json); older ones may work.
-TESTED_VERSIONS = {"claude": "2.1.197", "codex": "0.169.0", "gemini": "0.61.0", "opencode": "1.18.33"}
 LOW_DISK_BYTES = 200 * 1024 * 1024
 STATUS_ORDER = {"skip": 0, "ok": 1, "warn": 2, "error": 3}
 # Kinds that mean the program cannot run at all.
@@ -451,27 +449,21 @@ def version_check(spec: AgentSpec, result: binaries.VersionResult) -> Check:
                 "version", "error", f"{diagnosis.summary}{where}", diagnosis.fix, {"kind": diagnosis.kind}
             )
         return Check("version", "warn", f"version unknown: {failed}", None, {"output": output[-500:]})
-    fam = family(spec.name, spec.command)
-    tested = TESTED_VERSIONS.get(fam or "")
-    have = _version_tuple(result.version)
-    want = _version_tuple(tested) if tested else None
-    if have and want and have < want:
-        hint = INSTALL_HINTS.get(fam or spec.name, "")
+    from bridge.agents import PACKAGES, outside_range, package_named
+
+    # By the binary first: a configured agent may run a built-in's CLI under another name.
+    pkg = package_named(os.path.basename(spec.command)) or PACKAGES.get(spec.name)
+    why = outside_range(pkg.agent, result.version) if pkg is not None else None
+    if why is not None and pkg is not None:
+        hint = INSTALL_HINTS.get(pkg.agent, "")
         return Check(
             "version",
             "warn",
-            f"{result.version}: older than the version agent-bridge is tested with ({tested})",
-            f"upgrade it if something fails{f' (`{hint}`)' if hint else ''}",
-            {"version": result.version, "tested": tested},
+            f"{result.version}: {why}",
+            f"install a tested version if something fails{f' (`{hint}`)' if hint else ''}",
+            {"version": result.version},
         )
     return Check("version", "ok", result.version, details={"version": result.version})
-
-
-def _version_tuple(text: str) -> tuple[int, ...] | None:
-    import re
-
-    m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
-    return tuple(int(g or 0) for g in m.groups()) if m else None
 
 
 async def handshake_check(spec: AgentSpec, state_dir: str, seconds: float) -> Check:

@@ -234,8 +234,9 @@ def _pgid(pid: int) -> int | None:
 
 
 def resolve_command(name: str, command: str, env: Mapping[str, str]) -> str:
-    """Find the agent's binary the way a shell would, or say where we looked."""
-    path = env.get("PATH", os.defpath)
+    """Find the agent's binary the way a shell would (then in `agent-bridge install`'s
+    prefix), or say where we looked."""
+    path = envsetup.lookup_path(env.get("PATH", os.defpath))
     if os.sep in command:
         if not os.path.exists(command):
             raise AgentStartError(

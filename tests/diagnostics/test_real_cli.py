@@ -26,7 +26,7 @@ from bridge.errors import AUTH_REQUIRED
 from tests.acp_client import RpcFailure
 from tests.conftest import bridge_cmd, in_process, subprocess_env
 from tests.diagnostics.support import write_config
-from tests.real_agents import require_cli
+from tests.real_agents import installed_version, require_cli
 
 pytestmark = pytest.mark.anyio
 
@@ -184,7 +184,7 @@ def test_doctor_sees_both_are_not_logged_in(tmp_path: Path, no_credentials: Path
     )
     assert done.returncode == 1, done.stderr
     agents = {a["name"]: a for a in json.loads(done.stdout)["agents"]}
-    for name, version, fix in [("claude", "2.", "/login"), ("codex", "0.169", "codex login")]:
+    for name, version, fix in [("claude", "2.", "/login"), ("codex", installed_version("codex"), "codex login")]:
         checks = {c["name"]: c for c in agents[name]["checks"]}
         assert checks["installed"]["status"] == "ok"
         assert agents[name]["version"] and agents[name]["version"].startswith(version)

@@ -30,13 +30,37 @@ _ids = itertools.count(1)
 MODELS = ["claude-opus-4-8", "claude-sonnet-5", "claude-haiku-4-5"]
 
 
+_HELPERS = ("naming a coding session", "Reply with ONLY the suggestion")
+
+
+def is_title_request(body: Any) -> bool:
+    """Helper calls answered without a scripted reply: claude-agent-acp 0.101 asks the model
+    to name each new session (a tool-less request whose system prompt says so) and, after a
+    turn, to suggest the user's next prompt."""
+    if not isinstance(body, dict):
+        return False
+    system = body.get("system")
+    texts = [str(p.get("text", "")) for p in (system if isinstance(system, list) else [{"text": system}]) if isinstance(p, dict)]
+    messages = body.get("messages") or []
+    last = messages[-1].get("content") if messages and isinstance(messages[-1], dict) else None
+    if isinstance(last, list):
+        texts += [str(p.get("text", "")) for p in last if isinstance(p, dict)]
+    elif isinstance(last, str):
+        texts.append(last)
+    return any(marker in text for text in texts for marker in _HELPERS)
+
+
 class AnthropicDialect:
     def __init__(self) -> None:
         self._failures: deque[tuple[int, str, str]] = deque()
 
-    def fail_next(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
-        """Answer the next model request with an API error (Anthropic's error body)."""
-        self._failures.append((status, kind, message))
+    def fail_next(self, status: int, message: str, kind: str = "invalid_request_error", times: int = 1) -> None:
+        """Answer the next `times` model requests with an API error (Anthropic's error body)."""
+        self._failures.extend([(status, kind, message)] * times)
+
+    def clear_failures(self) -> None:
+        """Drop the failures not used (a CLI that retries fewer times than scripted)."""
+        self._failures.clear()
 
     def matches(self, method: str, path: str) -> bool:
         p = path.split("?")[0]
@@ -47,8 +71,13 @@ class AnthropicDialect:
             return []
         return [t.get("name", "") for t in body.get("tools") or [] if isinstance(t, dict)]
 
+    def consumes(self, req: Request) -> bool:
+        return not is_title_request(req.body)
+
     def respond(self, req: Request, reply: Reply, tool_names: list[str]) -> tuple[int, str, Iterator[bytes]]:
         p = req.path.split("?")[0]
+        if is_title_request(req.body):
+            reply = Reply(text="Fake title")
         if p.startswith("/v1/models"):
             data = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
                     for m in MODELS]

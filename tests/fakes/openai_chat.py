@@ -177,3 +177,30 @@ def opencode_config(base_url: str, *, permission: dict[str, str] | None = None) 
             "permission": permission or {"bash": "ask", "edit": "ask"},
         }
     )
+
+
+def qwen_settings(base_url: str) -> str:
+    """A Qwen Code `~/.qwen/settings.json`: OpenAI-compatible auth at the fake server (two
+    models, so a model switch can be seen), asking before tools (its default `auto` mode
+    would consult a classifier model first), without the background model calls that would
+    take scripted replies (memory extraction, follow-up suggestions after each turn), and
+    nothing sent anywhere else."""
+    models = [
+        {"id": m, "name": m.replace("-", " ").title(), "baseUrl": f"{base_url}/v1", "envKey": "OPENAI_API_KEY"}
+        for m in MODELS
+    ]
+    return json.dumps(
+        {
+            "security": {"auth": {"selectedType": "openai"}},
+            "model": {"name": MODELS[0]},
+            "modelProviders": {"openai": models},
+            # MCP tools declared up front (not behind its tool_search bridge): the fake model
+            # calls them by name.
+            "tools": {"approvalMode": "default", "toolSearch": {"enabled": False}},
+            "memory": {"enableManagedAutoMemory": False},
+            "ui": {"enableFollowupSuggestions": False},
+            "privacy": {"usageStatisticsEnabled": False},
+            "telemetry": {"enabled": False},
+            "general": {"disableAutoUpdate": True, "disableUpdateNag": True},
+        }
+    )

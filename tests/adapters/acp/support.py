@@ -88,7 +88,17 @@ def _opencode_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
     return ["acp"], env
 
 
+def _qwen_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
+    (home / ".qwen").mkdir(parents=True, exist_ok=True)
+    (home / ".qwen" / "settings.json").write_text(chat.qwen_settings(url))
+    return ["--acp"], {"OPENAI_API_KEY": "fake", "OPENAI_BASE_URL": f"{url}/v1"}
+
+
 def _claude_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
+    # claude-agent-acp 0.101 starts in `auto` mode, whose safety check needs a real account:
+    # the classic default (ask before tools) instead.
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    (home / ".claude" / "settings.json").write_text(json.dumps({"permissions": {"defaultMode": "default"}}))
     env = {
         "ANTHROPIC_BASE_URL": url,
         "ANTHROPIC_API_KEY": "sk-ant-fake",
@@ -97,6 +107,8 @@ def _claude_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
         "DISABLE_TELEMETRY": "1",
         "DISABLE_AUTOUPDATER": "1",
         "DISABLE_ERROR_REPORTING": "1",
+        # Newer Claude Code defers MCP tools behind ToolSearch; the fake model calls them directly.
+        "ENABLE_TOOL_SEARCH": "false",
     }
     if os.geteuid() == 0:
         # As root, Claude Code refuses to start when the adapter offers bypassPermissions mode
@@ -158,6 +170,8 @@ class Kit:
     mode_runs_shell: bool = False
     # The shell call to use once that mode is on (default: `shell`).
     free_shell: Callable[[str], ToolUse] | None = None
+    # MCP servers from session/new come up in the background: early turns may lack them.
+    mcp_connects_late: bool = False
 
 
 KITS: dict[str, Kit] = {
@@ -181,6 +195,20 @@ KITS: dict[str, Kit] = {
         model_pick="fake/fake-model-mini",
         model_sent='"model": "fake-model-mini"',
         mode_pick="plan",
+    ),
+    "qwen": Kit(
+        "qwen",
+        "qwen",
+        chat.chat_server,
+        _qwen_setup,
+        lambda cmd: ToolUse(
+            name="run_shell_command", input={"command": cmd, "is_background": False}, id=_call_id()
+        ),
+        model_pick="fake-model-mini(openai)",
+        model_sent='"model": "fake-model-mini"',
+        mode_pick="yolo",
+        mode_runs_shell=True,
+        mcp_connects_late=True,
     ),
     "claude-acp": Kit(
         "claude-acp",

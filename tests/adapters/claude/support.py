@@ -18,9 +18,10 @@ from adapters.claude.session import ClaudeSession
 from bridge.core.adapter import AdapterEnv, AgentSpec, StartRequest
 from tests.acp_schema import check
 from tests.fakes.model_server import FakeModelServer
+from tests.real_agents import BIN
 
 ROOT = Path(__file__).resolve().parents[3]
-CLAUDE = ROOT / ".agents" / "node_modules" / ".bin" / "claude"
+CLAUDE = BIN / "claude"
 ECHO_MCP = Path(__file__).resolve().parent / "echo_mcp.py"
 
 JsonObj = dict[str, Any]
@@ -123,7 +124,10 @@ class ClaudeWorld:
             # CI runs as root; the CLI's own root check wants this (the bridge never sets it).
             "IS_SANDBOX": "1",
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
-            "DISABLE_AUTOUPDATER": "1", "DISABLE_ERROR_REPORTING": "1", **self.extra_env,
+            "DISABLE_AUTOUPDATER": "1", "DISABLE_ERROR_REPORTING": "1",
+            # Newer Claude Code defers MCP tools behind its ToolSearch tool; the fake model
+            # calls them directly, so offer them directly.
+            "ENABLE_TOOL_SEARCH": "false", **self.extra_env,
         }
 
     def adapter(self) -> ClaudeAdapter:

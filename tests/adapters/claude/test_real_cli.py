@@ -1,4 +1,4 @@
-"""The Claude adapter against the real, pinned `claude` CLI (2.1.197) and the fake
+"""The Claude adapter against the real, pinned `claude` CLI and the fake
 Anthropic server: every update and permission request is schema-checked by the host."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from bridge.core.adapter import AdapterEnv, AgentSpec, StartRequest
 from bridge.errors import INVALID_PARAMS, AgentExitedError, AgentStartError, RpcError
 from tests.fakes.anthropic import AnthropicDialect
 from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
+from tests.real_agents import installed_version
 
 from .support import ECHO_MCP, ClaudeWorld, Host, open_session, prompt, select
 
@@ -40,7 +41,7 @@ async def test_text_answer(world: ClaudeWorld, fake: FakeModelServer) -> None:
     assert host.text() == "Hello from the fake model"
     assert len(host.of("agent_message_chunk")) == 3
     commands = host.of("available_commands_update")[0]["availableCommands"]
-    assert {"compact", "review"} <= {c["name"] for c in commands}
+    assert "compact" in {c["name"] for c in commands}
     assert host.of("usage_update")[-1]["cost"]["currency"] == "USD"
     assert world.last_body()["messages"][0]["content"][-1]["text"] == "say hello"
 
@@ -183,7 +184,8 @@ async def test_mode_model_and_effort_change(world: ClaudeWorld, fake: FakeModelS
             options = await session.set_config_option({"configId": "thought_level", "value": "low"})
             assert current(options["configOptions"], "thought_level") == "low"
             await session.prompt(prompt("hi"))
-            assert world.last_body()["model"] == "claude-sonnet-5"
+            # The alias's model moves with releases (2.1.197: claude-sonnet-5, 2.1.332: -5-5).
+            assert world.last_body()["model"].startswith("claude-sonnet-5")
             assert world.last_body()["output_config"] == {"effort": "low"}
 
             options = await session.set_config_option({"configId": "mode", "value": "acceptEdits"})
@@ -237,7 +239,7 @@ async def test_user_settings_are_respected(world: ClaudeWorld, fake: FakeModelSe
         assert current(session.setup.config_options or [], "model") == "sonnet"
         with anyio.fail_after(30):
             await session.prompt(prompt("touch then rm"))
-    assert world.last_body()["model"] == "claude-sonnet-5"
+    assert world.last_body()["model"].startswith("claude-sonnet-5")
     # Their allow rule let touch run, their project's deny rule stopped rm: nobody was asked.
     assert made.exists() and keep.exists() and not host.permission_requests
     assert json.loads((world.home / ".claude" / "settings.json").read_text()) == user
@@ -320,7 +322,7 @@ async def test_agent_death_fails_the_prompt_at_once(world: ClaudeWorld, fake: Fa
 async def test_probe(world: ClaudeWorld) -> None:
     with anyio.fail_after(30):
         probe = await world.adapter().probe()
-    assert probe.agent_info == {"name": "claude-code", "title": "Claude Code", "version": "2.1.197"}
+    assert probe.agent_info == {"name": "claude-code", "title": "Claude Code", "version": installed_version("claude")}
     assert probe.agent_capabilities["loadSession"] is True
 
 
@@ -334,15 +336,21 @@ async def test_missing_binary_is_a_clear_start_error(world: ClaudeWorld) -> None
 async def test_stop_reasons_and_api_errors_keep_the_session(world: ClaudeWorld, fake: FakeModelServer) -> None:
     dialect = fake.dialects[0]
     assert isinstance(dialect, AnthropicDialect)
-    fake.script(*[Reply(text="partial", stop="max_tokens")] * 4, Reply(text="no", stop="refusal"), Reply(text="ok"))
+    refused = Reply(text="no", stop="refusal")
+    fake.script(*[Reply(text="partial", stop="max_tokens")] * 4, refused, refused, Reply(text="ok"))
     async with open_session(world, Host()) as session:
         pid = session.pid()
         with anyio.fail_after(60):
             assert (await session.prompt(prompt("write a novel")))["stopReason"] == "max_tokens"
             assert (await session.prompt(prompt("something bad")))["stopReason"] == "refusal"
-            dialect.fail_next(400, "bad request from the fake")
+            # Claude Code 2.1.332 asks once more after a refusal; older ones did not.
+            if fake.replies and fake.replies[0] is refused:
+                fake.replies.popleft()
+            # Claude Code 2.1.332 sends a failed request up to 6 times; older ones once.
+            dialect.fail_next(400, "bad request from the fake", times=10)
             with pytest.raises(RpcError) as err:
                 await session.prompt(prompt("this fails"))
+            dialect.clear_failures()
             assert "bad request from the fake" in err.value.message
             assert (await session.prompt(prompt("and now?")))["stopReason"] == "end_turn"
         assert session.pid() == pid

@@ -19,9 +19,10 @@ from adapters.codex import create
 from adapters.codex.session import CodexSession
 from bridge.core.adapter import AdapterEnv, AgentSpec, StartRequest
 from tests.fakes.openai_responses import write_codex_home
+from tests.real_agents import BIN
 
 ROOT = Path(__file__).resolve().parents[3]
-CODEX = ROOT / ".agents/node_modules/.bin/codex"
+CODEX = BIN / "codex"
 FIXTURES = ROOT / "tests/fixtures/codex"
 ECHO_MCP = FIXTURES / "echo_mcp.py"
 

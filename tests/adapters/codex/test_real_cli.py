@@ -27,6 +27,7 @@ from tests.adapters.codex.support import (
 )
 from tests.fakes.model_server import FakeModelServer, Reply
 from tests.fakes.openai_responses import last_tool_output, mcp_call, patch_call, shell_call
+from tests.real_agents import installed_version
 
 JsonObj = dict[str, Any]
 
@@ -371,7 +372,7 @@ async def _kill_when_streaming(host: Host, pid: int) -> None:
 async def test_probe(codex: Codex) -> None:
     probe = await create(codex.spec(), codex.adapter_env()).probe()
     validate("AgentCapabilities", probe.agent_capabilities)
-    assert probe.agent_info == {"name": "codex", "title": "Codex", "version": "0.169.0"}
+    assert probe.agent_info == {"name": "codex", "title": "Codex", "version": installed_version("codex")}
 
 
 async def test_image_in_prompt(codex: Codex, fake: FakeModelServer) -> None:
