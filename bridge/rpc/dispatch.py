@@ -14,12 +14,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from jsonrpcserver import Error, Success
-from jsonrpcserver.async_dispatcher import dispatch_to_response_pure
-from jsonrpcserver.methods import Method
-from jsonrpcserver.sentinels import NODATA
-from oslash.either import Left
-
 from bridge.errors import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, find_rpc_error
 from bridge.wire.jsonrpc import JsonObj, Request
 
@@ -28,7 +22,11 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Any, JsonObj], Awaitable[Any]]
 
 
-def _wrap(name: str, handler: Handler) -> Method:
+def _wrap(name: str, handler: Handler) -> Any:
+    # Imported here, not at module level: jsonrpcserver pulls in jsonschema, referencing and
+    # attrs (~75 ms here), which the first answer (`initialize`) does not need.
+    from jsonrpcserver import Error, Success
+
     async def method(context: Any, *args: Any, **params: Any) -> Any:
         if args:
             return Error(INVALID_PARAMS, "params must be an object, not an array")
@@ -57,12 +55,21 @@ class Dispatcher:
     """Answers requests from an explicit method table; `context` is passed to handlers."""
 
     def __init__(self, table: Mapping[str, Handler]) -> None:
-        self._methods = {name: _wrap(name, h) for name, h in table.items()}
+        self._table = dict(table)
+        # Wrapped on first dispatch (see `_wrap`): building the table imports jsonrpcserver.
+        self._methods: dict[str, Any] | None = None
 
     def has(self, method: str) -> bool:
-        return method in self._methods
+        return method in self._table
 
     async def __call__(self, context: Any, req: Request) -> Any:
+        # Lazy for start-up: jsonrpcserver and oslash load at the first dispatched request.
+        from jsonrpcserver.async_dispatcher import dispatch_to_response_pure
+        from jsonrpcserver.sentinels import NODATA
+        from oslash.either import Left
+
+        if self._methods is None:
+            self._methods = {name: _wrap(name, h) for name, h in self._table.items()}
         response = await dispatch_to_response_pure(
             deserializer=_identity,
             validator=_identity,
