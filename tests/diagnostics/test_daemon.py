@@ -58,7 +58,7 @@ async def test_agents_are_found_through_the_login_shell(tmp_path: Path, login_sh
                 with pytest.raises(RpcFailure) as info:
                     await d.client.new_session(str(work))
                 assert info.value.data["kind"] == "not_found"
-                assert "'fake-acp' was not found on PATH (looked in /usr/bin, /bin)" in str(
+                assert "'fake-acp' was not found on PATH (looked in /usr/bin, /bin, " in str(
                     info.value.message
                 )
                 return

@@ -280,7 +280,10 @@ async def test_initialize_with_and_without_a_default_agent(tmp_path: Path) -> No
 
         d.bridge.server.agent_capabilities._probe = counting
         init = await d.client.initialize()
-        assert init["agentCapabilities"] == BRIDGE_CAPABILITIES and probes == []
+        caps = init["agentCapabilities"]
+        # In-process connections are not stdio: the daemon may be shared, so attach is offered.
+        assert caps["sessionCapabilities"].pop("attach") == {"roles": ["controller", "observer"]}
+        assert caps == BRIDGE_CAPABILITIES and probes == []
     async with in_process(tmp_path / "b", config) as d:
         init = await d.client.initialize()
         caps = init["agentCapabilities"]
@@ -293,6 +296,7 @@ async def test_initialize_with_and_without_a_default_agent(tmp_path: Path) -> No
             "delete",
             "resume",
             "additionalDirectories",
+            "attach",
         }
 
 
