@@ -23,6 +23,7 @@ AGENT_START_FAILED = -32011
 SESSION_BUSY = -32012
 TURN_STALLED = -32013
 STORE_ERROR = -32014
+AGENT_PROTOCOL_ERROR = -32015
 
 
 class BridgeError(Exception):
@@ -73,6 +74,16 @@ class AgentExitedError(AgentError):
         )
         self.returncode = returncode
         self.stderr_tail = stderr_tail
+
+
+class AgentProtocolError(AgentError):
+    """The agent broke JSON-RPC (a line over the size limit, an invalid message, an answer to
+    a request never sent): what waited on it fails at once rather than at a stall timeout."""
+
+    def __init__(self, agent: str, what: str) -> None:
+        super().__init__(
+            AGENT_PROTOCOL_ERROR, f"agent {agent!r} broke the protocol: it {what}", {"agent": agent, "kind": "protocol"}
+        )
 
 
 class AgentStartError(AgentError):

@@ -31,6 +31,7 @@ from bridge.errors import (
     METHOD_NOT_FOUND,
     RESOURCE_NOT_FOUND,
     AgentExitedError,
+    AgentProtocolError,
     AgentStartError,
     RpcError,
 )
@@ -155,7 +156,8 @@ class AcpAdapter:
                 outbox,
                 router.on_request,
                 router.on_notification,
-                on_invalid=router.on_invalid,
+                on_noise=router.on_noise,
+                on_violation=router.on_violation,
             )
             link = _Link(proc, endpoint, router)
             async with anyio.create_task_group() as tg:
@@ -420,11 +422,15 @@ class _Router:
         params.pop("sessionId", None)
         return await host.request_client(req.method, params)
 
-    def on_invalid(self, msg: jsonrpc.Invalid) -> None:
+    def on_noise(self, line: bytes) -> None:
         # Banners, OAuth URLs, debug prints: logged and skipped, never forwarded, never fatal.
-        log.warning(
-            "agent %s wrote a non-JSON-RPC line on stdout (skipped): %s", self.agent, msg.error.message
-        )
+        log.warning("agent %s wrote a non-JSON-RPC line on stdout (skipped): %.200r", self.agent, line)
+
+    def on_violation(self, what: str) -> RpcError:
+        # Broken JSON-RPC (not mere noise): whatever waits on the agent — its turn — fails now
+        # with the reason, instead of waiting for the stall timeout. The agent keeps running.
+        log.warning("agent %s broke the protocol: it %s", self.agent, what)
+        return AgentProtocolError(self.agent, what)
 
 
 def create(spec: AgentSpec, env: AdapterEnv) -> AcpAdapter:
