@@ -335,6 +335,8 @@ def _dict(value: Any) -> JsonObj:
     return value if isinstance(value, dict) else {}
 
 
+# Agent→client notifications of ACP besides session/update (`_` extensions go through too).
+_FORWARDED_NOTIFICATIONS = frozenset({"elicitation/complete"})
 # Update kinds the router looks into; everything else is forwarded without a second look.
 _WATCHED = frozenset({"usage_update", "current_mode_update", "config_option_update"})
 # What an agent's session/load replays: muted when the client asked for resume.
@@ -375,6 +377,7 @@ class _Router:
         # Set once the session is open: keeps made-up modes/config options in step.
         self.settings: AgentSettings | None = None
         self._bad_usage_logged = False
+        self._dropped_logged = False
 
     async def on_notification(self, note: jsonrpc.Notification) -> None:
         host = self.host
@@ -383,6 +386,11 @@ class _Router:
         if note.method == "session/update":
             update = note.params.get("update")
             kind = update.get("sessionUpdate") if isinstance(update, dict) else None
+            if not isinstance(kind, str):
+                # Not an update at all: forwarded, it would break every schema-checking client.
+                self._dropped("a session/update without an update kind", note.params)
+                host.touch()
+                return
             if self.mute_history and kind in _HISTORY:
                 host.touch()
                 return
@@ -399,11 +407,18 @@ class _Router:
                 return
             note.params["sessionId"] = host.session_id
             host.emit_params(note.params)
-        else:
+        elif note.method in _FORWARDED_NOTIFICATIONS or note.method.startswith("_"):
             params = dict(note.params)
             if "sessionId" in params:
                 params["sessionId"] = host.session_id
             host.notify_client(note.method, params)
+        else:
+            self._dropped(f"a notification the client has no use for ({note.method:.100})", note.params)
+
+    def _dropped(self, what: str, params: Any) -> None:
+        if not self._dropped_logged:
+            self._dropped_logged = True
+            log.warning("agent %s sent %s (dropped; logged once): %.200s", self.agent, what, params)
 
     def _drop_usage(self, update: JsonObj) -> None:
         # Seen from claude-agent-acp 0.23 behind a gateway that omits the cache counters:
