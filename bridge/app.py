@@ -133,7 +133,9 @@ async def serve_stdio(settings: Settings) -> int:
             _watch_for_exit(tg, settings)
             with stdio.nonblocking(0, 1):
                 try:
-                    await bridge.server.serve(stdio.read_batches(0), stdio.writer(1), transport="stdio")
+                    await bridge.server.serve(
+                        stdio.read_batches(0), stdio.writer(1), transport="stdio", drain=stdio.EOF_DRAIN
+                    )
                 except* stdio.BrokenOutput:
                     log.info("stdout closed by the client; shutting down")
                 finally:

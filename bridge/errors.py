@@ -28,6 +28,8 @@ SESSION_OWNED = -32015
 # Connection-level authorization (spec/multi-client.md).
 NOT_OWNER = -32020  # the session is driven by another connected client; take it over first
 READ_ONLY = -32021  # an observer-token connection asked to act
+# An agent broke JSON-RPC (unusable frames, answers to requests never sent).
+AGENT_PROTOCOL_ERROR = -32016
 
 
 class BridgeError(Exception):
@@ -78,6 +80,16 @@ class AgentExitedError(AgentError):
         )
         self.returncode = returncode
         self.stderr_tail = stderr_tail
+
+
+class AgentProtocolError(AgentError):
+    """The agent broke JSON-RPC (a line over the size limit, an invalid message, an answer to
+    a request never sent): what waited on it fails at once rather than at a stall timeout."""
+
+    def __init__(self, agent: str, what: str) -> None:
+        super().__init__(
+            AGENT_PROTOCOL_ERROR, f"agent {agent!r} broke the protocol: it {what}", {"agent": agent, "kind": "protocol"}
+        )
 
 
 class AgentStartError(AgentError):

@@ -29,6 +29,7 @@ import orjson
 
 from bridge.diagnostics.redact import Redactor, mask_mcp_servers
 from bridge.diagnostics.redact import default as default_redactor
+from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,19 @@ Frames = Sequence[bytes | Oversize]
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+_RAW = object()
+
+
+def _line(record: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(record).decode() + "\n"
+    except TypeError as exc:  # cannot happen for what `_record` builds; a trace never raises
+        return (
+            orjson.dumps({"ts": record.get("ts"), "dir": record.get("dir"), "unrecorded": str(exc)}).decode()
+            + "\n"
+        )
 
 
 def _session_of(msg: Any) -> str | None:
@@ -78,13 +92,15 @@ class Tracer:
         if self.closed or not records:
             return
         try:
-            self._file.write("".join(orjson.dumps(r).decode() + "\n" for r in records))
+            self._file.write("".join(_line(r) for r in records))
             self._file.flush()
         except (OSError, ValueError) as exc:
             log.warning("protocol trace stopped: cannot write %s: %s", self.path, exc)
             self.close()
 
     def _record(self, direction: str, frame: bytes | Oversize, **where: Any) -> dict[str, Any]:
+        # Frames are recorded before the endpoint has looked at them: anything a peer can
+        # send (nesting orjson cannot write back, ids of any type) must make a record.
         rec: dict[str, Any] = {"ts": _now(), "dir": direction, **where}
         if isinstance(frame, Oversize):
             rec["oversize"] = frame.size
@@ -92,12 +108,14 @@ class Tracer:
         try:
             msg = orjson.loads(frame)
         except orjson.JSONDecodeError:
+            msg = _RAW
+        if msg is _RAW or jsonrpc.too_deep(frame, msg):
             rec["raw"] = self.redactor.text(frame.decode("utf-8", "replace"))
-            return rec
-        if isinstance(msg, dict) and "params" in msg:
-            # session/new & co. to us and to ACP agents: MCP env and header values.
-            msg["params"] = mask_mcp_servers(msg["params"], self.redactor)
-        rec["msg"] = self.redactor.value(msg)
+        else:
+            if isinstance(msg, dict) and "params" in msg:
+                # session/new & co. to us and to ACP agents: MCP env and header values.
+                msg["params"] = mask_mcp_servers(msg["params"], self.redactor)
+            rec["msg"] = self.redactor.value(msg)
         return rec
 
     def event(self, event: dict[str, Any]) -> None:
@@ -110,7 +128,20 @@ class Tracer:
         self.event({"event": "client_connected", "conn": self._conns, "transport": transport})
         return self._conns
 
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        # The trace is a witness: whatever it trips over costs that record, never the frame.
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("protocol trace: a frame could not be recorded")
+
     def client_in(self, conn: int, frames: Frames) -> None:
+        self._guarded(self._client_in, conn, frames)
+
+    def client_out(self, conn: int, frames: Frames) -> None:
+        self._guarded(self._client_out, conn, frames)
+
+    def _client_in(self, conn: int, frames: Frames) -> None:
         records = []
         for frame in frames:
             rec = self._record(CLIENT_IN, frame, conn=conn)
@@ -118,18 +149,18 @@ class Tracer:
             sid = _session_of(msg)
             if sid is not None:
                 rec["session"] = sid
-                if isinstance(msg, dict) and "method" in msg and "id" in msg:
+                if isinstance(msg, dict) and "method" in msg and jsonrpc.valid_id(msg.get("id", False)):
                     self._asked[(conn, msg["id"])] = sid
             records.append(rec)
         self._write(records)
 
-    def client_out(self, conn: int, frames: Frames) -> None:
+    def _client_out(self, conn: int, frames: Frames) -> None:
         records = []
         for frame in frames:
             rec = self._record(CLIENT_OUT, frame, conn=conn)
             msg = rec.get("msg")
             sid = _session_of(msg)
-            if isinstance(msg, dict) and "method" not in msg and "id" in msg:
+            if isinstance(msg, dict) and "method" not in msg and jsonrpc.valid_id(msg.get("id", False)):
                 sid = self._asked.pop((conn, msg["id"]), None) or sid
             if sid is not None:
                 rec["session"] = sid
@@ -190,10 +221,10 @@ class Tracer:
         self._write(records)
 
     def agent_in(self, agent: str, pid: int, lines: Frames) -> None:
-        self._agent(AGENT_IN, agent, pid, lines)
+        self._guarded(self._agent, AGENT_IN, agent, pid, lines)
 
     def agent_out(self, agent: str, pid: int, data: bytes) -> None:
-        self._agent(AGENT_OUT, agent, pid, data.split(b"\n"))
+        self._guarded(self._agent, AGENT_OUT, agent, pid, data.split(b"\n"))
 
     def agent_exited(self, agent: str, pid: int, returncode: int | None) -> None:
         self.event({"event": "agent_exited", "agent": agent, "pid": pid, "exitCode": returncode})

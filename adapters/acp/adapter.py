@@ -31,6 +31,7 @@ from bridge.errors import (
     METHOD_NOT_FOUND,
     RESOURCE_NOT_FOUND,
     AgentExitedError,
+    AgentProtocolError,
     AgentStartError,
     RpcError,
 )
@@ -155,7 +156,8 @@ class AcpAdapter:
                 outbox,
                 router.on_request,
                 router.on_notification,
-                on_invalid=router.on_invalid,
+                on_noise=router.on_noise,
+                on_violation=router.on_violation,
             )
             link = _Link(proc, endpoint, router)
             async with anyio.create_task_group() as tg:
@@ -333,9 +335,9 @@ def _dict(value: Any) -> JsonObj:
     return value if isinstance(value, dict) else {}
 
 
+# Agent→client notifications of ACP besides session/update (`_` extensions go through too).
+_FORWARDED_NOTIFICATIONS = frozenset({"elicitation/complete"})
 # Update kinds the router looks into; everything else is forwarded without a second look.
-# The agent→client notifications of ACP v1 besides session/update.
-_NOTIFIED = frozenset({"elicitation/complete"})
 _WATCHED = frozenset({"usage_update", "current_mode_update", "config_option_update"})
 # What an agent's session/load replays: muted when the client asked for resume.
 _HISTORY = frozenset(
@@ -375,6 +377,7 @@ class _Router:
         # Set once the session is open: keeps made-up modes/config options in step.
         self.settings: AgentSettings | None = None
         self._bad_usage_logged = False
+        self._dropped_logged = False
 
     async def on_notification(self, note: jsonrpc.Notification) -> None:
         host = self.host
@@ -383,6 +386,11 @@ class _Router:
         if note.method == "session/update":
             update = note.params.get("update")
             kind = update.get("sessionUpdate") if isinstance(update, dict) else None
+            if not isinstance(kind, str):
+                # Not an update at all: forwarded, it would break every schema-checking client.
+                self._dropped("a session/update without an update kind", note.params)
+                host.touch()
+                return
             if self.mute_history and kind in _HISTORY:
                 host.touch()
                 return
@@ -399,15 +407,18 @@ class _Router:
                 return
             note.params["sessionId"] = host.session_id
             host.emit_params(note.params)
-        elif note.method not in _NOTIFIED and not note.method.startswith("_"):
-            # Not ACP (Qwen Code 0.24 sends `qwen/notify/...` without the extension prefix):
-            # a schema-checking client would reject it, so it stays here.
-            log.debug("agent %s sent a non-ACP notification %s (not forwarded)", self.agent, note.method)
-        else:
+        elif note.method in _FORWARDED_NOTIFICATIONS or note.method.startswith("_"):
             params = dict(note.params)
             if "sessionId" in params:
                 params["sessionId"] = host.session_id
             host.notify_client(note.method, params)
+        else:
+            self._dropped(f"a notification the client has no use for ({note.method:.100})", note.params)
+
+    def _dropped(self, what: str, params: Any) -> None:
+        if not self._dropped_logged:
+            self._dropped_logged = True
+            log.warning("agent %s sent %s (dropped; logged once): %.200s", self.agent, what, params)
 
     def _drop_usage(self, update: JsonObj) -> None:
         # Seen from claude-agent-acp 0.23 behind a gateway that omits the cache counters:
@@ -426,11 +437,15 @@ class _Router:
         params.pop("sessionId", None)
         return await host.request_client(req.method, params)
 
-    def on_invalid(self, msg: jsonrpc.Invalid) -> None:
+    def on_noise(self, line: bytes) -> None:
         # Banners, OAuth URLs, debug prints: logged and skipped, never forwarded, never fatal.
-        log.warning(
-            "agent %s wrote a non-JSON-RPC line on stdout (skipped): %s", self.agent, msg.error.message
-        )
+        log.warning("agent %s wrote a non-JSON-RPC line on stdout (skipped): %.200r", self.agent, line)
+
+    def on_violation(self, what: str) -> RpcError:
+        # Broken JSON-RPC (not mere noise): whatever waits on the agent — its turn — fails now
+        # with the reason, instead of waiting for the stall timeout. The agent keeps running.
+        log.warning("agent %s broke the protocol: it %s", self.agent, what)
+        return AgentProtocolError(self.agent, what)
 
 
 def create(spec: AgentSpec, env: AdapterEnv) -> AcpAdapter:

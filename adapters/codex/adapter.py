@@ -22,7 +22,7 @@ from adapters.codex.options import mcp_servers
 from adapters.codex.rpc import AppServer, method_not_found, stderr_tail
 from adapters.codex.session import CAPABILITIES, CodexSession
 from bridge.core.adapter import AdapterEnv, AgentProbe, AgentSpec, JsonObj, SessionHost, StartRequest
-from bridge.errors import AgentExitedError, AgentStartError
+from bridge.errors import AgentError, AgentExitedError, AgentStartError
 from bridge.process.agent_process import open_agent_process
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,9 @@ class _Quiet:
         return
 
     def closed(self, error: AgentExitedError) -> None:
+        return
+
+    def violation(self, error: AgentError) -> None:
         return
 
 

@@ -1,8 +1,9 @@
-"""The JSON-RPC link to one `codex app-server` process, over its stdio.
+"""The JSON-RPC link to one `codex app-server` process, over its stdio, on the daemon's one
+JSON-RPC peer (`bridge.rpc.endpoint`).
 
 App-server speaks JSON-RPC 2.0 without the `"jsonrpc"` member, one message per line, and
-numbers its own requests from 0: its ids and ours are separate spaces. This module only
-correlates our requests with their responses and hands everything else to a `Handler`:
+numbers its own requests from 0: its ids and ours are separate spaces. The endpoint correlates
+our requests with their responses and hands everything else to a `Handler`:
 
 - notifications are handled inline, in order, with no task hop (the hot path: thousands of
   deltas per turn), then `batch_done()` once per read so the handler can coalesce, and
@@ -10,23 +11,33 @@ correlates our requests with their responses and hands everything else to a `Han
 - server requests (approvals) each get a task, and are always answered — with the
   handler's result, or an error if it raised — so a turn never waits on a lost request.
 
-When the process's stdout ends, every pending request fails with `AgentExitedError`
-(exit code and stderr tail) and `exited` is set.
+A protocol violation (a line over the size limit, an invalid message, an answer to a request
+never sent) fails what waits on Codex — our requests, and the running turn through
+`violation()` — at once. When the process's stdout ends, every pending request fails with
+`AgentExitedError` (exit code and stderr tail) and `exited` is set.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import logging
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import anyio
-import orjson
 from anyio.abc import TaskStatus
 
-from bridge.errors import INTERNAL_ERROR, METHOD_NOT_FOUND, AgentError, AgentExitedError, RpcError
+from bridge.errors import (
+    INTERNAL_ERROR,
+    METHOD_NOT_FOUND,
+    AgentError,
+    AgentExitedError,
+    AgentProtocolError,
+    RpcError,
+)
 from bridge.process.agent_process import AgentProcess
+from bridge.rpc.endpoint import Endpoint
+from bridge.rpc.outbox import Outbox
+from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
 
 log = logging.getLogger(__name__)
@@ -47,6 +58,9 @@ class Handler(Protocol):
     def closed(self, error: AgentExitedError) -> None:
         """The process is gone (or being stopped): fail whatever waits on it."""
 
+    def violation(self, error: AgentError) -> None:
+        """Codex broke the protocol: fail the running turn with `error`."""
+
 
 class CodexRpcError(AgentError):
     """Codex answered one of our requests with an error."""
@@ -59,16 +73,6 @@ class CodexRpcError(AgentError):
         self.codex_error = error
 
 
-class _Pending:
-    __slots__ = ("done", "error", "method", "result")
-
-    def __init__(self, method: str) -> None:
-        self.method = method
-        self.done = anyio.Event()
-        self.result: Any = None
-        self.error: Exception | None = None
-
-
 class AppServer:
     def __init__(self, proc: AgentProcess, agent: str, handler: Handler, exit_grace: float = 2.0) -> None:
         self.proc = proc
@@ -77,52 +81,49 @@ class AppServer:
         self.exit_grace = exit_grace
         self.exited = anyio.Event()
         self.exit_error: AgentExitedError | None = None
-        self._ids = itertools.count(1)
-        self._pending: dict[int, _Pending] = {}
-        self._write_lock = anyio.Lock()
+        self._outbox = Outbox(self._write)
+        self.endpoint = Endpoint(
+            f"agent {agent}",
+            self._outbox,
+            self._on_request,
+            self._on_notification,
+            require_jsonrpc=False,
+            on_violation=self._violation,
+            peer_error=lambda method, error: CodexRpcError(agent, method, error),
+            cancel_method=None,  # app-server has no `$/cancel_request`; turns end by turn/interrupt
+        )
 
     # -- outbound ---------------------------------------------------------------------------
     async def request(self, method: str, params: JsonObj) -> Any:
         if self.exit_error is not None:
             raise self.exit_error
-        request_id = next(self._ids)
-        slot = self._pending[request_id] = _Pending(method)
-        try:
-            await self._send({"id": request_id, "method": method, "params": params})
-            await slot.done.wait()
-        finally:
-            self._pending.pop(request_id, None)
-        if slot.error is not None:
-            raise slot.error
-        return slot.result
+        return await self.endpoint.request(method, params)
 
     async def notify(self, method: str, params: JsonObj | None = None) -> None:
-        await self._send({"method": method} if params is None else {"method": method, "params": params})
+        self.endpoint.notify(method, params)
 
-    async def _send(self, message: JsonObj) -> None:
-        data = orjson.dumps(message) + b"\n"
+    async def _write(self, frames: list[bytes]) -> None:
         try:
-            async with self._write_lock:
-                await self.proc.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            # stdin is gone, so the process is exiting: report it the way the reader will.
-            with anyio.move_on_after(self.exit_grace * 2):
-                await self.exited.wait()
-            raise self.exit_error or AgentExitedError(self.agent, None, stderr_tail(self.proc)) from exc
+            await self.proc.send(b"\n".join(frames) + b"\n")
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            # stdin is gone, so the process is exiting: what waits fails with its exit status
+            # once the reader or the exit watcher sees it go.
+            self._outbox.close()
 
     # -- inbound ----------------------------------------------------------------------------
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Read until the process ends. Server requests run in this task group.
+        """Read until the process ends. Server requests run in the endpoint's task group.
 
         The end is whichever comes first, stdout's EOF or the process's exit: Codex's own
         children can keep stdout open after Codex died, and the stop ladder kills them later."""
         try:
             async with anyio.create_task_group() as tg:
-                task_status.started()
+                await tg.start(self._outbox.run)
                 ended = anyio.Event()
                 read_done, exited = anyio.Event(), anyio.Event()
-                tg.start_soon(self._read, tg, read_done, ended)
+                tg.start_soon(self._read, exited, read_done, ended)
                 tg.start_soon(self._wait_exit, exited, ended)
+                task_status.started()
                 await ended.wait()
                 with anyio.move_on_after(self.exit_grace):  # let the other side catch up
                     await read_done.wait()
@@ -133,68 +134,46 @@ class AppServer:
             if self.exit_error is None:  # cancelled: the bridge is closing the session
                 self._fail_all(AgentExitedError(self.agent, None, "the agent process was stopped"))
 
-    async def _read(self, tg: anyio.abc.TaskGroup, done: anyio.Event, ended: anyio.Event) -> None:
-        async for batch in self.proc.batches():
-            for line in batch:
-                self._dispatch(line, tg)
-            self.handler.batch_done()
-            await self.handler.drain()
+    async def _read(self, exited: anyio.Event, done: anyio.Event, ended: anyio.Event) -> None:
+        await self.endpoint.run(self._batches(exited))
         done.set()
         ended.set()
+
+    async def _batches(self, exited: anyio.Event) -> AsyncIterator[list[bytes | Oversize]]:
+        async for batch in self.proc.batches():
+            yield batch
+            # The endpoint handled the whole batch before asking for the next one.
+            self.handler.batch_done()
+            await self.handler.drain()
+        # stdout closed: fail what waits with the exit status, not as a bare closed pipe.
+        with anyio.move_on_after(self.exit_grace):
+            await exited.wait()
+        self._fail_all(AgentExitedError(self.agent, self.proc.returncode, stderr_tail(self.proc)))
 
     async def _wait_exit(self, done: anyio.Event, ended: anyio.Event) -> None:
         await self.proc.process.wait()
         done.set()
         ended.set()
 
-    def _dispatch(self, line: bytes | Oversize, tg: anyio.abc.TaskGroup) -> None:
-        if isinstance(line, Oversize):
-            log.warning("%s: dropped a %d-byte line from codex: %r", self.agent, line.size, line.head[:200])
-            return
-        try:
-            msg = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            log.warning("%s: codex wrote a line that is not JSON: %r", self.agent, line[:200])
-            return
-        if not isinstance(msg, dict):
-            return
-        method = msg.get("method")
-        if isinstance(method, str):
-            raw = msg.get("params")
-            params: JsonObj = raw if isinstance(raw, dict) else {}
-            if "id" in msg:
-                tg.start_soon(self._serve, msg["id"], method, params)
-            else:
-                self.handler.notification(method, params)
-            return
-        slot = self._pending.get(msg.get("id"))  # type: ignore[arg-type]
-        if slot is None:
-            log.debug("%s: response to an unknown request: %r", self.agent, msg)
-            return
-        error = msg.get("error")
-        if isinstance(error, dict):
-            slot.error = CodexRpcError(self.agent, slot.method, error)
-        else:
-            slot.result = msg.get("result")
-        slot.done.set()
+    async def _on_notification(self, note: jsonrpc.Notification) -> None:
+        self.handler.notification(note.method, note.params if isinstance(note.params, dict) else {})
 
-    async def _serve(self, request_id: Any, method: str, params: JsonObj) -> None:
-        try:
-            result = await self.handler.server_request(request_id, method, params)
-            reply: JsonObj = {"id": request_id, "result": result}
-        except RpcError as exc:
-            reply = {"id": request_id, "error": exc.to_dict()}
-        except Exception as exc:  # a bug of ours must still answer Codex, or its turn hangs
-            log.exception("%s: handling codex request %s failed", self.agent, method)
-            reply = {"id": request_id, "error": {"code": INTERNAL_ERROR, "message": str(exc)}}
-        with contextlib.suppress(AgentExitedError):  # nobody left to answer
-            await self._send(reply)
+    async def _on_request(self, req: jsonrpc.Request) -> Any:
+        return await self.handler.server_request(
+            req.id, req.method, req.params if isinstance(req.params, dict) else {}
+        )
+
+    def _violation(self, what: str) -> RpcError:
+        log.warning("%s: codex broke the protocol: it %s", self.agent, what)
+        error = AgentProtocolError(self.agent, what)
+        self.handler.violation(error)
+        return error
 
     def _fail_all(self, error: AgentExitedError) -> None:
+        if self.exit_error is not None:
+            return
         self.exit_error = error
-        for slot in self._pending.values():
-            slot.error = error
-            slot.done.set()
+        self.endpoint.close(error)
         self.exited.set()
         self.handler.closed(error)
 

@@ -296,6 +296,9 @@ class CodexSession:
 
     def closed(self, error: AgentExitedError) -> None:
         self._mcp_started.set()
+        self.violation(error)
+
+    def violation(self, error: AgentError) -> None:
         if self._turn is not None:
             self._turn.failure = error
             self._turn.done.set()

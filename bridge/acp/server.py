@@ -154,7 +154,10 @@ class AcpServer:
         transport: str,
         outbox_limit: int | None = None,
         read_only: bool = False,
+        drain: float = 0.0,
     ) -> ClientConnection:
+        """Serve one connection until `incoming` ends; requests in progress then get `drain`
+        seconds to be answered (stdio: a pipe's last requests)."""
         if self.tracer is not None:
             incoming, write = self.tracer.wrap_connection(incoming, write, transport)
         outbox = Outbox(
@@ -206,7 +209,7 @@ class AcpServer:
         async with anyio.create_task_group() as tg:
             await tg.start(run_outbox)
             try:
-                await endpoint.run(feed())
+                await endpoint.run(feed(), drain=drain)
             finally:
                 conn.gone = True
                 self._disconnected(conn)

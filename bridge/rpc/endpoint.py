@@ -2,22 +2,35 @@
 inbound request, correlation of our outbound requests, `$/cancel_request`, and the single
 place where exceptions become JSON-RPC errors.
 
-The endpoint is transport-agnostic: it consumes decoded lines/frames and writes frames
-to an `Outbox`. Notifications are handled inline in the receive loop (no task per
-message: `session/update` streams are the hot path and must keep their order).
+Every conversation of the daemon runs on it: the client connection, ACP agents, and Codex's
+app-server (JSON-RPC without the `"jsonrpc"` member: `require_jsonrpc=False`, which also
+leaves it out of what we send). The endpoint is transport-agnostic: it consumes decoded
+lines/frames and writes frames to an `Outbox`. Notifications are handled inline in the
+receive loop (no task per message: `session/update` streams are the hot path and must keep
+their order).
+
+Envelopes are validated (`bridge.wire.jsonrpc`) before any field is used, and nothing one
+message does ends the loop: a bad message costs that message (an error answer), or, for a
+peer given `on_violation` (agents), the requests waiting on that peer (the turn fails fast
+with a clear error instead of waiting for a stall timeout).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from bridge.errors import INTERNAL_ERROR, INVALID_REQUEST, REQUEST_CANCELLED, RpcError, find_rpc_error
+from bridge.errors import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    REQUEST_CANCELLED,
+    RpcError,
+    find_rpc_error,
+)
 from bridge.rpc.outbox import Outbox
 from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
@@ -27,6 +40,11 @@ log = logging.getLogger(__name__)
 # Answers a request: returns the `result`, or raises RpcError.
 RequestHandler = Callable[[jsonrpc.Request], Awaitable[Any]]
 NotificationHandler = Callable[[jsonrpc.Notification], Awaitable[None]]
+# (the method we called, the peer's error object) → what our caller gets raised.
+PeerError = Callable[[str, jsonrpc.JsonObj], RpcError]
+# A protocol violation, described ("answered a request it was never sent …") → the error that
+# fails every request waiting on the peer.
+Violation = Callable[[str], RpcError]
 
 
 class ConnectionClosed(RpcError):
@@ -34,11 +52,31 @@ class ConnectionClosed(RpcError):
         super().__init__(INTERNAL_ERROR, f"connection to {peer} closed")
 
 
-@dataclass
 class _Pending:
-    done: anyio.Event = field(default_factory=anyio.Event)
-    result: Any = None
-    error: RpcError | None = None
+    __slots__ = ("done", "error", "method", "result")
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.done = anyio.Event()
+        self.result: Any = None
+        self.error: RpcError | None = None
+
+    def fail(self, error: RpcError) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
+
+
+def _peer_error(method: str, error: jsonrpc.JsonObj) -> RpcError:
+    # Validated by `jsonrpc.classify`: an int32 code and a string message.
+    return RpcError(error["code"], error["message"], error.get("data"))
+
+
+def _looks_like_json(line: bytes) -> bool:
+    first = line[:1]
+    if first.isspace():
+        first = line.lstrip()[:1]
+    return first in (b"{", b"[")
 
 
 class Endpoint:
@@ -50,19 +88,46 @@ class Endpoint:
         on_notification: NotificationHandler,
         *,
         require_jsonrpc: bool = True,
-        on_invalid: Callable[[jsonrpc.Invalid], None] | None = None,
+        on_noise: Callable[[bytes], None] | None = None,
+        on_violation: Violation | None = None,
+        peer_error: PeerError = _peer_error,
+        cancel_method: str | None = "$/cancel_request",
+        max_depth: int = jsonrpc.MAX_DEPTH,
     ) -> None:
+        """`on_noise`: lines that are not JSON at all (an agent's banner) go there instead of
+        being protocol errors. `on_violation`: the peer's protocol violations (a line over the
+        size limit, an invalid envelope, an answer to a request never sent) fail every request
+        waiting on it with the error this returns, instead of being answered with an error."""
         self.peer = peer
         self.outbox = outbox
         self._on_request = on_request
         self._on_notification = on_notification
         self._require_jsonrpc = require_jsonrpc
-        self._on_invalid = on_invalid
+        self._on_noise = on_noise
+        self._on_violation = on_violation
+        self._peer_error = peer_error
+        self._cancel_method = cancel_method
+        self._max_depth = max_depth
         self._next_id = 0
-        self._pending: dict[Any, _Pending] = {}
+        self._pending: dict[int, _Pending] = {}
         self._inflight: dict[Any, anyio.CancelScope] = {}
+        self._idle = anyio.Event()
+        self._idle.set()
         self._tg: TaskGroup | None = None
         self._closed_error: RpcError | None = None
+
+    # -- frames ----------------------------------------------------------------------------------
+    def _frame(self, msg: jsonrpc.JsonObj) -> bytes:
+        return jsonrpc.encode({"jsonrpc": "2.0", **msg} if self._require_jsonrpc else msg)
+
+    def _error_frame(self, rid: Any, error: RpcError) -> bytes:
+        try:
+            return self._frame({"id": rid, "error": error.to_dict()})
+        except TypeError:  # its `data` cannot be encoded: the code and message still go out
+            return self._frame({"id": rid, "error": {"code": error.code, "message": error.message}})
+
+    def _notification_frame(self, method: str, params: Any) -> bytes:
+        return self._frame({"method": method} if params is None else {"method": method, "params": params})
 
     # -- outbound ------------------------------------------------------------------------
     async def request(self, method: str, params: Any) -> Any:
@@ -72,14 +137,19 @@ class Endpoint:
             raise self._closed_error
         self._next_id += 1
         rid = self._next_id
-        slot = _Pending()
+        slot = _Pending(method)
+        frame = self._frame(
+            {"id": rid, "method": method}
+            if params is None
+            else {"id": rid, "method": method, "params": params}
+        )
         self._pending[rid] = slot
         try:
-            self.outbox.put(jsonrpc.request_frame(rid, method, params))
+            self.outbox.put(frame)
             await slot.done.wait()
         except anyio.get_cancelled_exc_class():
-            if rid in self._pending and self._closed_error is None:
-                self.outbox.put(jsonrpc.notification_frame("$/cancel_request", {"requestId": rid}))
+            if not slot.done.is_set() and self._closed_error is None and self._cancel_method:
+                self.outbox.put(self._notification_frame(self._cancel_method, {"requestId": rid}))
             raise
         finally:
             self._pending.pop(rid, None)
@@ -88,7 +158,7 @@ class Endpoint:
         return slot.result
 
     def notify(self, method: str, params: Any) -> None:
-        self.outbox.put(jsonrpc.notification_frame(method, params))
+        self.outbox.put(self._notification_frame(method, params))
 
     def send_frame(self, frame: bytes) -> None:
         self.outbox.put(frame)
@@ -100,92 +170,150 @@ class Endpoint:
             return
         self._closed_error = error or ConnectionClosed(self.peer)
         for slot in self._pending.values():
-            slot.error = self._closed_error
-            slot.done.set()
+            slot.fail(self._closed_error)
 
     # -- inbound ---------------------------------------------------------------------------
     async def run(
         self,
         incoming: AsyncIterable[list[bytes | Oversize]],
         *,
+        drain: float = 0.0,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve until `incoming` ends. In-flight inbound requests are cancelled then."""
+        """Serve until `incoming` ends. Requests still being answered then get up to `drain`
+        seconds to finish (a client that wrote its requests and closed its input, as a pipe
+        does, still reads the answers); then they are cancelled."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
             task_status.started()
             async for batch in incoming:
                 for item in batch:
                     await self.receive(item)
+            if drain > 0 and self._inflight:
+                with anyio.move_on_after(drain):
+                    await self._idle.wait()
             tg.cancel_scope.cancel()
         self.close()
 
     async def receive(self, item: bytes | Oversize) -> None:
+        """Handle one line or frame. Whatever it contains, the loop goes on: a failure of
+        ours while handling it is logged and costs only this message."""
+        try:
+            await self._receive(item)
+        except Exception:
+            log.exception("%s: handling a message failed (message dropped)", self.peer)
+
+    async def _receive(self, item: bytes | Oversize) -> None:
         if isinstance(item, Oversize):
-            rid = jsonrpc.id_from_head(item.head)
+            if self._on_violation is not None:
+                self._violation(f"wrote a message of {item.size} bytes, over the size limit")
+                return
             err = RpcError(INVALID_REQUEST, f"message of {item.size} bytes exceeds the size limit")
-            self._invalid(jsonrpc.Invalid(err, rid))
+            self._invalid(jsonrpc.Invalid(err, jsonrpc.id_from_head(item.head)))
             return
-        msg = jsonrpc.decode(item, require_jsonrpc=self._require_jsonrpc)
+        if self._on_noise is not None and not _looks_like_json(item):
+            self._on_noise(item)
+            return
+        msg = jsonrpc.decode(item, require_jsonrpc=self._require_jsonrpc, max_depth=self._max_depth)
         if isinstance(msg, jsonrpc.Notification):
-            if msg.method == "$/cancel_request":
+            if self._cancel_method is not None and msg.method == self._cancel_method:
                 self._cancel_inbound(msg.params)
                 return
             try:
                 await self._on_notification(msg)
             except RpcError as exc:
-                log.info("%s: notification %s failed: %s", self.peer, msg.method, exc.message)
+                log.info("%s: notification %.100s failed: %s", self.peer, msg.method, exc.message)
         elif isinstance(msg, jsonrpc.Response):
-            slot = self._pending.get(msg.id)
-            if slot is None:
-                log.info("%s: response to unknown request id %r dropped", self.peer, msg.id)
-                return
-            if msg.error is not None:
-                slot.error = RpcError(
-                    int(msg.error.get("code", INTERNAL_ERROR)),
-                    str(msg.error.get("message", "")),
-                    msg.error.get("data"),
-                )
-            else:
-                slot.result = msg.result
-            slot.done.set()
+            self._answered(msg)
         elif isinstance(msg, jsonrpc.Request):
-            assert self._tg is not None
-            self._tg.start_soon(self._serve_request, msg)
+            self._start(msg)
         else:
             self._invalid(msg)
 
-    def _invalid(self, msg: jsonrpc.Invalid) -> None:
-        if self._on_invalid is not None:
-            self._on_invalid(msg)
+    def _answered(self, msg: jsonrpc.Response) -> None:
+        slot = self._pending.get(msg.id) if isinstance(msg.id, int) else None
+        if slot is None:
+            if isinstance(msg.id, int) and 0 < msg.id <= self._next_id:
+                # One we stopped waiting for (cancelled, timed out, failed): nothing to do.
+                log.debug("%s: late answer to request %d dropped", self.peer, msg.id)
+            else:
+                self._violation(f"answered a request it was never sent (id {msg.id!r:.60})")
+            return
+        if msg.error is not None:
+            slot.error = self._peer_error(slot.method, msg.error)
         else:
-            self.outbox.put(jsonrpc.error_frame(msg.id, msg.error))
+            slot.result = msg.result
+        slot.done.set()
+
+    def _invalid(self, msg: jsonrpc.Invalid) -> None:
+        slot = self._pending.get(msg.reply_to) if isinstance(msg.reply_to, int) else None
+        if self._on_violation is not None:
+            self._violation(f"wrote an invalid message: {msg.error.message}")
+            return
+        if slot is not None:
+            # A malformed answer to one of our requests: its waiter fails rather than waits.
+            slot.fail(
+                RpcError(
+                    INVALID_REQUEST,
+                    f"{self.peer} answered {slot.method} with an invalid response: {msg.error.message}",
+                )
+            )
+        self.outbox.put(self._error_frame(msg.id, msg.error))
+
+    def _violation(self, what: str) -> None:
+        if self._on_violation is None:
+            log.info("%s %s (ignored)", self.peer, what)
+            return
+        error = self._on_violation(what)
+        for slot in self._pending.values():
+            slot.fail(error)
 
     def _cancel_inbound(self, params: Any) -> None:
         rid = params.get("requestId") if isinstance(params, dict) else None
+        if rid is None or not jsonrpc.valid_id(rid):
+            log.info("%s: $/cancel_request without a valid requestId ignored", self.peer)
+            return
         scope = self._inflight.get(rid)
         if scope is not None:
             scope.cancel()
 
-    async def _serve_request(self, req: jsonrpc.Request) -> None:
-        # The one boundary where failures become JSON-RPC errors.
-        with anyio.CancelScope() as scope:
-            self._inflight[req.id] = scope
-            try:
-                result = await self._on_request(req)
-            except RpcError as exc:
-                self.outbox.put(jsonrpc.error_frame(req.id, exc))
-                return
-            except Exception as exc:
-                found = find_rpc_error(exc)
-                if found is None:
-                    log.exception("%s: %s failed", self.peer, req.method)
-                    found = RpcError(INTERNAL_ERROR, f"internal error in the bridge: {exc!r}")
-                self.outbox.put(jsonrpc.error_frame(req.id, found))
-                return
-            finally:
-                self._inflight.pop(req.id, None)
-            self.outbox.put(jsonrpc.result_frame(req.id, result))
+    def _start(self, req: jsonrpc.Request) -> None:
+        if req.id in self._inflight:
+            # Answering with that id would look like the answer to the first request.
+            err = RpcError(
+                INVALID_REQUEST, f"request id {req.id!r:.60} is already in use by a request in progress"
+            )
+            self._invalid(jsonrpc.Invalid(err))
             return
-        # Only reached when the scope was cancelled by `$/cancel_request`.
-        self.outbox.put(jsonrpc.error_frame(req.id, RpcError(REQUEST_CANCELLED, "request cancelled")))
+        assert self._tg is not None
+        # Registered before the task starts: a `$/cancel_request` or the end of the input
+        # right behind the request still finds it.
+        scope = self._inflight[req.id] = anyio.CancelScope()
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+        self._tg.start_soon(self._serve_request, req, scope)
+
+    async def _serve_request(self, req: jsonrpc.Request, scope: anyio.CancelScope) -> None:
+        try:
+            with scope:
+                try:
+                    result = await self._on_request(req)
+                    frame = self._frame({"id": req.id, "result": result})
+                except Exception as exc:
+                    frame = self._error_frame(req.id, self._as_error(req, exc))
+                self.outbox.put(frame)
+            if scope.cancelled_caught:
+                self.outbox.put(self._error_frame(req.id, RpcError(REQUEST_CANCELLED, "request cancelled")))
+        finally:
+            self._inflight.pop(req.id, None)
+            if not self._inflight:
+                self._idle.set()
+
+    def _as_error(self, req: jsonrpc.Request, exc: Exception) -> RpcError:
+        # The one boundary where failures become JSON-RPC errors: an RpcError travels as it is
+        # (its message keeps its meaning); anything else is a bug of ours, logged with its trace.
+        found = find_rpc_error(exc)
+        if found is None:
+            log.exception("%s: %.100s failed", self.peer, req.method)
+            found = RpcError(INTERNAL_ERROR, f"internal error in the bridge: {exc!r:.500}")
+        return found

@@ -17,6 +17,10 @@ import anyio
 from bridge.wire.framing import DEFAULT_MAX_LINE, LineDecoder, Oversize
 
 READ_CHUNK = 256 * 1024
+# At stdin EOF, requests already read get this long to be answered before the daemon stops:
+# `echo '<request>' | agent-bridge` prints its answer. Bounded, so a closing editor with a
+# turn running still sees the daemon exit promptly.
+EOF_DRAIN = 5.0
 
 
 @contextlib.contextmanager

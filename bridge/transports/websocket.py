@@ -402,6 +402,11 @@ class WebSocketTransport:
             except* ClientTooSlow:
                 code = CloseCode.POLICY_VIOLATION
                 reason = f"client too slow: it read nothing for {self.options.send_timeout:g} s"
+            except* Exception:
+                # A failure of ours on one connection ends that connection, never the listener
+                # and the other clients' sessions.
+                log.exception("WebSocket connection from %s failed", peer)
+                code, reason = CloseCode.INTERNAL_ERROR, "internal error"
             else:
                 if conn.outbox.overflowed:
                     code = CloseCode.POLICY_VIOLATION

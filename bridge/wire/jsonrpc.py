@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from bridge.errors import INVALID_REQUEST, PARSE_ERROR, RpcError
+from bridge.errors import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, RpcError
 
 JsonObj = dict[str, Any]
 
@@ -41,13 +41,32 @@ class Response:
 
 @dataclass(frozen=True, slots=True)
 class Invalid:
-    """Not a usable message; `id` is the request id when it could be read."""
+    """Not a usable message; `id` is the request id when it could be read. `reply_to` is the
+    id of one of our requests when the message was a malformed answer to it (its waiter
+    must not wait forever); the error to the peer then carries `id: null`, not that id."""
 
     error: RpcError
     id: Any = None
+    reply_to: Any = None
 
 
 Message = Request | Notification | Response | Invalid
+
+# Deeper than this, a message is refused at the edge. orjson reads 1024 levels but writes only
+# ~254, and what the daemon sends on (the log, `_bridge/session/events`, the trace) wraps a
+# message in a few more levels: anything it accepts must stay encodable. ACP messages are a
+# dozen levels deep at most (tool-call inputs included).
+MAX_DEPTH = 128
+# ACP's `RequestId` is an int64; a larger id could be echoed but not stored or compared
+# reliably by the peer.
+_ID_MIN, _ID_MAX = -(2**63), 2**63 - 1
+
+
+def valid_id(rid: Any) -> bool:
+    """String, int64 or null: usable as a dict key and echoed exactly."""
+    if rid is None or isinstance(rid, str):
+        return True
+    return type(rid) is int and _ID_MIN <= rid <= _ID_MAX
 
 
 def classify(obj: Any, *, require_jsonrpc: bool = True) -> Message:
@@ -58,35 +77,83 @@ def classify(obj: Any, *, require_jsonrpc: bool = True) -> Message:
             RpcError(INVALID_REQUEST, 'missing or wrong "jsonrpc" member (must be "2.0")'), _id(obj)
         )
     method = obj.get("method")
-    if method is None:
-        if "id" in obj and ("result" in obj or "error" in obj):
-            err = obj.get("error")
-            return Response(obj["id"], obj.get("result"), err if isinstance(err, dict) else None, obj)
-        return Invalid(RpcError(INVALID_REQUEST, 'a request needs a string "method"'), _id(obj))
+    if method is None and "method" not in obj and ("result" in obj or "error" in obj):
+        return _response(obj)
     if not isinstance(method, str):
-        return Invalid(RpcError(INVALID_REQUEST, '"method" must be a string'), _id(obj))
+        what = 'a request needs a string "method"' if method is None else '"method" must be a string'
+        return Invalid(RpcError(INVALID_REQUEST, what), _id(obj))
     params = obj.get("params")
     if params is not None and not isinstance(params, dict | list):
         return Invalid(RpcError(INVALID_REQUEST, '"params" must be an object or an array'), _id(obj))
     if "id" in obj:
         rid = obj["id"]
-        if (rid is not None and not isinstance(rid, str | int)) or isinstance(rid, bool):
-            return Invalid(RpcError(INVALID_REQUEST, '"id" must be a string, a number or null'))
+        if not valid_id(rid):
+            return Invalid(RpcError(INVALID_REQUEST, '"id" must be a string, an integer (int64) or null'))
         return Request(rid, method, params, obj)
     return Notification(method, params, obj)
 
 
+def _response(obj: JsonObj) -> Message:
+    if "id" not in obj:
+        return Invalid(RpcError(INVALID_REQUEST, 'a response needs an "id"'))
+    rid = obj["id"]
+    if not valid_id(rid):
+        return Invalid(
+            RpcError(INVALID_REQUEST, 'a response "id" must be a string, an integer (int64) or null')
+        )
+    if "result" in obj and "error" in obj:
+        return Invalid(
+            RpcError(INVALID_REQUEST, 'a response has "result" or "error", not both'), reply_to=rid
+        )
+    if "error" not in obj:
+        return Response(rid, obj["result"], None, obj)
+    err = obj["error"]
+    if not isinstance(err, dict):
+        return Invalid(RpcError(INVALID_REQUEST, '"error" must be an object'), reply_to=rid)
+    code = err.get("code")
+    if type(code) is not int or not -(2**31) <= code < 2**31:
+        return Invalid(RpcError(INVALID_REQUEST, '"error.code" must be an integer (int32)'), reply_to=rid)
+    if not isinstance(err.get("message"), str):
+        return Invalid(RpcError(INVALID_REQUEST, '"error.message" must be a string'), reply_to=rid)
+    return Response(rid, None, err, obj)
+
+
 def _id(obj: JsonObj) -> Any:
     rid = obj.get("id")
-    return rid if isinstance(rid, str | int) and not isinstance(rid, bool) else None
+    return rid if valid_id(rid) else None
 
 
-def decode(line: bytes, *, require_jsonrpc: bool = True) -> Message:
+def too_deep(line: bytes, obj: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `obj` (decoded from `line`) nests more than `limit` arrays/objects. Counting the
+    brackets of the raw line (two C-speed passes) clears almost every message without a walk."""
+    if line.count(b"{") + line.count(b"[") <= limit:
+        return False
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
+    return False
+
+
+def decode(line: bytes, *, require_jsonrpc: bool = True, max_depth: int = MAX_DEPTH) -> Message:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         return Invalid(RpcError(PARSE_ERROR, f"invalid JSON: {exc}"))
-    return classify(obj, require_jsonrpc=require_jsonrpc)
+    msg = classify(obj, require_jsonrpc=require_jsonrpc)
+    if isinstance(msg, Invalid) or not too_deep(line, obj, max_depth):
+        return msg
+    what = f"nested deeper than {max_depth} levels"
+    if isinstance(msg, Request):
+        return Invalid(RpcError(INVALID_PARAMS, f"params {what}", {"field": "params"}), msg.id)
+    if isinstance(msg, Response):
+        return Invalid(RpcError(INVALID_REQUEST, f"response {what}"), reply_to=msg.id)
+    return Invalid(RpcError(INVALID_REQUEST, f"notification {msg.method!r:.100} {what}"))
 
 
 def id_from_head(head: bytes) -> Any:
@@ -97,9 +164,10 @@ def id_from_head(head: bytes) -> Any:
     if not m:
         return None
     try:
-        return orjson.loads(m.group(1))
+        rid = orjson.loads(m.group(1))
     except orjson.JSONDecodeError:
         return None
+    return rid if valid_id(rid) else None
 
 
 def encode(obj: JsonObj) -> bytes:

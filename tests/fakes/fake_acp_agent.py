@@ -16,12 +16,18 @@ The first word of the prompt text picks the behaviour:
   spawn                starts a grandchild that setsid()s away, then hangs
   plan                 a plan update
   usage                a turn whose result carries the unstable `usage` field
+  gate N PATH          N/2 chunks, then waits until PATH exists, then the other N/2 (a turn that
+                       is provably still running while a test does something else)
+  inject B64           writes the base64-decoded bytes to stdout as they are ($SID becomes the
+                       session id), then one chunk "injected" and end_turn (hostile agent output)
+  inject_big N         a line of N bytes, then as inject
 Environment: FAKE_ACP_START=exit|noinit|banner|authreq, FAKE_ACP_STATE=DIR (sessions kept
 there so load/resume work across processes), FAKE_ACP_CAPS=json (agentCapabilities override).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -238,6 +244,24 @@ def run_prompt(rid: int, params: dict) -> None:
                 "_meta": {"vendor.example/trace": "abc"},
             },
         )
+    elif word == "gate":
+        count, path = rest.split(maxsplit=1)
+        n = int(count)
+        for i in range(n):
+            if i == n // 2:
+                while not os.path.exists(path):
+                    time.sleep(0.01)
+            chunk(sid, f"chunk {i} ")
+    elif word in ("inject", "inject_big"):
+        if word == "inject":
+            data = base64.b64decode(rest).replace(b"$SID", sid.encode())
+        else:
+            data = b'{"jsonrpc":"2.0","method":"x","params":"' + b"a" * int(rest) + b'"}\n'
+        with out_lock:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        chunk(sid, "injected")
     elif word == "plan":
         update(
             sid,
