@@ -223,7 +223,10 @@ def _text_blocks() -> st.SearchStrategy[Any]:
 
 def params_for(session_ids: Sequence[str], cwd: str) -> st.SearchStrategy[Any]:
     """Params of any method: the fields the daemon's methods read, each plausible or hostile."""
-    numbers = st.integers(min_value=-(2**70), max_value=2**70) | hostile
+    # The edges of int64 and u64 too: orjson reads up to 2**64 - 1 as an int, a store column
+    # holds up to 2**63 - 1.
+    edges = st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, -(2**63), -(2**63) - 1])
+    numbers = st.one_of(st.integers(min_value=-(2**70), max_value=2**70), edges, hostile)
     fields: dict[str, st.SearchStrategy[Any]] = {
         "sessionId": _often(st.sampled_from([*session_ids, "sess_unknown", ""])),
         "cwd": _often(st.sampled_from([cwd, "relative/dir", "/no/such/dir"])),

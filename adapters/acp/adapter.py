@@ -158,6 +158,7 @@ class AcpAdapter:
                 router.on_notification,
                 on_noise=router.on_noise,
                 on_violation=router.on_violation,
+                int64=False,  # relayed, never stored as numbers
             )
             link = _Link(proc, endpoint, router)
             async with anyio.create_task_group() as tg:

@@ -89,6 +89,7 @@ class AppServer:
             self._on_notification,
             require_jsonrpc=False,
             on_violation=self._violation,
+            int64=False,  # relayed, never stored as numbers
             peer_error=lambda method, error: CodexRpcError(agent, method, error),
             cancel_method=None,  # app-server has no `$/cancel_request`; turns end by turn/interrupt
         )

@@ -93,9 +93,12 @@ class Endpoint:
         peer_error: PeerError = _peer_error,
         cancel_method: str | None = "$/cancel_request",
         max_depth: int = jsonrpc.MAX_DEPTH,
+        int64: bool = True,
     ) -> None:
         """`on_noise`: lines that are not JSON at all (an agent's banner) go there instead of
-        being protocol errors. `on_violation`: the peer's protocol violations (a line over the
+        being protocol errors. `int64`: integers past 64 bits are refused (-32602): a client's
+        params reach integer columns of the store; agents' messages are relayed, and pass
+        False. `on_violation`: the peer's protocol violations (a line over the
         size limit, an invalid envelope, an answer to a request never sent) fail every request
         waiting on it with the error this returns, instead of being answered with an error."""
         self.peer = peer
@@ -108,6 +111,7 @@ class Endpoint:
         self._peer_error = peer_error
         self._cancel_method = cancel_method
         self._max_depth = max_depth
+        self._int64 = int64
         self._next_id = 0
         self._pending: dict[int, _Pending] = {}
         self._inflight: dict[Any, anyio.CancelScope] = {}
@@ -214,7 +218,9 @@ class Endpoint:
         if self._on_noise is not None and not _looks_like_json(item):
             self._on_noise(item)
             return
-        msg = jsonrpc.decode(item, require_jsonrpc=self._require_jsonrpc, max_depth=self._max_depth)
+        msg = jsonrpc.decode(
+            item, require_jsonrpc=self._require_jsonrpc, max_depth=self._max_depth, int64=self._int64
+        )
         if isinstance(msg, jsonrpc.Notification):
             if self._cancel_method is not None and msg.method == self._cancel_method:
                 self._cancel_inbound(msg.params)

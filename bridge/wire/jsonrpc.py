@@ -6,6 +6,7 @@ exactly one place that turns them into error responses.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,31 +125,55 @@ def _id(obj: JsonObj) -> Any:
 
 
 def too_deep(line: bytes, obj: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether `obj` (decoded from `line`) nests more than `limit` arrays/objects. Counting the
-    brackets of the raw line (two C-speed passes) clears almost every message without a walk."""
-    if line.count(b"{") + line.count(b"[") <= limit:
-        return False
+    """Whether `obj` (decoded from `line`) nests more than `limit` arrays/objects."""
+    return _unusable(line, obj, limit, int64=False) is not None
+
+
+# 19 digits in a row: the shortest text of an integer outside int64 (and a cheap pre-check).
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def _unusable(line: bytes, obj: Any, limit: int, *, int64: bool) -> str | None:
+    """Why `obj` (decoded from `line`) is beyond what the daemon can carry on: nesting past
+    `limit`, or (`int64`) an integer a 64-bit store column cannot hold. Counting brackets and
+    looking for a run of digits in the raw line (C-speed passes) clears almost every message
+    without a walk."""
+    deep = line.count(b"{") + line.count(b"[") > limit
+    long = int64 and _LONG_DIGITS.search(line) is not None
+    if not deep and not long:
+        return None
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
         value, depth = stack.pop()
-        if depth > limit:
-            return True
         if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
+            children: Any = value.values()
         elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
-    return False
+            children = value
+        else:
+            if long and type(value) is int and not _ID_MIN <= value <= _ID_MAX:
+                return "hold an integer outside the 64-bit range"
+            continue
+        if depth > limit:
+            return f"nested deeper than {limit} levels"
+        stack.extend((v, depth + 1) for v in children if long or isinstance(v, dict | list))
+    return None
 
 
-def decode(line: bytes, *, require_jsonrpc: bool = True, max_depth: int = MAX_DEPTH) -> Message:
+def decode(
+    line: bytes, *, require_jsonrpc: bool = True, max_depth: int = MAX_DEPTH, int64: bool = False
+) -> Message:
+    """`int64`: refuse integers past 64 bits too (a client's params reach the store's integer
+    columns; what an agent sends is only relayed, and orjson writes back all it reads)."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         return Invalid(RpcError(PARSE_ERROR, f"invalid JSON: {exc}"))
     msg = classify(obj, require_jsonrpc=require_jsonrpc)
-    if isinstance(msg, Invalid) or not too_deep(line, obj, max_depth):
+    if isinstance(msg, Invalid):
         return msg
-    what = f"nested deeper than {max_depth} levels"
+    what = _unusable(line, obj, max_depth, int64=int64)
+    if what is None:
+        return msg
     if isinstance(msg, Request):
         return Invalid(RpcError(INVALID_PARAMS, f"params {what}", {"field": "params"}), msg.id)
     if isinstance(msg, Response):
@@ -158,8 +183,6 @@ def decode(line: bytes, *, require_jsonrpc: bool = True, max_depth: int = MAX_DE
 
 def id_from_head(head: bytes) -> Any:
     """Best effort: the `"id"` of an oversized request from its first bytes."""
-    import re
-
     m = re.search(rb'"id"\s*:\s*("(?:[^"\\]|\\.){0,200}"|-?\d{1,18})', head)
     if not m:
         return None

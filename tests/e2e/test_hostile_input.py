@@ -27,7 +27,7 @@ from tests.acp_client import AcpClient
 from tests.conftest import bridge_cmd, fake_agent_config, subprocess_env
 from tests.daemon_proc import daemon_process
 from tests.e2e.ws_support import ws_client, ws_daemon
-from tests.hostile import FUZZ, KNOWN_BAD, chunks_seen, envelopes, send_checked
+from tests.hostile import FUZZ, KNOWN_BAD, chunks_seen, envelopes, frame, send_checked
 
 CHUNKS = 40
 
@@ -49,7 +49,15 @@ def _turn(portal: BlockingPortal, client: AcpClient, cwd: str, gate: Path) -> It
 def _hostile_then_fuzz(portal: BlockingPortal, client: AcpClient, cwd: str) -> None:
     client.validate = False  # checked per frame by send_checked, with a readable failure
     own = portal.call(client.new_session, cwd)
-    for name, f in KNOWN_BAD:
+    past_int64 = frame(
+        {
+            "jsonrpc": "2.0",
+            "id": "events-past-int64",
+            "method": "_bridge/session/events",
+            "params": {"sessionId": own, "after": 2**64 - 1},
+        }
+    )
+    for name, f in [*KNOWN_BAD, ("an integer a store column cannot hold", past_int64)]:
         try:
             portal.call(send_checked, client, f)
         except BaseException as exc:

@@ -87,6 +87,17 @@ def test_whatever_decodes_is_usable_and_re_encodable(text: str) -> None:
         assert type(msg.error["code"]) is int and isinstance(msg.error["message"], str)
 
 
+def test_integers_past_int64_are_refused_for_clients_only() -> None:
+    line = b'{"jsonrpc":"2.0","id":1,"method":"m","params":{"after":18446744073709551615}}'
+    refused = jsonrpc.decode(line, int64=True)
+    assert isinstance(refused, jsonrpc.Invalid) and refused.error.code == INVALID_PARAMS
+    assert isinstance(jsonrpc.decode(line), jsonrpc.Request)  # an agent's, relayed as it is
+    edge = (
+        b'{"jsonrpc":"2.0","id":1,"method":"m","params":{"a":9223372036854775807,"t":"12345678901234567890"}}'
+    )
+    assert isinstance(jsonrpc.decode(edge, int64=True), jsonrpc.Request)
+
+
 def test_depth_is_refused_past_the_limit_only() -> None:
     ok = dump({"jsonrpc": "2.0", "id": 1, "method": "m", "params": nested(jsonrpc.MAX_DEPTH - 1)})
     assert isinstance(jsonrpc.decode(ok.encode()), jsonrpc.Request)
