@@ -391,6 +391,9 @@ class SessionManager:
                 raise _restart_limit_error(session, crashed, recent[0] + RESTART_WINDOW - now)
             session.restart_times.append(now)
             await anyio.sleep(min(2.0, 0.25 * (2 ** (len(recent)))))
+        # An agent the bridge stopped (forced cancel, stall) may still be exiting: the new one
+        # must not meet it holding the session.
+        await self._agent_gone(session)
         session.restarts += 1
         params = session.restart_params
         assert params is not None
@@ -416,6 +419,9 @@ class SessionManager:
         session.status = "closed"
         self.sessions.pop(session.session_id, None)
         session.record_event({"type": "closed"})
+        # Answered once the agent is gone: a load or resume right after must not meet the old
+        # process still holding the session (Claude Code refuses a session in use).
+        await self._agent_gone(session)
         with anyio.CancelScope(shield=True):
             await self.save(session.session_id, status="closed", touch=False)
             await self.ownership.release(session.session_id)
@@ -437,6 +443,13 @@ class SessionManager:
         if session.run_scope is not None:
             session.run_scope.cancel()
         self.sessions.pop(session.session_id, None)
+
+    async def _agent_gone(self, session: Session) -> None:
+        # The stop ladder is bounded by about four grace periods.
+        stopped = session.agent_stopped
+        if session.run_scope is not None and stopped is not None:
+            with anyio.move_on_after(4 * self.env.stop_grace + 1):
+                await stopped.wait()
 
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):
