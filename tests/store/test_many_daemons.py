@@ -92,35 +92,36 @@ async def test_two_daemons_streaming_into_one_file_keep_both_logs_complete(tmp_p
     config = shared_config(tmp_path)
     chunks = 3000
 
-    async def stream(d: DaemonProc, out: dict[str, AcpClient]) -> None:
+    async def stream(d: DaemonProc, out: dict[str, DaemonProc]) -> None:
         c = d.client
         await c.initialize()
         sids = [await c.new_session(str(tmp_path)) for _ in range(2)]
         async with anyio.create_task_group() as tg:
             for sid in sids:
-                out[sid] = c
+                out[sid] = d
                 tg.start_soon(c.prompt, sid, f"stream {chunks}")
 
     async with (
         daemon_process(daemon_args(tmp_path, config)) as d1,
         daemon_process(daemon_args(tmp_path, config)) as d2,
     ):
-        clients: dict[str, AcpClient] = {}
+        owners: dict[str, DaemonProc] = {}
         with anyio.fail_after(180):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(stream, d1, clients)
-                tg.start_soon(stream, d2, clients)
-        assert len(clients) == 4
-        for sid, c in clients.items():
+                tg.start_soon(stream, d1, owners)
+                tg.start_soon(stream, d2, owners)
+        assert len(owners) == 4
+        for sid, d in owners.items():
+            c = d.client
             events = await all_events(c, sid)
             assert_gap_free(events)
             got = [e for e in events if "chunk " in json.dumps(e["message"])]
-            assert len(got) == chunks, sid
+            assert len(got) == chunks, (sid, d.stderr.decode(errors="replace")[-3000:])
             assert not interrupted(events)
             # What the client received is exactly what the log holds.
             assert c.text(sid).count("chunk ") == chunks
         # Each daemon reads the other's logs too, complete.
-        for sid in clients:
+        for sid in owners:
             assert_gap_free(await all_events(d1.client, sid))
 
 
