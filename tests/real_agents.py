@@ -36,6 +36,11 @@ PACKAGES = {
     "claude-agent-acp": "@agentclientprotocol/claude-agent-acp",
     "codex-acp": "@agentclientprotocol/codex-acp",
 }
+# The Zed adapters' former package names: an older set (the oldest tested versions) has them.
+FORMER = {
+    "claude-agent-acp": "@zed-industries/claude-agent-acp",
+    "codex-acp": "@zed-industries/codex-acp",
+}
 
 
 def required() -> bool:
@@ -60,9 +65,20 @@ def package_path(*parts: str) -> Path:
 
 
 def installed_version(cli: str) -> str:
-    """The version of the installed package behind CLI `cli` (its package.json)."""
-    manifest = package_path(*PACKAGES[cli].split("/"), "package.json")
+    """The version of the installed package behind CLI `cli` (its package.json), under its
+    current package name or, in an older set, its former one."""
+    names = [PACKAGES[cli], *([FORMER[cli]] if cli in FORMER else [])]
+    manifests = [package_path(*name.split("/"), "package.json") for name in names]
+    manifest = next((m for m in manifests if m.exists()), manifests[0])
     return str(json.loads(manifest.read_text())["version"])
+
+
+def installed_major(cli: str) -> int | None:
+    """The major version of the installed CLI `cli`, None when it is not installed."""
+    try:
+        return int(installed_version(cli).split(".")[0])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def pinned_version(cli: str) -> str:

@@ -36,3 +36,14 @@ def test_a_configured_agent_is_judged_by_its_binary() -> None:
     assert version_check(spec, VersionResult("0.50.0")).status == "ok"
     assert package_named("@zed-industries/claude-agent-acp") is PACKAGES["claude-acp"]
     assert outside_range("gemini", "0.61.0") is None and outside_range("nope", "1.0.0") is None
+
+
+def test_codex_acp_range_spans_both_package_names() -> None:
+    # 0.16.0 shipped as @zed-industries/codex-acp, 2.x as @agentclientprotocol/codex-acp:
+    # one agent, one range, found by either name.
+    assert package_named("@zed-industries/codex-acp") is PACKAGES["codex-acp"]
+    assert package_named("@agentclientprotocol/codex-acp") is PACKAGES["codex-acp"]
+    assert outside_range("codex-acp", "0.16.0") is None and outside_range("codex-acp", "2.6.0") is None
+    assert outside_range("codex-acp", "1.4.2") is None
+    assert "older than" in (outside_range("codex-acp", "0.15.3") or "")
+    assert "newer than" in (outside_range("codex-acp", "2.7.0") or "")

@@ -13,6 +13,10 @@ loosely and the dialect resolves it against the request's own `tools`:
   `input` is the patch text (`ToolUse.input["input"]`);
 - MCP tools arrive inside a `namespace` tool (`mcp__<server>`); they are listed here as
   `mcp__<server>__<tool>` and called as `{name: <tool>, namespace: mcp__<server>}`.
+
+codex-acp 2.x names each new session after its first turn with a helper request of its own
+(an ephemeral thread whose structured output is `{title}`): `is_title_request` spots it so
+it takes no scripted reply.
 """
 
 from __future__ import annotations
@@ -84,7 +88,20 @@ def _shell_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
     return dict(args)
 
 
+def is_title_request(body: Any) -> bool:
+    """codex-acp's session-title helper call: its structured output is a lone `title`."""
+    if not isinstance(body, dict):
+        return False
+    text = body.get("text")
+    fmt = text.get("format") if isinstance(text, dict) else None
+    schema = fmt.get("schema") if isinstance(fmt, dict) else None
+    return isinstance(schema, dict) and schema.get("required") == ["title"]
+
+
 class ResponsesDialect:
+    def consumes(self, req: Request) -> bool:
+        return not is_title_request(req.body)
+
     def matches(self, method: str, path: str) -> bool:
         p = path.split("?")[0]
         return (method == "POST" and p.endswith("/responses")) or (method == "GET" and p.endswith("/models"))

@@ -30,7 +30,7 @@ from tests.fakes import openai_chat as chat
 from tests.fakes import openai_responses as resp
 from tests.fakes.anthropic import AnthropicDialect
 from tests.fakes.model_server import FakeModelServer, ToolUse
-from tests.real_agents import package_path, require_cli
+from tests.real_agents import installed_major, package_path, require_cli
 
 ROOT = Path(__file__).resolve().parents[3]
 ECHO_MCP = ROOT / "tests" / "fixtures" / "acp" / "echo_mcp.py"
@@ -122,14 +122,26 @@ def _claude_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
     return [], env
 
 
+# codex-acp 2.x (`@agentclientprotocol/codex-acp`, on Codex's app-server) renamed the
+# presets and embeds a newer Codex; 0.16 (`@zed-industries/codex-acp`) is the oldest tested.
+CODEX_ACP_2 = (installed_major("codex-acp") or 0) >= 2
+
+
 def _codex_setup(home: Path, url: str) -> tuple[list[str], dict[str, str]]:
-    # codex-acp 0.16 embeds an older Codex whose model catalog format differs from the
-    # `codex` CLI's, so no catalog: an unknown slug gets fallback metadata (MCP tools then
-    # reach the model as a namespace tool instead of being deferred behind tool_search).
     codex_home = home / "codex-home"
     codex_home.mkdir(parents=True, exist_ok=True)
-    (codex_home / "config.toml").write_text(resp.codex_config(url, model="mock-model"))
     env = {"CODEX_HOME": str(codex_home), "FAKE_API_KEY": "fake"}
+    if CODEX_ACP_2:
+        # Its Codex reads the `codex` CLI's catalog format: the fake models, offline.
+        resp.write_codex_home(codex_home, url)
+        # Its default preset `agent` has the model itself review each approval (a guardian
+        # assessment the fake model does not write): start in the preset that asks the client.
+        env["INITIAL_AGENT_MODE"] = "workspace-write"
+    else:
+        # 0.16 embeds an older Codex whose catalog format differs from the `codex` CLI's,
+        # so no catalog: an unknown slug gets fallback metadata (MCP tools then reach the
+        # model as a namespace tool instead of being deferred behind tool_search).
+        (codex_home / "config.toml").write_text(resp.codex_config(url, model="mock-model"))
     if shutil.which("bwrap") is None:
         # codex-acp ships no bwrap; Codex's own package does (notes/offline-agents.md §5).
         resources = package_path(
@@ -229,9 +241,10 @@ KITS: dict[str, Kit] = {
         resp.responses_server,
         _codex_setup,
         lambda cmd: resp.shell_call(cmd, _call_id(), escalate=True),
-        model_pick="gpt-5.4-mini",
-        model_sent='"model": "gpt-5.4-mini"',
-        mode_pick="full-access",
+        # 2.x lists the catalog's fake models; 0.16 its own built-in catalog.
+        model_pick="mock-model-mini" if CODEX_ACP_2 else "gpt-5.4-mini",
+        model_sent='"model": "mock-model-mini"' if CODEX_ACP_2 else '"model": "gpt-5.4-mini"',
+        mode_pick="agent-full-access" if CODEX_ACP_2 else "full-access",
         mode_runs_shell=True,
         # Full access needs no escalation (and an escalation request is refused there).
         free_shell=lambda cmd: resp.shell_call(cmd, _call_id()),
