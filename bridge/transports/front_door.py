@@ -32,9 +32,12 @@ def is_upgrade(head: bytes) -> bool:
     position in a comma list). Only decides where the bytes go; each server checks the rest."""
     for line in head.split(b"\r\n")[1:]:
         name, sep, value = line.partition(b":")
-        if sep and name.strip().lower() == b"upgrade":
-            if b"websocket" in [v.strip().lower() for v in value.split(b",")]:
-                return True
+        if (
+            sep
+            and name.strip().lower() == b"upgrade"
+            and b"websocket" in [v.strip().lower() for v in value.split(b",")]
+        ):
+            return True
     return False
 
 
@@ -88,10 +91,10 @@ def connection_class(
                 return
             super().connection_lost(exc)
 
-        def eof_received(self) -> bool | None:
-            if self._held is not None:
-                return None  # half-closed before its head: close the socket
-            return super().eof_received()
+        def eof_received(self) -> None:
+            # Half-closed before its head: returning None closes the socket.
+            if self._held is None:
+                super().eof_received()
 
         def _too_slow(self) -> None:
             if self._held is not None:

@@ -176,7 +176,11 @@ class HttpAcp:
         conn = HttpConnection(access, limit=self.options.queue_limit, send_timeout=self.options.send_timeout)
         self.connections[conn.id] = conn
         self._tg.start_soon(self._run, conn)
-        log.info("HTTP connection %s opened%s", conn.id[:6], " (observer, read-only)" if access == "observer" else "")
+        log.info(
+            "HTTP connection %s opened%s",
+            conn.id[:6],
+            " (observer, read-only)" if access == "observer" else "",
+        )
         answer = await conn.call(message, raw, INITIALIZE_TIMEOUT)
         if answer is None:
             conn.close()
@@ -190,7 +194,9 @@ class HttpAcp:
         accepts = "text/event-stream" in request.headers.get("accept", "").lower()
         if not accepts and not cid:
             # Neither an SSE stream nor an upgrade: what the WebSocket profile answers.
-            return Response("Upgrade Required\n", HTTPStatus.UPGRADE_REQUIRED, headers={"Upgrade": "websocket"})
+            return Response(
+                "Upgrade Required\n", HTTPStatus.UPGRADE_REQUIRED, headers={"Upgrade": "websocket"}
+            )
         if not accepts:
             return rpc_error(406, -32600, "Accept must include text/event-stream")
         found = self._connection(cid, access)

@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import anyio
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.server import ServerState
@@ -56,15 +55,10 @@ class HttpServer:
 
         return create
 
-    async def shutdown(self, timeout: float) -> None:
-        """Ask every open HTTP connection to close once its response is done (SSE streams end
-        when their ACP connection does), then wait for them, bounded."""
+    def shutdown(self) -> None:
+        """Close every open HTTP connection once its response is done, and end the responses
+        still running (SSE streams): the daemon is exiting, its ACP connections are ending."""
         for connection in list(self.state.connections):
             connection.shutdown()
-        with anyio.move_on_after(timeout):
-            # uvicorn keeps no event for this; its own server polls the same way.
-            while self.state.connections or self.state.tasks:
-                await anyio.sleep(0.05)
         for task in list(self.state.tasks):
             task.cancel()
-

@@ -125,14 +125,14 @@ class HttpConnection:
             self._routes[id_key(message["id"])] = session_id
         await self._in.send([raw])
 
-    async def call(self, message: dict[str, Any], raw: bytes, timeout: float) -> dict[str, Any] | None:
+    async def call(self, message: dict[str, Any], raw: bytes, wait: float) -> dict[str, Any] | None:
         """Send a request and wait for its response, captured instead of streamed (`initialize`,
-        answered in the POST's own body). None if no answer came in `timeout` seconds."""
+        answered in the POST's own body). None if no answer came in `wait` seconds."""
         key = id_key(message["id"])
         wake = self._capture_wake[key] = anyio.Event()
         try:
             await self.post(message, raw, None)
-            with anyio.move_on_after(timeout):
+            with anyio.move_on_after(wait):
                 await wake.wait()
             return self._captured.pop(key, None)
         finally:

@@ -207,12 +207,11 @@ def _parse_listen(listen: str) -> tuple[str, str, int]:
         port = url.port
     except ValueError:
         raise WsConfigError(f"--listen {listen!r}: not ws://HOST:PORT") from None
-    if url.scheme in ("wss", "https"):
+    if url.scheme == "wss":
         raise WsConfigError(
             "--listen wss:// is not built in: bind loopback and put a TLS proxy in front, or use an SSH tunnel"
         )
-    # http:// names the same listener (both profiles are served on it either way).
-    if url.scheme not in ("ws", "http") or not url.hostname or port is None:
+    if url.scheme != "ws" or not url.hostname or port is None:
         raise WsConfigError(f"--listen {listen!r}: expected ws://HOST:PORT (e.g. ws://127.0.0.1:8765)")
     if url.username or url.password or url.query or url.fragment or url.path not in ("", "/", ws_gate.PATH):
         raise WsConfigError(
@@ -351,7 +350,7 @@ class WebSocketTransport:
                     self.http.close_all()
                     with anyio.move_on_after(10):
                         await server.wait_closed()
-                    await http_server.shutdown(5)
+                    http_server.shutdown()
                 tg.cancel_scope.cancel()
 
     # -- the gate ------------------------------------------------------------------------------------

@@ -56,7 +56,9 @@ async def _full_turn(d: WsDaemon, transport: Any, tmp_path: Path) -> None:
             result = await conn.prompt(session_id=sid, prompt=[text_block("stream 25")])
             assert result.stop_reason == "end_turn"
             texts = [
-                u.content.text for s, u in client.updates if getattr(u, "session_update", "") == "agent_message_chunk"
+                u.content.text
+                for s, u in client.updates
+                if getattr(u, "session_update", "") == "agent_message_chunk"
             ]
             assert texts == [f"chunk {i} " for i in range(25)]
             assert {s for s, _ in client.updates} == {sid}
@@ -114,7 +116,12 @@ async def test_http_profile_messages_validate_and_streams_route_by_session(tmp_p
                 assert main.status_code == 200
                 assert main.headers["content-type"].startswith("text/event-stream")
                 lines = main.aiter_lines()
-                new = {"jsonrpc": "2.0", "id": 2, "method": "session/new", "params": {"cwd": str(tmp_path), "mcpServers": []}}
+                new = {
+                    "jsonrpc": "2.0",
+                    "id": 2,
+                    "method": "session/new",
+                    "params": {"cwd": str(tmp_path), "mcpServers": []},
+                }
                 assert (await http.post(url, json=new, headers=base)).status_code == 202
                 # Before its answer, what the session sends goes on the connection stream (the
                 # client has no session stream yet): the answer comes after.
