@@ -205,9 +205,11 @@ class HttpAcp:
         conn = found
         session_id = request.headers.get(SESSION_HEADER)
         if session_id:
-            if session_id not in conn.known:
-                return rpc_error(404, -32600, "unknown Acp-Session-Id on this connection")
-            conn.note_session(session_id, stream=True)
+            # Any session id: a client may open a session's stream before it loads the session
+            # (the RFD's resume flow; the TypeScript SDK does). Which sessions it may act on
+            # is the daemon's to decide, per request; the stream only holds its own messages.
+            if not conn.note_session(session_id, stream=True):
+                return rpc_error(400, -32600, "too many sessions named on this connection")
             stream = conn.streams[session_id]
         else:
             stream = conn.main

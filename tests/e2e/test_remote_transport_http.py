@@ -97,8 +97,6 @@ async def test_hostile_requests_get_precise_statuses_and_the_daemon_keeps_servin
         cid = await _open(http, d)
         conn = {**auth, "Acp-Connection-Id": cid}
         _error(await http.get(url, headers=conn), 406, -32600)
-        stream_headers = {**conn, "Accept": "text/event-stream", "Acp-Session-Id": "never-named"}
-        _error(await http.get(url, headers=stream_headers), 404, -32600)
         prompt = {"jsonrpc": "2.0", "id": 9, "method": "session/prompt", "params": {"sessionId": "a", "prompt": []}}
         assert _error(await http.post(url, json=prompt, headers=conn), 400, -32600)["id"] == 9
         mismatch = {**conn, "Acp-Session-Id": "b"}
