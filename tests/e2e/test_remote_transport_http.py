@@ -77,7 +77,9 @@ async def test_hostile_requests_get_precise_statuses_and_the_daemon_keeps_servin
     async with ws_daemon(tmp_path, "--ws-max-message", "4096") as d, httpx.AsyncClient(timeout=20) as http:
         url, auth = _url(d), {"Authorization": f"Bearer {d.token}"}
         js = {**auth, "Content-Type": "application/json"}
-        _error(await http.post(url, content=b"{}", headers={**auth, "Content-Type": "text/plain"}), 415, -32600)
+        _error(
+            await http.post(url, content=b"{}", headers={**auth, "Content-Type": "text/plain"}), 415, -32600
+        )
         _error(await http.post(url, content=b"{not json", headers=js), 400, -32700)
         _error(await http.post(url, content=b"\xff\xfe", headers=js), 400, -32700)
         _error(await http.post(url, content=b"[" + json.dumps(INIT).encode() + b"]", headers=js), 501, -32600)
@@ -97,7 +99,12 @@ async def test_hostile_requests_get_precise_statuses_and_the_daemon_keeps_servin
         cid = await _open(http, d)
         conn = {**auth, "Acp-Connection-Id": cid}
         _error(await http.get(url, headers=conn), 406, -32600)
-        prompt = {"jsonrpc": "2.0", "id": 9, "method": "session/prompt", "params": {"sessionId": "a", "prompt": []}}
+        prompt = {
+            "jsonrpc": "2.0",
+            "id": 9,
+            "method": "session/prompt",
+            "params": {"sessionId": "a", "prompt": []},
+        }
         assert _error(await http.post(url, json=prompt, headers=conn), 400, -32600)["id"] == 9
         mismatch = {**conn, "Acp-Session-Id": "b"}
         _error(await http.post(url, json=prompt, headers=mismatch), 400, -32600)
@@ -133,7 +140,9 @@ async def test_an_observer_connection_is_read_only_and_cannot_use_a_full_one(tmp
             full = await _open(http, d)
             headers = {"Authorization": f"Bearer {observer}", "Acp-Connection-Id": full}
             note = {"jsonrpc": "2.0", "method": "session/cancel", "params": {"sessionId": "s"}}
-            _error(await http.post(_url(d), json=note, headers={**headers, "Acp-Session-Id": "s"}), 403, -32600)
+            _error(
+                await http.post(_url(d), json=note, headers={**headers, "Acp-Session-Id": "s"}), 403, -32600
+            )
             mine = await _open(http, d, observer)
             assert mine != full
         assert "opened (observer, read-only)" in d.stderr.text()
