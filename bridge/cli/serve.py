@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     d = argparse.SUPPRESS if sub else None
-    parser.add_argument("--listen", default=d, help="serve WebSocket at ws://HOST:PORT (path /acp)")
+    parser.add_argument("--listen", default=d, help="serve ACP remotely at ws://HOST:PORT: WebSocket and Streamable HTTP, path /acp")
     parser.add_argument(
         "--parent-pid", type=int, default=d, help="exit when this process (the editor) exits, like LSP processId"
     )

@@ -26,7 +26,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import anyio
@@ -36,6 +36,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
+
+if TYPE_CHECKING:
+    from bridge.transports.http_acp import HttpAcp
 
 from bridge.acp.connection import ClientConnection
 from bridge.rpc.outbox import HIGH_WATER
@@ -288,6 +291,7 @@ class WebSocketTransport:
         self.options = options
         self._policy: ws_gate.Policy | None = None
         self._tg: TaskGroup | None = None
+        self.http: HttpAcp
         self._active: set[ServerConnection] = set()
         # Came with the observer token (weak: a handshake that fails after the gate never
         # reaches `_handler` to be discarded).
@@ -301,9 +305,17 @@ class WebSocketTransport:
     async def run(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen; `task_status.started(port)` once connections are accepted. On cancel:
         stop listening, close every connection (1001), wait for them (bounded)."""
+        # The RFD's Streamable HTTP profile shares the port and the path (imported here: only
+        # `--listen` pays for Starlette and uvicorn, never the stdio path).
+        from bridge.transports import front_door
+        from bridge.transports.http_acp import HttpAcp
+        from bridge.transports.http_server import HttpServer
+
         o = self.options
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            self.http = HttpAcp(self._serve, o, self._gate_policy, self._has_room, tg)
+            http_server = HttpServer(self.http, max_requests=o.max_connections * 8 + 16, max_head=front_door.MAX_HEAD)
             where: dict[str, Any] = (
                 {"sock": o.sock} if o.sock is not None else {"host": o.bind, "port": o.port}
             )
@@ -311,7 +323,10 @@ class WebSocketTransport:
                 self._handler,
                 **where,
                 process_request=self._process_request,
-                create_connection=self.handshakes.connection_class(),
+                process_response=self._process_response,
+                create_connection=front_door.connection_class(
+                    self.handshakes, http_server.protocol_factory(), HANDSHAKE_TIMEOUT
+                ),
                 open_timeout=HANDSHAKE_TIMEOUT,
                 compression=None,  # no inflate bombs; ACP frames are small and many
                 max_size=o.max_message * ABSURD_FACTOR,
@@ -332,16 +347,31 @@ class WebSocketTransport:
             finally:
                 with anyio.CancelScope(shield=True):
                     server.close(close_connections=True)
+                    self.http.close_all()
                     with anyio.move_on_after(10):
                         await server.wait_closed()
+                    http_server.shutdown()
                 tg.cancel_scope.cancel()
 
     # -- the gate ------------------------------------------------------------------------------------
+    def _gate_policy(self) -> ws_gate.Policy:
+        assert self._policy is not None
+        return self._policy
+
+    def _has_room(self) -> bool:
+        return len(self._active) + len(self.http.connections) < self.options.max_connections
+
+    def _process_response(self, ws: ServerConnection, request: Request, response: Response) -> None:
+        if response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
+            # The RFD names every connection on the 101; a WebSocket needs no id afterwards
+            # (the socket is the connection), so it is only reported, never looked up.
+            response.headers["Acp-Connection-Id"] = secrets.token_urlsafe(18)
+
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         assert self._policy is not None
         self.handshakes.done(ws)  # its request is here: no longer an idle handshake
         refusal = ws_gate.check(self._policy, request.path, list(request.headers.raw_items()))
-        if refusal is None and len(self._active) >= self.options.max_connections:
+        if refusal is None and not self._has_room():
             refusal = ws_gate.Refusal(
                 HTTPStatus.SERVICE_UNAVAILABLE, f"too many connections (limit {self.options.max_connections})"
             )
