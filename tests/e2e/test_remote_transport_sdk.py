@@ -14,10 +14,11 @@ import httpx
 import pytest
 from acp import connect_to_agent, text_block
 from acp.http import create_http_stream
-from acp.schema import AllowedOutcome, ClientCapabilities, RequestPermissionResponse
+from acp.schema import ClientCapabilities
 from acp.ws import create_websocket_stream
 
 from tests.acp_schema import check_message
+from tests.e2e.test_websocket_sdk import Recorder as SdkRecorder
 from tests.e2e.ws_support import WsDaemon, ws_daemon
 
 pytestmark = pytest.mark.anyio
@@ -25,23 +26,17 @@ pytestmark = pytest.mark.anyio
 METHODS = {1: "initialize", 2: "session/new", 3: "session/prompt"}
 
 
-class Recorder:
+class Recorder(SdkRecorder):
+    """The WebSocket SDK test's recorder, which also marks the first chunk of a slow turn."""
+
     def __init__(self) -> None:
-        self.updates: list[tuple[str, Any]] = []
-        self.permissions: list[str] = []
+        super().__init__()
         self.first_slow = anyio.Event()
 
     async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
-        self.updates.append((session_id, update))
+        await super().session_update(session_id, update, **kwargs)
         if "slow 0" in str(update):
             self.first_slow.set()
-
-    async def request_permission(self, session_id: str, tool_call: Any, options: Any, **kwargs: Any) -> Any:
-        self.permissions.append(session_id)
-        return RequestPermissionResponse(outcome=AllowedOutcome(outcome="selected", option_id="allow"))
-
-    def on_connect(self, conn: Any) -> None:
-        return None
 
 
 async def _full_turn(d: WsDaemon, transport: Any, tmp_path: Path) -> None:
