@@ -25,11 +25,12 @@ from typing import Any
 import orjson
 import psutil
 
+from bridge.wire.types import JsonObj
+
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_AGENT = ROOT / "tests" / "fakes" / "fake_acp_agent.py"
 PY = sys.executable
 
-JsonObj = dict[str, Any]
 
 
 # -- the machine ---------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ import anyio
 
 from bridge import envsetup
 from bridge.config import INSTALL_HINTS
-from bridge.core.adapter import AgentSpec, JsonObj
+from bridge.core.adapter import AgentSpec
+from bridge.wire.types import JsonObj
 
 VERSION_TIMEOUT = 5.0
 

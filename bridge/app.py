@@ -16,7 +16,7 @@ import anyio
 from bridge import __version__, envsetup, trace
 from bridge.acp.server import AcpServer
 from bridge.config import ConfigFile, Policy, agent_table
-from bridge.core.adapter import AdapterEnv, AdapterFactory, AgentAdapter, AgentSpec, JsonObj
+from bridge.core.adapter import AdapterEnv, AdapterFactory, AgentAdapter, AgentSpec
 from bridge.core.manager import SessionManager
 from bridge.diagnostics import redact
 from bridge.errors import StoreError
@@ -24,6 +24,7 @@ from bridge.process import agent_process, supervise
 from bridge.store import open_store, secure_state_dir
 from bridge.store.sqlite import SqliteStore
 from bridge.trace import Tracer
+from bridge.wire.types import JsonObj
 
 if TYPE_CHECKING:
     from bridge.transports.websocket import WsOptions

@@ -21,7 +21,6 @@ from bridge.core.adapter import (
     AgentProbe,
     AgentSession,
     AgentSpec,
-    JsonObj,
     SessionHost,
     SessionSetup,
     StartRequest,
@@ -40,6 +39,7 @@ from bridge.rpc.endpoint import ConnectionClosed, Endpoint
 from bridge.rpc.outbox import Outbox
 from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 

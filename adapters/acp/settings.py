@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-JsonObj = dict[str, Any]
+from bridge.wire.types import JsonObj
 
 
 def _copy(value: Any) -> Any:

@@ -29,13 +29,13 @@ from bridge.core.adapter import (
     AgentProbe,
     AgentSession,
     AgentSpec,
-    JsonObj,
     SessionHost,
     SessionSetup,
     StartRequest,
 )
 from bridge.errors import AgentError, AgentExitedError, AgentStartError, invalid_params
 from bridge.process.agent_process import open_agent_process
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

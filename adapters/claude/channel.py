@@ -18,10 +18,10 @@ import anyio
 import orjson
 
 from adapters.claude import native
-from bridge.core.adapter import JsonObj
 from bridge.errors import INTERNAL_ERROR, AgentError, AgentExitedError, RpcError
 from bridge.process.agent_process import AgentProcess
 from bridge.wire.framing import Oversize
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 

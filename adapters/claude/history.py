@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.claude.translate import Translator
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
-JsonObj = dict[str, Any]
 
 _COMMAND = re.compile(r"<command-name>(.*?)</command-name>.*?<command-args>(.*?)</command-args>", re.S)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-JsonObj = dict[str, Any]
+from bridge.wire.types import JsonObj
 
 
 def obj(value: Any) -> JsonObj:

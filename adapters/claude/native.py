@@ -18,8 +18,9 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from bridge.core.adapter import AgentSpec, JsonObj, StartRequest
+from bridge.core.adapter import AgentSpec, StartRequest
 from bridge.errors import invalid_params
+from bridge.wire.types import JsonObj
 
 PROTOCOL_FLAGS = (
     "--output-format", "stream-json",

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.claude.jsonutil import JsonObj, obj
+from adapters.claude.jsonutil import obj
 from bridge.errors import invalid_params
+from bridge.wire.types import JsonObj
 
 MODES: dict[str, tuple[str, str]] = {
     "default": ("Default", "Ask before running commands and editing files"),

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.claude import tools
-from adapters.claude.jsonutil import JsonObj, obj
+from adapters.claude.jsonutil import obj
+from bridge.wire.types import JsonObj
 
 ALLOW_ALWAYS = {"optionId": "allow_always", "name": "Always allow", "kind": "allow_always"}
 ALLOW = {"optionId": "allow", "name": "Allow", "kind": "allow_once"}

@@ -19,8 +19,9 @@ from adapters.claude.channel import Channel
 from adapters.claude.jsonutil import obj
 from adapters.claude.options import ClaudeConfig
 from adapters.claude.translate import Translator
-from bridge.core.adapter import JsonObj, SessionHost, SessionSetup
+from bridge.core.adapter import SessionHost, SessionSetup
 from bridge.errors import METHOD_NOT_FOUND, AgentError, AgentExitedError, RpcError, invalid_params
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-JsonObj = dict[str, Any]
+from bridge.wire.types import JsonObj
 
 KINDS = {
     "Agent": "think", "Task": "think",

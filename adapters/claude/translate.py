@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.claude import tools
-from adapters.claude.jsonutil import JsonObj, obj
+from adapters.claude.jsonutil import obj
 from adapters.claude.options import ClaudeConfig
 from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, RpcError
+from bridge.wire.types import JsonObj
 
 # Result subtypes that mean "a limit stopped the turn", not "the agent broke".
 _LIMITS = ("error_max_turns", "error_max_budget_usd", "error_max_structured_output_retries")

@@ -21,9 +21,10 @@ import bridge
 from adapters.codex.options import mcp_servers
 from adapters.codex.rpc import AppServer, method_not_found, stderr_tail
 from adapters.codex.session import CAPABILITIES, CodexSession
-from bridge.core.adapter import AdapterEnv, AgentProbe, AgentSpec, JsonObj, SessionHost, StartRequest
+from bridge.core.adapter import AdapterEnv, AgentProbe, AgentSpec, SessionHost, StartRequest
 from bridge.errors import AgentError, AgentExitedError, AgentStartError
 from bridge.process.agent_process import open_agent_process
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.codex.translate import Translator
-
-JsonObj = dict[str, Any]
+from bridge.wire.types import JsonObj
 
 COMMAND = "item/commandExecution/requestApproval"
 FILE_CHANGE = "item/fileChange/requestApproval"

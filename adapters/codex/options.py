@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.errors import invalid_params
-
-JsonObj = dict[str, Any]
+from bridge.wire.types import JsonObj
 
 CONFIG_MODE = "config"
 

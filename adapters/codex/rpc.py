@@ -39,10 +39,9 @@ from bridge.rpc.endpoint import Endpoint
 from bridge.rpc.outbox import Outbox
 from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
-
-JsonObj = dict[str, Any]
 
 
 class Handler(Protocol):

@@ -22,9 +22,10 @@ from adapters.codex import approvals
 from adapters.codex.options import Settings, user_input
 from adapters.codex.rpc import AppServer, CodexRpcError, method_not_found
 from adapters.codex.translate import Translator, replay
-from bridge.core.adapter import JsonObj, SessionHost, SessionSetup, StartRequest
+from bridge.core.adapter import SessionHost, SessionSetup, StartRequest
 from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, AgentError, AgentExitedError, RpcError
 from bridge.process.agent_process import AgentProcess
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import json
 import os
 from typing import Any
 
-JsonObj = dict[str, Any]
+from bridge.wire.types import JsonObj
 
 LIVE_OUTPUT_TAIL = 16 * 1024
 FINAL_OUTPUT_TAIL = 64 * 1024

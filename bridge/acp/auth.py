@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.core.adapter import AgentSpec, JsonObj
+from bridge.core.adapter import AgentSpec
+from bridge.wire.types import JsonObj
 
 LOGIN_FLAG = "--login"
 LOGIN_ARGS_ENV = "AGENT_BRIDGE_LOGIN_ARGS"

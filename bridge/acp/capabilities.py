@@ -34,7 +34,8 @@ from typing import Any
 import anyio
 
 from bridge import envsetup
-from bridge.core.adapter import AgentProbe, AgentSpec, JsonObj
+from bridge.core.adapter import AgentProbe, AgentSpec
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 

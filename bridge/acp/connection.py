@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from bridge.core.adapter import JsonObj
 from bridge.rpc.endpoint import Endpoint
 from bridge.rpc.outbox import Outbox
+from bridge.wire.types import JsonObj
 
 _ids = itertools.count(1)
 

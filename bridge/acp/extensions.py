@@ -11,13 +11,13 @@ import psutil
 from bridge.acp import files
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
-from bridge.core.adapter import JsonObj
 from bridge.diagnostics.redact import default as default_redactor
 from bridge.diagnostics.redact import mask_mcp_servers
 from bridge.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
 from bridge.process.command import run_command
 from bridge.rpc.dispatch import Handler
 from bridge.store.base import lease_error_data
+from bridge.wire.types import JsonObj
 
 if TYPE_CHECKING:
     from bridge.acp.server import AcpServer

@@ -19,7 +19,7 @@ from bridge.acp.connection import ClientConnection
 from bridge.acp.multiclient import driven_by_other, not_owner_error
 from bridge.acp.replay import replay_to
 from bridge.acp.unstable import prompt_result, wants_unstable
-from bridge.core.adapter import AgentSpec, JsonObj, SessionSetup
+from bridge.core.adapter import AgentSpec, SessionSetup
 from bridge.core.manager import OpenParams
 from bridge.core.session import Session
 from bridge.diagnostics.redact import mask_mcp_servers
@@ -27,6 +27,7 @@ from bridge.errors import INTERNAL_ERROR, INVALID_PARAMS, RESOURCE_NOT_FOUND, Rp
 from bridge.rpc.dispatch import Handler
 from bridge.store.base import LeaseHeld
 from bridge.wire import jsonrpc
+from bridge.wire.types import JsonObj
 
 if TYPE_CHECKING:
     from bridge.acp.server import AcpServer

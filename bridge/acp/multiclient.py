@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
 from bridge.acp.replay import replay_to
-from bridge.core.adapter import JsonObj
 from bridge.core.session import Session
 from bridge.errors import NOT_OWNER, READ_ONLY, RpcError
 from bridge.rpc.dispatch import Handler
 from bridge.wire import jsonrpc
+from bridge.wire.types import JsonObj
 
 if TYPE_CHECKING:
     from bridge.acp.server import AcpServer

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bridge.errors import INVALID_PARAMS, RpcError
-
-JsonObj = dict[str, Any]
+from bridge.wire.types import JsonObj
 
 
 class _Params(BaseModel):

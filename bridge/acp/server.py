@@ -18,7 +18,7 @@ from bridge.acp.extensions import Extensions
 from bridge.acp.handlers import Handlers
 from bridge.acp.multiclient import MultiClient
 from bridge.config import Policy
-from bridge.core.adapter import AgentProbe, AgentSpec, JsonObj
+from bridge.core.adapter import AgentProbe, AgentSpec
 from bridge.core.manager import SessionManager
 from bridge.core.session import Session
 from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError
@@ -28,6 +28,7 @@ from bridge.rpc.outbox import Outbox
 from bridge.store.base import Instance, SessionRecord, Store, lease_error_data
 from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
+from bridge.wire.types import JsonObj
 
 if TYPE_CHECKING:
     from bridge.trace import Tracer

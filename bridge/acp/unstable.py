@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.core.adapter import JsonObj
+from bridge.wire.types import JsonObj
 
 # The root fields of ACP v1's stable `PromptResponse`.
 STABLE_PROMPT_FIELDS = frozenset({"stopReason", "_meta"})

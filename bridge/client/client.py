@@ -41,12 +41,12 @@ from bridge.client.transport import (
     websocket_link,
 )
 from bridge.client.turn import Turn
-from bridge.client.updates import JsonObj
 from bridge.errors import METHOD_NOT_FOUND, RpcError
 from bridge.rpc.endpoint import ConnectionClosed, Endpoint
 from bridge.rpc.outbox import Outbox
 from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 

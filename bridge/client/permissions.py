@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 
 from bridge.client.errors import ClientError
-from bridge.client.updates import AcpModel, JsonObj, ToolCallContent, ToolCallLocation
+from bridge.client.updates import AcpModel, ToolCallContent, ToolCallLocation
+from bridge.wire.types import JsonObj
 
 if TYPE_CHECKING:
     from bridge.client.session import Session

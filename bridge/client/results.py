@@ -15,7 +15,6 @@ from bridge.client.updates import (
     AgentThoughtChunk,
     ContentBlock,
     Cost,
-    JsonObj,
     Plan,
     PlanEntry,
     ToolCall,
@@ -26,6 +25,7 @@ from bridge.client.updates import (
     UsageUpdate,
     parse_update,
 )
+from bridge.wire.types import JsonObj
 
 
 class Usage(AcpModel):

@@ -52,7 +52,6 @@ from bridge.client.updates import (
     ConfigOption,
     ConfigOptionUpdate,
     CurrentModeUpdate,
-    JsonObj,
     Modes,
     Plan,
     PlanEntry,
@@ -66,6 +65,7 @@ from bridge.client.updates import (
     parse_update,
 )
 from bridge.errors import INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError
+from bridge.wire.types import JsonObj
 
 if TYPE_CHECKING:
     from bridge.client.client import BridgeClient

@@ -15,7 +15,8 @@ import anyio
 from bridge.client.errors import ClientError, ConnectionLost, RequestError, TurnFailed
 from bridge.client.permissions import PermissionRequest, Permissions
 from bridge.client.results import PermissionDecision, SendResult, TurnAccumulator
-from bridge.client.updates import JsonObj, Update
+from bridge.client.updates import Update
+from bridge.wire.types import JsonObj
 
 if TYPE_CHECKING:
     from bridge.client.session import Session

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-JsonObj = dict[str, Any]
+from bridge.wire.types import JsonObj
 
 
 class AcpModel(BaseModel):

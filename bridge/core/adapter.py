@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 
 from anyio.abc import TaskStatus
 
-JsonObj = dict[str, Any]
+from bridge.wire.types import JsonObj
 
 StartMode = Literal["new", "load", "resume", "fork"]
 

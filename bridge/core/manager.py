@@ -22,7 +22,6 @@ from bridge.core.adapter import (
     AgentAdapter,
     AgentSession,
     AgentSpec,
-    JsonObj,
     SessionSetup,
     StartMode,
     StartRequest,
@@ -46,6 +45,7 @@ from bridge.process.agent_process import ExitRecord, recording_exits
 from bridge.rpc.endpoint import ConnectionClosed
 from bridge.store.base import DEFAULT_LEASE_SECONDS, Instance, LeaseHeld, SessionRecord, Store, Transport
 from bridge.store.sqlite import now_iso
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from bridge.core.adapter import JsonObj
 from bridge.core.links import ClientLink
 from bridge.errors import RpcError
 from bridge.wire import jsonrpc
+from bridge.wire.types import JsonObj
 
 if TYPE_CHECKING:
     from bridge.core.session import Session

@@ -19,13 +19,14 @@ from typing import Any
 
 import anyio
 
-from bridge.core.adapter import AgentSession, AgentSpec, JsonObj, SessionSetup
+from bridge.core.adapter import AgentSession, AgentSpec, SessionSetup
 from bridge.core.links import ClientLink
 from bridge.core.permissions import CANCELLED_OUTCOME, ask_first
 from bridge.errors import INVALID_PARAMS, SESSION_BUSY, TURN_STALLED, AgentError, AgentExitedError, RpcError
 from bridge.rpc.endpoint import ConnectionClosed
 from bridge.store.base import Direction, SessionRecord, Store
 from bridge.wire import jsonrpc
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ import anyio
 from anyio.abc import TaskStatus
 
 from bridge import envsetup
-from bridge.core.adapter import AgentAdapter, AgentProbe, AgentSession, AgentSpec, JsonObj, StartRequest
+from bridge.core.adapter import AgentAdapter, AgentProbe, AgentSession, AgentSpec, StartRequest
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bridge.errors import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
-from bridge.wire.jsonrpc import JsonObj, Request
+from bridge.wire.jsonrpc import Request
+from bridge.wire.types import JsonObj
 
 Handler = Callable[[Any, JsonObj], Awaitable[Any]]
 

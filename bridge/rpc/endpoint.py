@@ -34,6 +34,7 @@ from bridge.errors import (
 from bridge.rpc.outbox import Outbox
 from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
+from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 RequestHandler = Callable[[jsonrpc.Request], Awaitable[Any]]
 NotificationHandler = Callable[[jsonrpc.Notification], Awaitable[None]]
 # (the method we called, the peer's error object) → what our caller gets raised.
-PeerError = Callable[[str, jsonrpc.JsonObj], RpcError]
+PeerError = Callable[[str, JsonObj], RpcError]
 # A protocol violation, described ("answered a request it was never sent …") → the error that
 # fails every request waiting on the peer.
 Violation = Callable[[str], RpcError]
@@ -67,7 +68,7 @@ class _Pending:
             self.done.set()
 
 
-def _peer_error(method: str, error: jsonrpc.JsonObj) -> RpcError:
+def _peer_error(method: str, error: JsonObj) -> RpcError:
     # Validated by `jsonrpc.classify`: an int32 code and a string message.
     return RpcError(error["code"], error["message"], error.get("data"))
 
@@ -121,7 +122,7 @@ class Endpoint:
         self._closed_error: RpcError | None = None
 
     # -- frames ----------------------------------------------------------------------------------
-    def _frame(self, msg: jsonrpc.JsonObj) -> bytes:
+    def _frame(self, msg: JsonObj) -> bytes:
         return jsonrpc.encode({"jsonrpc": "2.0", **msg} if self._require_jsonrpc else msg)
 
     def _error_frame(self, rid: Any, error: RpcError) -> bytes:

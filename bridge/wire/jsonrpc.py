@@ -13,8 +13,7 @@ from typing import Any
 import orjson
 
 from bridge.errors import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, RpcError
-
-JsonObj = dict[str, Any]
+from bridge.wire.types import JsonObj
 
 
 @dataclass(frozen=True, slots=True)

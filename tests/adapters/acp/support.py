@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import psutil
 
+from bridge.wire.types import JsonObj
 from tests.acp_client import AcpClient
 from tests.daemon_proc import DaemonProc, daemon_process
 from tests.fakes import gemini as gem
@@ -36,8 +37,6 @@ ROOT = Path(__file__).resolve().parents[3]
 ECHO_MCP = ROOT / "tests" / "fixtures" / "acp" / "echo_mcp.py"
 # Generous: two cores, other suites running beside us, Node start-up per agent.
 TURN_TIMEOUT = 90.0
-
-JsonObj = dict[str, Any]
 
 
 def _offline_env(home: Path) -> dict[str, str]:

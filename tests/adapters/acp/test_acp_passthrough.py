@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -15,13 +14,13 @@ from adapters.acp.settings import AgentSettings
 from bridge.acp.capabilities import BRIDGE_CAPABILITIES, AgentCapabilities, intersect
 from bridge.core.adapter import AgentProbe, AgentSpec
 from bridge.wire import jsonrpc
+from bridge.wire.types import JsonObj
 from tests.acp_client import RpcFailure
 from tests.acp_schema import check
 from tests.conftest import fake_agent_config, in_process
 
 pytestmark = pytest.mark.anyio
 
-JsonObj = dict[str, Any]
 
 # What Gemini CLI 0.61 answers session/new with (trimmed): modes and the unstable models.
 GEMINI_MODES = {

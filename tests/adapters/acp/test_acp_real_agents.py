@@ -18,6 +18,7 @@ import anyio
 import psutil
 import pytest
 
+from bridge.wire.types import JsonObj
 from tests.acp_client import AcpClient, RpcFailure
 from tests.adapters.acp.support import (
     KITS,
@@ -35,7 +36,7 @@ from tests.real_agents import BIN, installed_version, require_cli
 
 pytestmark = pytest.mark.anyio
 
-JsonObj = dict[str, Any]
+
 AGENTS = list(KITS)
 
 

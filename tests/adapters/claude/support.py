@@ -16,6 +16,7 @@ import anyio
 from adapters.claude import ClaudeAdapter, create
 from adapters.claude.session import ClaudeSession
 from bridge.core.adapter import AdapterEnv, AgentSpec, StartRequest
+from bridge.wire.types import JsonObj
 from tests.acp_schema import check
 from tests.fakes.model_server import FakeModelServer
 from tests.real_agents import BIN
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[3]
 CLAUDE = BIN / "claude"
 ECHO_MCP = Path(__file__).resolve().parent / "echo_mcp.py"
 
-JsonObj = dict[str, Any]
+
 Policy = Callable[[JsonObj], Awaitable[Any]]
 
 

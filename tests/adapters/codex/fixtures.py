@@ -9,9 +9,8 @@ from typing import Any
 import jsonschema
 
 from adapters.codex.translate import Translator
+from bridge.wire.types import JsonObj
 from tests.adapters.codex.support import FIXTURES, ROOT, validate_update
-
-JsonObj = dict[str, Any]
 
 
 def messages(name: str) -> list[tuple[str, JsonObj]]:

@@ -18,6 +18,7 @@ import jsonschema
 from adapters.codex import create
 from adapters.codex.session import CodexSession
 from bridge.core.adapter import AdapterEnv, AgentSpec, StartRequest
+from bridge.wire.types import JsonObj
 from tests.fakes.openai_responses import write_codex_home
 from tests.real_agents import BIN
 
@@ -29,8 +30,6 @@ ECHO_MCP = FIXTURES / "echo_mcp.py"
 _SCHEMA = json.loads((ROOT / "spec/acp/v1/schema.json").read_text())
 _UNSTABLE = json.loads((ROOT / "spec/acp/v1/schema.unstable.json").read_text())
 _validators: dict[tuple[bool, str], Any] = {}
-
-JsonObj = dict[str, Any]
 
 
 def validate(definition: str, instance: Any, *, unstable: bool = False) -> None:

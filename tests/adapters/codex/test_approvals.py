@@ -16,10 +16,10 @@ from adapters.codex.approvals import (
     refusal,
 )
 from adapters.codex.translate import Translator
+from bridge.wire.types import JsonObj
 from tests.adapters.codex.fixtures import server_requests, translate, validate_codex
 from tests.adapters.codex.support import validate
 
-JsonObj = dict[str, Any]
 CANCELLED = {"outcome": {"outcome": "cancelled"}}
 
 

@@ -8,10 +8,10 @@ import pytest
 
 from adapters.codex.options import CONFIG_MODE, Settings, mcp_servers, preset_of, user_input
 from bridge.errors import INVALID_PARAMS, RpcError
+from bridge.wire.types import JsonObj
 from tests.adapters.codex.fixtures import result_of, validate_codex
 from tests.adapters.codex.support import validate
 
-JsonObj = dict[str, Any]
 MODELS = result_of("models", "model/list")["data"]
 READ_ONLY = {"type": "readOnly", "networkAccess": False}
 

@@ -14,6 +14,7 @@ import pytest
 from adapters.codex import create
 from bridge.core.adapter import StartRequest
 from bridge.errors import INVALID_PARAMS, METHOD_NOT_FOUND, AgentError, AgentExitedError, RpcError
+from bridge.wire.types import JsonObj
 from tests.adapters.codex.support import (
     ECHO_MCP,
     Codex,
@@ -28,8 +29,6 @@ from tests.adapters.codex.support import (
 from tests.fakes.model_server import FakeModelServer, Reply
 from tests.fakes.openai_responses import last_tool_output, mcp_call, patch_call, shell_call
 from tests.real_agents import installed_version
-
-JsonObj = dict[str, Any]
 
 pytestmark = pytest.mark.anyio
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from adapters.codex.translate import Translator, replay, split_unified
+from bridge.wire.types import JsonObj
 from tests.adapters.codex.fixtures import notifications, result_of, translate
 from tests.adapters.codex.support import text_of, validate_update
 
-JsonObj = dict[str, Any]
 WS = "/tmp/rec/ws"
 
 
