@@ -15,8 +15,8 @@ def test_shared_aliases_are_defined_once() -> None:
         for path in sorted((ROOT / top).rglob("*.py")):
             for node in ast.parse(path.read_text()).body:
                 targets = node.targets if isinstance(node, ast.Assign) else []
-                if isinstance(node, ast.AnnAssign | ast.TypeAlias):
-                    targets = [node.target if isinstance(node, ast.AnnAssign) else node.name]
+                if isinstance(node, ast.AnnAssign):
+                    targets = [node.target]
                 for t in targets:
                     if isinstance(t, ast.Name) and t.id in found:
                         found[t.id].append(path.relative_to(ROOT).as_posix())
