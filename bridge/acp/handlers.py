@@ -5,6 +5,7 @@ session's log before the answer is sent."""
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import os
 import subprocess
@@ -24,6 +25,7 @@ from bridge.core.manager import OpenParams
 from bridge.core.session import Session
 from bridge.diagnostics.redact import mask_mcp_servers
 from bridge.errors import INTERNAL_ERROR, INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError
+from bridge.rpc import arrival
 from bridge.rpc.dispatch import Handler
 from bridge.store.base import LeaseHeld
 from bridge.wire import jsonrpc
@@ -241,6 +243,7 @@ class Handlers:
         return session
 
     async def session_prompt(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
+        received = arrival.current()  # before any await: the cancels it must see come later
         p = P.parse(P.PromptParams, params)
         session = await self.live(p.sessionId)
         session.log("client", jsonrpc.request_frame(None, "session/prompt", params))
@@ -257,12 +260,12 @@ class Handlers:
         await self.manager.save(session.session_id, status="busy")
         # The turn outlives this request if the client goes away (disconnect policy).
         with session.answering():
-            result = await self.server.run_turn(conn, session, lambda: self._turn(session, params))
+            result = await self.server.run_turn(conn, session, lambda: self._turn(session, params, received))
             return prompt_result(result, unstable=wants_unstable(conn.client_capabilities))
 
-    async def _turn(self, session: Session, params: JsonObj) -> JsonObj:
+    async def _turn(self, session: Session, params: JsonObj, received: int) -> JsonObj:
         try:
-            result = await session.prompt(params)
+            result = await session.prompt(params, received)
         except RpcError as exc:
             session.log("bridge", jsonrpc.error_frame(None, exc))
             raise
@@ -304,8 +307,9 @@ class Handlers:
         session.log("client", jsonrpc.notification_frame("session/cancel", params))
         if not self.server.multiclient.cancel_allowed(conn, session):
             return
-        # Never block the receive loop on the agent: cancel runs beside it.
-        self.server.spawn(session.cancel)
+        # Never block the receive loop on the agent: cancel runs beside it, knowing which
+        # prompts came before it (`bridge.rpc.arrival`).
+        self.server.spawn(functools.partial(session.cancel, arrival.current()))
 
 
 def _refuse_stdio_servers(servers: list[JsonObj]) -> None:

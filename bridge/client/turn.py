@@ -47,6 +47,9 @@ class Turn:
         self._error: ClientError | None = None
         self.pending: dict[str, PermissionRequest] = {}
         self.sent = False  # the prompt went out (errors before that are raised as themselves)
+        # `cancel()` came before the prompt went out: the daemon applies a `session/cancel`
+        # only to prompts it received before it, so the cancel goes right behind the prompt.
+        self._cancel_when_sent = False
 
     # -- run by the client's task group -------------------------------------------------------------
     async def run(self) -> None:
@@ -58,6 +61,9 @@ class Turn:
                     await session._ensure_open()
                     session._turn = self
                     self.sent = True
+                    if self._cancel_when_sent:
+                        # Starts once this task waits for the answer, the prompt then queued.
+                        session._client._spawn(session.cancel)
                     raw = await session._client.request(
                         "session/prompt", {"sessionId": session.id, "prompt": self.prompt}
                     )
@@ -142,8 +148,12 @@ class Turn:
 
     async def cancel(self) -> None:
         """Ask the agent to stop (`session/cancel`); the turn then ends with "cancelled"."""
-        if not self.done.is_set():
-            await self.session.cancel()
+        if self.done.is_set():
+            return
+        if not self.sent:
+            self._cancel_when_sent = True
+            return
+        await self.session.cancel()
 
     def _failure(self) -> ClientError:
         assert self._error is not None

@@ -23,6 +23,7 @@ from bridge.core.adapter import AgentSession, AgentSpec, SessionSetup
 from bridge.core.links import ClientLink
 from bridge.core.permissions import CANCELLED_OUTCOME, ask_first
 from bridge.errors import INVALID_PARAMS, SESSION_BUSY, TURN_STALLED, AgentError, AgentExitedError, RpcError
+from bridge.rpc import arrival
 from bridge.rpc.endpoint import ConnectionClosed
 from bridge.store.base import Direction, SessionRecord, Store
 from bridge.wire import jsonrpc
@@ -35,8 +36,6 @@ log = logging.getLogger(__name__)
 _clock = time.monotonic
 # How long a turn whose agent connection broke waits for the agent's exit status.
 EXIT_REPORT_WAIT = 5.0
-# How long a cancel that finds no turn waits for one about to start (see `_turn_arrives`).
-EARLY_CANCEL_WINDOW = 0.25
 # How long `session/close` lets the agent end a running turn itself (flushing its last
 # updates) before the bridge ends it: the agent is stopped right after, so waiting for the
 # full `cancel_grace` would only delay the close.
@@ -86,6 +85,10 @@ class Session:
         self._turn_scope: anyio.CancelScope | None = None
         self._turn_active = False
         self._cancelling = False
+        # Arrival numbers (`bridge.rpc.arrival`): of the running turn's prompt, and of the
+        # latest `session/cancel`, which ends every prompt received before it.
+        self._turn_arrival = 0
+        self._cancel_arrival = 0
         self._permission_scopes: set[anyio.CancelScope] = set()
         self.last_activity = anyio.current_time()
         self.restarts = 0
@@ -273,7 +276,11 @@ class Session:
             await self.store.flush()
 
     # -- turns ---------------------------------------------------------------------------------
-    async def prompt(self, params: JsonObj) -> JsonObj:
+    async def prompt(self, params: JsonObj, received: int | None = None) -> JsonObj:
+        """Run one turn. `received`: the prompt's arrival number; a `session/cancel` received
+        after it and before its turn starts (an agent restart in between) cancels the turn as
+        soon as the agent has it."""
+        received = arrival.stamp() if received is None else received
         if self.lost is not None:
             raise self.lost
         if self._turn_active:
@@ -285,6 +292,7 @@ class Session:
         if agent is None:
             raise self.agent_error or RpcError(SESSION_BUSY, f"session {self.record.id} has no running agent")
         self._turn_active = True
+        self._turn_arrival = received
         self._turn_over = anyio.Event()
         self._cancelling = False
         self._cancel_at = None
@@ -298,6 +306,9 @@ class Session:
                 self._turn_scope = scope
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._watchdog, scope)
+                    if self._cancel_arrival > received:
+                        # Runs once `agent.prompt` below has sent the prompt and waits.
+                        tg.start_soon(self._cancel_turn)
                     try:
                         result: JsonObj = await agent.prompt(params)
                     except (ConnectionClosed, AgentExitedError):
@@ -384,8 +395,16 @@ class Session:
     def turn_active(self) -> bool:
         return self._turn_active
 
-    async def cancel(self) -> None:
-        if not self._turn_active and not await self._turn_arrives():
+    async def cancel(self, received: int | None = None) -> None:
+        """`session/cancel`, received as arrival number `received` (now if None): ends the turn
+        of a prompt received before it — running, or as soon as it starts — and nothing later."""
+        received = arrival.stamp() if received is None else received
+        self._cancel_arrival = max(self._cancel_arrival, received)
+        if self._turn_active and self._turn_arrival < received:
+            await self._cancel_turn()
+
+    async def _cancel_turn(self) -> None:
+        if self._cancelling:
             return
         self._cancelling = True
         self._cancel_at = anyio.current_time()
@@ -438,17 +457,6 @@ class Session:
     def turn_changed(self) -> None:
         self._turn_changed.set()
         self._turn_changed = anyio.Event()
-
-    async def _turn_arrives(self) -> bool:
-        """A cancel that finds no turn may have overtaken its prompt: accepted, but the turn
-        not started yet (queued behind the cancel, or waiting for the agent to restart).
-        Wait for it that long; a cancel with no prompt behind it expires harmlessly."""
-        while not self._turn_active:
-            with anyio.move_on_after(None if self.restarting else EARLY_CANCEL_WINDOW) as scope:
-                await self._turn_changed.wait()
-            if scope.cancelled_caught:
-                return False
-        return True
 
     def taken_over(self, error: RpcError) -> None:
         """Another daemon owns the session now (this one was paused past its lease): a

@@ -31,6 +31,7 @@ from bridge.errors import (
     RpcError,
     find_rpc_error,
 )
+from bridge.rpc import arrival
 from bridge.rpc.outbox import Outbox
 from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
@@ -227,7 +228,8 @@ class Endpoint:
                 self._cancel_inbound(msg.params)
                 return
             try:
-                await self._on_notification(msg)
+                with arrival.handling(arrival.stamp()):
+                    await self._on_notification(msg)
             except RpcError as exc:
                 log.info("%s: notification %.100s failed: %s", self.peer, msg.method, exc.message)
         elif isinstance(msg, jsonrpc.Response):
@@ -294,15 +296,15 @@ class Endpoint:
             return
         assert self._tg is not None
         # Registered before the task starts: a `$/cancel_request` or the end of the input
-        # right behind the request still finds it.
+        # right behind the request still finds it. Stamped now too, in the order received.
         scope = self._inflight[req.id] = anyio.CancelScope()
         if self._idle.is_set():
             self._idle = anyio.Event()
-        self._tg.start_soon(self._serve_request, req, scope)
+        self._tg.start_soon(self._serve_request, req, scope, arrival.stamp())
 
-    async def _serve_request(self, req: jsonrpc.Request, scope: anyio.CancelScope) -> None:
+    async def _serve_request(self, req: jsonrpc.Request, scope: anyio.CancelScope, number: int) -> None:
         try:
-            with scope:
+            with scope, arrival.handling(number):
                 try:
                     result = await self._on_request(req)
                     frame = self._frame({"id": req.id, "result": result})

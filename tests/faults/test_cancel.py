@@ -17,6 +17,7 @@ import anyio.lowlevel
 import psutil
 import pytest
 
+from bridge.errors import SESSION_BUSY
 from tests.acp_client import AcpClient
 from tests.conftest import in_process
 from tests.daemon_proc import daemon_process
@@ -81,17 +82,12 @@ async def test_agent_ignoring_cancel_has_the_turn_ended_by_the_bridge(tmp_path: 
             descendants.extend(p.pid for p in proc.children(recursive=True))
 
         if word == "hang":
-            # Nothing to wait for: cancel right after the prompt is sent.
-            async with anyio.create_task_group() as tg:
-                result: list[Any] = []
-
-                async def run() -> None:
-                    result.append(await c.request_raw("session/prompt", _params(sid, word)))
-
-                tg.start_soon(run)
-                t0 = anyio.current_time()
-                await c.notify("session/cancel", {"sessionId": sid})
-            response, took = result[0], anyio.current_time() - t0
+            # Nothing to wait for: cancel right behind the prompt.
+            await c.send_request("hang-1", "session/prompt", _params(sid, word))
+            t0 = anyio.current_time()
+            await c.notify("session/cancel", {"sessionId": sid})
+            response = await c.wait_response("hang-1")
+            took = anyio.current_time() - t0
         else:
             marker = '"tool_call"' if word.startswith("tool") else "slow 2"
             response, took = await _prompt_then_cancel(c, sid, word, marker, snapshot)
@@ -156,16 +152,11 @@ async def test_cancel_sent_right_behind_the_prompt_is_not_lost(tmp_path: Path) -
         c = d.client
         await c.initialize()
         sid = await c.new_session(d.cwd)
-        for _ in range(3):
-            async with anyio.create_task_group() as tg:
-                result: list[Any] = []
-
-                async def run(result: list[Any] = result) -> None:
-                    result.append(await c.prompt(sid, "slow 1000 0.02"))
-
-                tg.start_soon(run)
-                await c.notify("session/cancel", {"sessionId": sid})
-            assert result[0]["stopReason"] == "cancelled"
+        for i in range(3):
+            # Written back to back: the daemon reads the cancel before the prompt's turn starts.
+            await c.send_request(f"behind-{i}", "session/prompt", _params(sid, "slow 1000 0.02"))
+            await c.notify("session/cancel", {"sessionId": sid})
+            assert (await c.wait_response(f"behind-{i}"))["result"]["stopReason"] == "cancelled"
 
 
 async def test_cancel_while_the_agent_restarts_cancels_the_pending_prompt(tmp_path: Path) -> None:
@@ -175,29 +166,49 @@ async def test_cancel_while_the_agent_restarts_cancels_the_pending_prompt(tmp_pa
         sid = await c.new_session(d.cwd)
         with pytest.raises(Exception, match="exit code 3"):
             await c.prompt(sid, "crash")
-        async with anyio.create_task_group() as tg:
-            result: list[Any] = []
-
-            async def run() -> None:
-                result.append(await c.prompt(sid, "slow 1000 0.02"))
-
-            tg.start_soon(run)
-            await anyio.lowlevel.checkpoint()  # the prompt is queued first; the restart backs off 0.25 s
-            await c.notify("session/cancel", {"sessionId": sid})
-        assert result[0]["stopReason"] == "cancelled"
+        # The prompt waits for the restart (which backs off first); the cancel comes behind it.
+        await c.send_request("after-crash", "session/prompt", _params(sid, "slow 1000 0.02"))
+        await c.notify("session/cancel", {"sessionId": sid})
+        assert (await c.wait_response("after-crash"))["result"]["stopReason"] == "cancelled"
         assert "slow 50" not in c.text(sid)
 
 
 async def test_cancel_with_no_prompt_does_not_poison_the_next_one(tmp_path: Path) -> None:
+    """A cancel applies to the prompts received before it: a prompt written right behind a
+    cancel that found no turn runs to its end, however soon it follows."""
     async with in_process(tmp_path, fault_config(tmp_path)) as d:
         c = d.client
         await c.initialize()
         sid = await c.new_session(d.cwd)
         await c.notify("session/cancel", {"sessionId": sid})
-        # A round trip, then past the window in which a cancel waits for its prompt.
-        await c.request("_bridge/session/info", {"sessionId": sid})
-        await anyio.sleep(0.5)
-        assert (await c.prompt(sid, "echo fine"))["stopReason"] == "end_turn"
+        await c.send_request("next", "session/prompt", _params(sid, "slow 5 0.02"))
+        response = await c.wait_response("next")
+        assert response["result"]["stopReason"] == "end_turn"
+        assert "slow 4" in c.text(sid)
+        # A turn that ended before a cancel is not touched by it either: the next one runs.
+        await c.prompt(sid, "echo one")
+        await c.notify("session/cancel", {"sessionId": sid})
+        assert (await c.prompt(sid, "slow 5 0.02"))["stopReason"] == "end_turn"
+
+
+async def test_cancel_ends_the_running_turn_and_not_the_prompt_behind_it(tmp_path: Path) -> None:
+    """cancel, then at once the next prompt: the running turn ends `cancelled`, the prompt
+    written right behind the cancel (queued by the client while the first one unwinds) is
+    refused as busy or runs to its end — never cancelled."""
+    async with in_process(tmp_path, fault_config(tmp_path), cancel_grace=30.0) as d:
+        c = d.client
+        await c.initialize()
+        sid = await c.new_session(d.cwd)
+        await c.send_request("first", "session/prompt", _params(sid, "slow 1000 0.02"))
+        await c.wait_for(lambda m: "slow 1 " in json.dumps(m))
+        await c.notify("session/cancel", {"sessionId": sid})
+        await c.send_request("second", "session/prompt", _params(sid, "slow 5 0.02"))
+        assert (await c.wait_response("first"))["result"]["stopReason"] == "cancelled"
+        second = await c.wait_response("second")
+        if "error" in second:
+            assert second["error"]["code"] == SESSION_BUSY, second
+            second = await c.request_raw("session/prompt", _params(sid, "slow 5 0.02"))
+        assert second["result"]["stopReason"] == "end_turn"
 
 
 def _counts(pid: int) -> tuple[int, int]:
