@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from bridge import __version__, logsetup
-from bridge.config import ConfigError, ConfigFile, default_state_dir, load_config
+from bridge.config import ConfigError, ConfigFile, load_config
+from bridge.paths import default_state_dir
 from bridge.store import pg_url
 
 # name → (module with `add_arguments(parser)` and `run(args, config, state_dir) -> int`, help)

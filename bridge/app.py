@@ -27,7 +27,7 @@ from bridge.trace import Tracer
 from bridge.wire.types import JsonObj
 
 if TYPE_CHECKING:
-    from bridge.transports.websocket import WsOptions
+    from bridge.transports.ws_options import WsOptions
 
 log = logging.getLogger(__name__)
 

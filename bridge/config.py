@@ -5,9 +5,7 @@ Agents are only ever chosen by name from this table: nothing executable comes fr
 
 from __future__ import annotations
 
-import os
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -154,10 +152,4 @@ def agent_table(cfg: ConfigFile) -> dict[str, AgentSpec]:
         )
     return table
 
-
-def default_state_dir(env: Mapping[str, str] = os.environ) -> str:
-    if env.get("AGENT_BRIDGE_STATE_DIR"):
-        return env["AGENT_BRIDGE_STATE_DIR"]
-    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "agent-bridge")
 

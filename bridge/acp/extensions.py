@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 import psutil
@@ -11,16 +11,26 @@ import psutil
 from bridge.acp import files
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
+from bridge.config import Policy
+from bridge.core.manager import SessionManager
 from bridge.diagnostics.redact import default as default_redactor
 from bridge.diagnostics.redact import mask_mcp_servers
 from bridge.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
 from bridge.process.command import run_command
 from bridge.rpc.dispatch import Handler
-from bridge.store.base import lease_error_data
+from bridge.store.base import Store, lease_error_data
 from bridge.wire.types import JsonObj
 
-if TYPE_CHECKING:
-    from bridge.acp.server import AcpServer
+
+class AcpServer(Protocol):
+    """What the extensions use of the server that builds them (`bridge.acp.server.AcpServer`)."""
+
+    manager: SessionManager
+    store: Store
+    policy: Policy
+
+    async def agents_table(self) -> list[JsonObj]: ...
+
 
 # What a shell answer carries of each stream (its tail), and what the log keeps (the start).
 SHELL_OUTPUT_LIMIT = 1024 * 1024

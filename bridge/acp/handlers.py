@@ -9,7 +9,8 @@ import functools
 import logging
 import os
 import subprocess
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Protocol
 
 import anyio
 
@@ -17,22 +18,39 @@ from bridge import envsetup
 from bridge.acp import auth
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
-from bridge.acp.multiclient import driven_by_other, not_owner_error
+from bridge.acp.multiclient import MultiClient, driven_by_other, not_owner_error
 from bridge.acp.replay import replay_to
 from bridge.acp.unstable import prompt_result, wants_unstable
+from bridge.config import Policy
 from bridge.core.adapter import AgentSpec, SessionSetup
-from bridge.core.manager import OpenParams
+from bridge.core.manager import OpenParams, SessionManager
 from bridge.core.session import Session
 from bridge.diagnostics.redact import mask_mcp_servers
 from bridge.errors import INTERNAL_ERROR, INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError
 from bridge.rpc import arrival
 from bridge.rpc.dispatch import Handler
-from bridge.store.base import LeaseHeld
+from bridge.store.base import Instance, LeaseHeld, SessionRecord, Store
 from bridge.wire import jsonrpc
 from bridge.wire.types import JsonObj
 
-if TYPE_CHECKING:
-    from bridge.acp.server import AcpServer
+
+class AcpServer(Protocol):
+    """What the handlers use of the server that builds them (`bridge.acp.server.AcpServer`),
+    named here so that neither module imports the other."""
+
+    manager: SessionManager
+    store: Store
+    version: str
+    policy: Policy
+    multiclient: MultiClient
+
+    async def capabilities(self) -> JsonObj: ...
+    async def auth_methods(self, client_capabilities: JsonObj | None = None) -> list[JsonObj]: ...
+    def session_info(self, rec: SessionRecord, owners: Mapping[str, Instance] | None = None) -> JsonObj: ...
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, Any]]) -> None: ...
+    async def run_turn(
+        self, conn: ClientConnection, session: Session, turn: Callable[[], Awaitable[JsonObj]]
+    ) -> JsonObj: ...
 
 log = logging.getLogger(__name__)
 

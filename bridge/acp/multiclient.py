@@ -13,19 +13,33 @@ of all. On stdio there is one connection: it owns everything it opens.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
 from bridge.acp.replay import replay_to
+from bridge.core.manager import SessionManager
 from bridge.core.session import Session
 from bridge.errors import NOT_OWNER, READ_ONLY, RpcError
 from bridge.rpc.dispatch import Handler
+from bridge.store.base import Store
 from bridge.wire import jsonrpc
 from bridge.wire.types import JsonObj
 
-if TYPE_CHECKING:
-    from bridge.acp.server import AcpServer
+
+class _Sessions(Protocol):
+    async def live(self, session_id: str) -> Session: ...
+
+
+class AcpServer(Protocol):
+    """What multi-client handling uses of the server that builds it (`bridge.acp.server.AcpServer`)."""
+
+    manager: SessionManager
+    store: Store
+
+    @property
+    def handlers(self) -> _Sessions: ...
+    def orphaned(self, session: Session, event: JsonObj) -> None: ...
 
 log = logging.getLogger(__name__)
 

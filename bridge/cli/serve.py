@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:
     )
     if args.listen:
         from bridge.app import serve_websocket
-        from bridge.transports.websocket import TOKEN_FILE, WsConfigError, parse_options
+        from bridge.transports.ws_options import TOKEN_FILE, WsConfigError, parse_options
 
         running = None if getattr(args, "token_file", None) else anyio.run(_running_listener, config, state_dir)
         if running is not None:

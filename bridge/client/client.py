@@ -30,7 +30,7 @@ from bridge import __version__
 from bridge.client.errors import ClientError, ConnectionLost, from_rpc
 from bridge.client.permissions import Permissions
 from bridge.client.results import AgentInfo, Event, EventPage, SessionInfo, SessionSummary
-from bridge.client.session import Session, _check_permissions
+from bridge.client.session import Session, check_permissions
 from bridge.client.transport import (
     Link,
     StderrSink,
@@ -40,7 +40,6 @@ from bridge.client.transport import (
     spawn_link,
     websocket_link,
 )
-from bridge.client.turn import Turn
 from bridge.errors import METHOD_NOT_FOUND, RpcError
 from bridge.rpc.endpoint import ConnectionClosed, Endpoint
 from bridge.rpc.outbox import Outbox
@@ -102,7 +101,7 @@ class BridgeClient:
         client_name: str = "agent-bridge-client",
         on_message: MessageTap | None = None,
     ) -> None:
-        _check_permissions(permissions)
+        check_permissions(permissions)
         self.permissions: Permissions = permissions
         self.fs = fs
         self.link = link
@@ -119,6 +118,7 @@ class BridgeClient:
         self._outbox_done = anyio.Event()
         self._callback_errors: dict[int, list[BaseException]] = {}
         self.daemon: JsonObj = {}
+        self._channel = SessionChannel(self)
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
@@ -232,8 +232,8 @@ class BridgeClient:
         self._lost = await self.link.loss()
         self._lost_ready.set()
         for session in self._sessions.values():
-            session._opened = False
-            session._connection_lost()
+            session.opened = False
+            session.connection_lost()
 
     async def _incoming(self) -> AsyncIterator[list[bytes | Oversize]]:
         async for batch in self.link.incoming:
@@ -294,9 +294,6 @@ class BridgeClient:
             await self._lost_ready.wait()
         return self._lost or ConnectionLost("the connection to the daemon closed")
 
-    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, Any]]) -> None:
-        self._tg.start_soon(fn)
-
     def _run_callback(self, callback: Callable[[Any], Any], update: Any) -> None:
         try:
             result = callback(update)
@@ -305,12 +302,6 @@ class BridgeClient:
             return
         if inspect.iscoroutine(result):
             self._tg.start_soon(_log_failures, result)
-
-    def _callback_failed(self, turn: Turn, exc: BaseException) -> None:
-        self._callback_errors.setdefault(id(turn), []).append(exc)
-
-    def _take_callback_errors(self, turn: Turn) -> list[BaseException]:
-        return self._callback_errors.pop(id(turn), [])
 
     # -- the daemon's messages ---------------------------------------------------------------------
     async def _on_notification(self, note: jsonrpc.Notification) -> None:
@@ -321,7 +312,7 @@ class BridgeClient:
             return
         session = self._sessions.get(sid)
         if session is not None:
-            session._receive_update(note.params)
+            session.receive_update(note.params)
             return
         if sid not in self._orphans and len(self._orphans) >= ORPHAN_SESSIONS:
             self._orphans.pop(next(iter(self._orphans)))
@@ -335,18 +326,18 @@ class BridgeClient:
         if req.method == "session/request_permission":
             if session is None:
                 return {"outcome": {"outcome": "cancelled"}}
-            return await session._permission(params)
+            return await session.answer_permission(params)
         if req.method in ("fs/read_text_file", "fs/write_text_file") and self.fs and session is not None:
-            return await session._fs(req.method, params)
+            return await session.answer_fs(req.method, params)
         raise RpcError(METHOD_NOT_FOUND, f"the client does not handle {req.method}", {"method": req.method})
 
     # -- session handles --------------------------------------------------------------------------
     def _handle(self, session_id: str, **kw: Any) -> Session:
         session = self._sessions.get(session_id)
         if session is None:
-            session = self._sessions[session_id] = Session(self, session_id, **kw)
+            session = self._sessions[session_id] = Session(self._channel, session_id, **kw)
             for params in self._orphans.pop(session_id, []):
-                session._receive_update(params)
+                session.receive_update(params)
         else:
             for key, value in kw.items():
                 if value is not None:
@@ -376,7 +367,7 @@ class BridgeClient:
         """`session/new` with `agent` (default: the daemon's default agent) in `cwd`
         (default: the current directory), then model / mode / thought level / other config
         options and the title. If any of those fails the new session is closed again."""
-        _check_permissions(permissions)
+        check_permissions(permissions)
         cwd_abs = _absolute(cwd if cwd is not None else ".")
         params: JsonObj = {"cwd": cwd_abs, "mcpServers": _mcp_wire(mcp_servers)}
         if additional_directories:
@@ -389,7 +380,7 @@ class BridgeClient:
         result = await self.request("session/new", params)
         session = self._handle(str(result["sessionId"]), cwd=cwd_abs, agent=agent, permissions=permissions)
         session.additional_directories = params.get("additionalDirectories")
-        session._apply_setup(result)
+        session.apply_setup(result)
         try:
             await session.configure(model=model, mode=mode, thought_level=thought_level, options=config)
             if title is not None:
@@ -416,14 +407,14 @@ class BridgeClient:
         if additional_directories is not None:
             params["additionalDirectories"] = list(additional_directories)
         session.cwd = cwd
-        session._loading = mode == "load"
+        session.loading = mode == "load"
         if mode == "load":
             session.history = []
         try:
             result = await self.request(f"session/{mode}", params)
         finally:
-            session._loading = False
-        session._apply_setup(result)
+            session.loading = False
+        session.apply_setup(result)
         return result if isinstance(result, dict) else {}
 
     async def resume_session(
@@ -471,7 +462,7 @@ class BridgeClient:
         params = {"sessionId": session_id, "cwd": cwd, "mcpServers": _mcp_wire(mcp_servers)}
         result = await self.request("session/fork", params)
         session = self._handle(str(result["sessionId"]), cwd=cwd, permissions=permissions)
-        session._apply_setup(result)
+        session.apply_setup(result)
         await session.info()
         return session
 
@@ -561,13 +552,13 @@ class BridgeClient:
         await self.request("session/close", {"sessionId": session_id})
         session = self._sessions.get(session_id)
         if session is not None:
-            session._opened = False
+            session.opened = False
 
     async def delete_session(self, session_id: str) -> None:
         await self.request("session/delete", {"sessionId": session_id})
         session = self._sessions.pop(session_id, None)
         if session is not None:
-            session._opened = False
+            session.opened = False
 
     async def agents(self) -> list[AgentInfo]:
         """The daemon's agent table (`_bridge/agents`)."""
@@ -583,6 +574,58 @@ class BridgeClient:
 
     async def logout(self) -> None:
         await self.request("logout", {})
+
+
+class SessionChannel:
+    """The client as its session handles see it (`bridge.client.channel.Daemon`)."""
+
+    def __init__(self, client: BridgeClient) -> None:
+        self._client = client
+
+    @property
+    def permissions(self) -> Permissions:
+        return self._client.permissions
+
+    async def request(self, method: str, params: Any = None) -> Any:
+        return await self._client.request(method, params)
+
+    def notify(self, method: str, params: Any) -> None:
+        self._client._notify(method, params)
+
+    def start_task(self, fn: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        self._client._tg.start_soon(fn)
+
+    def run_callback(self, callback: Callable[[Any], Any], update: Any) -> None:
+        self._client._run_callback(callback, update)
+
+    def callback_failed(self, turn: object, exc: BaseException) -> None:
+        self._client._callback_errors.setdefault(id(turn), []).append(exc)
+
+    def take_callback_errors(self, turn: object) -> list[BaseException]:
+        return self._client._callback_errors.pop(id(turn), [])
+
+    async def reopen(self, session: Session, mode: str) -> JsonObj:
+        return await self._client._reopen(session, mode)
+
+    async def fork_session(
+        self, session_id: str, *, cwd: str | None = None, mcp_servers: Sequence[Any] | None = None
+    ) -> Session:
+        return await self._client.fork_session(session_id, cwd=cwd, mcp_servers=mcp_servers)
+
+    async def get_info(self, session_id: str) -> SessionInfo:
+        return await self._client.get_info(session_id)
+
+    async def get_events(self, session_id: str, *, after: int = 0, limit: int = 100) -> EventPage:
+        return await self._client.get_events(session_id, after=after, limit=limit)
+
+    def iter_events(self, session_id: str, *, after: int = 0) -> AsyncIterator[Event]:
+        return self._client.iter_events(session_id, after=after)
+
+    async def close_session(self, session_id: str) -> None:
+        await self._client.close_session(session_id)
+
+    async def delete_session(self, session_id: str) -> None:
+        await self._client.delete_session(session_id)
 
 
 async def _log_failures(coro: Awaitable[Any]) -> None:

@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import anyio
 
 from bridge.client.errors import ClientError
+from bridge.client.results import ToolCallState
 from bridge.client.updates import AcpModel, ToolCallContent, ToolCallLocation
 from bridge.wire.types import JsonObj
 
-if TYPE_CHECKING:
-    from bridge.client.session import Session
+
+class Session(Protocol):
+    """What a permission request reads of its session (`bridge.client.session.Session`)."""
+
+    id: str
+
+    @property
+    def tool_calls(self) -> dict[str, ToolCallState]: ...
+
 
 PermissionPolicy = Literal["allow_once", "allow_always", "reject", "ask"]
 POLICIES: tuple[str, ...] = ("allow_once", "allow_always", "reject", "ask")
@@ -113,7 +121,7 @@ class PermissionRequest:
         """Answer with "once", "always", "reject" (or an option kind such as "reject_always",
         or an option id). Raises `InvalidReply` when the agent offered no such option."""
         option = select_for_reply(self.options, reply)
-        self._select(option, decided_by, message)
+        self.decide(option, decided_by, message)
         return option
 
     def cancel(self, decided_by: str = "cancel") -> None:
@@ -122,7 +130,7 @@ class PermissionRequest:
             self.decided_by = decided_by
             self._answered.set()
 
-    def _select(self, option: PermissionOption | None, decided_by: str, message: str | None = None) -> None:
+    def decide(self, option: PermissionOption | None, decided_by: str, message: str | None = None) -> None:
         if self.answered:
             return
         if option is None:

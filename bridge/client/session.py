@@ -16,12 +16,13 @@ import math
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bridge.client import history
+from bridge.client.channel import Daemon
 from bridge.client.errors import ClientError, NotSupported, TurnFailed
 from bridge.client.permissions import (
     POLICIES,
@@ -67,9 +68,6 @@ from bridge.client.updates import (
 from bridge.errors import INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError
 from bridge.wire.types import JsonObj
 
-if TYPE_CHECKING:
-    from bridge.client.client import BridgeClient
-
 log = logging.getLogger(__name__)
 
 PromptInput = str | Sequence[str | JsonObj | AcpModel | Path]
@@ -110,14 +108,14 @@ async def _maybe_await(value: Any) -> Any:
 class Session:
     def __init__(
         self,
-        client: BridgeClient,
+        client: Daemon[Session],
         session_id: str,
         *,
         cwd: str | None = None,
         agent: str | None = None,
         permissions: Permissions = None,
     ) -> None:
-        self._client = client
+        self.channel = client
         self.id = session_id
         self.cwd = cwd
         self.agent = agent
@@ -135,10 +133,10 @@ class Session:
         self.cursor: int | None = None
         self.setup: JsonObj = {}
         self._tools = ToolCalls()
-        self._turn: Turn | None = None
-        self._turn_lock = anyio.Lock()
-        self._opened = False
-        self._loading = False
+        self.current_turn: Turn | None = None
+        self.turn_lock = anyio.Lock()
+        self.opened = False
+        self.loading = False
         self._subscribers: list[MemoryObjectSendStream[Update]] = []
         self._callbacks: list[Callback] = []
 
@@ -152,10 +150,10 @@ class Session:
 
     @property
     def busy(self) -> bool:
-        return self._turn is not None
+        return self.current_turn is not None
 
     # -- state from the daemon -------------------------------------------------------------------
-    def _apply_setup(self, result: Any) -> None:
+    def apply_setup(self, result: Any) -> None:
         if not isinstance(result, dict):
             return
         self.setup = result
@@ -164,18 +162,18 @@ class Session:
         modes = parse_modes(result.get("modes"))
         if modes is not None:
             self.modes = modes
-        self._opened = True
+        self.opened = True
 
-    def _receive_update(self, params: JsonObj) -> None:
+    def receive_update(self, params: JsonObj) -> None:
         raw = params.get("update")
         if not isinstance(raw, dict):
             return
         update = parse_update(raw, session_id=self.id, meta=params.get("_meta"))
         self._track(update)
-        if update.replayed or self._loading:
+        if update.replayed or self.loading:
             self.history.append(update)
         else:
-            turn = self._turn
+            turn = self.current_turn
             if turn is not None:
                 turn.add(update)
         for stream in list(self._subscribers):
@@ -184,7 +182,7 @@ class Session:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._subscribers.remove(stream)
         for callback in list(self._callbacks):
-            self._client._run_callback(callback, update)
+            self.channel.run_callback(callback, update)
 
     def _track(self, update: Update) -> None:
         if isinstance(update, ConfigOptionUpdate):
@@ -216,9 +214,9 @@ class Session:
         return self._start_turn(input, permissions, streaming=False)
 
     def _start_turn(self, input: PromptInput, permissions: Permissions, *, streaming: bool) -> Turn:
-        _check_permissions(permissions)
+        check_permissions(permissions)
         turn = Turn(self, prompt_blocks(input), permissions=permissions, streaming=streaming)
-        self._client._spawn(turn.run)
+        self.channel.start_task(turn.run)
         return turn
 
     async def send(
@@ -246,7 +244,7 @@ class Session:
             async for event in turn:
                 if isinstance(event, PermissionRequest):
                     # Nobody answers it: fail closed.
-                    event._select(select_for_policy(event.options, "reject"), "no-answer")
+                    event.decide(select_for_policy(event.options, "reject"), "no-answer")
                     continue
                 if on_update is not None:
                     await _maybe_await(on_update(event))
@@ -271,9 +269,9 @@ class Session:
         except BaseException:
             if not turn.done.is_set():
                 # The caller stopped waiting (cancelled, or a callback raised): stop the turn.
-                self._client._notify("session/cancel", {"sessionId": self.id})
+                self.channel.notify("session/cancel", {"sessionId": self.id})
             raise
-        errors = self._client._take_callback_errors(turn)
+        errors = self.channel.take_callback_errors(turn)
         if errors:
             raise errors[0]
         return turn.result
@@ -314,8 +312,8 @@ class Session:
     async def cancel(self) -> None:
         """Stop the running turn (`session/cancel`): it ends with stop reason "cancelled".
         Permission requests still waiting are answered "cancelled", as ACP requires."""
-        self._client._notify("session/cancel", {"sessionId": self.id})
-        turn = self._turn
+        self.channel.notify("session/cancel", {"sessionId": self.id})
+        turn = self.current_turn
         if turn is not None:
             for req in list(turn.pending.values()):
                 req.cancel("cancel")
@@ -326,25 +324,25 @@ class Session:
     # -- permissions ---------------------------------------------------------------------------
     @property
     def pending_permissions(self) -> list[PermissionRequest]:
-        turn = self._turn
+        turn = self.current_turn
         return list(turn.pending.values()) if turn is not None else []
 
     def reply_to_permission(self, request_id: str, reply: str, message: str | None = None) -> None:
         """Answer a pending permission request: "once", "always", "reject" (or an option
         kind or id). `message` travels in the answer's `_meta.bridge.message`."""
-        turn = self._turn
+        turn = self.current_turn
         req = turn.pending.get(request_id) if turn is not None else None
         if req is None:
             raise InvalidReply(f"no pending permission request {request_id!r} in session {self.id}")
         req.reply(reply, message)
 
-    async def _permission(self, params: JsonObj) -> JsonObj:
+    async def answer_permission(self, params: JsonObj) -> JsonObj:
         req = PermissionRequest(self, params)
-        turn = self._turn
+        turn = self.current_turn
         policy: Permissions = next(
             (
                 p
-                for p in (turn.permissions if turn else None, self.permissions, self._client.permissions)
+                for p in (turn.permissions if turn else None, self.permissions, self.channel.permissions)
                 if p is not None
             ),
             None,
@@ -355,7 +353,7 @@ class Session:
                     answer = await _maybe_await(policy(req))
                 except Exception as exc:
                     if turn is not None:
-                        self._client._callback_failed(turn, exc)
+                        self.channel.callback_failed(turn, exc)
                     else:
                         log.exception("permission callback failed")
                     answer = None
@@ -365,11 +363,11 @@ class Session:
                             req.reply(answer, decided_by="callback")
                     except InvalidReply as exc:
                         log.warning("permission callback: %s; rejecting", exc)
-                    req._select(select_for_policy(req.options, "reject"), "callback")
+                    req.decide(select_for_policy(req.options, "reject"), "callback")
             elif policy in ("allow_once", "allow_always", "reject"):
-                req._select(select_for_policy(req.options, policy), f"policy:{policy}")
+                req.decide(select_for_policy(req.options, policy), f"policy:{policy}")
             elif turn is None or not turn.offer(req):
-                req._select(select_for_policy(req.options, "reject"), "no-answer")
+                req.decide(select_for_policy(req.options, "reject"), "no-answer")
             outcome = await req.wait()
         finally:
             if turn is not None and req.answered:
@@ -383,11 +381,11 @@ class Session:
 
     # -- config options --------------------------------------------------------------------------
     async def get_config_options(self) -> list[ConfigOption]:
-        await self._ensure_open()
+        await self.ensure_open()
         return list(self.config_options)
 
     async def get_modes(self) -> Modes | None:
-        await self._ensure_open()
+        await self.ensure_open()
         return self.modes
 
     def config_option(self, category_or_id: str) -> ConfigOption | None:
@@ -400,20 +398,20 @@ class Session:
     async def set_config_option(self, option_id: str, value: str | bool) -> list[ConfigOption]:
         """Set any config option by id (`session/set_config_option`); the value may be given
         as a choice's value or its name. Returns the complete, updated list."""
-        await self._ensure_open()
+        await self.ensure_open()
         opt = next((o for o in self.config_options if o.id == option_id), None)
         params: JsonObj = {"sessionId": self.id, "configId": option_id}
         if isinstance(value, bool):
             params.update(type="boolean", value=value)
         else:
             params["value"] = _match_value(opt, value) if opt is not None else value
-        result = await self._client.request("session/set_config_option", params)
+        result = await self.channel.request("session/set_config_option", params)
         if isinstance(result, dict) and "configOptions" in result:
             self.config_options = parse_config_options(result["configOptions"])
         return list(self.config_options)
 
     async def _set_category(self, category: str, value: str) -> None:
-        await self._ensure_open()
+        await self.ensure_open()
         opt = next((o for o in self.config_options if o.category == category), None)
         if opt is None:
             offered = sorted({o.category or o.id for o in self.config_options})
@@ -431,7 +429,7 @@ class Session:
 
     async def set_mode(self, mode: str) -> None:
         """The "mode" config option; `session/set_mode` for agents that only have modes."""
-        await self._ensure_open()
+        await self.ensure_open()
         if any(o.category == "mode" for o in self.config_options) or self.modes is None:
             await self._set_category("mode", mode)
             return
@@ -442,7 +440,7 @@ class Session:
             raise InvalidValue(
                 f"no mode {mode!r}; modes: {', '.join(m.id for m in self.modes.available_modes)}"
             )
-        await self._client.request("session/set_mode", {"sessionId": self.id, "modeId": mode_id})
+        await self.channel.request("session/set_mode", {"sessionId": self.id, "modeId": mode_id})
         self.modes.current_mode_id = mode_id
 
     async def configure(
@@ -466,7 +464,7 @@ class Session:
     # -- bridge extensions ------------------------------------------------------------------------
     async def info(self) -> SessionInfo:
         """`_bridge/session/info`: agent, cwd, title, status, times, parent, archived."""
-        info = await self._client.get_info(self.id)
+        info = await self.channel.get_info(self.id)
         self.agent = info.agent
         self.cwd = self.cwd or info.cwd
         self.agent_session_id = info.agent_session_id or self.agent_session_id
@@ -475,7 +473,7 @@ class Session:
 
     async def metrics(self) -> Metrics:
         return Metrics.model_validate(
-            await self._client.request("_bridge/session/metrics", {"sessionId": self.id})
+            await self.channel.request("_bridge/session/metrics", {"sessionId": self.id})
         )
 
     async def update(self, *, title: str | None = None, archived: bool | None = None) -> None:
@@ -485,7 +483,7 @@ class Session:
             params["title"] = title
         if archived is not None:
             params["archived"] = archived
-        await self._client.request("_bridge/session/update", params)
+        await self.channel.request("_bridge/session/update", params)
         if title is not None:
             self.title = title
 
@@ -508,7 +506,7 @@ class Session:
             params["timeoutMs"] = max(1, int(timeout * 1000))
         if cwd is not None:
             params["cwd"] = cwd
-        r = await self._client.request("_bridge/session/shell", params)
+        r = await self.channel.request("_bridge/session/shell", params)
         return ShellResult(
             stdout=r["stdout"], stderr=r["stderr"], exit_code=r["exitCode"], truncated=bool(r.get("truncated"))
         )
@@ -516,7 +514,7 @@ class Session:
     async def read_bytes(self, path: str) -> bytes:
         """A file of the session's workspace (its cwd and additional directories; relative
         paths from the cwd), up to 4 MiB, read with `_bridge/session/read_file`."""
-        r = await self._client.request(
+        r = await self.channel.request(
             "_bridge/session/read_file", {"sessionId": self.id, "path": path, "encoding": "base64"}
         )
         if r["truncated"]:
@@ -528,10 +526,10 @@ class Session:
         return (await self.read_bytes(path)).decode("utf-8")
 
     async def events(self, *, after: int = 0, limit: int = 100) -> EventPage:
-        return await self._client.get_events(self.id, after=after, limit=limit)
+        return await self.channel.get_events(self.id, after=after, limit=limit)
 
     def iter_events(self, *, after: int = 0) -> AsyncIterator[Event]:
-        return self._client.iter_events(self.id, after=after)
+        return self.channel.iter_events(self.id, after=after)
 
     async def messages(self) -> list[Message]:
         """The conversation rebuilt from the durable log: user prompts and agent answers."""
@@ -567,11 +565,11 @@ class Session:
     # -- lifecycle ---------------------------------------------------------------------------------
     async def fork(self, *, cwd: str | None = None, mcp_servers: Sequence[Any] | None = None) -> Session:
         """A new session seeded with this one's conversation (`session/fork`)."""
-        return await self._client.fork_session(self.id, cwd=cwd, mcp_servers=mcp_servers)
+        return await self.channel.fork_session(self.id, cwd=cwd, mcp_servers=mcp_servers)
 
     async def close(self) -> None:
         """Stop the session's agent (`session/close`); it stays listed and can be resumed."""
-        await self._client.close_session(self.id)
+        await self.channel.close_session(self.id)
 
     async def end(self, *, delete: bool = False) -> None:
         """Close the session; with `delete=True` also remove it from the list."""
@@ -581,28 +579,28 @@ class Session:
 
     async def delete(self) -> None:
         """Remove the session (`session/delete`; stops it if live)."""
-        await self._client.delete_session(self.id)
+        await self.channel.delete_session(self.id)
 
     async def take_over(self) -> str:
         """Become the driver of a session another connection runs (`_bridge/session/takeover`):
         until then a follower may read it but not prompt, cancel, configure or close it.
         Returns who had it: `connected` (a client still connected, told and logged), `gone`,
         `none` or `self`."""
-        result = await self._client.request("_bridge/session/takeover", {"sessionId": self.id})
+        result = await self.channel.request("_bridge/session/takeover", {"sessionId": self.id})
         return str(result.get("previousOwner")) if isinstance(result, dict) else "none"
 
     async def share(self, shared: bool = True) -> None:
         """Owner only: also ask this session's permission requests of the clients attached
         as controllers (`_bridge/session/share`); the first valid answer wins."""
-        await self._client.request("_bridge/session/share", {"sessionId": self.id, "shared": shared})
+        await self.channel.request("_bridge/session/share", {"sessionId": self.id, "shared": shared})
 
     async def detach(self) -> None:
         """Stop following the session (`session/detach`); its owner detaching lets go of it."""
-        await self._client.request("session/detach", {"sessionId": self.id})
+        await self.channel.request("session/detach", {"sessionId": self.id})
 
-    async def _ensure_open(self) -> None:
-        if not self._opened:
-            await self._client._reopen(self, "resume")
+    async def ensure_open(self) -> None:
+        if not self.opened:
+            await self.channel.reopen(self, "resume")
 
     # -- subscriptions ------------------------------------------------------------------------------
     def on_event(self, callback: Callable[[Update], Any]) -> Callable[[], None]:
@@ -632,7 +630,7 @@ class Session:
             send.close()
             recv.close()
 
-    def _connection_lost(self) -> None:
+    def connection_lost(self) -> None:
         # Subscriptions end: `async for u in updates` stops; `client.closed` says why.
         for stream in self._subscribers:
             stream.close()
@@ -652,7 +650,7 @@ class Session:
             raise RpcError(INVALID_PARAMS, f"{path} is outside the session's directories", {"field": "path"})
         return real
 
-    async def _fs(self, method: str, params: JsonObj) -> JsonObj:
+    async def answer_fs(self, method: str, params: JsonObj) -> JsonObj:
         path = anyio.Path(self._inside(params.get("path")))
         if method == "fs/read_text_file":
             try:
@@ -687,7 +685,7 @@ def _match_value(opt: ConfigOption, value: str) -> str:
     )
 
 
-def _check_permissions(permissions: Permissions) -> None:
+def check_permissions(permissions: Permissions) -> None:
     if permissions is not None and not callable(permissions) and permissions not in POLICIES:
         raise ValueError(
             f"permissions must be a callback or one of {', '.join(POLICIES)}, not {permissions!r}"

@@ -21,6 +21,7 @@ import anyio
 from anyio.abc import Process
 
 from bridge.client.errors import ConnectFailed, ConnectionLost
+from bridge.paths import WS_TOKEN_FILE, default_state_dir
 from bridge.wire.framing import DEFAULT_MAX_LINE, LineDecoder, Oversize
 
 STDERR_TAIL = 64 * 1024
@@ -194,9 +195,7 @@ def resolve_token(token: str | None, token_file: str | os.PathLike[str] | None, 
     if token:
         return token
     if token_file is None:
-        from bridge.config import default_state_dir
-
-        token_file = os.path.join(state_dir or default_state_dir(), "ws-token")
+        token_file = os.path.join(state_dir or default_state_dir(), WS_TOKEN_FILE)
     try:
         value = Path(token_file).read_text().strip()
     except OSError as exc:

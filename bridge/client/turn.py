@@ -8,18 +8,30 @@ from __future__ import annotations
 import logging
 import math
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 
+from bridge.client.channel import Daemon
 from bridge.client.errors import ClientError, ConnectionLost, RequestError, TurnFailed
 from bridge.client.permissions import PermissionRequest, Permissions
 from bridge.client.results import PermissionDecision, SendResult, TurnAccumulator
 from bridge.client.updates import Update
 from bridge.wire.types import JsonObj
 
-if TYPE_CHECKING:
-    from bridge.client.session import Session
+
+class Session(Protocol):
+    """What a turn uses of its session (`bridge.client.session.Session`): one turn at a time
+    (`turn_lock`, `current_turn`), the session opened before the prompt, its channel to the daemon."""
+
+    id: str
+    channel: Daemon[Any]
+    turn_lock: anyio.Lock
+    current_turn: Turn | None
+
+    async def ensure_open(self) -> None: ...
+    async def cancel(self) -> None: ...
+
 
 TurnEvent = Update | PermissionRequest
 log = logging.getLogger(__name__)
@@ -56,15 +68,15 @@ class Turn:
         session = self.session
         raw: Any = None
         try:
-            async with session._turn_lock:
+            async with session.turn_lock:
                 try:
-                    await session._ensure_open()
-                    session._turn = self
+                    await session.ensure_open()
+                    session.current_turn = self
                     self.sent = True
                     if self._cancel_when_sent:
                         # Starts once this task waits for the answer, the prompt then queued.
-                        session._client._spawn(session.cancel)
-                    raw = await session._client.request(
+                        session.channel.start_task(session.cancel)
+                    raw = await session.channel.request(
                         "session/prompt", {"sessionId": session.id, "prompt": self.prompt}
                     )
                 except ClientError as exc:
@@ -74,7 +86,7 @@ class Turn:
                     log.exception("turn of session %s failed", session.id)
                     self._error = ClientError(f"internal client error: {exc!r}")
                 finally:
-                    session._turn = None
+                    session.current_turn = None
                     for req in list(self.pending.values()):
                         req.cancel("turn ended")
             if self._error is None:

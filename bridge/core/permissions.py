@@ -15,17 +15,35 @@ the session's disconnect grace for someone to attach, then the agent is told `ca
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 
 from bridge.core.links import ClientLink
 from bridge.errors import RpcError
+from bridge.store.base import Direction
 from bridge.wire import jsonrpc
 from bridge.wire.types import JsonObj
 
-if TYPE_CHECKING:
-    from bridge.core.session import Session
+
+class Session(Protocol):
+    """What asking a permission needs of a session (`bridge.core.session.Session`), which
+    uses this module: named here, so that neither module imports the other's."""
+
+    pending_permissions: list[JsonObj]
+    disconnect_grace: float
+    followers: list[ClientLink]
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def owner(self) -> ClientLink | None: ...
+    def permission_targets(self) -> list[ClientLink]: ...
+    def links_changed(self) -> None: ...
+    async def wait_links_changed(self) -> None: ...
+    def record_event(self, event: JsonObj) -> None: ...
+    def log(self, direction: Direction, frame: bytes) -> None: ...
+
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ import anyio
 from bridge.core.adapter import AgentSession, AgentSpec, SessionSetup
 from bridge.core.links import ClientLink
 from bridge.core.permissions import CANCELLED_OUTCOME, ask_first
+from bridge.core.session_states import IN_TURN, STATUS, Event, State, advance
 from bridge.errors import INVALID_PARAMS, SESSION_BUSY, TURN_STALLED, AgentError, AgentExitedError, RpcError
 from bridge.rpc import arrival
 from bridge.rpc.endpoint import ConnectionClosed
@@ -75,7 +76,7 @@ class Session:
         # the server when the owner disconnects).
         self.disconnect_grace = 60.0
         self.agent: AgentSession | None = None
-        self.status = "idle"
+        self.state = State.IDLE  # moved only by `_advance` (bridge/core/session_states.py)
         self.metrics = Metrics()
         self._tool_ids: set[Any] = set()
         self.run_scope: anyio.CancelScope | None = None
@@ -83,8 +84,6 @@ class Session:
         self.agent_stopped: anyio.Event | None = None
         self.agent_error: AgentError | None = None
         self._turn_scope: anyio.CancelScope | None = None
-        self._turn_active = False
-        self._cancelling = False
         # Arrival numbers (`bridge.rpc.arrival`): of the running turn's prompt, and of the
         # latest `session/cancel`, which ends every prompt received before it.
         self._turn_arrival = 0
@@ -109,14 +108,40 @@ class Session:
         self.restarting = 0  # agent restarts in progress (`SessionManager.ensure_agent`)
         # Set when another daemon took the session over: every later request gets it.
         self.lost: RpcError | None = None
-        # Set once `session/close` has ended the session: nothing more of it reaches a client.
-        self.closed = False
         # Set when a turn ends (replaced when the next one starts).
         self._turn_over = anyio.Event()
         self._turn_over.set()
         # `session/prompt` requests not answered yet (`answering`).
         self._answering = 0
         self._answered = anyio.Event()
+
+    # -- state ---------------------------------------------------------------------------------
+    def _advance(self, event: Event) -> None:
+        self.state = advance(self.state, event)
+
+    @property
+    def status(self) -> str:
+        return STATUS[self.state]
+
+    @status.setter
+    def status(self, value: str) -> None:
+        # Only the manager sets it, to "closed" once `close_turn` has closed the session.
+        if value != "closed":
+            raise ValueError(f"a session's status follows its state; it cannot be set to {value!r}")
+        self._advance(Event.CLOSE)
+
+    @property
+    def closed(self) -> bool:
+        """`session/close` has ended the session: nothing more of it reaches a client."""
+        return self.state is State.CLOSED
+
+    @property
+    def _turn_active(self) -> bool:
+        return self.state in IN_TURN
+
+    @property
+    def _cancelling(self) -> bool:
+        return self.state is State.CANCELLING
 
     @property
     def owner(self) -> ClientLink | None:
@@ -291,14 +316,12 @@ class Session:
         agent = self.agent
         if agent is None:
             raise self.agent_error or RpcError(SESSION_BUSY, f"session {self.record.id} has no running agent")
-        self._turn_active = True
+        self._advance(Event.PROMPT)
         self._turn_arrival = received
         self._turn_over = anyio.Event()
-        self._cancelling = False
         self._cancel_at = None
         self._end_reason = None
         self.turn_changed()
-        self.status = "busy"
         self.metrics.turns += 1
         self.last_activity = anyio.current_time()
         try:
@@ -325,11 +348,8 @@ class Session:
             return self._ended_by_bridge()
         finally:
             self._turn_scope = None
-            self._turn_active = False
-            self._cancelling = False
+            self._advance(Event.TURN_END)
             self._turn_over.set()
-            if self.status == "busy":
-                self.status = "error" if self.agent_error else "idle"
 
     def _ended_by_bridge(self) -> JsonObj:
         """The turn scope was cancelled from outside: agent death, forced cancel or stall."""
@@ -404,9 +424,9 @@ class Session:
             await self._cancel_turn()
 
     async def _cancel_turn(self) -> None:
-        if self._cancelling:
-            return
-        self._cancelling = True
+        if self.state is not State.RUNNING:
+            return  # cancelled already, or its agent is gone
+        self._advance(Event.CANCEL)
         self._cancel_at = anyio.current_time()
         self._wake.set()
         for scope in list(self._permission_scopes):
@@ -452,7 +472,7 @@ class Session:
         with anyio.move_on_after(grace):
             while self._answering:
                 await self._answered.wait()
-        self.closed = True
+        self._advance(Event.CLOSE)
 
     def turn_changed(self) -> None:
         self._turn_changed.set()
@@ -463,7 +483,7 @@ class Session:
         running turn ends with `error`, and so does every later request here."""
         self.lost = error
         self.agent = None
-        self.status = "closed"
+        self._advance(Event.TAKEN_OVER)
         if self._turn_scope is not None:
             self._turn_scope.cancel()
 
@@ -471,7 +491,7 @@ class Session:
         """The agent process is gone: fail the running turn at once."""
         self.agent_error = error
         self.agent = None
-        self.status = "error"
+        self._advance(Event.AGENT_EXIT)
         self.record_event({"type": "agent_exited", "error": error.to_dict()})
         if self._turn_scope is not None:
             self._turn_scope.cancel()

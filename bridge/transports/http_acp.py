@@ -28,7 +28,7 @@ from bridge.transports import ws_gate, ws_limits
 from bridge.transports.http_streams import SESSION_SCOPED, ClientTooSlow, HttpConnection, SseStream
 
 if TYPE_CHECKING:
-    from bridge.transports.websocket import ServeFn, WsOptions
+    from bridge.transports.ws_options import ServeFn, WsOptions
 
 log = logging.getLogger(__name__)
 

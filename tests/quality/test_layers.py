@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = [
     "bridge",  # the package itself: only __version__
     "bridge.errors",
+    "bridge.paths",
     "bridge.wire",
     "bridge.diagnostics.redact",
     "bridge.envsetup",
@@ -113,3 +114,80 @@ def test_adapters_use_only_the_lower_layers() -> None:
             ):
                 problems.append(f"{me} imports another adapter: {imp}")
     assert not problems, "\n".join(problems)
+
+
+# The client library (bridge/client) is a program of its own that speaks to a daemon: it may
+# use the wire format, the JSON-RPC endpoint and the process layer (to spawn and stop one),
+# and the names every layer shares; nothing of the daemon's inside (core, store, acp, config).
+CLIENT_MAY_IMPORT = (
+    "bridge",  # __version__
+    "bridge.errors",
+    "bridge.paths",
+    "bridge.wire",
+    "bridge.rpc",
+    "bridge.process",
+    "bridge.client",
+)
+
+
+def test_the_client_library_stays_behind_its_boundary() -> None:
+    problems = []
+    for path in sorted((ROOT / "bridge" / "client").rglob("*.py")):
+        me = module_name(path)
+        for imp in imports(path):
+            allowed = imp == "bridge" or any(
+                imp == p or imp.startswith(p + ".") for p in CLIENT_MAY_IMPORT[1:]
+            )
+            if imp.startswith("bridge") and not allowed:
+                problems.append(f"{me} imports {imp}")
+    assert not problems, "\n".join(problems)
+
+
+def _known(module: str) -> str | None:
+    """The module of ours `module` names (a package's `__init__` for a package), if any."""
+    base = ROOT.joinpath(*module.split("."))
+    if base.with_suffix(".py").exists() or (base / "__init__.py").exists():
+        return module
+    return None
+
+
+def test_no_import_cycles_not_even_for_type_checking() -> None:
+    """Every import counts: at module level, in functions, under `if TYPE_CHECKING:`. A cycle
+    hidden behind TYPE_CHECKING is a cycle of the design all the same."""
+    graph: dict[str, set[str]] = {}
+    for top in ("bridge", "adapters"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            me = module_name(path)
+            graph[me] = {m for imp in imports(path) if (m := _known(imp)) is not None and m != me}
+    # Tarjan's strongly connected components: any with more than one module is a cycle.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
