@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import anyio
-from anyio.abc import Process
 
 from bridge.client.errors import ConnectFailed, ConnectionLost
 from bridge.paths import WS_TOKEN_FILE, default_state_dir
+from bridge.process.ladder import stop_ladder
 from bridge.wire.framing import DEFAULT_MAX_LINE, LineDecoder, Oversize
 
 STDERR_TAIL = 64 * 1024
@@ -152,7 +152,8 @@ async def spawn_link(
             yield Link(incoming(), write, loss, f"agent-bridge (pid {proc.pid}) over stdio", proc.pid)
         finally:
             with anyio.CancelScope(shield=True):
-                await _stop(proc, shutdown_timeout)
+                # The daemon stops its agents itself once its stdin closes.
+                await stop_ladder(proc, grace=shutdown_timeout, term_grace=5)
                 with anyio.move_on_after(2):
                     await stderr_done.wait()
                 tg.cancel_scope.cancel()
@@ -167,23 +168,6 @@ def _sink(target: StderrSink, chunk: bytes) -> None:
     with contextlib.suppress(OSError, ValueError):
         target.write(chunk)
         target.flush()
-
-
-async def _stop(proc: Process, grace: float) -> None:
-    assert proc.stdin is not None
-    with contextlib.suppress(Exception):
-        await proc.stdin.aclose()
-    with anyio.move_on_after(grace):
-        await proc.wait()
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.terminate()
-    with anyio.move_on_after(5):
-        await proc.wait()
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    await proc.wait()
 
 
 # -- a running daemon over WebSocket --------------------------------------------------------------

@@ -32,6 +32,7 @@ from bridge import envsetup
 from bridge import trace as _trace
 from bridge.errors import AgentStartError
 from bridge.process import tree
+from bridge.process.ladder import stop_ladder
 from bridge.wire.framing import DEFAULT_MAX_LINE, LineDecoder, Oversize
 
 log = logging.getLogger(__name__)
@@ -159,17 +160,8 @@ class AgentProcess:
         with anyio.CancelScope(shield=True):
             on_its_own = self.returncode is not None or self.stdout_closed
             self.remember_descendants()
-            if self.process.stdin is not None:
-                with contextlib.suppress(Exception):
-                    await self.process.stdin.aclose()
-            if self.returncode is None:
-                with anyio.move_on_after(grace):
-                    await self.process.wait()
-            if self.returncode is None:
-                self.remember_descendants()
-                self._signal_all(signal.SIGTERM)
-                with anyio.move_on_after(grace):
-                    await self.process.wait()
+            await stop_ladder(self.process, grace=grace, term_grace=grace, kill_grace=0, send=self._rung)
+            # Whether the agent went at EOF or not: what it left behind goes now.
             self._signal_all(signal.SIGKILL)
             swept = tree.sweep(self.agent_token, tree.AGENT_ENV) if self.agent_token else []
             with anyio.move_on_after(grace):
@@ -189,6 +181,11 @@ class AgentProcess:
                 await self.process.aclose()
             if self.trace is not None:
                 self.trace.agent_exited(self.name, self.pid, self.returncode)
+
+    def _rung(self, sig: signal.Signals) -> None:
+        if sig == signal.SIGTERM:
+            self.remember_descendants()
+        self._signal_all(sig)
 
     def _signal_group(self, sig: signal.Signals) -> None:
         # The agent leads its own process group (start_new_session), so its pid is the pgid.
