@@ -13,7 +13,7 @@ WebSocket), open sessions, prompt agents, stream typed updates, answer permissio
 
 See docs/client.md. The daemon never imports this package."""
 
-from bridge.client.client import BridgeClient, McpServer
+from bridge.client.client import BridgeClient
 from bridge.client.errors import (
     AgentFailed,
     AuthRequired,
@@ -28,6 +28,7 @@ from bridge.client.errors import (
     SessionNotFound,
     TurnFailed,
 )
+from bridge.client.mcp import McpServer
 from bridge.client.permissions import InvalidReply, PermissionOption, PermissionRequest
 from bridge.client.results import (
     AgentInfo,

@@ -19,7 +19,6 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -27,10 +26,12 @@ import orjson
 from anyio.abc import TaskGroup
 
 from bridge import __version__
-from bridge.client.errors import ClientError, ConnectionLost, from_rpc
-from bridge.client.permissions import Permissions
-from bridge.client.results import AgentInfo, Event, EventPage, SessionInfo, SessionSummary
-from bridge.client.session import Session, check_permissions
+from bridge.client.catalog import Catalog
+from bridge.client.errors import ConnectionLost, from_rpc
+from bridge.client.handles import Handles
+from bridge.client.permissions import Permissions, check_permissions
+from bridge.client.results import Event, EventPage, SessionInfo
+from bridge.client.session import Session
 from bridge.client.transport import (
     Link,
     StderrSink,
@@ -57,38 +58,7 @@ ORPHAN_UPDATES = 1000
 MessageTap = Callable[[str, JsonObj], None]
 
 
-@dataclass
-class McpServer:
-    """An MCP server for the agent: stdio (`command`, `args`, `env`) or, with `url`, HTTP
-    (`transport="sse"` for the deprecated SSE kind). Plain ACP dicts are accepted too."""
-
-    name: str
-    command: str | None = None
-    args: Sequence[str] = ()
-    env: Mapping[str, str] | None = None
-    url: str | None = None
-    headers: Mapping[str, str] | None = None
-    transport: str = "http"
-
-    def to_wire(self) -> JsonObj:
-        if self.url is not None:
-            headers = [{"name": k, "value": v} for k, v in (self.headers or {}).items()]
-            return {"type": self.transport, "name": self.name, "url": self.url, "headers": headers}
-        if self.command is None:
-            raise ValueError(f"MCP server {self.name!r} needs a command or a url")
-        env = [{"name": k, "value": v} for k, v in (self.env or {}).items()]
-        return {"name": self.name, "command": self.command, "args": list(self.args), "env": env}
-
-
-def _absolute(path: str | os.PathLike[str]) -> str:
-    return os.path.abspath(os.fspath(path))
-
-
-def _mcp_wire(servers: Sequence[McpServer | JsonObj] | None) -> list[JsonObj]:
-    return [s.to_wire() if isinstance(s, McpServer) else dict(s) for s in servers or ()]
-
-
-class BridgeClient:
+class BridgeClient(Handles, Catalog):
     """Use `BridgeClient.spawn(...)` or `BridgeClient.connect(...)` with `async with`."""
 
     def __init__(
@@ -330,250 +300,6 @@ class BridgeClient:
         if req.method in ("fs/read_text_file", "fs/write_text_file") and self.fs and session is not None:
             return await session.answer_fs(req.method, params)
         raise RpcError(METHOD_NOT_FOUND, f"the client does not handle {req.method}", {"method": req.method})
-
-    # -- session handles --------------------------------------------------------------------------
-    def _handle(self, session_id: str, **kw: Any) -> Session:
-        session = self._sessions.get(session_id)
-        if session is None:
-            session = self._sessions[session_id] = Session(self._channel, session_id, **kw)
-            for params in self._orphans.pop(session_id, []):
-                session.receive_update(params)
-        else:
-            for key, value in kw.items():
-                if value is not None:
-                    setattr(session, key, value)
-        return session
-
-    def session(self, session_id: str, *, permissions: Permissions = None) -> Session:
-        """A handle on an existing session, without a round trip. The first prompt (or
-        config change) resumes it in the daemon if this connection has not opened it."""
-        return self._handle(session_id, permissions=permissions)
-
-    async def create_session(
-        self,
-        *,
-        agent: str | None = None,
-        cwd: str | os.PathLike[str] | None = None,
-        mcp_servers: Sequence[McpServer | JsonObj] | None = None,
-        model: str | None = None,
-        mode: str | None = None,
-        thought_level: str | None = None,
-        config: Mapping[str, str | bool] | None = None,
-        title: str | None = None,
-        additional_directories: Sequence[str] | None = None,
-        permissions: Permissions = None,
-        meta: JsonObj | None = None,
-    ) -> Session:
-        """`session/new` with `agent` (default: the daemon's default agent) in `cwd`
-        (default: the current directory), then model / mode / thought level / other config
-        options and the title. If any of those fails the new session is closed again."""
-        check_permissions(permissions)
-        cwd_abs = _absolute(cwd if cwd is not None else ".")
-        params: JsonObj = {"cwd": cwd_abs, "mcpServers": _mcp_wire(mcp_servers)}
-        if additional_directories:
-            params["additionalDirectories"] = [_absolute(d) for d in additional_directories]
-        meta = dict(meta or {})
-        if agent is not None:
-            meta["bridge"] = {**(meta.get("bridge") or {}), "agent": agent}
-        if meta:
-            params["_meta"] = meta
-        result = await self.request("session/new", params)
-        session = self._handle(str(result["sessionId"]), cwd=cwd_abs, agent=agent, permissions=permissions)
-        session.additional_directories = params.get("additionalDirectories")
-        session.apply_setup(result)
-        try:
-            await session.configure(model=model, mode=mode, thought_level=thought_level, options=config)
-            if title is not None:
-                await session.update(title=title)
-            await session.info()
-        except BaseException:
-            with anyio.CancelScope(shield=True), contextlib.suppress(ClientError):
-                await self.close_session(session.id)
-            raise
-        return session
-
-    async def _reopen(
-        self,
-        session: Session,
-        mode: str,
-        *,
-        cwd: str | None = None,
-        mcp_servers: Sequence[McpServer | JsonObj] | None = None,
-        additional_directories: Sequence[str] | None = None,
-    ) -> JsonObj:
-        if cwd is None:
-            cwd = session.cwd or (await self.get_info(session.id)).cwd
-        params: JsonObj = {"sessionId": session.id, "cwd": cwd, "mcpServers": _mcp_wire(mcp_servers)}
-        if additional_directories is not None:
-            params["additionalDirectories"] = list(additional_directories)
-        session.cwd = cwd
-        session.loading = mode == "load"
-        if mode == "load":
-            session.history = []
-        try:
-            result = await self.request(f"session/{mode}", params)
-        finally:
-            session.loading = False
-        session.apply_setup(result)
-        return result if isinstance(result, dict) else {}
-
-    async def resume_session(
-        self,
-        session_id: str,
-        *,
-        cwd: str | None = None,
-        mcp_servers: Sequence[McpServer | JsonObj] | None = None,
-        permissions: Permissions = None,
-    ) -> Session:
-        """Continue a stored session without replaying it (`session/resume`), through the
-        agent's own resume. `cwd` defaults to the session's."""
-        session = self._handle(session_id, permissions=permissions)
-        await self._reopen(session, "resume", cwd=cwd, mcp_servers=mcp_servers)
-        await session.info()
-        return session
-
-    async def load_session(
-        self,
-        session_id: str,
-        *,
-        cwd: str | None = None,
-        mcp_servers: Sequence[McpServer | JsonObj] | None = None,
-        permissions: Permissions = None,
-    ) -> Session:
-        """Open a stored session and replay its history (`session/load`): the replayed
-        updates are in `session.history`."""
-        session = self._handle(session_id, permissions=permissions)
-        await self._reopen(session, "load", cwd=cwd, mcp_servers=mcp_servers)
-        await session.info()
-        return session
-
-    async def fork_session(
-        self,
-        session_id: str,
-        *,
-        cwd: str | None = None,
-        mcp_servers: Sequence[McpServer | JsonObj] | None = None,
-        permissions: Permissions = None,
-    ) -> Session:
-        """A new session carrying on from `session_id`'s conversation (`session/fork`)."""
-        if cwd is None:
-            parent = self._sessions.get(session_id)
-            cwd = (parent.cwd if parent is not None else None) or (await self.get_info(session_id)).cwd
-        params = {"sessionId": session_id, "cwd": cwd, "mcpServers": _mcp_wire(mcp_servers)}
-        result = await self.request("session/fork", params)
-        session = self._handle(str(result["sessionId"]), cwd=cwd, permissions=permissions)
-        session.apply_setup(result)
-        await session.info()
-        return session
-
-    async def attach(
-        self,
-        session_id: str,
-        *,
-        after: int = 0,
-        on_event: Callable[[Any], Any] | None = None,
-        role: str = "observer",
-        history_policy: str = "full",
-    ) -> Session:
-        """Follow a session another client runs (`session/attach`): its history after
-        `after` is replayed (into `session.history`, and to `on_event`), then its live
-        updates arrive here too. `session.live` says whether it is running in the daemon.
-        `role="controller"` is asked its permission requests while the owner shares it;
-        `history_policy` is `full`, `pending_only` or `none` (spec/multi-client.md). Acting
-        on it (prompt, config, close) takes `session.take_over()` first."""
-        session = self._handle(session_id)
-        if on_event is not None:
-            session.on_event(on_event)
-        params = {"sessionId": session_id, "after": after, "role": role, "historyPolicy": history_policy}
-        result = await self.request("session/attach", params)
-        session.live = bool(result.get("live"))
-        session.cursor = result.get("cursor")
-        await session.info()
-        return session
-
-    @contextlib.asynccontextmanager
-    async def follow(self, session_id: str, *, after: int = 0) -> AsyncIterator[AsyncIterator[Any]]:
-        """`async with client.follow(id) as updates: async for u in updates` — the session's
-        history after `after`, then its live updates, as one stream."""
-        session = self._handle(session_id)
-        async with session.updates() as updates:
-            await self.attach(session_id, after=after)
-            yield updates
-
-    # -- catalog -----------------------------------------------------------------------------------
-    async def list_sessions(
-        self, *, cwd: str | None = None, limit: int | None = None, include_archived: bool = True
-    ) -> list[SessionSummary]:
-        """Sessions the daemon knows (`session/list`, all pages), most recent first."""
-        out: list[SessionSummary] = []
-        cursor: str | None = None
-        while True:
-            params: JsonObj = {}
-            if cwd is not None:
-                params["cwd"] = _absolute(cwd)
-            if cursor is not None:
-                params["cursor"] = cursor
-            page = await self.request("session/list", params)
-            for raw in page.get("sessions") or []:
-                summary = SessionSummary.from_wire(raw)
-                if include_archived or not summary.archived:
-                    out.append(summary)
-                    if limit is not None and len(out) >= limit:
-                        return out
-            cursor = page.get("nextCursor")
-            if not cursor:
-                return out
-
-    async def get_info(self, session_id: str) -> SessionInfo:
-        return SessionInfo.model_validate(
-            await self.request("_bridge/session/info", {"sessionId": session_id})
-        )
-
-    async def get_events(self, session_id: str, *, after: int = 0, limit: int = 100) -> EventPage:
-        """One page of the session's durable log (`_bridge/session/events`)."""
-        result = await self.request(
-            "_bridge/session/events", {"sessionId": session_id, "after": after, "limit": limit}
-        )
-        return EventPage.model_validate(result)
-
-    async def iter_events(
-        self, session_id: str, *, after: int = 0, page_size: int = 1000
-    ) -> AsyncIterator[Event]:
-        """Every logged event after `after`, page by page."""
-        while True:
-            page = await self.get_events(session_id, after=after, limit=page_size)
-            for event in page.events:
-                yield event
-            if page.next is None:
-                return
-            after = page.next
-
-    async def close_session(self, session_id: str) -> None:
-        await self.request("session/close", {"sessionId": session_id})
-        session = self._sessions.get(session_id)
-        if session is not None:
-            session.opened = False
-
-    async def delete_session(self, session_id: str) -> None:
-        await self.request("session/delete", {"sessionId": session_id})
-        session = self._sessions.pop(session_id, None)
-        if session is not None:
-            session.opened = False
-
-    async def agents(self) -> list[AgentInfo]:
-        """The daemon's agent table (`_bridge/agents`)."""
-        result = await self.request("_bridge/agents", {})
-        return [AgentInfo.model_validate(a) for a in result.get("agents") or []]
-
-    async def authenticate(self, method_id: str, *, agent: str | None = None) -> JsonObj:
-        params: JsonObj = {"methodId": method_id}
-        if agent is not None:
-            params["_meta"] = {"bridge": {"agent": agent}}
-        result: JsonObj = await self.request("authenticate", params)
-        return result
-
-    async def logout(self) -> None:
-        await self.request("logout", {})
 
 
 class SessionChannel:

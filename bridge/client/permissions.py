@@ -187,3 +187,10 @@ def select_for_policy(options: list[PermissionOption], policy: str) -> Permissio
             if option.kind == kind:
                 return option
     return None
+
+
+def check_permissions(permissions: Permissions) -> None:
+    if permissions is not None and not callable(permissions) and permissions not in POLICIES:
+        raise ValueError(
+            f"permissions must be a callback or one of {', '.join(POLICIES)}, not {permissions!r}"
+        )

@@ -8,12 +8,10 @@ state (config options, modes, commands, title, usage, plan) current from them.""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import inspect
 import logging
 import math
-import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,28 +19,23 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from bridge.client import history
 from bridge.client.channel import Daemon
-from bridge.client.errors import ClientError, NotSupported, TurnFailed
+from bridge.client.errors import NotSupported, TurnFailed
 from bridge.client.permissions import (
-    POLICIES,
     InvalidReply,
     PermissionRequest,
     Permissions,
+    check_permissions,
     select_for_policy,
 )
 from bridge.client.results import (
-    Artifact,
-    Event,
-    EventPage,
-    Message,
-    Metrics,
     SendResult,
-    SessionInfo,
-    ShellResult,
     ToolCalls,
     ToolCallState,
 )
+from bridge.client.session_extensions import Extensions
+from bridge.client.session_fs import FsRequests
+from bridge.client.session_options import ConfigOptions, InvalidValue
 from bridge.client.turn import Turn
 from bridge.client.updates import (
     AcpModel,
@@ -65,17 +58,12 @@ from bridge.client.updates import (
     parse_modes,
     parse_update,
 )
-from bridge.errors import INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError
 from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 
 PromptInput = str | Sequence[str | JsonObj | AcpModel | Path]
 Callback = Callable[[Any], Any]
-
-
-class InvalidValue(ClientError, ValueError):
-    """A config value the option does not offer."""
 
 
 def prompt_blocks(input: PromptInput) -> list[JsonObj]:
@@ -105,7 +93,7 @@ async def _maybe_await(value: Any) -> Any:
     return value
 
 
-class Session:
+class Session(ConfigOptions, Extensions, FsRequests):
     def __init__(
         self,
         client: Daemon[Session],
@@ -115,7 +103,7 @@ class Session:
         agent: str | None = None,
         permissions: Permissions = None,
     ) -> None:
-        self.channel = client
+        self.channel: Daemon[Session] = client
         self.id = session_id
         self.cwd = cwd
         self.agent = agent
@@ -379,189 +367,6 @@ class Session:
             answer_msg["_meta"] = {"bridge": {"message": req.message}}
         return answer_msg
 
-    # -- config options --------------------------------------------------------------------------
-    async def get_config_options(self) -> list[ConfigOption]:
-        await self.ensure_open()
-        return list(self.config_options)
-
-    async def get_modes(self) -> Modes | None:
-        await self.ensure_open()
-        return self.modes
-
-    def config_option(self, category_or_id: str) -> ConfigOption | None:
-        """The option with this id, else the first with this category."""
-        for opt in self.config_options:
-            if opt.id == category_or_id:
-                return opt
-        return next((o for o in self.config_options if o.category == category_or_id), None)
-
-    async def set_config_option(self, option_id: str, value: str | bool) -> list[ConfigOption]:
-        """Set any config option by id (`session/set_config_option`); the value may be given
-        as a choice's value or its name. Returns the complete, updated list."""
-        await self.ensure_open()
-        opt = next((o for o in self.config_options if o.id == option_id), None)
-        params: JsonObj = {"sessionId": self.id, "configId": option_id}
-        if isinstance(value, bool):
-            params.update(type="boolean", value=value)
-        else:
-            params["value"] = _match_value(opt, value) if opt is not None else value
-        result = await self.channel.request("session/set_config_option", params)
-        if isinstance(result, dict) and "configOptions" in result:
-            self.config_options = parse_config_options(result["configOptions"])
-        return list(self.config_options)
-
-    async def _set_category(self, category: str, value: str) -> None:
-        await self.ensure_open()
-        opt = next((o for o in self.config_options if o.category == category), None)
-        if opt is None:
-            offered = sorted({o.category or o.id for o in self.config_options})
-            raise NotSupported(
-                f"the agent offers no {category} option"
-                + (f" (its options: {', '.join(offered)})" if offered else " (it reports no config options)")
-            )
-        await self.set_config_option(opt.id, value)
-
-    async def set_model(self, model: str) -> None:
-        await self._set_category("model", model)
-
-    async def set_thought_level(self, level: str) -> None:
-        await self._set_category("thought_level", level)
-
-    async def set_mode(self, mode: str) -> None:
-        """The "mode" config option; `session/set_mode` for agents that only have modes."""
-        await self.ensure_open()
-        if any(o.category == "mode" for o in self.config_options) or self.modes is None:
-            await self._set_category("mode", mode)
-            return
-        ids = {m.id: m.id for m in self.modes.available_modes}
-        ids.update({m.name.lower(): m.id for m in self.modes.available_modes})
-        mode_id = ids.get(mode) or ids.get(mode.lower())
-        if mode_id is None:
-            raise InvalidValue(
-                f"no mode {mode!r}; modes: {', '.join(m.id for m in self.modes.available_modes)}"
-            )
-        await self.channel.request("session/set_mode", {"sessionId": self.id, "modeId": mode_id})
-        self.modes.current_mode_id = mode_id
-
-    async def configure(
-        self,
-        *,
-        model: str | None = None,
-        mode: str | None = None,
-        thought_level: str | None = None,
-        options: Mapping[str, str | bool] | None = None,
-    ) -> None:
-        """Set several at once (each a separate request, in this order)."""
-        if mode is not None:
-            await self.set_mode(mode)
-        if model is not None:
-            await self.set_model(model)
-        if thought_level is not None:
-            await self.set_thought_level(thought_level)
-        for option_id, value in (options or {}).items():
-            await self.set_config_option(option_id, value)
-
-    # -- bridge extensions ------------------------------------------------------------------------
-    async def info(self) -> SessionInfo:
-        """`_bridge/session/info`: agent, cwd, title, status, times, parent, archived."""
-        info = await self.channel.get_info(self.id)
-        self.agent = info.agent
-        self.cwd = self.cwd or info.cwd
-        self.agent_session_id = info.agent_session_id or self.agent_session_id
-        self.title = info.title
-        return info
-
-    async def metrics(self) -> Metrics:
-        return Metrics.model_validate(
-            await self.channel.request("_bridge/session/metrics", {"sessionId": self.id})
-        )
-
-    async def update(self, *, title: str | None = None, archived: bool | None = None) -> None:
-        """Set the title and/or the archived flag (`_bridge/session/update`)."""
-        params: JsonObj = {"sessionId": self.id}
-        if title is not None:
-            params["title"] = title
-        if archived is not None:
-            params["archived"] = archived
-        await self.channel.request("_bridge/session/update", params)
-        if title is not None:
-            self.title = title
-
-    async def archive(self, archived: bool = True) -> None:
-        await self.update(archived=archived)
-
-    # `timeout` is the daemon's limit for the command, not a wait of ours.
-    async def shell(
-        self,
-        command: str,
-        *,
-        timeout: float | None = None,  # noqa: ASYNC109
-        cwd: str | None = None,
-    ) -> ShellResult:
-        """Run `command` with /bin/sh in the session's cwd on the daemon's host; no model
-        involved. `timeout` in seconds (the daemon's default is 60). Off unless the daemon's
-        config sets `allow_shell = true` (else `MethodNotFound` saying so)."""
-        params: JsonObj = {"sessionId": self.id, "command": command}
-        if timeout is not None:
-            params["timeoutMs"] = max(1, int(timeout * 1000))
-        if cwd is not None:
-            params["cwd"] = cwd
-        r = await self.channel.request("_bridge/session/shell", params)
-        return ShellResult(
-            stdout=r["stdout"], stderr=r["stderr"], exit_code=r["exitCode"], truncated=bool(r.get("truncated"))
-        )
-
-    async def read_bytes(self, path: str) -> bytes:
-        """A file of the session's workspace (its cwd and additional directories; relative
-        paths from the cwd), up to 4 MiB, read with `_bridge/session/read_file`."""
-        r = await self.channel.request(
-            "_bridge/session/read_file", {"sessionId": self.id, "path": path, "encoding": "base64"}
-        )
-        if r["truncated"]:
-            raise NotSupported(f"{path} is larger than {history.READ_LIMIT} bytes ({r['size']} bytes)")
-        return base64.b64decode(r["content"])
-
-    async def read_file(self, path: str) -> str:
-        """`read_bytes()` decoded as UTF-8."""
-        return (await self.read_bytes(path)).decode("utf-8")
-
-    async def events(self, *, after: int = 0, limit: int = 100) -> EventPage:
-        return await self.channel.get_events(self.id, after=after, limit=limit)
-
-    def iter_events(self, *, after: int = 0) -> AsyncIterator[Event]:
-        return self.channel.iter_events(self.id, after=after)
-
-    async def messages(self) -> list[Message]:
-        """The conversation rebuilt from the durable log: user prompts and agent answers."""
-        return await history.messages(self.iter_events())
-
-    async def todos(self) -> list[PlanEntry]:
-        """The agent's latest plan (empty if it never sent one)."""
-        return await history.latest_plan(self.iter_events())
-
-    async def artifacts(self) -> list[Artifact]:
-        """Resources the agent produced in this session (`resource_link` / `resource`)."""
-        return await history.artifacts(self.iter_events())
-
-    async def get_artifact_bytes(self, key: str) -> bytes:
-        found = {a.key: a for a in await self.artifacts()}
-        art = found.get(key) or next((a for a in found.values() if a.uri == key), None)
-        if art is None:
-            raise NotSupported(
-                f"no artifact {key!r} in session {self.id} (artifacts: {', '.join(found) or 'none'})"
-            )
-        if art.text is not None:
-            return art.text.encode()
-        if art.blob is not None:
-            return base64.b64decode(art.blob)
-        path = history.file_uri_path(art.uri)
-        if path is None:
-            raise NotSupported(f"artifact {key!r} is at {art.uri}, which the bridge cannot fetch")
-        return await self.read_bytes(path)
-
-    async def get_artifact(self, key: str) -> str:
-        return (await self.get_artifact_bytes(key)).decode("utf-8")
-
     # -- lifecycle ---------------------------------------------------------------------------------
     async def fork(self, *, cwd: str | None = None, mcp_servers: Sequence[Any] | None = None) -> Session:
         """A new session seeded with this one's conversation (`session/fork`)."""
@@ -635,61 +440,6 @@ class Session:
         for stream in self._subscribers:
             stream.close()
         self._subscribers.clear()
-
-    # -- fs requests (when the client was created with fs=True) -----------------------------------------
-    def _roots(self) -> list[str]:
-        return [os.path.realpath(r) for r in [self.cwd or "", *(self.additional_directories or [])] if r]
-
-    def _inside(self, path: Any) -> str:
-        if not isinstance(path, str) or not os.path.isabs(path):
-            raise RpcError(
-                INVALID_PARAMS, "invalid params: path: must be an absolute path", {"field": "path"}
-            )
-        real = os.path.realpath(path)
-        if not any(real == r or real.startswith(r.rstrip("/") + "/") for r in self._roots()):
-            raise RpcError(INVALID_PARAMS, f"{path} is outside the session's directories", {"field": "path"})
-        return real
-
-    async def answer_fs(self, method: str, params: JsonObj) -> JsonObj:
-        path = anyio.Path(self._inside(params.get("path")))
-        if method == "fs/read_text_file":
-            try:
-                text = await path.read_text()
-            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                raise RpcError(RESOURCE_NOT_FOUND, f"no such file: {params['path']}") from None
-            line, limit = params.get("line"), params.get("limit")
-            if isinstance(line, int) or isinstance(limit, int):
-                lines = text.splitlines(keepends=True)
-                start = max(0, (line if isinstance(line, int) else 1) - 1)
-                end = start + limit if isinstance(limit, int) else None
-                text = "".join(lines[start:end])
-            return {"content": text}
-        content = params.get("content")
-        if not isinstance(content, str):
-            raise RpcError(INVALID_PARAMS, "invalid params: content: must be a string", {"field": "content"})
-        await path.parent.mkdir(parents=True, exist_ok=True)
-        await path.write_text(content)
-        return {}
-
-
-def _match_value(opt: ConfigOption, value: str) -> str:
-    choices = opt.choices()
-    if not choices or any(c.value == value for c in choices):
-        return value
-    lowered = value.lower()
-    for c in choices:
-        if c.value.lower() == lowered or c.name.lower() == lowered:
-            return c.value
-    raise InvalidValue(
-        f"{opt.name} ({opt.id}) has no value {value!r}; choices: {', '.join(c.value for c in choices)}"
-    )
-
-
-def check_permissions(permissions: Permissions) -> None:
-    if permissions is not None and not callable(permissions) and permissions not in POLICIES:
-        raise ValueError(
-            f"permissions must be a callback or one of {', '.join(POLICIES)}, not {permissions!r}"
-        )
 
 
 __all__ = ["InvalidValue", "PromptInput", "Session", "TurnFailed", "prompt_blocks"]
