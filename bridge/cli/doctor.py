@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
 
 def run(args: argparse.Namespace, config: ConfigFile | None, state_dir: str) -> int:
     from bridge.diagnostics import doctor
+    from bridge.diagnostics import report as doctor_report
 
     opts = doctor.Options(
         state_dir=state_dir,
@@ -43,5 +44,5 @@ def run(args: argparse.Namespace, config: ConfigFile | None, state_dir: str) -> 
 
         sys.stdout.write(json.dumps(default().value(report.to_json()), indent=2) + "\n")
     else:
-        sys.stdout.write(doctor.render(report))
+        sys.stdout.write(doctor_report.render(report))
     return 0 if report.ok else 1

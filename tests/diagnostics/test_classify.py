@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.diagnostics.classify import KINDS, RULES, Evidence, classify, explain
+from bridge.diagnostics.classify import Evidence, classify, explain
 from bridge.diagnostics.redact import default as default_redactor
+from bridge.diagnostics.rules import KINDS, RULES
 from bridge.errors import (
     AGENT_EXITED,
     AGENT_START_FAILED,

@@ -22,6 +22,7 @@ LAYERS = [
     "bridge.store",
     "bridge.core",
     "bridge.config",
+    "bridge.diagnostics.rules",
     "bridge.diagnostics.classify",
     "bridge.acp",
     "bridge.agents",
@@ -29,6 +30,9 @@ LAYERS = [
     "bridge.transports",
     "bridge.diagnostics.binaries",
     "bridge.app",
+    "bridge.diagnostics.report",
+    "bridge.diagnostics.credentials",
+    "bridge.diagnostics.state_checks",
     "bridge.diagnostics.doctor",
     "bridge.diagnostics",  # the package's __init__
     "bridge.client",
