@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,6 +12,8 @@ import anyio
 from bridge import envsetup
 from bridge.config import INSTALL_HINTS
 from bridge.core.adapter import AgentSpec
+from bridge.process.lookup import locate
+from bridge.process.versions import version_of
 from bridge.wire.types import JsonObj
 
 VERSION_TIMEOUT = 5.0
@@ -112,52 +110,10 @@ def resolve(spec: AgentSpec) -> str | None:
     # The PATH agents are started with (login shell additions, path_prepend) when the
     # daemon has resolved it, so this agrees with what a session would find.
     environment = envsetup.current()
-    path = envsetup.lookup_path(
-        spec.env.get("PATH") or (environment.path() if environment is not None else os.environ.get("PATH", os.defpath))
+    path = spec.env.get("PATH") or (
+        environment.path() if environment is not None else os.environ.get("PATH", os.defpath)
     )
-    if os.sep in spec.command:
-        return spec.command if os.access(spec.command, os.X_OK) else None
-    return shutil.which(spec.command, path=path)
-
-
-def npm_version(path: str) -> str | None:
-    """The version of the npm package whose `bin` entry `path` is (through npm's symlink),
-    read from its package.json: instant, and it works for CLIs without `--version` (the
-    Zed adapters: claude-agent-acp prints nothing, codex-acp rejects the flag)."""
-    real = os.path.realpath(path)
-    folder = os.path.dirname(real)
-    for _ in range(4):  # bin/x.js, dist/x.js, bundle/x.js: the package root is close
-        manifest = os.path.join(folder, "package.json")
-        if os.path.isfile(manifest):
-            try:
-                with open(manifest, encoding="utf-8") as f:
-                    data = json.load(f)
-            except (OSError, ValueError):
-                return None
-            bins = data.get("bin") if isinstance(data, dict) else None
-            targets = list(bins.values()) if isinstance(bins, dict) else [bins]
-            for target in targets:
-                if isinstance(target, str) and os.path.realpath(os.path.join(folder, target)) == real:
-                    version = data.get("version")
-                    return version if isinstance(version, str) else None
-            return None
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
-    return None
-
-
-async def version_of(path: str) -> str | None:
-    with contextlib.suppress(OSError, TimeoutError, subprocess.SubprocessError):
-        with anyio.fail_after(VERSION_TIMEOUT):
-            done = await anyio.run_process(
-                [path, "--version"], check=False, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        if done.returncode == 0:
-            out = (done.stdout or done.stderr).decode("utf-8", "replace").strip().splitlines()
-            return out[0][:200] if out else None
-    return None
+    return locate(spec.command, {"PATH": path}).path
 
 
 async def describe_agents(agents: Mapping[str, AgentSpec], *, versions: bool = True) -> list[JsonObj]:
@@ -169,7 +125,7 @@ async def describe_agents(agents: Mapping[str, AgentSpec], *, versions: bool = T
         if path is not None:
             row["path"] = path
             if versions:
-                v = npm_version(path) or await version_of(path)
+                v = (await version_of(path, {**os.environ, **spec.env}, VERSION_TIMEOUT)).version
                 if v:
                     row["version"] = v
         elif spec.name in INSTALL_HINTS:

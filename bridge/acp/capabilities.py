@@ -27,14 +27,13 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 import anyio
 
-from bridge import envsetup
 from bridge.core.adapter import AgentProbe, AgentSpec
+from bridge.process.lookup import locate
 from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
@@ -101,8 +100,7 @@ def _key(spec: AgentSpec) -> Hashable:
 def _binary(spec: AgentSpec) -> list[Any] | None:
     """[real path, size, mtime] of the agent's executable, and of every file named by an
     absolute argument (a script run by an interpreter); None when it cannot be found."""
-    path_var = envsetup.lookup_path(spec.env.get("PATH") or os.environ.get("PATH", os.defpath))
-    found = spec.command if os.sep in spec.command else shutil.which(spec.command, path=path_var)
+    found = locate(spec.command, {"PATH": spec.env.get("PATH") or os.environ.get("PATH", os.defpath)}).path
     if not found:
         return None
     identity: list[Any] = []

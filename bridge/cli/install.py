@@ -15,9 +15,10 @@ import subprocess
 import sys
 from typing import Any
 
-from bridge.agents import PACKAGES, Package, npm_version, package_named
+from bridge.agents import PACKAGES, Package, package_named
 from bridge.config import ConfigFile
 from bridge.envsetup import agents_bin, agents_prefix
+from bridge.process.versions import npm_version
 
 VERIFY_TIMEOUT = 30.0
 NPM_FLAGS = ["--no-audit", "--no-fund", "--no-update-notifier", "--save-exact"]

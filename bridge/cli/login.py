@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 
-from bridge import envsetup
 from bridge.acp import auth
 from bridge.config import INSTALL_HINTS, ConfigFile, agent_table
+from bridge.process.lookup import locate
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
@@ -33,8 +32,7 @@ def login(name: str, config: ConfigFile) -> int:
         return 2
     env = {**os.environ, **spec.env}
     env.pop(auth.LOGIN_ARGS_ENV, None)
-    path = envsetup.lookup_path(env.get("PATH") or os.environ.get("PATH", os.defpath))
-    exe = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=path)
+    exe = locate(argv[0], {"PATH": env.get("PATH") or os.environ.get("PATH", os.defpath)}).path
     if exe is None:
         hint = INSTALL_HINTS.get(name)
         sys.stderr.write(f"agent-bridge: {argv[0]!r} is not installed" + (f": {hint}" if hint else "") + "\n")

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import subprocess
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -22,100 +19,13 @@ from anyio.abc import TaskStatus
 
 from bridge import envsetup
 from bridge.core.adapter import AgentAdapter, AgentProbe, AgentSession, AgentSpec, StartRequest
+from bridge.process.lookup import locate
+from bridge.process.versions import cached_version, version_of
 from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 
 VERSION_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class Located:
-    command: str
-    path: str | None  # the resolved binary, None when missing or unusable
-    problem: str | None = None  # "not_found" | "not_executable"
-    searched: list[str] = field(default_factory=list)
-
-
-def locate(command: str, env: Mapping[str, str]) -> Located:
-    path_var = envsetup.lookup_path(env.get("PATH", os.defpath))
-    searched = list(dict.fromkeys(p for p in path_var.split(os.pathsep) if p))
-    if os.sep in command:
-        if not os.path.exists(command):
-            return Located(command, None, "not_found")
-        if os.path.isdir(command) or not os.access(command, os.X_OK):
-            return Located(command, None, "not_executable")
-        return Located(command, command)
-    found = shutil.which(command, path=path_var)
-    if found is not None:
-        return Located(command, found, searched=searched)
-    for d in searched:
-        if os.path.isfile(os.path.join(d, command)):
-            return Located(command, None, "not_executable", searched)
-    return Located(command, None, "not_found", searched)
-
-
-@dataclass(frozen=True)
-class VersionResult:
-    version: str | None
-    exit_code: int | None = None
-    output: str = ""  # stderr/stdout tail when it failed
-    timed_out: bool = False
-
-
-_versions: dict[tuple[str, int, int], VersionResult] = {}
-
-
-def _key(path: str) -> tuple[str, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (os.path.realpath(path), st.st_size, st.st_mtime_ns)
-
-
-async def version_of(path: str, env: Mapping[str, str], seconds: float = VERSION_TIMEOUT) -> VersionResult:
-    """`path --version`, first line. Cached per binary file."""
-    key = _key(path)
-    if key is not None and key in _versions:
-        return _versions[key]
-    # An npm-installed CLI: its package.json says it at no cost (`claude --version` is a
-    # second full start of Claude Code, beside the session's own).
-    from bridge.agents import npm_version
-
-    packaged = npm_version(path)
-    result = VersionResult(packaged) if packaged else await _run_version(path, env, seconds)
-    if key is not None and not result.timed_out:
-        _versions[key] = result
-    return result
-
-
-async def _run_version(path: str, env: Mapping[str, str], seconds: float) -> VersionResult:
-    try:
-        with anyio.fail_after(seconds):
-            done = await anyio.run_process(
-                [path, "--version"],
-                check=False,
-                stdin=subprocess.DEVNULL,
-                env=dict(env),
-                start_new_session=True,
-            )
-    except TimeoutError:
-        return VersionResult(None, timed_out=True)
-    except OSError as exc:
-        return VersionResult(None, output=str(exc.strerror or exc))
-    out = (done.stdout or b"").decode("utf-8", "replace").strip()
-    err = (done.stderr or b"").decode("utf-8", "replace").strip()
-    if done.returncode == 0 and (out or err):
-        first = (out or err).splitlines()[0].strip()
-        return VersionResult(first[:200], 0)
-    return VersionResult(None, done.returncode, (err or out)[-2000:])
-
-
-def cached_version(path: str) -> str | None:
-    key = _key(path)
-    result = _versions.get(key) if key is not None else None
-    return result.version if result is not None else None
 
 
 def agent_env(spec: AgentSpec) -> dict[str, str]:

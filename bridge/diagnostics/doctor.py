@@ -40,6 +40,8 @@ from bridge.diagnostics.redact import default as default_redactor
 from bridge.diagnostics.report import AgentReport, Check, Report
 from bridge.diagnostics.state_checks import check_postgres_store, check_state_dir
 from bridge.errors import AgentError, RpcError
+from bridge.process.lookup import locate
+from bridge.process.versions import VersionResult, version_of
 from bridge.store import pg_url
 
 # Kinds that mean the program cannot run at all.
@@ -159,7 +161,7 @@ async def check_environment(environment: envsetup.Environment) -> Check:
 # -- agents -----------------------------------------------------------------------------------------
 async def check_agent(report: AgentReport, spec: AgentSpec, state_dir: str, handshake_timeout: float) -> None:
     env = binaries.agent_env(spec)
-    found = binaries.locate(spec.command, env)
+    found = locate(spec.command, env)
     if found.path is None:
         ev = Evidence(agent=spec.name, command=spec.command, kind=found.problem)
         diagnosis = classify(ev)
@@ -193,7 +195,7 @@ async def check_agent(report: AgentReport, spec: AgentSpec, state_dir: str, hand
             details={"path": found.path, "viaLoginShell": via_login},
         )
     )
-    version = await binaries.version_of(found.path, env)
+    version = await version_of(found.path, env)
     report.checks.append(version_check(spec, version))
     report.version = version.version
     if report.checks[-1].status == "error":
@@ -215,7 +217,7 @@ async def check_agent(report: AgentReport, spec: AgentSpec, state_dir: str, hand
         report.checks.append(creds)
 
 
-def version_check(spec: AgentSpec, result: binaries.VersionResult) -> Check:
+def version_check(spec: AgentSpec, result: VersionResult) -> Check:
     if result.timed_out:
         return Check(
             "version",

@@ -15,7 +15,6 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import uuid
@@ -33,6 +32,7 @@ from bridge import trace as _trace
 from bridge.errors import AgentStartError
 from bridge.process import tree
 from bridge.process.ladder import stop_ladder
+from bridge.process.lookup import locate
 from bridge.wire.framing import DEFAULT_MAX_LINE, LineDecoder, Oversize
 
 log = logging.getLogger(__name__)
@@ -233,36 +233,25 @@ def _pgid(pid: int) -> int | None:
 def resolve_command(name: str, command: str, env: Mapping[str, str]) -> str:
     """Find the agent's binary the way a shell would (then in `agent-bridge install`'s
     prefix), or say where we looked."""
-    path = envsetup.lookup_path(env.get("PATH", os.defpath))
+    found = locate(command, env)
+    if found.path is not None:
+        return found.path
+    searched = found.searched
     if os.sep in command:
-        if not os.path.exists(command):
-            raise AgentStartError(
-                name, f"{command} does not exist", {"command": command, "kind": "not_found"}
-            )
-        if os.path.isdir(command) or not os.access(command, os.X_OK):
-            raise AgentStartError(
-                name, f"{command} is not executable", {"command": command, "kind": "not_executable"}
-            )
-        return command
-    found = shutil.which(command, path=path)
-    if found is None:
-        searched = list(dict.fromkeys(p for p in path.split(os.pathsep) if p))
-        # A file of that name that is not executable is a different problem with a different fix.
-        for d in searched:
-            candidate = os.path.join(d, command)
-            if os.path.isfile(candidate):
-                raise AgentStartError(
-                    name,
-                    f"{candidate} is not executable",
-                    {"command": candidate, "kind": "not_executable", "searched": searched},
-                )
-        shown = ", ".join(searched[:8]) + (f" and {len(searched) - 8} more" if len(searched) > 8 else "")
+        what = "does not exist" if found.problem == "not_found" else "is not executable"
+        raise AgentStartError(name, f"{command} {what}", {"command": command, "kind": found.problem})
+    if found.unusable is not None:
         raise AgentStartError(
             name,
-            f"{command!r} was not found on PATH (looked in {shown or 'an empty PATH'})",
-            {"command": command, "kind": "not_found", "searched": searched},
+            f"{found.unusable} is not executable",
+            {"command": found.unusable, "kind": "not_executable", "searched": searched},
         )
-    return found
+    shown = ", ".join(searched[:8]) + (f" and {len(searched) - 8} more" if len(searched) > 8 else "")
+    raise AgentStartError(
+        name,
+        f"{command!r} was not found on PATH (looked in {shown or 'an empty PATH'})",
+        {"command": command, "kind": "not_found", "searched": searched},
+    )
 
 
 async def _resolve(name: str, command: str, env: Mapping[str, str]) -> tuple[str, dict[str, str]]:

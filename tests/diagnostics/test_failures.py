@@ -11,8 +11,8 @@ from typing import Any
 import anyio
 import pytest
 
-from bridge.diagnostics import binaries
 from bridge.errors import AGENT_START_FAILED, AUTH_REQUIRED
+from bridge.process import versions
 from tests.acp_client import RpcFailure
 from tests.conftest import in_process
 from tests.diagnostics.support import LEAKY_AGENT, broken_agents, fake_acp, write_config
@@ -132,7 +132,7 @@ async def test_a_banner_on_stdout_is_logged_and_skipped(
 async def test_the_catalog_records_the_agents_path_and_version(tmp_path: Path) -> None:
     config = write_config(tmp_path / "config.toml", {"fake": fake_acp()}, default_agent="fake")
     spec_env = {"PATH": "/usr/bin:/bin"}
-    version = await binaries.version_of(sys.executable, spec_env)
+    version = await versions.version_of(sys.executable, spec_env)
     assert version.version and version.version.startswith("Python 3")
     async with in_process(tmp_path, config, login_shell_env=False) as d:
         await d.client.initialize()

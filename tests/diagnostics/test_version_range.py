@@ -8,8 +8,8 @@ from pathlib import Path
 
 from bridge.agents import PACKAGES, outside_range, package_named
 from bridge.core.adapter import AgentSpec
-from bridge.diagnostics.binaries import VersionResult
 from bridge.diagnostics.doctor import version_check
+from bridge.process.versions import VersionResult
 
 ROOT = Path(__file__).resolve().parents[2]
 
