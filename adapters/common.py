@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 from bridge.core.adapter import AgentSpec
-from bridge.process.tree import INSTANCE_ID, MARKER_ENV
+from bridge.process import environment
 
 
 def agent_env(spec: AgentSpec, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The daemon's environment plus the agent's configured `env`. The marker lets the
-    process sweep find every descendant; nothing here weakens the agent's own checks."""
-    env = dict(os.environ)
-    env.update(spec.env)
-    if extra:
-        env.update(extra)
-    env[MARKER_ENV] = INSTANCE_ID
-    return env
+    """The daemon's environment plus the agent's configured `env` and the instance marker
+    (`bridge.process.environment`); nothing here weakens the agent's own checks."""
+    return environment.agent_env(spec.env, extra)

@@ -10,7 +10,6 @@ If the process dies, `run()` raises `AgentExitedError` with its exit code and st
 from __future__ import annotations
 
 import logging
-import os
 import re
 from typing import Any
 
@@ -21,6 +20,7 @@ import bridge
 from adapters.codex.options import mcp_servers
 from adapters.codex.rpc import AppServer, method_not_found, stderr_tail
 from adapters.codex.session import CAPABILITIES, CodexSession
+from adapters.common import agent_env
 from bridge.core.adapter import AdapterEnv, AgentProbe, AgentSpec, SessionHost, StartRequest
 from bridge.errors import AgentError, AgentExitedError, AgentStartError
 from bridge.process.agent_process import open_agent_process
@@ -43,7 +43,7 @@ class CodexAdapter:
         return [self.spec.command, *(self.spec.args or ("app-server",))]
 
     def _environ(self) -> dict[str, str]:
-        return {**os.environ, **self.spec.env}
+        return agent_env(self.spec)
 
     async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
         async with open_agent_process(

@@ -10,15 +10,14 @@ before.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
 
-from bridge import envsetup
 from bridge.core.adapter import AgentAdapter, AgentProbe, AgentSession, AgentSpec, StartRequest
+from bridge.process.environment import started_env
 from bridge.process.lookup import locate
 from bridge.process.versions import cached_version, version_of
 from bridge.wire.types import JsonObj
@@ -30,9 +29,7 @@ VERSION_TIMEOUT = 10.0
 
 def agent_env(spec: AgentSpec) -> dict[str, str]:
     """The environment `spec`'s agent would be started with."""
-    env = {**os.environ, **spec.env}
-    environment = envsetup.current()
-    return environment.complete(env) if environment is not None else env
+    return started_env(spec.env)
 
 
 Record = Callable[[str, dict[str, Any]], None]

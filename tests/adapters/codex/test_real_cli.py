@@ -454,7 +454,7 @@ async def test_cancel_while_waiting_for_mcp_servers(codex: Codex, fake: FakeMode
 
             tg.start_soon(run_prompt)
             with anyio.fail_after(5):
-                while session.current_turn is None:  # the prompt registered its turn
+                while session._turn is None:  # the prompt registered its turn
                     await anyio.lowlevel.checkpoint()
                 await session.cancel()
     assert results == [{"stopReason": "cancelled"}]
