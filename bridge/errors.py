@@ -7,6 +7,7 @@ boundary in `bridge.rpc.endpoint`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 PARSE_ERROR = -32700
@@ -107,14 +108,16 @@ class StoreError(RpcError):
         super().__init__(STORE_ERROR, message)
 
 
-def find_rpc_error(exc: BaseException) -> RpcError | None:
-    """The RpcError inside `exc`, looking through exception groups (task groups wrap what
-    their body raises)."""
-    if isinstance(exc, RpcError):
-        return exc
+def leaves(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, or every exception inside it when it is a group (task groups wrap what their
+    body raises), depth first: the one way to look into exception groups."""
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = find_rpc_error(inner)
-            if found is not None:
-                return found
-    return None
+            yield from leaves(inner)
+    else:
+        yield exc
+
+
+def find_rpc_error(exc: BaseException) -> RpcError | None:
+    """The RpcError inside `exc`, looking through exception groups."""
+    return next((e for e in leaves(exc) if isinstance(e, RpcError)), None)

@@ -99,16 +99,11 @@ def _run(main: Callable[..., Awaitable[int]], *args: Any) -> int:
 
 
 def _fatal_store_error(exc: BaseException) -> str | None:
+    from bridge.errors import leaves
     from bridge.store.base import SchemaTooNew
     from bridge.store.pg_url import StoreUnavailable
 
-    if isinstance(exc, StoreUnavailable | SchemaTooNew):
-        return exc.message
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            if found := _fatal_store_error(inner):
-                return found
-    return None
+    return next((e.message for e in leaves(exc) if isinstance(e, StoreUnavailable | SchemaTooNew)), None)
 
 
 async def _running_listener(config: ConfigFile, state_dir: str) -> Instance | None:

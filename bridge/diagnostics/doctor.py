@@ -39,7 +39,7 @@ from bridge.diagnostics.credentials import credentials_check
 from bridge.diagnostics.redact import default as default_redactor
 from bridge.diagnostics.report import AgentReport, Check, Report
 from bridge.diagnostics.state_checks import check_postgres_store, check_state_dir
-from bridge.errors import AgentError, RpcError
+from bridge.errors import AgentError, RpcError, leaves
 from bridge.process.lookup import locate
 from bridge.process.versions import VersionResult, version_of
 from bridge.store import pg_url
@@ -309,14 +309,5 @@ async def handshake_check(spec: AgentSpec, state_dir: str, seconds: float) -> Ch
 def _agent_error(exc: BaseException) -> RpcError | None:
     """The error that explains a failed probe: the agent's own (it exited, never answered)
     rather than its consequences (a closed connection), wherever task groups put it."""
-    found: list[RpcError] = []
-
-    def walk(e: BaseException) -> None:
-        if isinstance(e, RpcError):
-            found.append(e)
-        elif isinstance(e, BaseExceptionGroup):
-            for inner in e.exceptions:
-                walk(inner)
-
-    walk(exc)
+    found = [e for e in leaves(exc) if isinstance(e, RpcError)]
     return next((e for e in found if isinstance(e, AgentError)), found[0] if found else None)
