@@ -129,10 +129,7 @@ class Handles:
     ) -> Session:
         """Continue a stored session without replaying it (`session/resume`), through the
         agent's own resume. `cwd` defaults to the session's."""
-        session = self._handle(session_id, permissions=permissions)
-        await self._reopen(session, "resume", cwd=cwd, mcp_servers=mcp_servers)
-        await session.info()
-        return session
+        return await self._open_stored(session_id, "resume", cwd, mcp_servers, permissions)
 
     async def load_session(
         self,
@@ -144,8 +141,18 @@ class Handles:
     ) -> Session:
         """Open a stored session and replay its history (`session/load`): the replayed
         updates are in `session.history`."""
+        return await self._open_stored(session_id, "load", cwd, mcp_servers, permissions)
+
+    async def _open_stored(
+        self,
+        session_id: str,
+        mode: str,
+        cwd: str | None,
+        mcp_servers: Sequence[McpServer | JsonObj] | None,
+        permissions: Permissions,
+    ) -> Session:
         session = self._handle(session_id, permissions=permissions)
-        await self._reopen(session, "load", cwd=cwd, mcp_servers=mcp_servers)
+        await self._reopen(session, mode, cwd=cwd, mcp_servers=mcp_servers)
         await session.info()
         return session
 
