@@ -41,6 +41,11 @@ BUSY_TIMEOUT_MS = 1000
 LOCK_BUDGET = 5.0
 # Catalog writes and reads (worker threads, no retry loop) wait this long for a lock.
 CATALOG_TIMEOUT = 5.0
+# Opening (the switch to WAL, a migration) waits this long for another daemon's lock: daemons
+# started together on a new state dir (two editor windows) take turns creating the schema, and
+# on a loaded machine one turn can outlast BUSY_TIMEOUT_MS. Giving up here would leave the
+# daemon on a failed in-memory store, logging nothing, so it waits much longer.
+OPEN_TIMEOUT_MS = 30_000
 # The log connection never checkpoints on its own (a checkpoint fsyncs: not on the event
 # loop); a worker-thread commit runs a passive one after this many rows.
 CHECKPOINT_ROWS = 4000
@@ -120,12 +125,17 @@ class SqliteStore(LeaseMixin):
                 for i in range(1 if path == ":memory:" else 3)
             ]
             for c in conns:
+                c.db.execute(f"PRAGMA busy_timeout = {OPEN_TIMEOUT_MS}")
                 c.db.execute("PRAGMA journal_mode=WAL")
                 c.db.execute(f"PRAGMA synchronous={self._synchronous}")
                 # Deleted rows (session/delete) are overwritten, not left in free pages.
                 c.db.execute("PRAGMA secure_delete=ON")
             conns[0].db.execute("PRAGMA wal_autocheckpoint=0")
             S.migrate(conns[0].db, path)
+            for i, c in enumerate(conns):
+                c.db.execute(
+                    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS if i == 0 else int(CATALOG_TIMEOUT * 1000)}"
+                )
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open the session store {path}: {exc}; move it aside or run `agent-bridge doctor`"
@@ -423,7 +433,9 @@ class SqliteStore(LeaseMixin):
         assert self._cat is not None
         cat = self._cat
         try:
-            await anyio.to_thread.run_sync(lambda: cat.run(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)")))
+            await anyio.to_thread.run_sync(
+                lambda: cat.run(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+            )
         except sqlite3.Error as exc:
             log.warning("could not checkpoint the log after a delete: %s", exc)
         return int(cursor.rowcount)

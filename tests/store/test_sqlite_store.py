@@ -30,12 +30,16 @@ async def opened(path: Path) -> SqliteStore:
 
 def record(sid: str, owner: str | None = None, status: str = "idle") -> SessionRecord:
     now = now_iso()
-    return SessionRecord(id=sid, agent="fake", cwd="/", created_at=now, updated_at=now, owner=owner, status=status)
+    return SessionRecord(
+        id=sid, agent="fake", cwd="/", created_at=now, updated_at=now, owner=owner, status=status
+    )
 
 
 def elsewhere(lease: float = 30.0) -> Instance:
     """A daemon on another machine: its pid means nothing here, only its expiry counts."""
-    return dataclasses.replace(new_instance("websocket", lease, "ws://10.0.0.2:8765/acp"), host="build-7", pid=1)
+    return dataclasses.replace(
+        new_instance("websocket", lease, "ws://10.0.0.2:8765/acp"), host="build-7", pid=1
+    )
 
 
 async def seqs(store: SqliteStore, sid: str) -> list[int]:
@@ -96,7 +100,10 @@ async def test_an_older_file_is_upgraded_and_a_newer_one_refused(tmp_path: Path)
     db.close()
     with pytest.raises(SchemaTooNew) as refused:
         await opened(path)
-    assert f"version {SCHEMA_VERSION + 1}" in refused.value.message and f"({SCHEMA_VERSION})" in refused.value.message
+    assert (
+        f"version {SCHEMA_VERSION + 1}" in refused.value.message
+        and f"({SCHEMA_VERSION})" in refused.value.message
+    )
     degraded = SqliteStore(str(path))
     await degraded.open_or_degrade()
     assert degraded.failed is not None and "newer" in degraded.failed.message
@@ -195,3 +202,47 @@ async def test_the_store_files_are_private(tmp_path: Path) -> None:
     store = await opened(state / "sessions.db")
     assert stat.S_IMODE(os.stat(state / "sessions.db").st_mode) == 0o600
     await store.close()
+
+
+def test_opening_waits_out_another_daemon_creating_the_schema(tmp_path: Path) -> None:
+    """Two daemons started together on a new state dir: the second waits for the first's
+    schema transaction, however slow the machine, instead of giving up after the log's
+    short lock timeout and falling back to a failed in-memory store (which logs nothing)."""
+    import threading
+
+    from bridge.store.sqlite import BUSY_TIMEOUT_MS
+
+    path = tmp_path / "sessions.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("BEGIN IMMEDIATE")  # the other daemon, mid-migration
+    store = SqliteStore(str(path))
+    outcome: list[BaseException | None] = []
+    finished = threading.Event()
+
+    def open_it() -> None:
+        try:
+            store.open_sync()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+        finished.set()
+
+    opener = threading.Thread(target=open_it)
+    opener.start()
+    try:
+        # Past the log connection's own lock timeout the opener is still waiting, not failed.
+        assert not finished.wait(BUSY_TIMEOUT_MS / 1000 + 0.5), outcome
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert finished.wait(30)
+    opener.join()
+    assert outcome == [None]
+    try:
+        assert store.failed is None
+        assert int(store._read.db.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION  # type: ignore[union-attr]
+        busy = store._log.db.execute("PRAGMA busy_timeout").fetchone()[0]  # type: ignore[union-attr]
+        assert busy == BUSY_TIMEOUT_MS  # the log's short timeout is back once open
+    finally:
+        store.close_sync()
