@@ -65,6 +65,9 @@ async def offered(
     default_redactor().add([secret])
     ctx = ToolContext(host, request.cwd, tuple(request.additional_directories or ()))
     async with _serving(ctx, tools, secret) as port:
+        log.debug(
+            "session %s: client tools %s on 127.0.0.1:%d", host.session_id, [t.name for t in tools], port
+        )
         entry: JsonObj = {
             "type": "http",
             "name": server_name(request),

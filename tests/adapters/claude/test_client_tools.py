@@ -1,0 +1,113 @@
+"""Client tools with the real Claude Code CLI: `agent-bridge` (a real subprocess, ACP over
+stdio) gives Claude its loopback MCP server; the model (the fake Anthropic server) calls
+`mcp__editor__read_text_file` and `mcp__editor__write_text_file`, and they become
+`fs/read_text_file` / `fs/write_text_file` requests to the ACP client. The client answers the
+read with its unsaved buffer (not what is on disk) and keeps the write to itself."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+import psutil
+import pytest
+
+from tests.adapters.claude.test_daemon import config
+from tests.daemon_proc import daemon_process
+from tests.fakes.anthropic import tool_results
+from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
+
+from .support import ClaudeWorld
+
+pytestmark = pytest.mark.anyio
+
+BUFFER = "editor buffer, not saved yet: 42\n"
+
+
+def argv_of_tree(pid: int) -> str:
+    proc = psutil.Process(pid)
+    return "\n".join(" ".join(p.cmdline()) for p in [proc, *proc.children(recursive=True)] if p.is_running())
+
+
+async def test_claude_reads_and_writes_through_the_client(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    notes, out = world.ws / "notes.txt", world.ws / "out.txt"
+    notes.write_text("the stale copy on disk\n")
+    fake.script(
+        Reply(tools=[ToolUse("mcp__editor__read_text_file", {"path": "notes.txt"})]),
+        Reply(
+            tools=[ToolUse("mcp__editor__write_text_file", {"path": str(out), "content": "from claude\n"})]
+        ),
+        Reply(text="Read and wrote."),
+    )
+    asked: list[tuple[str, dict[str, Any]]] = []
+    argv: list[str] = []
+    pid: list[int] = []
+
+    async def editor(method: str, params: dict[str, Any]) -> Any:
+        asked.append((method, params))
+        if method == "session/request_permission":
+            return {"outcome": {"outcome": "selected", "optionId": "allow"}}
+        argv.append(argv_of_tree(pid[0]))
+        if method == "fs/read_text_file":
+            assert params["path"] == str(notes)
+            return {"content": BUFFER}
+        if method == "fs/write_text_file":
+            return None  # ACP's WriteTextFileResponse may be null
+        raise AssertionError(method)
+
+    with anyio.fail_after(120):
+        async with daemon_process(
+            ["--config", str(config(world)), "--state-dir", str(world.tmp / "state")]
+        ) as d:
+            pid.append(d.process.pid)
+            d.client.handler = editor
+            await d.client.initialize()  # fs.readTextFile and fs.writeTextFile
+            new = await d.client.request("session/new", {"cwd": str(world.ws), "mcpServers": []})
+            sid = new["sessionId"]
+            assert new["_meta"]["claudeCode"]["mcpServers"][0]["name"] == "editor"
+            result = await d.client.prompt(sid, "read notes.txt, then write out.txt")
+            assert result["stopReason"] == "end_turn"
+            assert d.client.text(sid) == "Read and wrote."
+        assert d.process.returncode == 0, d.stderr.decode()[-2000:]
+
+    # The model's tool result is the client's buffer, not the disk.
+    [read_result] = tool_results(fake.requests[1].body)
+    assert BUFFER.strip() in json.dumps(read_result) and "stale copy" not in json.dumps(read_result)
+    # The write reached the client and nothing else: the agent did not touch the disk.
+    writes = [p for m, p in asked if m == "fs/write_text_file"]
+    assert writes == [{"sessionId": sid, "path": str(out), "content": "from claude\n"}]
+    assert not out.exists() and notes.read_text() == "the stale copy on disk\n"
+    # Claude's permission flow still applies to the tools (default mode asks for MCP tools).
+    titles = [json.dumps(p["toolCall"]) for m, p in asked if m == "session/request_permission"]
+    assert len(titles) == 2 and "read_text_file" in titles[0] and "write_text_file" in titles[1]
+    # The per-session secret never reaches a command line or the daemon's log.
+    assert argv and not any("Bearer" in a for a in argv)
+    assert b"Bearer" not in d.stderr and b"127.0.0.1:" not in d.stderr
+
+
+async def test_client_tools_off_in_config(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    path = config(world)
+    path.write_text(path.read_text() + "client_tools = false\n")
+    fake.script(Reply(text="plain"))
+    with anyio.fail_after(90):
+        async with daemon_process(["--config", str(path), "--state-dir", str(world.tmp / "state")]) as d:
+            await d.client.initialize()
+            new = await d.client.request("session/new", {"cwd": str(world.ws), "mcpServers": []})
+            assert new["_meta"]["claudeCode"]["mcpServers"] == []
+            await d.client.prompt(new["sessionId"], "hi")
+    tools = [t["name"] for t in fake.requests[0].body.get("tools", [])]
+    assert tools and not any(t.startswith("mcp__editor") for t in tools)
+
+
+async def test_no_tools_without_the_client_capability(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    fake.script(Reply(text="plain"))
+    with anyio.fail_after(90):
+        async with daemon_process(
+            ["--config", str(config(world)), "--state-dir", str(world.tmp / "state")]
+        ) as d:
+            await d.client.initialize(fs={"readTextFile": False, "writeTextFile": False}, terminal=False)
+            new = await d.client.request("session/new", {"cwd": str(world.ws), "mcpServers": []})
+            assert new["_meta"]["claudeCode"]["mcpServers"] == []
+            await d.client.prompt(new["sessionId"], "hi")
+    assert not any(t["name"].startswith("mcp__editor") for t in fake.requests[0].body.get("tools", []))
