@@ -7,6 +7,7 @@ read with its unsaved buffer (not what is on disk) and keeps the write to itself
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import anyio
@@ -56,10 +57,13 @@ async def test_claude_reads_and_writes_through_the_client(world: ClaudeWorld, fa
             return None  # ACP's WriteTextFileResponse may be null
         raise AssertionError(method)
 
+    trace = world.tmp / "trace.jsonl"
+    args = [
+        *("--config", str(config(world)), "--state-dir", str(world.tmp / "state")),
+        *("--trace", str(trace)),
+    ]
     with anyio.fail_after(120):
-        async with daemon_process(
-            ["--config", str(config(world)), "--state-dir", str(world.tmp / "state")]
-        ) as d:
+        async with daemon_process(args) as d:
             pid.append(d.process.pid)
             d.client.handler = editor
             await d.client.initialize()  # fs.readTextFile and fs.writeTextFile
@@ -83,6 +87,9 @@ async def test_claude_reads_and_writes_through_the_client(world: ClaudeWorld, fa
     assert len(titles) == 2 and "read_text_file" in titles[0] and "write_text_file" in titles[1]
     # The per-session secret never reaches a command line or the daemon's log.
     assert argv and not any("Bearer" in a for a in argv)
+    # ... nor the protocol trace (the header is there, masked) or the catalog.
+    assert "Bearer ***" in trace.read_text() and not re.search(r"Bearer (?!\*\*\*)", trace.read_text())
+    assert b"Bearer" not in b"".join(p.read_bytes() for p in (world.tmp / "state").glob("sessions.db*"))
     assert b"Bearer" not in d.stderr and b"127.0.0.1:" not in d.stderr
 
 

@@ -7,6 +7,7 @@ read with its unsaved buffer (not what is on disk) and keeps the write to itself
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import anyio
@@ -60,7 +61,11 @@ async def test_codex_reads_and_writes_through_the_client(codex: Codex, fake: Fak
             return {}
         raise AssertionError(method)
 
-    args = ["--config", str(config(codex)), "--state-dir", str(codex.home / "state")]
+    trace = codex.home / "trace.jsonl"
+    args = [
+        *("--config", str(config(codex)), "--state-dir", str(codex.home / "state")),
+        *("--trace", str(trace)),
+    ]
     with anyio.fail_after(120):
         async with daemon_process(args) as d:
             pid.append(d.process.pid)
@@ -88,6 +93,9 @@ async def test_codex_reads_and_writes_through_the_client(codex: Codex, fake: Fak
     assert any("write_text_file" in t for t in titles)
     # The per-session secret never reaches a command line or the daemon's log.
     assert argv and not any("Bearer" in a for a in argv)
+    # ... nor the protocol trace (the header is there, masked) or the catalog.
+    assert "Bearer ***" in trace.read_text() and not re.search(r"Bearer (?!\*\*\*)", trace.read_text())
+    assert b"Bearer" not in b"".join(p.read_bytes() for p in (codex.home / "state").glob("sessions.db*"))
     assert b"Bearer" not in d.stderr
 
 
