@@ -88,9 +88,10 @@ async def test_codex_reads_and_writes_through_the_client(codex: Codex, fake: Fak
     assert writes == [{"sessionId": sid, "path": str(out), "content": "from codex\n"}]
     assert not out.exists() and notes.read_text() == "the stale copy on disk\n"
     assert f"wrote 11 characters to {out}" in request_text(fake.requests[2].body["input"])
-    # Codex's approval flow still applies: under its default policy it asks before the write.
+    # Codex's approval flow still applies: under its default policy it asks before the write
     titles = [json.dumps(p["toolCall"]) for m, p in asked if m == "session/request_permission"]
-    assert any("write_text_file" in t for t in titles)
+    # (the read is marked read-only, so Codex runs it without asking).
+    assert len(titles) == 1 and "editor: write_text_file" in titles[0]
     # The per-session secret never reaches a command line or the daemon's log.
     assert argv and not any("Bearer" in a for a in argv)
     # ... nor the protocol trace (the header is there, masked) or the catalog.
