@@ -131,12 +131,11 @@ async def _run_command(ctx: ToolContext, args: JsonObj) -> str:
     if not isinstance(terminal, str):
         raise ToolFailure("the client answered terminal/create without a terminalId")
     ids = {"terminalId": terminal}
+    exited: Any = None
     try:
-        timed_out = False
         with anyio.move_on_after(float(timeout)):
-            await ctx.ask("terminal/wait_for_exit", ids)
-        if not (done := _exited(await ctx.ask("terminal/output", ids))):
-            timed_out = True
+            exited = await ctx.ask("terminal/wait_for_exit", ids)
+        if exited is None:
             await ctx.ask("terminal/kill", ids)
         out = await ctx.ask("terminal/output", ids)
     finally:
@@ -144,10 +143,10 @@ async def _run_command(ctx: ToolContext, args: JsonObj) -> str:
         with anyio.CancelScope(shield=True), anyio.move_on_after(5), contextlib.suppress(ToolFailure):
             await ctx.ask("terminal/release", ids)
     output = str(out.get("output") or "") if isinstance(out, dict) else ""
-    status = (out.get("exitStatus") if isinstance(out, dict) else None) or done or {}
+    status = _status(out.get("exitStatus") if isinstance(out, dict) else None) or _status(exited) or {}
     how = (
         f"killed after {timeout:g} s"
-        if timed_out
+        if exited is None
         else f"exit code {status.get('exitCode')}"
         if status.get("signal") is None
         else f"signal {status.get('signal')}"
@@ -156,9 +155,8 @@ async def _run_command(ctx: ToolContext, args: JsonObj) -> str:
     return f"{output}\n[{how}{truncated}]"
 
 
-def _exited(out: Any) -> JsonObj | None:
-    status = out.get("exitStatus") if isinstance(out, dict) else None
-    return status if isinstance(status, dict) else None
+def _status(value: Any) -> JsonObj | None:
+    return value if isinstance(value, dict) else None
 
 
 _PATH = {"type": "string", "description": "Absolute, or relative to the session's working directory."}

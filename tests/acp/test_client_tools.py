@@ -57,8 +57,8 @@ class Editor:
                 await anyio.sleep_forever()
             return {"exitCode": self.exit_code, "signal": None}
         if method == "terminal/output":
-            done = self.exit_code is not None or ("terminal/kill", {"terminalId": "term_1"}) in self.requests
-            status = {"exitStatus": {"exitCode": self.exit_code, "signal": None}} if done else {}
+            killed = ("terminal/kill", {"terminalId": "term_1"}) in self.requests
+            status = {"exitStatus": {"exitCode": None, "signal": "SIGKILL"}} if killed else {}
             return {"output": "hello from the editor\n", "truncated": False, **status}
         if method in ("terminal/kill", "terminal/release"):
             return {}
@@ -143,6 +143,7 @@ async def test_run_command_uses_the_client_terminal(tmp_path: Path) -> None:
         "outputByteLimit": 256 * 1024,
     }
     assert len(editor.of("terminal/kill")) == 1 and len(editor.of("terminal/release")) == 2
+    assert len(editor.of("terminal/output")) == 2  # once per command, after it ended
 
 
 async def test_only_declared_capabilities_and_native_adapters(tmp_path: Path) -> None:

@@ -118,3 +118,53 @@ async def test_no_tools_without_the_client_capability(world: ClaudeWorld, fake: 
             assert new["_meta"]["claudeCode"]["mcpServers"] == []
             await d.client.prompt(new["sessionId"], "hi")
     assert not any(t["name"].startswith("mcp__editor") for t in fake.requests[0].body.get("tools", []))
+
+
+async def test_claude_runs_a_command_in_the_client_terminal(
+    world: ClaudeWorld, fake: FakeModelServer
+) -> None:
+    fake.script(
+        Reply(tools=[ToolUse("mcp__editor__run_command", {"command": "make", "args": ["check"]})]),
+        Reply(text="Ran it."),
+    )
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    async def editor(method: str, params: dict[str, Any]) -> Any:
+        asked.append((method, params))
+        if method == "session/request_permission":
+            return {"outcome": {"outcome": "selected", "optionId": "allow"}}
+        if method == "terminal/create":
+            return {"terminalId": "term-7"}
+        if method == "terminal/wait_for_exit":
+            return {"exitCode": 3, "signal": None}
+        if method == "terminal/output":
+            return {
+                "output": "2 checks failed\n",
+                "truncated": False,
+                "exitStatus": {"exitCode": 3, "signal": None},
+            }
+        if method == "terminal/release":
+            return None
+        raise AssertionError(method)
+
+    with anyio.fail_after(120):
+        async with daemon_process(
+            ["--config", str(config(world)), "--state-dir", str(world.tmp / "state")]
+        ) as d:
+            d.client.handler = editor
+            await d.client.initialize(fs={"readTextFile": False, "writeTextFile": False}, terminal=True)
+            new = await d.client.request("session/new", {"cwd": str(world.ws), "mcpServers": []})
+            assert (await d.client.prompt(new["sessionId"], "run make check"))["stopReason"] == "end_turn"
+    offered = [t["name"] for t in fake.requests[0].body["tools"] if t["name"].startswith("mcp__editor")]
+    assert offered == ["mcp__editor__run_command"]  # only what the client declared
+    methods = [m for m, _ in asked if m != "session/request_permission"]
+    assert methods == ["terminal/create", "terminal/wait_for_exit", "terminal/output", "terminal/release"]
+    assert asked[1][1] == {
+        "sessionId": new["sessionId"],
+        "command": "make",
+        "args": ["check"],
+        "cwd": str(world.ws),
+        "outputByteLimit": 256 * 1024,
+    }
+    [result] = tool_results(fake.requests[1].body)
+    assert "2 checks failed" in json.dumps(result) and "exit code 3" in json.dumps(result)
