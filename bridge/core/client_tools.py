@@ -219,6 +219,24 @@ def offered_tools(client_capabilities: JsonObj) -> list[ClientTool]:
     return tools
 
 
+def describe(server: str, tool: str, args: Any) -> JsonObj:
+    """The ACP `kind`, `locations` and `content` of a call of one of these tools, for the
+    adapters' tool calls and permission requests (an edit shows its diff); {} when the call is
+    not one of ours (pure)."""
+    if server != SERVER_NAME or not isinstance(args, dict):
+        return {}
+    path = args.get("path") if isinstance(args.get("path"), str) else None
+    where = {"locations": [{"path": path}]} if path else {}
+    if tool == "read_text_file":
+        return {"kind": "read", **where}
+    if tool == "write_text_file" and path and isinstance(args.get("content"), str):
+        diff = {"type": "diff", "path": path, "oldText": None, "newText": args["content"]}
+        return {"kind": "edit", **where, "content": [diff]}
+    if tool == "run_command":
+        return {"kind": "execute"}
+    return {}
+
+
 def server_name(request: StartRequest) -> str:
     """SERVER_NAME, or a variant when one of the client's own servers has that name."""
     taken = {s.get("name") for s in request.mcp_servers}

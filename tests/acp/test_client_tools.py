@@ -181,3 +181,21 @@ async def test_secret_is_required_and_redacted(tmp_path: Path) -> None:
     with pytest.raises(httpx2.ConnectError):
         async with httpx2.AsyncClient() as http:
             await http.post(entry["url"], json=body)
+
+
+def test_describe_gives_clients_a_read_an_edit_with_its_diff_and_a_command() -> None:
+    from bridge.core.client_tools import describe
+
+    assert describe("editor", "read_text_file", {"path": "a.py"}) == {
+        "kind": "read",
+        "locations": [{"path": "a.py"}],
+    }
+    assert describe("editor", "write_text_file", {"path": "/w/a.py", "content": "x"}) == {
+        "kind": "edit",
+        "locations": [{"path": "/w/a.py"}],
+        "content": [{"type": "diff", "path": "/w/a.py", "oldText": None, "newText": "x"}],
+    }
+    assert describe("editor", "run_command", {"command": "ls"}) == {"kind": "execute"}
+    # Someone else's server, a malformed call: nothing added.
+    assert describe("other", "read_text_file", {"path": "a.py"}) == {}
+    assert describe("editor", "write_text_file", "not an object") == {}

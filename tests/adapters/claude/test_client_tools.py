@@ -83,8 +83,16 @@ async def test_claude_reads_and_writes_through_the_client(world: ClaudeWorld, fa
     assert writes == [{"sessionId": sid, "path": str(out), "content": "from claude\n"}]
     assert not out.exists() and notes.read_text() == "the stale copy on disk\n"
     # Claude's permission flow still applies to the tools (default mode asks for MCP tools).
-    titles = [json.dumps(p["toolCall"]) for m, p in asked if m == "session/request_permission"]
-    assert len(titles) == 2 and "read_text_file" in titles[0] and "write_text_file" in titles[1]
+    # The client sees a read, then an edit with its diff, as for Claude's own tools.
+    calls = [p["toolCall"] for m, p in asked if m == "session/request_permission"]
+    assert [(c["title"], c["kind"]) for c in calls] == [
+        ("editor: read_text_file", "read"),
+        ("editor: write_text_file", "edit"),
+    ]
+    assert calls[0]["locations"] == [{"path": "notes.txt"}]
+    assert calls[1]["content"] == [
+        {"type": "diff", "path": str(out), "oldText": None, "newText": "from claude\n"}
+    ]
     # The per-session secret never reaches a command line or the daemon's log.
     assert argv and not any("Bearer" in a for a in argv)
     # ... nor the protocol trace (the header is there, masked) or the catalog.

@@ -6,7 +6,6 @@ read with its unsaved buffer (not what is on disk) and keeps the write to itself
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -89,9 +88,15 @@ async def test_codex_reads_and_writes_through_the_client(codex: Codex, fake: Fak
     assert not out.exists() and notes.read_text() == "the stale copy on disk\n"
     assert f"wrote 11 characters to {out}" in request_text(fake.requests[2].body["input"])
     # Codex's approval flow still applies: under its default policy it asks before the write
-    titles = [json.dumps(p["toolCall"]) for m, p in asked if m == "session/request_permission"]
-    # (the read is marked read-only, so Codex runs it without asking).
-    assert len(titles) == 1 and "editor: write_text_file" in titles[0]
+    # (the read is marked read-only, so Codex runs it without asking); the client sees an edit
+    # with its diff, as for Codex's own file changes.
+    [call] = [p["toolCall"] for m, p in asked if m == "session/request_permission"]
+    assert call["title"] == "editor: write_text_file" and call["kind"] == "edit"
+    assert call["content"] == [{"type": "diff", "path": str(out), "oldText": None, "newText": "from codex\n"}]
+    kinds = {
+        u["toolCallId"]: u.get("kind") for u in d.client.updates(sid) if u["sessionUpdate"] == "tool_call"
+    }
+    assert kinds == {"call_read": "read", "call_write": "edit"}
     # The per-session secret never reaches a command line or the daemon's log.
     assert argv and not any("Bearer" in a for a in argv)
     # ... nor the protocol trace (the header is there, masked) or the catalog.
