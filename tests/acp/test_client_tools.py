@@ -175,6 +175,14 @@ async def test_secret_is_required_and_redacted(tmp_path: Path) -> None:
             for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": secret}):
                 resp = await http.post(entry["url"], json=body, headers=headers)
                 assert resp.status_code == 401
+            # With the secret but from a page of another origin (DNS rebinding): refused too.
+            auth = {"Authorization": f"Bearer {secret}"}
+            for other in ({"Host": "evil.example:80"}, {"Origin": "http://evil.example"}):
+                resp = await http.post(entry["url"], json=body, headers={**auth, **other})
+                assert resp.status_code in (403, 421), resp.status_code
+            # A body past the limit is refused before it is read whole.
+            big = await http.post(entry["url"], content=b"x" * (17 * 1024 * 1024), headers=auth)
+            assert big.status_code == 413
         assert default_redactor().text(f"token {secret} here") == "token *** here"
     assert editor.requests == []
     # Stopped with the block: the port no longer answers.

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import anyio
+import httpx2
 import psutil
 import pytest
 
@@ -24,6 +25,12 @@ from .support import ClaudeWorld
 pytestmark = pytest.mark.anyio
 
 BUFFER = "editor buffer, not saved yet: 42\n"
+
+
+def listening(pid: int) -> list[int]:
+    """The TCP ports the daemon itself listens on (its stdio transport has none of its own)."""
+    conns = psutil.Process(pid).net_connections(kind="tcp")
+    return [c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN]
 
 
 def argv_of_tree(pid: int) -> str:
@@ -73,6 +80,16 @@ async def test_claude_reads_and_writes_through_the_client(world: ClaudeWorld, fa
             result = await d.client.prompt(sid, "read notes.txt, then write out.txt")
             assert result["stopReason"] == "end_turn"
             assert d.client.text(sid) == "Read and wrote."
+            # The daemon listens for the session's agent only, and only with the secret.
+            [port] = listening(d.process.pid)
+            async with httpx2.AsyncClient() as http:
+                resp = await http.post(
+                    f"http://127.0.0.1:{port}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+                )
+            assert resp.status_code == 401
+            # Closing the session stops the server with the agent.
+            await d.client.request("session/close", {"sessionId": sid})
+            assert listening(d.process.pid) == []
         assert d.process.returncode == 0, d.stderr.decode()[-2000:]
 
     # The model's tool result is the client's buffer, not the disk.
