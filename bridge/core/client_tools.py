@@ -63,10 +63,14 @@ class ToolContext:
     cwd: str
     directories: tuple[str, ...]
 
-    def path(self, raw: Any) -> str:
+    async def path(self, raw: Any) -> str:
         """The absolute path the client is asked about, when inside the session's roots."""
         if not isinstance(raw, str) or not raw or "\0" in raw:
             raise ToolFailure("path must be a non-empty string")
+        # Resolving symlinks touches the disk: a slow one must not stall the event loop.
+        return await anyio.to_thread.run_sync(self._confined, raw)
+
+    def _confined(self, raw: str) -> str:
         path = os.path.normpath(os.path.join(self.cwd, raw))
         roots = [os.path.realpath(r) for r in (self.cwd, *self.directories)]
         real = os.path.realpath(path)
@@ -95,7 +99,7 @@ def _int(args: JsonObj, key: str, *, minimum: int) -> int | None:
 
 
 async def _read(ctx: ToolContext, args: JsonObj) -> str:
-    params: JsonObj = {"path": ctx.path(args.get("path"))}
+    params: JsonObj = {"path": await ctx.path(args.get("path"))}
     for key in ("line", "limit"):
         if (value := _int(args, key, minimum=1)) is not None:
             params[key] = value
@@ -107,7 +111,7 @@ async def _read(ctx: ToolContext, args: JsonObj) -> str:
 
 
 async def _write(ctx: ToolContext, args: JsonObj) -> str:
-    path, content = ctx.path(args.get("path")), args.get("content")
+    path, content = await ctx.path(args.get("path")), args.get("content")
     if not isinstance(content, str):
         raise ToolFailure("content must be a string")
     await ctx.ask("fs/write_text_file", {"path": path, "content": content})
@@ -120,7 +124,7 @@ async def _run_command(ctx: ToolContext, args: JsonObj) -> str:
         raise ToolFailure("command must be a non-empty string")
     if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
         raise ToolFailure("args must be a list of strings")
-    cwd = ctx.path(args["cwd"]) if args.get("cwd") is not None else ctx.cwd
+    cwd = await ctx.path(args["cwd"]) if args.get("cwd") is not None else ctx.cwd
     timeout = args.get("timeout_seconds", COMMAND_TIMEOUT)
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
         raise ToolFailure("timeout_seconds must be a positive number")
