@@ -193,3 +193,31 @@ async def test_claude_runs_a_command_in_the_client_terminal(
     }
     [result] = tool_results(fake.requests[1].body)
     assert "2 checks failed" in json.dumps(result) and "exit code 3" in json.dumps(result)
+
+
+async def test_user_settings_may_allow_the_read_without_asking(
+    world: ClaudeWorld, fake: FakeModelServer
+) -> None:
+    # The bridge widens nothing; the user's own Claude settings can (spec/client-tools.md).
+    settings = world.home / ".claude" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"permissions": {"allow": ["mcp__editor__read_text_file"]}}))
+    fake.script(Reply(tools=[ToolUse("mcp__editor__read_text_file", {"path": "a.txt"})]), Reply(text="ok"))
+    asked: list[str] = []
+
+    async def editor(method: str, params: dict[str, Any]) -> Any:
+        asked.append(method)
+        assert method == "fs/read_text_file"
+        return {"content": "buffer"}
+
+    with anyio.fail_after(90):
+        async with daemon_process(
+            ["--config", str(config(world)), "--state-dir", str(world.tmp / "state")]
+        ) as d:
+            d.client.handler = editor
+            await d.client.initialize()
+            sid = (await d.client.request("session/new", {"cwd": str(world.ws), "mcpServers": []}))[
+                "sessionId"
+            ]
+            assert (await d.client.prompt(sid, "read a.txt"))["stopReason"] == "end_turn"
+    assert asked == ["fs/read_text_file"]
