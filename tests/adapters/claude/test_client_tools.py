@@ -7,7 +7,9 @@ read with its unsaved buffer (not what is on disk) and keeps the write to itself
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from typing import Any
 
 import anyio
@@ -19,6 +21,7 @@ from tests.adapters.claude.test_daemon import config
 from tests.daemon_proc import daemon_process
 from tests.fakes.anthropic import tool_results
 from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
+from tests.faults.support import agent_pid, poll_until
 
 from .support import ClaudeWorld
 
@@ -221,3 +224,36 @@ async def test_user_settings_may_allow_the_read_without_asking(
             ]
             assert (await d.client.prompt(sid, "read a.txt"))["stopReason"] == "end_turn"
     assert asked == ["fs/read_text_file"]
+
+
+async def test_a_restarted_agent_gets_a_new_server(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    # The server lives with the agent process: the CLI killed between turns takes its server
+    # (and secret) with it; the agent restarted for the next prompt gets a fresh one.
+    read = ToolUse("mcp__editor__read_text_file", {"path": "a.txt"})
+    fake.script(Reply(tools=[read]), Reply(text="one"), Reply(tools=[read]), Reply(text="two"))
+    answers = iter(["first buffer", "second buffer"])
+
+    async def editor(method: str, params: dict[str, Any]) -> Any:
+        if method == "session/request_permission":
+            return {"outcome": {"outcome": "selected", "optionId": "allow"}}
+        assert method == "fs/read_text_file"
+        return {"content": next(answers)}
+
+    with anyio.fail_after(120):
+        async with daemon_process(
+            ["--config", str(config(world)), "--state-dir", str(world.tmp / "state")]
+        ) as d:
+            d.client.handler = editor
+            await d.client.initialize()
+            sid = (await d.client.request("session/new", {"cwd": str(world.ws), "mcpServers": []}))[
+                "sessionId"
+            ]
+            assert (await d.client.prompt(sid, "read it"))["stopReason"] == "end_turn"
+            [first] = listening(d.process.pid)
+            os.kill(await agent_pid(d.client, sid), signal.SIGKILL)
+            await poll_until(lambda: listening(d.process.pid) == [], 15)
+            assert (await d.client.prompt(sid, "read it again"))["stopReason"] == "end_turn"
+            [second] = listening(d.process.pid)
+    assert second != first
+    assert "first buffer" in json.dumps(tool_results(fake.requests[1].body))
+    assert "second buffer" in json.dumps(tool_results(fake.requests[-1].body))
