@@ -63,6 +63,8 @@ class AgentEntry(BaseModel):
     stall_timeout: float | None = Field(default=None, gt=0)
     # `_bridge/session/shell` for this agent's sessions (None: the global `allow_shell`).
     allow_shell: StrictBool | None = None
+    # The client's fs/terminal as MCP tools for Claude Code and Codex (spec/client-tools.md).
+    client_tools: StrictBool = True
 
 
 class ConfigFile(BaseModel):
@@ -149,6 +151,7 @@ def agent_table(cfg: ConfigFile) -> dict[str, AgentSpec]:
             args=tuple(entry.args) if entry.args is not None else (base.args if base else ()),
             env={**(dict(base.env) if base else {}), **entry.env},
             stall_timeout=entry.stall_timeout,
+            client_tools=entry.client_tools,
         )
     return table
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.core import client_tools
 from bridge.wire.types import JsonObj
 
 KINDS = {
@@ -42,6 +43,10 @@ def describe(name: str, tool_input: JsonObj) -> JsonObj:
     content = _input_content(name, i)
     if content:
         out["content"] = content
+    if name.startswith("mcp__"):
+        # The bridge's own client tools (spec/client-tools.md): a read, an edit with its diff.
+        server, _, tool = name.removeprefix("mcp__").partition("__")
+        out.update(client_tools.describe(server, tool, i))
     return out
 
 

@@ -35,6 +35,8 @@ OPT_OUT = ["account/rateLimits/updated", "remoteControl/status/changed", "thread
 class CodexAdapter:
     # What `initialize` advertises for this agent, without spawning it (bridge/acp/server.py).
     static_capabilities = CAPABILITIES
+    # No ACP client of its own: the bridge offers it the client's fs/terminal as MCP tools.
+    client_tools = True
     def __init__(self, spec: AgentSpec, env: AdapterEnv) -> None:
         self.spec = spec
         self.env = env

@@ -23,6 +23,7 @@ import json
 import os
 from typing import Any
 
+from bridge.core import client_tools
 from bridge.wire.types import JsonObj
 
 LIVE_OUTPUT_TAIL = 16 * 1024
@@ -343,6 +344,8 @@ def _mcp(item: JsonObj) -> JsonObj:
         "title": f"{item.get('server')}: {item.get('tool')}",
         "kind": "read" if item.get("readOnlyHint") else "other",
         "rawInput": item.get("arguments"),
+        # The bridge's own client tools (spec/client-tools.md): a read, an edit with its diff.
+        **client_tools.describe(str(item.get("server")), str(item.get("tool")), item.get("arguments")),
     }
 
 

@@ -34,6 +34,9 @@ class AgentSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     # Inactivity deadline for a turn, seconds; None = the bridge default.
     stall_timeout: float | None = None
+    # Offer the client's fs/terminal methods as MCP tools to a native agent (Claude, Codex):
+    # bridge/core/client_tools.py. `[agents.NAME] client_tools = false` turns it off.
+    client_tools: bool = True
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from bridge.core import tool_server
 from bridge.core.adapter import (
     AdapterEnv,
     AdapterFactory,
@@ -334,7 +335,10 @@ class SessionManager:
         with anyio.CancelScope() as scope, recording_exits() as exits:
             session.run_scope = scope
             try:
-                await adapter.run(session, request, task_status=_Relay())  # type: ignore[arg-type]
+                # Client tools (the client's fs/terminal as an MCP server), for this process only.
+                tools = tool_server.wanted(session.spec.client_tools, adapter, request)
+                async with tool_server.offered(session, request, tools) as with_tools:
+                    await adapter.run(session, with_tools, task_status=_Relay())  # type: ignore[arg-type]
                 if started and not scope.cancel_called:
                     session.agent_exited(
                         _exit_error(session.spec.name, exits, started=True)

@@ -45,6 +45,7 @@ class RecordingAdapter:
         self.spec = spec
         self._record = record
         self.static_capabilities = getattr(inner, "static_capabilities", None)
+        self.client_tools = getattr(inner, "client_tools", False)
 
     async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
         return await self.inner.probe(authenticate)

@@ -111,7 +111,8 @@ async def test_mcp_secrets_stay_out_of_argv_logs_trace_and_a_deleted_session(
             new = await d.client.request("session/new", {"cwd": str(world.ws), "mcpServers": servers})
             sid = new["sessionId"]
             status = {s["name"]: s["status"] for s in new["_meta"]["claudeCode"]["mcpServers"]}
-            assert status == {"secret": "connected", "web": "connected"}
+            # `editor`: the bridge's own client tools (spec/client-tools.md), with a secret too.
+            assert status == {"secret": "connected", "web": "connected", "editor": "connected"}
 
             # The CLI and both MCP servers run now: no command line holds either secret.
             assert cmdlines_with(env_secret, header_secret) == []
