@@ -19,6 +19,7 @@ LAYERS = [
     "bridge.rpc",
     "bridge.process",
     "bridge.store",
+    "bridge.mcp",  # config-wired MCP servers: entries and per-session status (pure)
     "bridge.core",
     "bridge.config",
     "bridge.diagnostics.classify",
@@ -28,6 +29,7 @@ LAYERS = [
     "bridge.transports",
     "bridge.diagnostics.binaries",
     "bridge.app",
+    "bridge.mcp.check",  # `agent-bridge mcp check` (the `mcp` client): for the CLI and doctor
     "bridge.diagnostics.doctor",
     "bridge.diagnostics",  # the package's __init__
     "bridge.client",
@@ -46,6 +48,7 @@ ADAPTER_MAY_IMPORT = (
     "bridge.diagnostics",
     "adapters",
     "bridge.envsetup",
+    "bridge.mcp.status",
 )
 
 
