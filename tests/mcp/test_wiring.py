@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.acp_client import RpcFailure
-from tests.acp_schema import check
+from tests.acp_schema import SchemaError, check, check_bridge_result
 from tests.conftest import fake_agent_config, in_process
 from tests.store.test_durability import all_events
 
@@ -90,6 +90,11 @@ async def test_config_servers_reach_every_start_and_stay_out_of_the_store(
         ]
         info = await c.request("_bridge/session/info", {"sessionId": sid})
         assert info["mcpServers"] == expected
+        check_bridge_result("_bridge/session/info", info)
+        with pytest.raises(SchemaError):  # the schema does pin the states
+            check_bridge_result(
+                "_bridge/session/info", {**info, "mcpServers": [{"name": "x", "status": "fine"}]}
+            )
         await c.prompt(sid, "echo hi")
         (update,) = [u for u in c.updates(sid) if u.get("sessionUpdate") == "session_info_update"]
         assert status_updates([update]) == [expected]

@@ -57,3 +57,24 @@ async def test_a_config_wired_server_serves_a_session_that_names_none(
         if u.get("sessionUpdate") == "session_info_update" and "bridge" in u.get("_meta", {})
     ]
     assert views and {s["name"]: s["status"] for s in views[-1]}["echo"] == "ready"
+
+
+async def test_a_server_that_hangs_its_handshake_does_not_stop_the_session(
+    world: ClaudeWorld, fake: FakeModelServer
+) -> None:
+    path = config(world)
+    path.write_text(path.read_text() + '[mcp_servers.hangs]\ncommand = "/bin/sleep"\nargs = ["600"]\n')
+    fake.script(Reply(text="still here"))
+    args = ["--config", str(path), "--state-dir", str(world.tmp / "state")]
+    with anyio.fail_after(120):
+        async with daemon_process(args) as d:
+            await d.client.initialize()
+            sid = (await d.client.request("session/new", {"cwd": str(world.ws), "mcpServers": []}))[
+                "sessionId"
+            ]
+            assert (await d.client.prompt(sid, "hello"))["stopReason"] == "end_turn"
+            info = await d.client.request("_bridge/session/info", {"sessionId": sid})
+    assert d.client.text(sid) == "still here"
+    (hangs,) = info["mcpServers"]
+    # Claude Code gives up on it later (its own MCP timeout); until then it is starting.
+    assert hangs["name"] == "hangs" and hangs["status"] in ("starting", "failed"), hangs
