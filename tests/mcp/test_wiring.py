@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from bridge.app import configured_mcp_servers
+from bridge.config import load_config
+from bridge.diagnostics import redact
 from tests.acp_client import RpcFailure
 from tests.acp_schema import SchemaError, check, check_bridge_result
 from tests.conftest import fake_agent_config, in_process
@@ -29,7 +32,7 @@ def mcp_config(tmp: Path) -> Path:
 [mcp_servers.tools]
 command = "/bin/true"
 args = ["--serve"]
-env = { API_KEY = "${AB_TEST_MCP_SECRET}" }
+env = { API_KEY = "${AB_TEST_MCP_VALUE}" }
 
 [mcp_servers.old]
 url = "http://127.0.0.1:9/sse"
@@ -60,7 +63,7 @@ async def test_config_servers_reach_every_start_and_stay_out_of_the_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = "cfg-" + secrets.token_hex(12)
-    monkeypatch.setenv("AB_TEST_MCP_SECRET", secret)
+    monkeypatch.setenv("AB_TEST_MCP_VALUE", secret)
     trace = tmp_path / "trace.jsonl"
     own = {"name": "shared", "command": "/bin/echo", "args": ["client"], "env": []}
     tools = {
@@ -116,6 +119,8 @@ async def test_config_servers_reach_every_start_and_stay_out_of_the_store(
         resumed = await c.request("session/resume", {"sessionId": sid, "cwd": d.cwd, "mcpServers": []})
         assert echoed(resumed) == [tools, own]
 
+        # The daemon's redactor knows the expanded values (an agent echoing one is masked).
+        assert redact.redact(f"key {secret} end") == "key *** end"
         rec = await d.bridge.store.get_session(sid)
         assert rec is not None and rec.mcp_servers == [own]
         page = json.dumps(await all_events(c, sid))
@@ -127,3 +132,16 @@ async def test_config_servers_reach_every_start_and_stay_out_of_the_store(
     assert len(rows) == 2 and all(secret not in row[0] and "tools" not in row[0] for row in rows)
     text = trace.read_text()
     assert secret not in text and "echo again" in text
+
+
+def test_expanded_values_are_secrets_to_the_redactor_from_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Claude Code and Codex get them in no ACP message the trace would mask: the redactor must
+    # know them before any session starts.
+    secret = "val-" + secrets.token_hex(12)
+    monkeypatch.setenv("AB_TEST_MCP_VALUE", secret)
+    cfg = load_config(str(mcp_config(tmp_path)))
+    assert not redact.default().knows(secret)
+    configured_mcp_servers(cfg)
+    assert redact.default().knows(secret)
