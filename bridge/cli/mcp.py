@@ -55,10 +55,15 @@ def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:
             extra = "".join(f"  {k}: {', '.join(r[k])}" for k in ("env", "headers") if r[k])
             sys.stdout.write(f"{r['name']:<16} {r['transport']:<5}  {r['target']}  [{r['scope']}]{extra}\n")
         return 0
-    return _check(args, found)
+    # Commands are looked up as the agents will: `path_prepend` first.
+    environ = dict(os.environ)
+    environ["PATH"] = os.pathsep.join([*config.path_prepend, environ.get("PATH", "")])
+    return _check(args, found, environ)
 
 
-def _check(args: argparse.Namespace, found: list[tuple[str, str, McpServerEntry]]) -> int:
+def _check(
+    args: argparse.Namespace, found: list[tuple[str, str, McpServerEntry]], environ: dict[str, str]
+) -> int:
     import anyio
 
     from bridge.diagnostics.redact import default
@@ -68,7 +73,7 @@ def _check(args: argparse.Namespace, found: list[tuple[str, str, McpServerEntry]
 
     async def main() -> None:
         async def one(scope: str, name: str, entry: McpServerEntry) -> None:
-            results.append(await check(scope, name, entry, os.environ, args.timeout or DEFAULT_TIMEOUT))
+            results.append(await check(scope, name, entry, environ, args.timeout or DEFAULT_TIMEOUT))
 
         async with anyio.create_task_group() as tg:
             for scope, name, entry in found:

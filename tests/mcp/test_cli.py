@@ -150,3 +150,23 @@ def test_prompt_prints_the_mcp_status_on_stderr(tmp_path: Path, http_server: int
     assert done.stdout == "hi\n"
     line = "mcp: tools sent; old failed: agent 'fake' does not support sse MCP servers"
     assert done.stderr.count(line) == 1, done.stderr
+
+
+def test_check_finds_commands_as_agents_do_with_path_prepend(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "tools"
+    bin_dir.mkdir()
+    script = bin_dir / "echo-mcp"
+    script.write_text(f"#!/bin/sh\nexec {sys.executable} {ECHO_MCP}\n")
+    script.chmod(0o755)
+    path = client_config(tmp_path)
+    path.write_text(
+        f"path_prepend = [{json.dumps(str(bin_dir))}]\n"
+        + path.read_text()
+        + '[mcp_servers.e]\ncommand = "echo-mcp"\n'
+    )
+    cmd = [*bridge_cmd(), "--config", str(path), "--state-dir", str(tmp_path / "state"), "mcp", "check", "e"]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env=subprocess_env(), timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("ok    e ") and "tools: echo" in done.stdout
