@@ -118,6 +118,10 @@ async def test_config_servers_reach_every_start_and_stay_out_of_the_store(
         await c.request("session/close", {"sessionId": sid})
         resumed = await c.request("session/resume", {"sessionId": sid, "cwd": d.cwd, "mcpServers": []})
         assert echoed(resumed) == [tools, own]
+        # And loaded: the same again.
+        await c.request("session/close", {"sessionId": sid})
+        loaded = await c.request("session/load", {"sessionId": sid, "cwd": d.cwd, "mcpServers": []})
+        assert echoed(loaded) == [tools, own]
 
         # The daemon's redactor knows the expanded values (an agent echoing one is masked).
         assert redact.redact(f"key {secret} end") == "key *** end"
