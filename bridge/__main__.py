@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("bridge.cli.events", "print a session's event history"),
     "install": ("bridge.cli.install", "install a built-in agent's CLI into the bridge's own prefix"),
     "uninstall": ("bridge.cli.uninstall", "remove an agent installed with `install`"),
+    "mcp": ("bridge.cli.mcp", "list the MCP servers wired in the config, or start and check them"),
     "login": ("bridge.cli.login", "log an agent in, interactively (what an editor's terminal login runs)"),
 }
 

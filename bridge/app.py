@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from bridge.core.adapter import AdapterEnv, AdapterFactory, AgentAdapter, AgentS
 from bridge.core.manager import SessionManager
 from bridge.diagnostics import redact
 from bridge.errors import StoreError
+from bridge.mcp.config import ConfiguredServers
 from bridge.process import agent_process, supervise
 from bridge.store import open_store, secure_state_dir
 from bridge.store.sqlite import SqliteStore
@@ -64,6 +66,7 @@ class Bridge:
             log.warning("%s", problem)
         self.store = open_store(getattr(cfg, "store", None), settings.state_dir)
         env = AdapterEnv(state_dir=settings.state_dir, handshake_timeout=cfg.handshake_timeout)
+        mcp = configured_mcp_servers(cfg)
         self.manager = SessionManager(
             self.store,
             self.agents,
@@ -74,6 +77,7 @@ class Bridge:
             cancel_grace=cfg.cancel_grace,
             lease_seconds=cfg.lease_timeout,
             transport="websocket" if settings.listen else "stdio",
+            mcp=mcp,
         )
         self.server = AcpServer(
             self.manager,
@@ -164,6 +168,16 @@ async def serve_websocket(settings: Settings, options: WsOptions) -> int:
             sys.stderr.flush()
     supervise.disarm_exit_deadline()
     return 0
+
+
+def configured_mcp_servers(cfg: ConfigFile) -> ConfiguredServers:
+    """The config's MCP servers with `${VAR}` expanded from the daemon's environment (checked
+    at load: nothing unset here); their secrets are masked wherever the daemon writes."""
+    servers = ConfiguredServers.build(
+        cfg.mcp_servers, {name: entry.mcp_servers for name, entry in cfg.agents.items()}, os.environ
+    )
+    redact.default().add(servers.secrets)
+    return servers
 
 
 def _open_trace(cfg: ConfigFile, agents: dict[str, AgentSpec]) -> Tracer | None:

@@ -5,7 +5,9 @@ Agents are only ever chosen by name from this table: nothing executable comes fr
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -14,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from bridge.core.adapter import AgentSpec
 from bridge.envsetup import agents_bin, agents_prefix, default_data_dir
+from bridge.mcp.config import ConfigProblem, McpServers
+from bridge.mcp.config import check as check_mcp_servers
 from bridge.store import pg_url
 
 __all__ = ["agents_bin", "agents_prefix", "default_data_dir"]
@@ -65,6 +69,8 @@ class AgentEntry(BaseModel):
     allow_shell: StrictBool | None = None
     # The client's fs/terminal as MCP tools for Claude Code and Codex (spec/client-tools.md).
     client_tools: StrictBool = True
+    # MCP servers for this agent's sessions only (replace global ones of the same name).
+    mcp_servers: McpServers = Field(default_factory=dict)
 
 
 class ConfigFile(BaseModel):
@@ -87,6 +93,8 @@ class ConfigFile(BaseModel):
     allow_shell: StrictBool = False
     # MCP stdio servers in session/new are commands the agent will run (ACP's model).
     mcp_stdio: Literal["allow", "deny"] = "allow"
+    # MCP servers every session of every agent gets (bridge/mcp/config.py).
+    mcp_servers: McpServers = Field(default_factory=dict)
     # Session leases (spec/durability.md): a daemon silent for this long loses its sessions.
     lease_timeout: float = Field(default=30.0, gt=0)
     # `postgresql://user@host:port/db` (or a SQLite file); None: `<state-dir>/sessions.db`.
@@ -110,7 +118,8 @@ class Policy:
         return self.shell_by_agent.get(agent, self.allow_shell)
 
 
-def load_config(path: str | None) -> ConfigFile:
+def load_config(path: str | None, environ: Mapping[str, str] = os.environ) -> ConfigFile:
+    """`environ`: what `${VAR}` references in MCP server entries are checked against."""
     if path is None:
         return ConfigFile()
     try:
@@ -136,6 +145,12 @@ def load_config(path: str | None) -> ConfigFile:
             )
         if name not in BUILTIN_AGENTS and (entry.protocol is None or entry.command is None):
             raise ConfigError(f"config file {path}: agents.{name}: a new agent needs protocol and command")
+    try:
+        check_mcp_servers("mcp_servers", cfg.mcp_servers, environ)
+        for name, entry in cfg.agents.items():
+            check_mcp_servers(f"agents.{name}.mcp_servers", entry.mcp_servers, environ)
+    except ConfigProblem as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
     return cfg
 
 

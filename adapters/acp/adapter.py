@@ -34,6 +34,7 @@ from bridge.errors import (
     AgentStartError,
     RpcError,
 )
+from bridge.mcp import status as mcp_status
 from bridge.process.agent_process import AgentProcess, open_agent_process
 from bridge.rpc.endpoint import ConnectionClosed, Endpoint
 from bridge.rpc.outbox import Outbox
@@ -246,15 +247,17 @@ class AcpAdapter:
     ) -> None:
         async with self._connect(host, request.cwd) as link:
             await self._handshake(link, request)
-            setup = await self._open(link, request)
+            servers, reports = self._check_mcp(link, request)
+            setup = await self._open(link, request, servers)
             assert link.router.settings is not None
             task_status.started(AcpSession(link, setup, link.router.settings))
+            if reports:
+                host.emit(mcp_status.report(reports))
             await link.router.exited.wait()
             raise AgentExitedError(self.spec.name, link.proc.returncode, link.proc.stderr_tail())
 
-    async def _open(self, link: _Link, req: StartRequest) -> SessionSetup:
-        self._check_mcp(link, req.mcp_servers)
-        params: JsonObj = {"cwd": req.cwd, "mcpServers": req.mcp_servers}
+    async def _open(self, link: _Link, req: StartRequest, servers: list[JsonObj]) -> SessionSetup:
+        params: JsonObj = {"cwd": req.cwd, "mcpServers": servers}
         if req.additional_directories is not None:
             params["additionalDirectories"] = req.additional_directories
         if req.meta is not None:
@@ -311,17 +314,25 @@ class AcpAdapter:
             f"{req.agent_session_id} cannot be reopened; start a new session",
         )
 
-    def _check_mcp(self, link: _Link, servers: list[JsonObj]) -> None:
+    def _check_mcp(self, link: _Link, req: StartRequest) -> tuple[list[JsonObj], list[JsonObj]]:
+        """The servers to pass on, and their status: `sent` (ACP has no MCP status for an
+        agent to report), or failed when the agent cannot take a config-wired server's
+        transport (a client's own is refused: the client asked for it)."""
         mcp = link.caps.get("mcpCapabilities")
         mcp = mcp if isinstance(mcp, dict) else {}
-        for server in servers:
-            kind = server.get("type")
+        kept: list[JsonObj] = []
+        reports: list[JsonObj] = []
+        for server in req.mcp_servers:
+            kind, name = server.get("type"), server.get("name")
             if kind in ("http", "sse") and not mcp.get(kind):
-                raise RpcError(
-                    INVALID_PARAMS,
-                    f"agent {self.spec.name!r} does not support {kind} MCP servers (server {server.get('name')!r})",
-                    {"field": "mcpServers"},
-                )
+                why = f"agent {self.spec.name!r} does not support {kind} MCP servers"
+                if name not in req.mcp_optional:
+                    raise RpcError(INVALID_PARAMS, f"{why} (server {name!r})", {"field": "mcpServers"})
+                reports.append({"name": name, "status": "failed", "error": why})
+                continue
+            kept.append(server)
+            reports.append({"name": name, "status": "sent"})
+        return kept, reports
 
 
 async def _paced(proc: AgentProcess, host: SessionHost | None) -> AsyncIterator[list[bytes | Oversize]]:

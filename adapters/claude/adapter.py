@@ -112,6 +112,8 @@ class ClaudeAdapter:
                 session = await self._open(host, request, env, session_id, chan, tg)
                 task_status.started(session)
                 host.emit(commands_update(session.init))
+                if session.mcp_servers:
+                    host.emit(translate.mcp_report(session.mcp_servers))
                 await chan.exited.wait()
                 assert chan.exit_error is not None
                 return chan.exit_error
@@ -128,6 +130,7 @@ class ClaudeAdapter:
             init, settings, bypass=native.bypass_allowed(self.spec), mode=native.flag_value(args, "--permission-mode"),
             model=native.flag_value(args, "--model"), effort=native.flag_value(args, "--effort"))
         session = ClaudeSession(host, chan, config, tg, init)
+        session.mcp_servers = [obj(s) for s in mcp.get("mcpServers") or []]
         meta = {"mcpServers": translate.mcp_status(mcp.get("mcpServers") or []), "account": init.get("account")}
         session.setup = SessionSetup(agent_session_id=session_id, modes=config.modes_state(),
                                      config_options=config.config_options(), meta={"claudeCode": meta})

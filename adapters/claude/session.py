@@ -45,6 +45,8 @@ class ClaudeSession:
         self.config = config
         self.translator = Translator(config)
         self.setup = SessionSetup(agent_session_id="")
+        # The CLI's `mcp_status` at start (its config included: never sent on as is).
+        self.mcp_servers: list[JsonObj] = []
         self._tg = tg
         # One entry per user line written, in order: each gets exactly one `result`. A turn
         # whose prompt call was abandoned stays queued so its result is not taken by the next.

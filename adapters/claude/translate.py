@@ -20,6 +20,7 @@ from adapters.claude import tools
 from adapters.claude.jsonutil import obj
 from adapters.claude.options import ClaudeConfig
 from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, RpcError
+from bridge.mcp import status as mcp_status_
 from bridge.wire.types import JsonObj
 
 # Result subtypes that mean "a limit stopped the turn", not "the agent broke".
@@ -180,8 +181,9 @@ class Translator:
             servers = msg.get("mcp_servers")
             if isinstance(servers, list) and servers != self._mcp:
                 self._mcp = servers
-                out.append({"sessionUpdate": "session_info_update",
-                            "_meta": {"claudeCode": {"mcpServers": mcp_status(servers)}}})
+                update = mcp_report(servers, msg.get("tools"))
+                update["_meta"]["claudeCode"] = {"mcpServers": mcp_status(servers)}
+                out.append(update)
         return out
 
     def mode_changed(self, mode: str) -> list[JsonObj]:
@@ -272,6 +274,26 @@ def mcp_status(servers: list[Any]) -> list[JsonObj]:
     """MCP servers as the CLI reports them, without their config (it may hold secrets)."""
     keep = ("name", "status", "error", "serverInfo", "scope")
     return [{k: s[k] for k in keep if k in s} for s in servers if isinstance(s, dict)]
+
+
+def mcp_report(servers: list[Any], tool_names: Any = None) -> JsonObj:
+    """The bridge's MCP status update (bridge/mcp/status.py) from the CLI's `mcp_servers` /
+    `mcp_status` list; tools from the status entry, else from the init's `mcp__S__T` names."""
+    by_server = mcp_status_.tools_by_server(tool_names) if isinstance(tool_names, list) else {}
+    reports = []
+    for s in servers:
+        if not isinstance(s, dict) or not isinstance(s.get("name"), str):
+            continue
+        r: JsonObj = {"name": s["name"], "status": s.get("status")}
+        if s.get("error"):
+            r["error"] = str(s["error"])
+        listed = s.get("tools")
+        if isinstance(listed, list):
+            r["tools"] = [str(t.get("name") if isinstance(t, dict) else t) for t in listed]
+        elif s["name"] in by_server:
+            r["tools"] = by_server[s["name"]]
+        reports.append(r)
+    return mcp_status_.report(reports)
 
 
 def context_window(model: str) -> int:

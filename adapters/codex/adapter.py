@@ -23,6 +23,7 @@ from adapters.codex.session import CAPABILITIES, CodexSession
 from adapters.common import agent_env
 from bridge.core.adapter import AdapterEnv, AgentProbe, AgentSpec, SessionHost, StartRequest
 from bridge.errors import AgentError, AgentExitedError, AgentStartError
+from bridge.mcp import status as mcp_status
 from bridge.process.agent_process import open_agent_process
 from bridge.wire.types import JsonObj
 
@@ -76,8 +77,10 @@ class CodexAdapter:
     async def run(
         self, host: SessionHost, request: StartRequest, *, task_status: TaskStatus[CodexSession]
     ) -> None:
-        # Refuse bad MCP servers before spawning anything.
-        servers = mcp_servers(request.mcp_servers)
+        # Refuse bad MCP servers before spawning anything; a config-wired SSE server is left
+        # out (Codex has no SSE) and reported failed instead.
+        usable, dropped = split_sse(request)
+        servers = mcp_servers(usable)
         failure: BaseException | None = None
         # Errors are raised after the process context closes: raised inside it they would
         # reach the bridge wrapped in the context's task-group ExceptionGroup.
@@ -101,6 +104,9 @@ class CodexAdapter:
                     failure = exc
                 else:
                     task_status.started(session)
+                    if dropped:
+                        host.emit(mcp_status.report(dropped))
+                    tg.start_soon(session.report_mcp_tools)
                     await server.exited.wait()
                 tg.cancel_scope.cancel()
             if failure is None:
@@ -108,6 +114,17 @@ class CodexAdapter:
                     self.spec.name, proc.returncode, stderr_tail(proc)
                 )
         raise failure
+
+
+def split_sse(request: StartRequest) -> tuple[list[JsonObj], list[JsonObj]]:
+    usable, dropped = [], []
+    for server in request.mcp_servers:
+        if server.get("type") == "sse" and server.get("name") in request.mcp_optional:
+            why = "Codex does not support SSE MCP servers; configure it as a stdio or http server"
+            dropped.append({"name": server.get("name"), "status": "failed", "error": why})
+        else:
+            usable.append(server)
+    return usable, dropped
 
 
 class _Quiet:

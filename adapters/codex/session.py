@@ -24,6 +24,7 @@ from adapters.codex.rpc import AppServer, CodexRpcError, method_not_found
 from adapters.codex.translate import Translator, replay
 from bridge.core.adapter import SessionHost, SessionSetup, StartRequest
 from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, AgentError, AgentExitedError, RpcError
+from bridge.mcp import status as mcp_status
 from bridge.process.agent_process import AgentProcess
 from bridge.wire.types import JsonObj
 
@@ -75,6 +76,7 @@ class CodexSession:
         self._usage_total: JsonObj | None = None
         self._mcp_starting: set[str] = set()
         self._mcp_started = anyio.Event()
+        self._mcp_names: frozenset[str] = frozenset()
 
     # -- opening ----------------------------------------------------------------------------
     async def open(self, servers: JsonObj) -> None:
@@ -83,6 +85,7 @@ class CodexSession:
         if servers:
             params["config"] = {"mcp_servers": servers}
             self._mcp_starting = set(servers)
+            self._mcp_names = frozenset(servers)
         else:
             self._mcp_started.set()
         if req.mode == "new":
@@ -268,6 +271,8 @@ class CodexSession:
 
     def _mcp_status(self, params: JsonObj) -> None:
         name, status = params.get("name"), params.get("status")
+        error = params.get("error") or params.get("failureReason")
+        self.host.emit(mcp_status.report([{"name": name, "status": status, "error": error}]))
         if status == "failed":
             log.warning("%s: MCP server %s failed to start: %s", self.agent, name, params.get("error"))
             self.host.record_event({"type": "mcp_server_failed", "name": name, "error": params.get("error")})
@@ -275,6 +280,25 @@ class CodexSession:
             self._mcp_starting.discard(str(name))
             if not self._mcp_starting:
                 self._mcp_started.set()
+
+    async def report_mcp_tools(self) -> None:
+        """Once the session's MCP servers are up, their tools (the startup status has none)."""
+        if not self._mcp_names:
+            return
+        await self._mcp_started.wait()
+        params = {"threadId": self.thread_id, "detail": "toolsAndAuthOnly"}
+        try:
+            res = await self.server.request("mcpServerStatus/list", params)
+        except Exception as exc:  # an older Codex, or it exited: the status stays without tools
+            log.info("%s: no MCP tool list: %s", self.agent, exc)
+            return
+        reports = [
+            {"name": s["name"], "tools": sorted(s["tools"])}
+            for s in res.get("data") or []
+            if isinstance(s, dict) and s.get("name") in self._mcp_names and isinstance(s.get("tools"), dict)
+        ]
+        if reports:
+            self.host.emit(mcp_status.report(reports))
 
     def _turn_completed(self, turn_info: JsonObj) -> None:
         if turn_info.get("status") in ("interrupted", "failed"):

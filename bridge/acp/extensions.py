@@ -84,6 +84,9 @@ class Extensions:
             info.update(lease_error_data(holder))
         if self.store.failed is not None:
             info["warning"] = self.store.failed.message
+        if live is not None and live.mcp is not None and live.mcp.servers:
+            # What the agent says of the session's MCP servers (bridge/mcp/status.py).
+            info["mcpServers"] = live.mcp.view()
         if live is not None and live.setup is not None and live.setup.meta:
             info["_meta"] = live.setup.meta
         return info

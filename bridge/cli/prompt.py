@@ -126,6 +126,7 @@ class PromptCommand:
         self.cancelling = False
         self.code = 0
         self.scope: anyio.CancelScope | None = None
+        self.mcp_line = ""
 
     # -- the turn ----------------------------------------------------------------------------------
     async def main(self) -> int:
@@ -148,6 +149,7 @@ class PromptCommand:
                     {"type": "session", "sessionId": session.id, "agent": session.agent, "cwd": session.cwd}
                 )
                 self.note(f"session {session.id} ({session.agent}, {session.cwd})", "dim")
+                self.mcp_status((await session.info()).mcp_servers)
                 turn = self.turn = session.stream(self.text)
                 try:
                     async for update in turn:
@@ -326,8 +328,25 @@ class PromptCommand:
             self.note("\n".join(lines))
         elif isinstance(update, CurrentModeUpdate):
             self.note(f"mode: {update.current_mode_id}", "dim")
-        elif isinstance(update, SessionInfoUpdate) and update.title:
-            self.note(f"title: {update.title}", "dim")
+        elif isinstance(update, SessionInfoUpdate):
+            if update.title:
+                self.note(f"title: {update.title}", "dim")
+            bridge_meta = (update.meta or {}).get("bridge")
+            if isinstance(bridge_meta, dict) and isinstance(bridge_meta.get("mcpServers"), list):
+                self.mcp_status(bridge_meta["mcpServers"])
+
+    def mcp_status(self, servers: list[Any] | None) -> None:
+        """One stderr line with the session's MCP servers, again whenever it changes."""
+        from bridge.mcp.status import summary
+
+        if not servers:
+            return
+        line = summary(servers)
+        if line != self.mcp_line:
+            self.mcp_line = line
+            self.emit_json({"type": "mcp", "mcpServers": servers})
+            failed = any(isinstance(s, dict) and s.get("status") == "failed" for s in servers)
+            self.note(line, "yellow" if failed else "dim")
 
     def render_tool_update(self, update: Any) -> None:
         from bridge.client.updates import Diff

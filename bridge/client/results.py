@@ -221,6 +221,8 @@ class SessionInfo(AcpModel):
     additional_directories: list[str] | None = None
     archived: bool = False
     warning: str | None = None
+    # Live sessions: `{name, source, transport, status, error?, tools?}` per MCP server.
+    mcp_servers: list[JsonObj] | None = None
 
     @property
     def id(self) -> str:

@@ -56,6 +56,9 @@ class StartRequest:
     # The client's last successful `authenticate` params for this agent, replayed on
     # every process the bridge starts for it (some methods keep state per process).
     authenticate: JsonObj | None = None
+    # Servers of `mcp_servers` the session may run without (config-wired ones): an agent that
+    # cannot take one's transport drops it and reports it failed, rather than refusing the session.
+    mcp_optional: frozenset[str] = frozenset()
 
 
 @dataclass

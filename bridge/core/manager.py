@@ -42,6 +42,8 @@ from bridge.errors import (
     find_rpc_error,
     session_not_found,
 )
+from bridge.mcp.config import ConfiguredServers
+from bridge.mcp.status import McpStatus
 from bridge.process.agent_process import ExitRecord, recording_exits
 from bridge.rpc.endpoint import ConnectionClosed
 from bridge.store.base import DEFAULT_LEASE_SECONDS, Instance, LeaseHeld, SessionRecord, Store, Transport
@@ -80,7 +82,10 @@ class SessionManager:
         cancel_grace: float = 10.0,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         transport: Transport = "stdio",
+        mcp: ConfiguredServers | None = None,
     ) -> None:
+        # Config-wired MCP servers (`[mcp_servers.NAME]`), merged in at every agent start.
+        self.mcp = mcp or ConfiguredServers()
         self.stall_timeout = stall_timeout
         self.cancel_grace = cancel_grace
         self.store = store
@@ -237,10 +242,12 @@ class SessionManager:
     ) -> SessionSetup:
         assert self._tg is not None
         rec = session.record
+        servers, configured = self._mcp_servers(session)
         request = StartRequest(
             mode=mode,
             cwd=rec.cwd,
-            mcp_servers=rec.mcp_servers,
+            mcp_servers=servers,
+            mcp_optional=configured,
             additional_directories=rec.additional_directories,
             agent_session_id=agent_session_id,
             meta=params.meta,
@@ -283,6 +290,14 @@ class SessionManager:
         )
         session.restart_params = params
         return setup
+
+    def _mcp_servers(self, session: Session) -> tuple[list[JsonObj], frozenset[str]]:
+        """The servers this agent run gets: the config's, then the session's own (which win
+        on a name), re-merged at every start (new, load, resume, fork, restart). The record
+        keeps only the session's own: the config's may hold secrets, and stay in the config."""
+        servers, configured = self.mcp.merge(session.spec.name, session.record.mcp_servers)
+        session.mcp = McpStatus(servers, configured)
+        return servers, configured
 
     async def _start_bounded(
         self, session: Session, adapter: AgentAdapter, request: StartRequest

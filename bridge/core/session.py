@@ -24,6 +24,7 @@ from bridge.core.links import ClientLink
 from bridge.core.permissions import CANCELLED_OUTCOME, ask_first
 from bridge.core.session_states import IN_TURN, STATUS, Event, State, advance
 from bridge.errors import INVALID_PARAMS, SESSION_BUSY, TURN_STALLED, AgentError, AgentExitedError, RpcError
+from bridge.mcp.status import McpStatus
 from bridge.rpc import arrival
 from bridge.rpc.endpoint import ConnectionClosed
 from bridge.store.base import Direction, SessionRecord, Store
@@ -95,6 +96,8 @@ class Session:
         self.restart_lock = anyio.Lock()
         self.restart_params: Any = None
         self.setup: SessionSetup | None = None
+        # The MCP servers of the current agent run and their state (bridge/mcp/status.py).
+        self.mcp: McpStatus | None = None
         self.stall_timeout = 600.0
         self.cancel_grace = 10.0
         self._wake = anyio.Event()
@@ -285,6 +288,8 @@ class Session:
                 bridge_meta.get("toolName") if isinstance(bridge_meta, dict) else None
             )
             self.metrics.tool_usage[str(name or update.get("kind") or "other")] += 1
+        elif kind == "session_info_update" and self.mcp is not None:
+            self.mcp.observe(update)
         elif kind == "usage_update":
             cost = update.get("cost")
             if isinstance(cost, dict) and isinstance(cost.get("amount"), int | float):

@@ -86,6 +86,7 @@ async def run(opts: Options) -> Report:
         async with anyio.create_task_group() as tg:
             for report in reports:
                 tg.start_soon(check_agent, report, table[report.name], opts.state_dir, timeout)
+        checks += await check_mcp_servers(cfg)
     finally:
         envsetup.install(previous)
     return Report(checks, reports)
@@ -126,6 +127,18 @@ def check_config(opts: Options) -> Check:
 
 
 # -- environment --------------------------------------------------------------------------------
+async def check_mcp_servers(cfg: ConfigFile) -> list[Check]:
+    """`agent-bridge mcp check` for each configured MCP server (bridge/mcp/check.py)."""
+    from bridge.mcp.check import check, entries
+
+    found = entries(cfg.mcp_servers, {n: a.mcp_servers for n, a in cfg.agents.items()})
+    results = [await check(scope, name, entry, os.environ) for scope, name, entry in found]
+    return [
+        Check(f"mcp server {r.name}", "ok" if r.ok else "error", r.summary, r.fix, {"scope": r.scope, "tools": r.tools})
+        for r in results
+    ]
+
+
 async def check_environment(environment: envsetup.Environment) -> Check:
     if not environment.login_shell:
         await environment.resolve()

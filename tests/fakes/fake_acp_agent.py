@@ -364,13 +364,15 @@ def handle(msg: dict) -> None:
         if method == "session/load":
             for upd in list(keep(sid).get("history", [])):
                 send({"method": "session/update", "params": {"sessionId": sid, "update": upd}})
-        send({"id": rid, "result": session_state(sid)})
+        echo = {"fake": {"mcpServers": params.get("mcpServers"), "cwd": params.get("cwd")}}
+        send({"id": rid, "result": {**session_state(sid), "_meta": echo}})
     elif method == "session/fork":
         parent = keep(params["sessionId"])
         sid = "agent-" + uuid.uuid4().hex[:8]
         state[sid] = json.loads(json.dumps(parent))
         save(sid)
-        send({"id": rid, "result": {"sessionId": sid, **session_state(sid)}})
+        echo = {"fake": {"mcpServers": params.get("mcpServers"), "cwd": params.get("cwd")}}
+        send({"id": rid, "result": {"sessionId": sid, **session_state(sid), "_meta": echo}})
     elif method == "session/prompt":
         threading.Thread(target=run_prompt, args=(rid, params), daemon=True).start()
     elif method == "session/cancel":

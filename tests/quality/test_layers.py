@@ -20,6 +20,7 @@ LAYERS = [
     "bridge.rpc",
     "bridge.process",
     "bridge.store",
+    "bridge.mcp",  # config-wired MCP servers: entries and per-session status (pure)
     "bridge.core",
     "bridge.config",
     "bridge.diagnostics.rules",
@@ -33,6 +34,7 @@ LAYERS = [
     "bridge.diagnostics.report",
     "bridge.diagnostics.credentials",
     "bridge.diagnostics.state_checks",
+    "bridge.mcp.check",  # `agent-bridge mcp check` (the `mcp` client): for the CLI and doctor
     "bridge.diagnostics.doctor",
     "bridge.diagnostics",  # the package's __init__
     "bridge.client",
@@ -51,6 +53,7 @@ ADAPTER_MAY_IMPORT = (
     "bridge.diagnostics",
     "adapters",
     "bridge.envsetup",
+    "bridge.mcp.status",
 )
 
 

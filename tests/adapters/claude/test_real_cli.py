@@ -118,7 +118,10 @@ async def test_mcp_tool_from_session_new(world: ClaudeWorld, fake: FakeModelServ
     assert status["mcpServers"][0]["status"] == "connected"
     assert "config" not in status["mcpServers"][0]
     assert "mcp__echo__echo" in [t["name"] for t in fake.requests[0].body["tools"]]
-    (info,) = host.of("session_info_update")
+    # The bridge's own status at start (bridge/mcp/status.py), then the init's with both.
+    start, info = host.of("session_info_update")
+    assert start["_meta"]["bridge"]["mcpServers"] == [{"name": "echo", "status": "connected", "tools": ["echo"]}]
+    assert info["_meta"]["bridge"]["mcpServers"] == [{"name": "echo", "status": "connected", "tools": ["echo"]}]
     assert info["_meta"]["claudeCode"]["mcpServers"] == [{"name": "echo", "status": "connected"}]
     final = host.of("tool_call_update")[-1]
     assert final["status"] == "completed" and "mcp-echo:ping" in final["content"][0]["content"]["text"]
