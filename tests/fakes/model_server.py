@@ -71,6 +71,9 @@ class FakeModelServer:
         self.replies: deque[Reply] = deque()
         self.default = default or Reply(text="(no scripted reply left)")
         self.requests: list[Request] = []
+        # The requests that took a scripted reply (the agent loop's), without helper calls such
+        # as a title request, which an agent may send at any point of a turn.
+        self.generations: list[Request] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -121,6 +124,9 @@ class FakeModelServer:
                         generation = method == "POST" and _is_generation(self.path)
                         if generation and consumes is not None:
                             generation = bool(consumes(req))
+                        if generation:
+                            with server._lock:
+                                server.generations.append(req)
                         reply = server._next() if generation else Reply()
                         status, ctype, chunks = dialect.respond(req, reply, dialect.tool_names(body))
                         self._send(status, ctype, chunks)

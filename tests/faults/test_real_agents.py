@@ -149,7 +149,7 @@ async def test_cli_killed_mid_tool_fails_the_prompt_and_the_next_one_resumes(
         assert result["stopReason"] == "end_turn"
         assert d.client.text(sid).endswith("back again")
         # The restarted CLI resumed the conversation: the model saw the first prompt again.
-        assert "run it" in json.dumps(fake.requests[-1].body)
+        assert "run it" in json.dumps(fake.generations[-1].body)
 
 
 async def test_cancel_mid_tool_of_the_real_cli(world: ClaudeWorld, fake: FakeModelServer) -> None:

@@ -256,4 +256,4 @@ async def test_a_restarted_agent_gets_a_new_server(world: ClaudeWorld, fake: Fak
             [second] = listening(d.process.pid)
     assert second != first
     assert "first buffer" in json.dumps(tool_results(fake.requests[1].body))
-    assert "second buffer" in json.dumps(tool_results(fake.requests[-1].body))
+    assert "second buffer" in json.dumps(tool_results(fake.generations[-1].body))

@@ -68,5 +68,5 @@ async def test_session_through_the_daemon_and_across_a_restart(world: ClaudeWorl
             assert result["stopReason"] == "end_turn"
             assert d.client.text(sid).endswith("You asked me to make a file.")
         assert d.process.returncode == 0, d.stderr.decode()[-2000:]
-    history = json.dumps(fake.requests[-1].body["messages"])
+    history = json.dumps(fake.generations[-1].body["messages"])
     assert "make a file" in history and "Made the file." in history

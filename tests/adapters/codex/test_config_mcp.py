@@ -45,7 +45,7 @@ async def test_a_config_wired_server_serves_a_session_that_names_none(
             assert result["stopReason"] == "end_turn"
             info = await d.client.request("_bridge/session/info", {"sessionId": sid})
     assert d.process.returncode == 0, d.stderr.decode()[-2000:]
-    assert "mcp-echo:ping" in request_text(fake.requests[-1].body["input"])
+    assert "mcp-echo:ping" in request_text(fake.generations[-1].body["input"])
     namespaces = {t["name"] for t in fake.requests[0].body["tools"] if t.get("type") == "namespace"}
     assert "mcp__echo" in namespaces
     servers = {s["name"]: s for s in info["mcpServers"]}

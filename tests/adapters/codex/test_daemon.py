@@ -85,5 +85,5 @@ async def test_session_through_the_daemon_and_across_a_restart(codex: Codex, fak
             assert result["stopReason"] == "end_turn"
             assert d.client.text(fork["sessionId"]) == "Forked answer."
         assert d.process.returncode == 0, d.stderr.decode()[-2000:]
-    history = json.dumps(fake.requests[-1].body["input"])
+    history = json.dumps(fake.generations[-1].body["input"])
     assert "make a file" in history and "Made the file." in history and "what did I ask?" in history

@@ -51,7 +51,7 @@ async def test_text_answer(codex: Codex, fake: FakeModelServer) -> None:
     assert text_of(host.updates) == "Hello from the fake model"
     assert len(host.of("agent_message_chunk")) == 3
     assert host.of("usage_update")[-1]["size"] > 0
-    assert fake.requests[-1].body["model"] == "mock-model"
+    assert fake.generations[-1].body["model"] == "mock-model"
 
 
 @pytest.mark.parametrize("choice", ["allow_once", "reject_once"])
@@ -82,7 +82,7 @@ async def test_shell_command_needing_approval(codex: Codex, fake: FakeModelServe
     else:
         assert not created
         assert end["status"] == "failed"
-        assert "rejected" in json.dumps(fake.requests[-1].body["input"][-1])
+        assert "rejected" in json.dumps(fake.generations[-1].body["input"][-1])
 
 
 async def test_file_change_with_diff(codex: Codex, fake: FakeModelServer) -> None:
@@ -131,7 +131,7 @@ async def test_mcp_tool_from_client_server(codex: Codex, fake: FakeModelServer) 
     end = host.of("tool_call_update")[-1]
     assert end["status"] == "completed"
     assert end["content"] == [{"type": "content", "content": {"type": "text", "text": "mcp-echo:ping"}}]
-    assert "mcp-echo:ping" in request_text(fake.requests[-1].body["input"])
+    assert "mcp-echo:ping" in request_text(fake.generations[-1].body["input"])
 
 
 async def test_mcp_tool_approval(codex: Codex, fake: FakeModelServer) -> None:
@@ -196,7 +196,7 @@ async def test_model_effort_and_mode_apply_to_the_next_turn(codex: Codex, fake: 
     async with codex.session(host) as session:
         assert option(session, "thought_level")["currentValue"] == "medium"
         await session.prompt(prompt("first"))
-        first = fake.requests[-1].body
+        first = fake.generations[-1].body
         options = await session.set_config_option({"configId": "model", "value": "mock-model-mini"})
         for config_option in options["configOptions"]:
             validate("SessionConfigOption", config_option)
@@ -210,7 +210,7 @@ async def test_model_effort_and_mode_apply_to_the_next_turn(codex: Codex, fake: 
         with pytest.raises(RpcError):
             await session.set_config_option({"configId": "model", "value": "no-such-model"})
         await session.prompt(prompt("second"))
-        second = fake.requests[-1].body
+        second = fake.generations[-1].body
     assert first["model"] == "mock-model" and first["reasoning"]["effort"] == "medium"
     assert "`sandbox_mode` is `read-only`" in _permissions_text(first)
     assert second["model"] == "mock-model-mini" and second["reasoning"]["effort"] == "low"
@@ -247,7 +247,7 @@ async def test_sandboxed_command_runs_in_auto_mode(codex: Codex, fake: FakeModel
     async with codex.session(host) as session:
         await session.set_mode("auto")
         await session.prompt(prompt("write in the workspace"))
-    output = last_tool_output(fake.requests[-1]) or ""
+    output = last_tool_output(fake.generations[-1]) or ""
     if "bwrap:" in output and ("namespace" in output or "not permitted" in output):
         pytest.skip(
             f"bubblewrap cannot create a sandbox on this machine (mode mapping is covered above): {output}"
@@ -305,7 +305,7 @@ async def test_resume_and_load_in_a_new_process(codex: Codex, fake: FakeModelSer
         # Codex may restate the context usage on resume; nothing of the history is replayed.
         assert [u for u in resumed.updates if u["sessionUpdate"] != "usage_update"] == []
         await session.prompt(prompt("second question"))
-    history = request_text(fake.requests[-1].body["input"])
+    history = request_text(fake.generations[-1].body["input"])
     assert "first question" in history and "first answer" in history and "earlier" in history
     # load: replays the thread's history as updates before the session opens.
     loaded = Host()
@@ -329,11 +329,11 @@ async def test_fork(codex: Codex, fake: FakeModelServer) -> None:
         assert child.setup.agent_session_id != parent
         assert (child.setup.meta or {})["codex"]["forkedFromId"] == parent
         await child.prompt(prompt("child question"))
-    assert "parent answer" in request_text(fake.requests[-1].body["input"])
+    assert "parent answer" in request_text(fake.generations[-1].body["input"])
     # The parent did not see the child's turn.
     async with codex.session(Host(), mode="resume", thread=parent) as session:
         await session.prompt(prompt("parent again"))
-    assert "child question" not in request_text(fake.requests[-1].body["input"])
+    assert "child question" not in request_text(fake.generations[-1].body["input"])
 
 
 async def test_agent_death_fails_the_prompt_at_once(codex: Codex, fake: FakeModelServer) -> None:
@@ -383,7 +383,7 @@ async def test_image_in_prompt(codex: Codex, fake: FakeModelServer) -> None:
             {"type": "image", "mimeType": "image/png", "data": pixel},
         ]
         await session.prompt({"sessionId": "s", "prompt": blocks})
-    assert f"data:image/png;base64,{pixel}" in request_text(fake.requests[-1].body["input"])
+    assert f"data:image/png;base64,{pixel}" in request_text(fake.generations[-1].body["input"])
 
 
 async def test_codex_config_error_is_reported_with_its_reason(codex: Codex, fake: FakeModelServer) -> None:
