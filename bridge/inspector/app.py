@@ -39,6 +39,8 @@ STATIC = {
 }
 REMOTE_POLL = 1.0  # a session another daemon writes: how often its log is read while followed
 KEEPALIVE = 15.0
+# Live streams open at once: each holds one HTTP slot of the port, which `/acp` shares.
+MAX_STREAMS = 32
 MAX_BODY = 4096
 
 
@@ -55,6 +57,7 @@ class Inspector:
         self.manager = manager
         self._policy = policy
         self.logins = auth.Logins()
+        self.streams = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -159,6 +162,8 @@ class Inspector:
             hits = await views.search(self.manager, sid, q) if q else []
             return _json({"q": q, "events": hits})
         if rest == ["stream"] and method == "GET":
+            if self.streams >= MAX_STREAMS:
+                return _error(503, f"{MAX_STREAMS} live views are open already: close one")
             return StreamingResponse(
                 self._follow(sid, _int(request, "after", 0)), media_type="text/event-stream"
             )
@@ -188,6 +193,16 @@ class Inspector:
         read every `REMOTE_POLL` seconds)."""
         last_state = b""
         last_sent = anyio.current_time()
+        self.streams += 1
+        try:
+            async for chunk in self._changes(sid, after, last_state, last_sent):
+                yield chunk
+        finally:
+            self.streams -= 1
+
+    async def _changes(
+        self, sid: str, after: int, last_state: bytes, last_sent: float
+    ) -> AsyncIterator[bytes]:
         while True:
             live = self.manager.sessions.get(sid)
             wake = anyio.Event()

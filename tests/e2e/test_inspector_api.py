@@ -5,6 +5,7 @@ a turn cancelled from the inspector, and what is refused (cross-site, read-only,
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -202,3 +203,31 @@ async def _until(batches: Any, pred: Any) -> dict[str, Any]:
         if pred(batch):
             return dict(batch)
     raise AssertionError("stream ended")
+
+
+async def test_live_views_are_bounded(tmp_path: Path) -> None:
+    from bridge.inspector.app import MAX_STREAMS
+
+    async with ws_daemon(tmp_path) as d, ws_client(d) as c, httpx.AsyncClient(timeout=30) as http:
+        await c.acp.initialize()
+        sid = await c.acp.new_session(str(tmp_path))
+        s = await logged_in(d, tmp_path, http)
+        url = f"{s.base}/inspector/api/sessions/{sid}/stream"
+        with anyio.fail_after(60):
+            async with contextlib.AsyncExitStack() as stack:
+                readers = []  # kept: a dropped reader would close its stream
+                for _ in range(MAX_STREAMS):
+                    r = await stack.enter_async_context(http.stream("GET", url, headers=s.headers))
+                    assert r.status_code == 200
+                    readers.append(_batches(r))
+                    await anext(readers[-1])  # started: it counts
+                over = await http.get(url, headers=s.headers)
+                assert over.status_code == 503 and "live views" in over.json()["error"]
+            # Closed views free their places, once the daemon has seen the disconnects (nothing
+            # tells the client when: it asks again, a bounded number of times).
+            for _ in range(100):
+                async with http.stream("GET", url, headers=s.headers) as again:
+                    if again.status_code == 200:
+                        break
+                await anyio.sleep(0.05)
+            assert again.status_code == 200

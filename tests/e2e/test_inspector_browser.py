@@ -157,6 +157,16 @@ async def test_log_in_follow_a_turn_answer_and_cancel_from_the_page(tmp_path: Pa
         assert [r["stopReason"] for r in results] == ["cancelled"]
         await page.get_by_test_id("cancel").wait_for(state="detached")
 
+        # A shared link to the other session (through the list, back in history): its plan.
+        await page.go_back()
+        await page.goto(f"{base}/?session={older}")
+        await (
+            page.get_by_test_id("timeline")
+            .locator("li.plan")
+            .get_by_text("step one (in_progress)")
+            .wait_for()
+        )
+
 
 async def test_a_page_on_another_origin_reads_nothing(tmp_path: Path) -> None:
     async with ws_daemon(tmp_path) as d, ws_client(d) as c, browser_page() as page:
