@@ -23,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from bridge.core.permissions import answer_from_inspector
+from bridge.errors import StoreError
 from bridge.inspector import auth, views
 from bridge.transports import ws_gate
 from bridge.wire import jsonrpc
@@ -63,7 +64,11 @@ class Inspector:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        response = await self._handle(request)
+        try:
+            response = await self._handle(request)
+        except StoreError as exc:
+            # The store is down or locked: say so (the daemon's log has the details).
+            response = _error(503, f"the session store cannot be read: {exc}")
         for name, value in auth.SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         await response(scope, receive, send)

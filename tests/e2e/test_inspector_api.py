@@ -231,3 +231,38 @@ async def test_live_views_are_bounded(tmp_path: Path) -> None:
                         break
                 await anyio.sleep(0.05)
             assert again.status_code == 200
+
+
+async def test_hostile_requests_get_precise_refusals(tmp_path: Path) -> None:
+    async with ws_daemon(tmp_path) as d, ws_client(d) as c, httpx.AsyncClient(timeout=30) as http:
+        await c.acp.initialize()
+        sid = await c.acp.new_session(str(tmp_path))
+        s = await logged_in(d, tmp_path, http)
+        api = f"{s.base}/inspector/api/sessions/{sid}"
+        for code in ("", "x" * 10_000, "../../etc", "%00"):
+            assert (await http.get(f"{s.base}/inspector/login", params={"code": code})).status_code == 403
+        cookie = {"Cookie": f"ab_inspector={'x' * 4000}", "X-Inspector-Key": "y" * 4000}
+        assert (await http.get(f"{api}", headers=cookie)).status_code == 401
+        w = s.write_headers
+        cases = [
+            ({**w, "Content-Type": "text/plain"}, b"{}", 415),
+            (w, b"not json", 400),
+            (w, b"[1]", 400),
+            (w, b"{" + b" " * 5000 + b"}", 413),
+            (w, b'{"index": "0", "optionId": "allow"}', 400),
+            (w, b'{"index": 0, "optionId": 7}', 400),
+            (w, b'{"index": 99, "optionId": "allow"}', 409),  # nothing pending
+            (w, b'{"index": -1, "optionId": "allow"}', 409),
+        ]
+        for headers, body, status in cases:
+            r = await http.post(f"{api}/permission", headers=headers, content=body)
+            assert r.status_code == status, (body[:40], r.status_code, r.text)
+            assert "error" in r.json()
+        assert (
+            await http.get(f"{api}/events", params={"after": "-5", "limit": "x"}, headers=s.headers)
+        ).status_code == 200
+        assert (await http.get(f"{s.base}/inspector/api/nope", headers=s.headers)).status_code == 404
+        assert (await http.delete(f"{api}", headers=s.headers)).status_code == 404
+        # The daemon is still fine.
+        await c.acp.prompt(sid, "echo still here")
+        assert "Traceback" not in d.stderr.text()
