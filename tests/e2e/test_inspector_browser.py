@@ -125,7 +125,7 @@ async def test_log_in_follow_a_turn_answer_and_cancel_from_the_page(tmp_path: Pa
             tg.start_soon(prompt, "permission")
             await asked.wait()
             # The tool call, then the pending question with the agent's options.
-            tool = timeline.get_by_test_id("tool-call")
+            tool = timeline.get_by_test_id("tool-call").filter(has_text="Write marker")
             await tool.get_by_text("Write marker").wait_for()
             ask = page.get_by_test_id("permission")
             await ask.wait_for()
@@ -136,6 +136,18 @@ async def test_log_in_follow_a_turn_answer_and_cancel_from_the_page(tmp_path: Pa
         await timeline.get_by_text("permission resolved by agent-bridge inspector").wait_for()
         assert await page.get_by_test_id("permission").count() == 0
 
+        # Thoughts, an edit with its diff and output, usage with a cost (in the header too).
+        await c.acp.prompt(sid, "edit")
+        await timeline.locator("li.thought").get_by_text("The greeting needs a name.").wait_for()
+        edit = timeline.get_by_test_id("tool-call").filter(has_text="Edit hello.py")
+        await edit.locator(".status.completed").wait_for()
+        assert await edit.locator(".diff .path").inner_text() == "/work/hello.py"
+        assert (await edit.locator(".diff pre.old").inner_text()).strip() == 'print("hello")'
+        assert (await edit.locator(".diff pre.new").inner_text()).strip() == 'print("hello, world")'
+        assert await edit.locator("pre.out").inner_text() == "1 line changed"
+        await timeline.get_by_text("usage: 1200 of 200000 tokens · $0.0123").wait_for()
+        await page.get_by_test_id("cost").get_by_text("$0.0123").wait_for()
+
         # Search the session's history; the hits are marked in the timeline.
         await page.get_by_test_id("search").fill("slow 12 ")
         await page.get_by_test_id("search").press("Enter")
@@ -145,14 +157,15 @@ async def test_log_in_follow_a_turn_answer_and_cancel_from_the_page(tmp_path: Pa
         await page.get_by_test_id("search").fill("")
         await page.get_by_test_id("search").press("Enter")
         await page.wait_for_function("document.querySelectorAll('.timeline li.match').length === 0")
-        await tool.scroll_into_view_if_needed()
+        await edit.scroll_into_view_if_needed()
+        await page.evaluate("window.scrollBy(0, 140)")
         await page.screenshot(path=str(_shot(tmp_path, "inspector-session.png")), full_page=False)
 
         async with anyio.create_task_group() as tg:
             results.clear()
             tg.start_soon(prompt, "slow 400 0.05")
             # The new turn's own block (the first turn's has "slow 5 " too).
-            await timeline.locator("li.agent").nth(3).get_by_text("slow 5 ", exact=False).wait_for()
+            await timeline.locator("li.agent").last.get_by_text("slow 5 ", exact=False).wait_for()
             await page.get_by_test_id("cancel").click()
         assert [r["stopReason"] for r in results] == ["cancelled"]
         await page.get_by_test_id("cancel").wait_for(state="detached")
