@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prompt": ("bridge.cli.prompt", "send one prompt to an agent and stream the answer"),
     "sessions": ("bridge.cli.sessions", "list sessions"),
     "events": ("bridge.cli.events", "print a session's event history"),
+    "inspect": ("bridge.cli.inspect", "a one-time login link for a running daemon's session inspector"),
     "install": ("bridge.cli.install", "install a built-in agent's CLI into the bridge's own prefix"),
     "uninstall": ("bridge.cli.uninstall", "remove an agent installed with `install`"),
     "mcp": ("bridge.cli.mcp", "list the MCP servers wired in the config, or start and check them"),

@@ -153,11 +153,15 @@ async def serve_stdio(settings: Settings) -> int:
 
 async def serve_websocket(settings: Settings, options: WsOptions) -> int:
     """`serve --listen ws://...`: many connections, each served like stdio, until a signal."""
+    from bridge.inspector.app import Inspector
     from bridge.transports.websocket import WebSocketTransport
 
     async with supervise.supervised():
         bridge = Bridge(settings)
-        transport = WebSocketTransport(bridge.server.serve, options)
+        manager = bridge.manager
+        transport = WebSocketTransport(
+            bridge.server.serve, options, inspector=lambda policy: Inspector(manager, policy)
+        )
         async with bridge.running(), anyio.create_task_group() as tg:
             _watch_for_exit(tg, settings)
             port = await tg.start(transport.run)

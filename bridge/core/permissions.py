@@ -8,6 +8,9 @@ told with `_bridge/session/permission_resolved` (spec/multi-client.md). The agen
 exactly one answer. Whoever is asked must still be allowed to answer when the answer comes:
 a client that lost the session meanwhile (a takeover, a detach) is not heard.
 
+The inspector (a viewer holding the full token) may answer too (`answer_from_inspector`):
+its answer wins like a client's, the clients asked are withdrawn and told who answered.
+
 Fail closed: when nobody can answer (the owner gone, no controller) the request waits up to
 the session's disconnect grace for someone to attach, then the agent is told `cancelled`.
 """
@@ -51,6 +54,46 @@ CANCELLED_OUTCOME: JsonObj = {"outcome": {"outcome": "cancelled"}}
 RESOLVED = "_bridge/session/permission_resolved"
 
 
+class InspectorLink:
+    """The winner of an answer given in the inspector: not a connection, never asked."""
+
+    link_id = "inspector"
+    closed = False
+    client_info: JsonObj = {"name": "agent-bridge inspector"}
+
+    def send_frame(self, frame: bytes) -> None:
+        return None
+
+    async def request(self, method: str, params: Any) -> Any:
+        raise RpcError(-32603, "the inspector is not a client")
+
+    async def wait_writable(self) -> None:
+        return None
+
+
+INSPECTOR = InspectorLink()
+
+
+def answer_from_inspector(session: Session, index: int, option_id: str) -> bool:
+    """Answer the session's pending permission request number `index` with `option_id` (an
+    offered option, or "cancelled" to refuse). False when there is no such request or
+    option. The request's `ask_first` picks the answer up at once."""
+    if not 0 <= index < len(session.pending_permissions):
+        return False
+    params = session.pending_permissions[index]
+    outcome: JsonObj = (
+        {"outcome": "cancelled"}
+        if option_id == "cancelled"
+        else {"outcome": "selected", "optionId": option_id}
+    )
+    result: JsonObj = {"outcome": outcome}
+    if not valid_answer(result, params) or id(params) in session.inspector_answers:
+        return False
+    session.inspector_answers[id(params)] = result
+    session.links_changed()
+    return True
+
+
 def valid_answer(result: Any, params: JsonObj) -> bool:
     """A `RequestPermissionResponse` naming one of the offered options, or `cancelled`."""
     outcome = result.get("outcome") if isinstance(result, dict) else None
@@ -66,10 +109,13 @@ def valid_answer(result: Any, params: JsonObj) -> bool:
 
 async def ask_first(session: Session, method: str, params: JsonObj) -> JsonObj:
     session.pending_permissions.append(params)
+    session.changed()
     try:
         return await _ask_first(session, method, params)
     finally:
         session.pending_permissions.remove(params)
+        session.inspector_answers.pop(id(params), None)
+        session.changed()
 
 
 async def _ask_first(session: Session, method: str, params: JsonObj) -> JsonObj:
@@ -99,6 +145,11 @@ async def _ask_first(session: Session, method: str, params: JsonObj) -> JsonObj:
                 session.links_changed()
 
         while True:
+            answer = session.inspector_answers.get(id(params))
+            if answer is not None and not won:
+                won.append((INSPECTOR, answer))
+                tg.cancel_scope.cancel()
+                break
             targets = session.permission_targets()
             ids = {t.link_id for t in targets}
             for link_id, scope in list(asking.items()):
@@ -146,7 +197,7 @@ def _tell_the_others(
         note["toolCallId"] = tool_call_id
     if outcome.get("outcome") == "selected":
         note["chosenOptionId"] = outcome["optionId"]
-    if asked > 1:
+    if asked > 1 or winner is INSPECTOR:
         session.record_event({"type": "permission_resolved", "resolvedBy": by, "asked": asked})
     frame = jsonrpc.notification_frame(RESOLVED, note)
     for link in (session.owner, *session.followers):

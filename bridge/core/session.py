@@ -73,6 +73,11 @@ class Session:
         self.shared = False
         self.owner_epoch = 0  # +1 at every change of owner (grace timers check it)
         self.pending_permissions: list[JsonObj] = []  # asked, not answered yet
+        # Answers given in the inspector, by `id()` of the pending request's params.
+        self.inspector_answers: dict[int, JsonObj] = {}
+        # Set by `changed()` when something was logged or a permission came or went: the
+        # inspector's live views wait on them (and read the log) instead of polling.
+        self.watchers: set[anyio.Event] = set()
         # How long a request for a client that is gone waits for one to reattach (set by
         # the server when the owner disconnects).
         self.disconnect_grace = 60.0
@@ -250,6 +255,12 @@ class Session:
     # -- publishing ----------------------------------------------------------------------------
     def log(self, direction: Direction, frame: bytes) -> None:
         self.store.append(self.record.id, direction, frame)
+        if self.watchers:
+            self.changed()
+
+    def changed(self) -> None:
+        for watcher in self.watchers:
+            watcher.set()
 
     @property
     def last_seq(self) -> int:

@@ -22,7 +22,7 @@ import orjson
 from anyio.abc import TaskGroup
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge.transports import ws_gate, ws_limits
 from bridge.transports.http_streams import SESSION_SCOPED, ClientTooSlow, HttpConnection, SseStream
@@ -53,8 +53,11 @@ class HttpAcp:
         policy: Callable[[], ws_gate.Policy],
         room: Callable[[], bool],
         tg: TaskGroup,
+        inspector: ASGIApp | None = None,
     ) -> None:
         self._serve = serve
+        # Every other path of the port: the session inspector (bridge/inspector), if any.
+        self._inspector = inspector
         self.options = options
         self._policy = policy
         self._room = room  # whether one more ACP connection may open (shared with WebSocket)
@@ -66,6 +69,9 @@ class HttpAcp:
     # -- ASGI ----------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            return
+        if self._inspector is not None and scope["path"] != ws_gate.PATH:
+            await self._inspector(scope, receive, send)
             return
         request = Request(scope, receive)
         try:

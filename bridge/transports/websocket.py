@@ -55,8 +55,15 @@ class ClientTooSlow(Exception):
 
 
 class WebSocketTransport:
-    def __init__(self, serve_connection: ServeFn, options: WsOptions) -> None:
+    def __init__(
+        self,
+        serve_connection: ServeFn,
+        options: WsOptions,
+        inspector: Callable[[Callable[[], ws_gate.Policy]], Any] | None = None,
+    ) -> None:
         self._serve = serve_connection
+        # Builds the session inspector's ASGI app (every HTTP path but /acp), given the gate.
+        self._inspector = inspector
         self.options = options
         self._policy: ws_gate.Policy | None = None
         self._tg: TaskGroup | None = None
@@ -83,7 +90,8 @@ class WebSocketTransport:
         o = self.options
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            self.http = HttpAcp(self._serve, o, self._gate_policy, self._has_room, tg)
+            inspector = self._inspector(self._gate_policy) if self._inspector is not None else None
+            self.http = HttpAcp(self._serve, o, self._gate_policy, self._has_room, tg, inspector)
             http_server = HttpServer(self.http, max_requests=o.max_connections * 8 + 16, max_head=front_door.MAX_HEAD)
             where: dict[str, Any] = (
                 {"sock": o.sock} if o.sock is not None else {"host": o.bind, "port": o.port}

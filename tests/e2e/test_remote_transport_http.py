@@ -47,7 +47,8 @@ async def test_the_gate_holds_for_post_get_and_delete(tmp_path: Path) -> None:
             ("rebinding-host", {**bearer, "Host": f"evil.example:{p}"}, "/acp", 403),
             ("host-prefix", {**bearer, "Host": f"127.0.0.1.evil.com:{p}"}, "/acp", 403),
             ("host-wrong-port", {**bearer, "Host": f"127.0.0.1:{p + 1}"}, "/acp", 403),
-            ("path-root", bearer, "/", 404),
+            # `/` is the inspector's page (tests/e2e/test_inspector_api.py): other paths are not.
+            ("path-other-root", bearer, "/index.html", 404),
             ("path-other", bearer, "/acp/x", 404),
         ]
         got, want = {}, {}

@@ -15,6 +15,8 @@ The first word of the prompt text picks the behaviour:
   ignore_cancel N      like slow, but ignores session/cancel
   spawn                starts a grandchild that setsid()s away, then hangs
   plan                 a plan update
+  edit                 a thought, an edit tool call with a diff and its output, a usage update
+                       with a cost (what the inspector's timeline shows)
   usage                a turn whose result carries the unstable `usage` field
   gate N PATH          N/2 chunks, then waits until PATH exists, then the other N/2 (a turn that
                        is provably still running while a test does something else)
@@ -270,6 +272,51 @@ def run_prompt(rid: int, params: dict) -> None:
                 "entries": [{"content": "step one", "priority": "high", "status": "in_progress"}],
             },
         )
+    elif word == "edit":
+        update(
+            sid,
+            {
+                "sessionUpdate": "agent_thought_chunk",
+                "content": {"type": "text", "text": "The greeting needs a name."},
+            },
+        )
+        diff = {
+            "type": "diff",
+            "path": "/work/hello.py",
+            "oldText": 'print("hello")\n',
+            "newText": 'print("hello, world")\n',
+        }
+        update(
+            sid,
+            {
+                "sessionUpdate": "tool_call",
+                "toolCallId": "e1",
+                "title": "Edit hello.py",
+                "kind": "edit",
+                "status": "in_progress",
+                "content": [diff],
+            },
+        )
+        output = {"type": "content", "content": {"type": "text", "text": "1 line changed"}}
+        update(
+            sid,
+            {
+                "sessionUpdate": "tool_call_update",
+                "toolCallId": "e1",
+                "status": "completed",
+                "content": [diff, output],
+            },
+        )
+        update(
+            sid,
+            {
+                "sessionUpdate": "usage_update",
+                "used": 1200,
+                "size": 200000,
+                "cost": {"amount": 0.0123, "currency": "USD"},
+            },
+        )
+        chunk(sid, "Done: hello.py greets the world.")
     elif word == "crash":
         sys.stderr.write("fake agent: fatal error, giving up\n")
         sys.stderr.flush()

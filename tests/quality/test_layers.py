@@ -29,6 +29,7 @@ LAYERS = [
     "bridge.agents",
     "bridge.logsetup",
     "bridge.transports",
+    "bridge.inspector",  # the session inspector: a web view over the store, served by the listener
     "bridge.diagnostics.binaries",
     "bridge.app",
     "bridge.diagnostics.report",
