@@ -13,7 +13,8 @@ from bridge.store.base import Event, Instance, SessionRecord, owner_gone, this_h
 if TYPE_CHECKING:
     from bridge.core.manager import SessionManager
 
-JsonObj = dict[str, Any]
+from bridge.wire.types import JsonObj
+
 LIST_LIMIT = 500
 PAGE = 1000  # events per read of the log
 SEARCH_HITS = 200
