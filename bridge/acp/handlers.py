@@ -20,6 +20,7 @@ from bridge.acp.multiclient import driven_by_other, not_owner_error
 from bridge.acp.replay import replay_to
 from bridge.acp.unstable import prompt_result, wants_unstable
 from bridge.core.adapter import AgentSpec, JsonObj, SessionSetup
+from bridge.core.continuation import announce, with_continued
 from bridge.core.manager import OpenParams
 from bridge.core.session import Session
 from bridge.diagnostics.redact import mask_mcp_servers
@@ -168,7 +169,12 @@ class Handlers:
         if mode == "load" and not setup.replayed:
             await replay_to(conn, self.store, rec.id, 0, upto)
         session.log("client", _opening(f"session/{mode}", raw))
-        return self._answer(session, _setup_result(setup, None))
+        result = _setup_result(setup, None)
+        if session.continued is not None:
+            # The agent had lost it: said after the history, before the answer (and in the log).
+            announce(session)
+            result = with_continued(result, session)
+        return self._answer(session, result)
 
 
     async def session_fork(self, conn: ClientConnection, params: JsonObj) -> JsonObj:

@@ -27,6 +27,13 @@ from bridge.core.adapter import (
     StartMode,
     StartRequest,
 )
+from bridge.core.continuation import (
+    agent_lost_session,
+    announce,
+    build_transcript,
+    lost_error,
+    wants_continue,
+)
 from bridge.core.links import ClientLink
 from bridge.core.ownership import Ownership
 from bridge.core.session import Session
@@ -213,16 +220,63 @@ class SessionManager:
         rec.mcp_servers = params.mcp_servers or rec.mcp_servers
         if params.additional_directories is not None:
             rec.additional_directories = params.additional_directories
+        wanted = wants_continue(params.meta)
         await self.ownership.take(rec)
         session = Session(rec, spec, self.store)
         session.owner = owner
         try:
-            setup = await self._start(session, mode, params, rec.agent_session_id, create=False)
+            setup = await self._reopen_agent(session, mode, params, continue_lost=wanted)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.ownership.release(rec.id)
             raise
         return session, setup
+
+    async def _reopen_agent(
+        self,
+        session: Session,
+        mode: StartMode,
+        params: OpenParams,
+        *,
+        continue_lost: bool,
+        restart: bool = False,
+    ) -> SessionSetup:
+        """Load or resume the agent's session; when the agent no longer has it, either say so
+        (naming the bridge session and how to continue) or, when the client opted in, continue
+        in a new agent session seeded with the bridge's transcript (bridge/core/continuation.py)."""
+        rec = session.record
+        previous = rec.agent_session_id
+        try:
+            return await self._start(session, mode, params, previous, create=False, restart=restart)
+        except Exception as exc:
+            found = find_rpc_error(exc)  # task groups wrap it
+            if found is None or not agent_lost_session(found):
+                raise
+            if not continue_lost:
+                raise lost_error(rec.id, session.spec.name, previous, found, mode) from None
+            cause = found
+        transcript = await build_transcript(self.store, rec.id)
+        setup = await self._start(session, "new", params, None, create=False, restart=restart)
+        session.seed = [transcript.block(rec.id)] if transcript.turns else None
+        session.continued = {
+            "previousAgentSessionId": previous,
+            "agentSessionId": setup.agent_session_id,
+            "agentError": cause.message,
+            "turns": transcript.turns,
+            "omittedTurns": transcript.omitted,
+            "transcriptChars": len(transcript.text),
+        }
+        session.record_event({"type": "continued", **session.continued})
+        if restart:
+            announce(session)  # mid-use: the client is there; a reopen announces after its replay
+        log.warning(
+            "session %s: agent %s no longer had session %s; continued in new agent session %s",
+            rec.id,
+            session.spec.name,
+            previous,
+            setup.agent_session_id,
+        )
+        return setup
 
     async def _start(
         self,
@@ -401,8 +455,10 @@ class SessionManager:
             {"type": "agent_restart", "attempt": session.restarts, "afterCrash": crashed is not None}
         )
         try:
-            await self._start(
-                session, "resume", params, session.record.agent_session_id, create=False, restart=True
+            # A session reopened with `_meta.bridge.continue` also continues when the agent
+            # lost it in a crash (an agent that keeps nothing across restarts).
+            await self._reopen_agent(
+                session, "resume", params, continue_lost=wants_continue(params.meta), restart=True
             )
         except AgentError as exc:
             # Counts as a crash for the next attempt (backoff, limit).

@@ -91,6 +91,10 @@ class Session:
         self.restart_times: list[float] = []
         self.restart_lock = anyio.Lock()
         self.restart_params: Any = None
+        # Set when the agent lost its session and a new one continues it (bridge/core/continuation.py):
+        # what to announce, and the transcript block the next prompt carries to the agent.
+        self.continued: JsonObj | None = None
+        self.seed: list[JsonObj] | None = None
         self.setup: SessionSetup | None = None
         self.stall_timeout = 600.0
         self.cancel_grace = 10.0
@@ -298,7 +302,13 @@ class Session:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._watchdog, scope)
                     try:
+                        seed = self.seed
+                        if seed:
+                            params = {**params, "prompt": [*seed, *(params.get("prompt") or [])]}
+                            self.record_event({"type": "transcript_sent", "blocks": len(seed)})
                         result: JsonObj = await agent.prompt(params)
+                        if seed is self.seed:
+                            self.seed = None  # the agent has it now
                     except (ConnectionClosed, AgentExitedError):
                         # The agent's pipe closed under the turn: it is dying. Its exit is
                         # reported through `agent_exited` (status `error`, the log record, the
