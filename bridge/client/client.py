@@ -409,10 +409,13 @@ class BridgeClient:
         cwd: str | None = None,
         mcp_servers: Sequence[McpServer | JsonObj] | None = None,
         additional_directories: Sequence[str] | None = None,
+        continue_lost: bool = False,
     ) -> JsonObj:
         if cwd is None:
             cwd = session.cwd or (await self.get_info(session.id)).cwd
         params: JsonObj = {"sessionId": session.id, "cwd": cwd, "mcpServers": _mcp_wire(mcp_servers)}
+        if continue_lost:
+            params["_meta"] = {"bridge": {"continue": True}}
         if additional_directories is not None:
             params["additionalDirectories"] = list(additional_directories)
         session.cwd = cwd
@@ -433,11 +436,14 @@ class BridgeClient:
         cwd: str | None = None,
         mcp_servers: Sequence[McpServer | JsonObj] | None = None,
         permissions: Permissions = None,
+        continue_lost: bool = False,
     ) -> Session:
         """Continue a stored session without replaying it (`session/resume`), through the
-        agent's own resume. `cwd` defaults to the session's."""
+        agent's own resume. `cwd` defaults to the session's. `continue_lost`: when the agent
+        no longer has the session, continue in a new agent session seeded with the bridge's
+        transcript (`session.setup["_meta"]["bridge"]["continued"]` says so) instead of failing."""
         session = self._handle(session_id, permissions=permissions)
-        await self._reopen(session, "resume", cwd=cwd, mcp_servers=mcp_servers)
+        await self._reopen(session, "resume", cwd=cwd, mcp_servers=mcp_servers, continue_lost=continue_lost)
         await session.info()
         return session
 
@@ -448,11 +454,12 @@ class BridgeClient:
         cwd: str | None = None,
         mcp_servers: Sequence[McpServer | JsonObj] | None = None,
         permissions: Permissions = None,
+        continue_lost: bool = False,
     ) -> Session:
         """Open a stored session and replay its history (`session/load`): the replayed
-        updates are in `session.history`."""
+        updates are in `session.history`. `continue_lost` as for `resume_session`."""
         session = self._handle(session_id, permissions=permissions)
-        await self._reopen(session, "load", cwd=cwd, mcp_servers=mcp_servers)
+        await self._reopen(session, "load", cwd=cwd, mcp_servers=mcp_servers, continue_lost=continue_lost)
         await session.info()
         return session
 

@@ -79,9 +79,9 @@ def lost_error(
         RESOURCE_NOT_FOUND,
         f"agent {agent!r} no longer has the agent session {agent_session_id} behind bridge session "
         f"{session_id} (it answered session/{mode}: {cause.message}). The bridge still has the "
-        f"conversation: send session/{mode} again with _meta.bridge.continue = true (or run "
-        f"`agent-bridge prompt --session {session_id} ...`) to continue it in a new agent session "
-        "seeded with the transcript, or start a new session",
+        f"conversation: send session/{mode} again with _meta.bridge.continue = true to continue it in "
+        f"a new agent session seeded with the transcript (`agent-bridge prompt --session {session_id}` "
+        "does so unless given --no-continue), or start a new session",
         {
             "sessionId": session_id,
             "agent": agent,

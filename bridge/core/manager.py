@@ -269,7 +269,8 @@ class SessionManager:
         session.record_event({"type": "continued", **session.continued})
         if restart:
             announce(session)  # mid-use: the client is there; a reopen announces after its replay
-        log.warning(
+        # Info, not a warning: the client is told (the notice), this is the daemon's own record.
+        log.info(
             "session %s: agent %s no longer had session %s; continued in new agent session %s",
             rec.id,
             session.spec.name,

@@ -60,6 +60,7 @@ async def test_without_opt_in_the_error_names_the_session_the_agent_and_the_way_
         assert e.code == -32002
         assert sid in e.message and "'fake'" in e.message and agent_sid in e.message
         assert "_meta.bridge.continue" in e.message and f"agent-bridge prompt --session {sid}" in e.message
+        assert "--no-continue" in e.message
         assert e.data["reason"] == "agent_lost_session"
         assert (
             e.data["sessionId"] == sid and e.data["agent"] == "fake" and e.data["agentSessionId"] == agent_sid
