@@ -273,7 +273,10 @@ class Handlers:
             raise
         finally:
             with anyio.CancelScope(shield=True):
-                await self.manager.save(session.session_id, status=session.status)
+                # The counters go with every turn's end: they outlive this daemon.
+                await self.manager.save(
+                    session.session_id, status=session.status, metrics=session.metrics.to_json()
+                )
         return self._answer(session, result)
 
     async def session_set_mode(self, conn: ClientConnection, params: JsonObj) -> JsonObj:

@@ -325,6 +325,7 @@ class SessionManager:
             raise
         setup = agent.setup
         session.setup = setup
+        session.metrics.agent_started()  # a new agent run counts its cost from zero
         rec.agent_session_id = setup.agent_session_id
         rec.status = "idle"
         await self.save(
@@ -480,7 +481,7 @@ class SessionManager:
         # process still holding the session (Claude Code refuses a session in use).
         await self._agent_gone(session)
         with anyio.CancelScope(shield=True):
-            await self.save(session.session_id, status="closed", touch=False)
+            await self.save(session.session_id, status="closed", touch=False, metrics=session.metrics.to_json())
             await self.ownership.release(session.session_id)
 
     @property

@@ -21,6 +21,8 @@ The first word of the prompt text picks the behaviour:
   inject B64           writes the base64-decoded bytes to stdout as they are ($SID becomes the
                        session id), then one chunk "injected" and end_turn (hostile agent output)
   inject_big N         a line of N bytes, then as inject
+  costly               a turn with usage (thoughtTokens too) and a usage_update whose cost
+                       (EUR) is cumulative over this process's turns of the session
   recall               echoes "prior: " and the transcript block the bridge sent with a
                        prompt of this agent session (a continuation), or "prior: none"
 Environment: FAKE_ACP_START=exit|noinit|banner|authreq, FAKE_ACP_STATE=DIR (sessions kept
@@ -48,6 +50,7 @@ next_id = [1000]
 cancelled: set[str] = set()
 modes = {"default": "Default", "plan": "Plan"}
 state: dict[str, dict] = {}
+spent: dict[str, float] = {}  # cost per session, in this process
 STATE_DIR = os.environ.get("FAKE_ACP_STATE")
 
 
@@ -276,6 +279,15 @@ def run_prompt(rid: int, params: dict) -> None:
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
         chunk(sid, "injected")
+    elif word == "costly":
+        # A turn that costs 0.5 EUR: the cumulative cost of this process's runs of the
+        # session (what ACP's usage_update.cost is), from zero at each start.
+        spent[sid] = spent.get(sid, 0.0) + 0.5
+        chunk(sid, "spent")
+        update(
+            sid,
+            {"sessionUpdate": "usage_update", "used": 100, "size": 1000, "cost": {"amount": spent[sid], "currency": "EUR"}},
+        )
     elif word == "plan":
         update(
             sid,
@@ -310,6 +322,8 @@ def run_prompt(rid: int, params: dict) -> None:
     if word == "usage":
         # The unstable per-turn usage of ACP's unstable schema, at the result's root.
         result["usage"] = {"totalTokens": 30, "inputTokens": 20, "outputTokens": 10}
+    elif word == "costly":
+        result["usage"] = {"totalTokens": 30, "inputTokens": 20, "outputTokens": 10, "thoughtTokens": 4, "cachedReadTokens": 5}
     send({"id": rid, "result": result})
 
 
