@@ -257,6 +257,7 @@ class SessionManager:
             cause = found
         transcript = await build_transcript(self.store, rec.id)
         setup = await self._start(session, "new", params, None, create=False, restart=restart)
+        session.metrics.new_count()  # a new agent session counts its cost from zero
         session.seed = [transcript.block(rec.id)] if transcript.turns else None
         session.continued = {
             "previousAgentSessionId": previous,
@@ -325,7 +326,6 @@ class SessionManager:
             raise
         setup = agent.setup
         session.setup = setup
-        session.metrics.agent_started()  # a new agent run counts its cost from zero
         rec.agent_session_id = setup.agent_session_id
         rec.status = "idle"
         await self.save(

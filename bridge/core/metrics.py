@@ -9,10 +9,14 @@ What is counted, and why so:
 - `tokens`: the per-turn `usage` of each prompt's answer (ACP's unstable `Usage`), added once
   per turn. `thought` is the reasoning share where the agent reports it (Codex); like the
   providers, it is part of `output`, not on top of it.
-- cost: ACP's `usage_update.cost` is the agent session's *cumulative* cost, and an agent
-  process counts from zero when it starts (Claude Code's `total_cost_usd` is per process).
-  So the latest value of each agent run is kept, and folded into the total when the agent
-  starts again (restart, reopen, continuation) or when the value goes down.
+- cost: ACP's `usage_update.cost` is the agent session's *cumulative* cost. Agents differ
+  on what that means after a restart: Claude Code restores it when it resumes a session (its
+  first answer after `--resume` includes the earlier turns), other agents count from zero
+  in each process. So the latest value is the agent session's cost; a value lower than the
+  last one (or in another currency) means the agent counted from zero again, and the last
+  value is kept as spent; a new agent session (a continuation, bridge/core/continuation.py)
+  starts a new count too. Tested with Claude Code across a daemon restart
+  (tests/adapters/claude/test_metrics_real.py) and the fake agent's per-process count.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ class Metrics:
     tool_calls: int = 0
     tool_usage: Counter[str] = field(default_factory=Counter)
     tokens: dict[str, int] = field(default_factory=_zero_tokens)
-    # Cost of the agent runs that have ended, by currency; and the running one's latest
+    # Cost of the agent's earlier counts, by currency; and the current count's latest
     # cumulative value (amount, currency).
     cost_done: dict[str, float] = field(default_factory=dict)
     cost_run: tuple[float, str] | None = None
@@ -89,11 +93,12 @@ class Metrics:
             return
         run = self.cost_run
         if run is not None and (currency != run[1] or amount < run[0]):
-            self.agent_started()  # the agent counts from zero again (or in another currency)
+            self.new_count()  # the agent counts from zero again (or in another currency)
         self.cost_run = (float(amount), currency)
 
-    def agent_started(self) -> None:
-        """A new agent run: what the previous one cost is final."""
+    def new_count(self) -> None:
+        """The agent's cumulative cost starts again (a new agent session): what the previous
+        count reached is spent."""
         if self.cost_run is not None:
             amount, currency = self.cost_run
             self.cost_done[currency] = self.cost_done.get(currency, 0.0) + amount
@@ -165,8 +170,6 @@ class Metrics:
             and isinstance(run[1], str)
         ):
             m.cost_run = (float(run[0]), run[1])
-        # Whatever this daemon's agent reports next is a new run.
-        m.agent_started()
         return m
 
 
