@@ -53,6 +53,10 @@ class StartRequest:
     # The client's last successful `authenticate` params for this agent, replayed on
     # every process the bridge starts for it (some methods keep state per process).
     authenticate: JsonObj | None = None
+    # Turns the session has had (its catalog counters): an adapter whose agent-side session
+    # has vanished tells a session never prompted (nothing lost: open it afresh) from one
+    # the agent lost (answer -32002, which the bridge can continue: bridge/core/continuation.py).
+    history_turns: int = 0
 
 
 @dataclass

@@ -302,6 +302,7 @@ class SessionManager:
             client_capabilities=params.client_capabilities,
             client_info=params.client_info,
             authenticate=params.authenticate,
+            history_turns=session.metrics.turns,
         )
         adapter = self.adapter_for(session.spec)
         session.stall_timeout = session.spec.stall_timeout or self.stall_timeout

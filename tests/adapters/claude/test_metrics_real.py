@@ -31,15 +31,26 @@ async def metrics(c: AcpClient, sid: str) -> dict[str, Any]:
 
 def expected(reported: list[Reported]) -> dict[str, int]:
     """The bridge's token counters for these Anthropic responses."""
-    n = {k: sum(int(r.usage.get(k) or 0) for r in reported) for k in
-         ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")}
-    return {"input": n["input_tokens"], "output": n["output_tokens"], "thought": 0,
-            "cachedRead": n["cache_read_input_tokens"], "cachedWrite": n["cache_creation_input_tokens"],
-            "total": sum(n.values())}
+    n = {
+        k: sum(int(r.usage.get(k) or 0) for r in reported)
+        for k in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+    }
+    return {
+        "input": n["input_tokens"],
+        "output": n["output_tokens"],
+        "thought": 0,
+        "cachedRead": n["cache_read_input_tokens"],
+        "cachedWrite": n["cache_creation_input_tokens"],
+        "total": sum(n.values()),
+    }
 
 
-async def test_tokens_are_the_servers_and_everything_survives_a_restart(world: ClaudeWorld, fake: FakeModelServer) -> None:
-    fake.script(Reply(text="one", usage=CACHED), Reply(text="two", usage=CACHED), Reply(text="three", usage=CACHED))
+async def test_tokens_are_the_servers_and_everything_survives_a_restart(
+    world: ClaudeWorld, fake: FakeModelServer
+) -> None:
+    fake.script(
+        Reply(text="one", usage=CACHED), Reply(text="two", usage=CACHED), Reply(text="three", usage=CACHED)
+    )
     args = ["--config", str(config(world)), "--state-dir", str(world.tmp / "state")]
     ws = str(world.ws)
     with anyio.fail_after(120):
