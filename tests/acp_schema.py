@@ -72,6 +72,14 @@ def _bridge_validator(defn: str) -> Any:
     return jsonschema.validators.validator_for(schema)(schema)
 
 
+def check_bridge_def(defn: str, value: Any) -> None:
+    """`value` against one of bridge-extensions.schema.json's definitions (its `meta` table
+    names those for `_meta.bridge` fields and error data)."""
+    errors = list(_bridge_validator(defn).iter_errors(value))
+    if errors:
+        raise SchemaError(f"{defn} invalid at {list(errors[0].absolute_path)}: {errors[0].message}")
+
+
 def check_bridge_result(method: str, result: Any) -> None:
     methods = json.loads(BRIDGE_SPEC.read_text())["methods"]
     errors = list(_bridge_validator(methods[method]["result"]).iter_errors(result))

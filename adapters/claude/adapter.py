@@ -33,7 +33,14 @@ from bridge.core.adapter import (
     SessionSetup,
     StartRequest,
 )
-from bridge.errors import AgentError, AgentExitedError, AgentStartError, invalid_params
+from bridge.errors import (
+    RESOURCE_NOT_FOUND,
+    AgentError,
+    AgentExitedError,
+    AgentStartError,
+    RpcError,
+    invalid_params,
+)
 from bridge.process.agent_process import open_agent_process
 from bridge.wire.types import JsonObj
 
@@ -149,6 +156,12 @@ class ClaudeAdapter:
         if recorded is not None and os.path.realpath(recorded) != os.path.realpath(request.cwd):
             # The CLI only looks for a session under the directory it was recorded in.
             raise invalid_params(f"Claude Code session {source} belongs to {recorded}, not {request.cwd}", "cwd")
+        if path is None and request.history_turns > 0:
+            # Prompted before, and its file is gone (deleted, another CLAUDE_CONFIG_DIR): the
+            # conversation is lost to Claude Code. Said so; the bridge can continue it.
+            raise RpcError(RESOURCE_NOT_FOUND, f"Claude Code has no session file for session {source}, "
+                           f"so it cannot resume it (looked under {history.config_dir(env) / 'projects'})",
+                           {"agentSessionId": source})
         if path is None:
             # The CLI writes its session file at the first turn: a session never prompted has
             # none, and `--resume` would refuse it. Open it afresh under its id (it was empty),

@@ -258,8 +258,14 @@ class CodexSession:
         if method == "turn/completed":
             self._turn_completed(params.get("turn") or {})
         elif method == "thread/tokenUsage/updated":
-            self._usage_total = (params.get("tokenUsage") or {}).get("total")
+            usage = params.get("tokenUsage") or {}
+            self._usage_total = usage.get("total")
             if self._turn is not None:
+                if self._turn.usage_before is None:
+                    # The first count since this process opened the thread: a resumed thread's
+                    # totals already hold its earlier turns (from the rollout), so this turn
+                    # starts where the total stood before this call (`total - last`).
+                    self._turn.usage_before = _usage_minus(self._usage_total, usage.get("last"))
                 self._turn.usage_after = self._usage_total
         elif method == "model/rerouted":
             self.settings.model = str(params.get("toModel"))
@@ -349,6 +355,13 @@ class CodexSession:
         if refusal is None:
             raise method_not_found(method)
         return refusal
+
+
+def _usage_minus(total: Any, last: Any) -> JsonObj | None:
+    if not isinstance(total, dict):
+        return None
+    last = last if isinstance(last, dict) else {}
+    return {k: int(v or 0) - int(last.get(k) or 0) for k, v in total.items() if isinstance(v, int | None)}
 
 
 def _usage_delta(before: JsonObj | None, after: JsonObj | None) -> JsonObj | None:

@@ -13,6 +13,7 @@ from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
 from bridge.config import Policy
 from bridge.core.manager import SessionManager
+from bridge.core.metrics import Metrics
 from bridge.diagnostics.redact import default as default_redactor
 from bridge.diagnostics.redact import mask_mcp_servers
 from bridge.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
@@ -112,17 +113,9 @@ class Extensions:
         rec = await self.manager.record(p.sessionId)
         live = self.manager.sessions.get(rec.id)
         if live is None:
-            return {"turns": 0, "messages": 0, "toolCalls": 0, "toolUsage": {}, "tokens": _zero_tokens()}
-        m = live.metrics
-        result: JsonObj = {
-            "turns": m.turns,
-            "messages": m.messages,
-            "toolCalls": m.tool_calls,
-            "toolUsage": dict(m.tool_usage),
-            "tokens": dict(m.tokens),
-        }
-        if m.cost_usd is not None:
-            result["costUsd"] = m.cost_usd
+            # Not live here: what the catalog has (saved after every turn, by whichever daemon).
+            return Metrics.from_json(rec.metrics).result()
+        result = live.metrics.result()
         pid = live.agent.pid() if live.agent is not None else None
         if pid is not None:
             with contextlib.suppress(psutil.Error):
@@ -238,6 +231,3 @@ def _clip(text: str, limit: int) -> str:
         return text
     return f"{text[:limit]}… [{len(text) - limit} more characters not logged]"
 
-
-def _zero_tokens() -> JsonObj:
-    return {"input": 0, "output": 0, "cachedRead": 0, "cachedWrite": 0, "total": 0}

@@ -23,6 +23,7 @@ from bridge.acp.replay import replay_to
 from bridge.acp.unstable import prompt_result, wants_unstable
 from bridge.config import Policy
 from bridge.core.adapter import AgentSpec, SessionSetup
+from bridge.core.continuation import announce, with_continued
 from bridge.core.manager import OpenParams, SessionManager
 from bridge.core.session import Session
 from bridge.diagnostics.redact import mask_mcp_servers
@@ -189,7 +190,12 @@ class Handlers:
         if mode == "load" and not setup.replayed:
             await replay_to(conn, self.store, rec.id, 0, upto)
         session.log("client", _opening(f"session/{mode}", raw))
-        return self._answer(session, _setup_result(setup, None))
+        result = _setup_result(setup, None)
+        if session.continued is not None:
+            # The agent had lost it: said after the history, before the answer (and in the log).
+            announce(session)
+            result = with_continued(result, session)
+        return self._answer(session, result)
 
 
     async def session_fork(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
@@ -289,7 +295,10 @@ class Handlers:
             raise
         finally:
             with anyio.CancelScope(shield=True):
-                await self.manager.save(session.session_id, status=session.status)
+                # The counters go with every turn's end: they outlive this daemon.
+                await self.manager.save(
+                    session.session_id, status=session.status, metrics=session.metrics.to_json()
+                )
         return self._answer(session, result)
 
     async def session_set_mode(self, conn: ClientConnection, params: JsonObj) -> JsonObj:

@@ -42,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     parser.add_argument("text", nargs="*", help="the prompt (read from stdin when absent or '-')")
     parser.add_argument("--cwd", default=None, help="the session's working directory (default: .)")
     parser.add_argument("--session", default=None, metavar="ID", help="continue this session")
+    parser.add_argument(
+        "--no-continue",
+        dest="continue_lost",
+        action="store_false",
+        help="with --session: fail when the agent no longer has the session, instead of continuing "
+        "in a new agent session seeded with the bridge's transcript",
+    )
     parser.add_argument("--model", default=None, help="set the model (config option of category model)")
     parser.add_argument("--mode", default=None, help="set the mode (e.g. plan)")
     parser.add_argument("--thought-level", default=None, help="set the thought level (e.g. high)")
@@ -165,7 +172,10 @@ class PromptCommand:
     async def _open(self, client: Any) -> Session:
         a = self.args
         if a.session:
-            session: Session = await client.resume_session(a.session, cwd=_abs(a.cwd) if a.cwd else None)
+            session: Session = await client.resume_session(
+                a.session, cwd=_abs(a.cwd) if a.cwd else None, continue_lost=a.continue_lost
+            )
+            self.continued(session)
             await session.configure(
                 model=a.model, mode=a.mode, thought_level=a.thought_level, options=self.options
             )
@@ -182,6 +192,30 @@ class PromptCommand:
             title=a.title,
         )
         return created
+
+    def continued(self, session: Session) -> None:
+        """Never silent: the agent had lost the session, and a new agent session continues it."""
+        meta = session.setup.get("_meta") if isinstance(session.setup, dict) else None
+        bridge_meta = meta.get("bridge") if isinstance(meta, dict) else None
+        info = bridge_meta.get("continued") if isinstance(bridge_meta, dict) else None
+        if not isinstance(info, dict):
+            return
+        turns, omitted = info.get("turns", 0), info.get("omittedTurns", 0)
+        carried = f"{turns} earlier turn{'s' if turns != 1 else ''}" + (
+            f", {omitted} of the oldest left out" if omitted else ""
+        )
+        self.emit_json({"type": "continued", "sessionId": session.id, **info})
+        # On stderr in both modes: with --json, stdout carries the events.
+        self.err.write(
+            self.style(
+                f"agent-bridge prompt: agent {session.agent!r} no longer had session {session.id} "
+                f"(its session {info.get('previousAgentSessionId')}: {info.get('agentError')}); continuing in "
+                f"a new agent session with the bridge's transcript ({carried}). --no-continue refuses.",
+                "yellow",
+            )
+            + "\n"
+        )
+        self.err.flush()
 
     async def _on_sigint(self) -> None:
         # First Ctrl-C during a turn cancels it (the agent answers "cancelled"); another quits.

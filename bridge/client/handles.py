@@ -102,10 +102,13 @@ class Handles:
         cwd: str | None = None,
         mcp_servers: Sequence[McpServer | JsonObj] | None = None,
         additional_directories: Sequence[str] | None = None,
+        continue_lost: bool = False,
     ) -> JsonObj:
         if cwd is None:
             cwd = session.cwd or (await self.get_info(session.id)).cwd
         params: JsonObj = {"sessionId": session.id, "cwd": cwd, "mcpServers": mcp_wire(mcp_servers)}
+        if continue_lost:
+            params["_meta"] = {"bridge": {"continue": True}}
         if additional_directories is not None:
             params["additionalDirectories"] = list(additional_directories)
         session.cwd = cwd
@@ -126,10 +129,13 @@ class Handles:
         cwd: str | None = None,
         mcp_servers: Sequence[McpServer | JsonObj] | None = None,
         permissions: Permissions = None,
+        continue_lost: bool = False,
     ) -> Session:
         """Continue a stored session without replaying it (`session/resume`), through the
-        agent's own resume. `cwd` defaults to the session's."""
-        return await self._open_stored(session_id, "resume", cwd, mcp_servers, permissions)
+        agent's own resume. `cwd` defaults to the session's. `continue_lost`: when the agent
+        no longer has the session, continue in a new agent session seeded with the bridge's
+        transcript (`session.setup["_meta"]["bridge"]["continued"]` says so) instead of failing."""
+        return await self._open_stored(session_id, "resume", cwd, mcp_servers, permissions, continue_lost)
 
     async def load_session(
         self,
@@ -138,10 +144,11 @@ class Handles:
         cwd: str | None = None,
         mcp_servers: Sequence[McpServer | JsonObj] | None = None,
         permissions: Permissions = None,
+        continue_lost: bool = False,
     ) -> Session:
         """Open a stored session and replay its history (`session/load`): the replayed
-        updates are in `session.history`."""
-        return await self._open_stored(session_id, "load", cwd, mcp_servers, permissions)
+        updates are in `session.history`. `continue_lost` as for `resume_session`."""
+        return await self._open_stored(session_id, "load", cwd, mcp_servers, permissions, continue_lost)
 
     async def _open_stored(
         self,
@@ -150,9 +157,10 @@ class Handles:
         cwd: str | None,
         mcp_servers: Sequence[McpServer | JsonObj] | None,
         permissions: Permissions,
+        continue_lost: bool = False,
     ) -> Session:
         session = self._handle(session_id, permissions=permissions)
-        await self._reopen(session, mode, cwd=cwd, mcp_servers=mcp_servers)
+        await self._reopen(session, mode, cwd=cwd, mcp_servers=mcp_servers, continue_lost=continue_lost)
         await session.info()
         return session
 

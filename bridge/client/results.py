@@ -265,6 +265,7 @@ class SessionSummary(AcpModel):
 class Tokens(AcpModel):
     input: int = 0
     output: int = 0
+    thought: int = 0  # the reasoning share of `output`, where the agent reports it
     cached_read: int = 0
     cached_write: int = 0
     total: int = 0
@@ -277,7 +278,8 @@ class ProcessStats(AcpModel):
 
 
 class Metrics(AcpModel):
-    """`_bridge/session/metrics`: counters since the session went live in this daemon."""
+    """`_bridge/session/metrics`: the session's counters over its whole life (the daemon keeps
+    them in its catalog). `total_cost` is the cost with its currency; `cost` the USD amount."""
 
     turns: int = 0
     messages: int = 0
@@ -285,6 +287,7 @@ class Metrics(AcpModel):
     tool_usage: dict[str, int] = Field(default_factory=dict)
     tokens: Tokens = Field(default_factory=Tokens)
     cost_usd: float | None = None
+    total_cost: Cost | None = Field(default=None, alias="cost")
     process: ProcessStats | None = None
 
     @property

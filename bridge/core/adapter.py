@@ -59,6 +59,10 @@ class StartRequest:
     # Servers of `mcp_servers` the session may run without (config-wired ones): an agent that
     # cannot take one's transport drops it and reports it failed, rather than refusing the session.
     mcp_optional: frozenset[str] = frozenset()
+    # Turns the session has had (its catalog counters): an adapter whose agent-side session
+    # has vanished tells a session never prompted (nothing lost: open it afresh) from one
+    # the agent lost (answer -32002, which the bridge can continue: bridge/core/continuation.py).
+    history_turns: int = 0
 
 
 @dataclass

@@ -27,6 +27,13 @@ from bridge.core.adapter import (
     StartMode,
     StartRequest,
 )
+from bridge.core.continuation import (
+    agent_lost_session,
+    announce,
+    build_transcript,
+    lost_error,
+    wants_continue,
+)
 from bridge.core.links import ClientLink
 from bridge.core.ownership import Ownership
 from bridge.core.session import Session
@@ -219,16 +226,65 @@ class SessionManager:
         rec.mcp_servers = params.mcp_servers or rec.mcp_servers
         if params.additional_directories is not None:
             rec.additional_directories = params.additional_directories
+        wanted = wants_continue(params.meta)
         await self.ownership.take(rec)
         session = Session(rec, spec, self.store)
         session.owner = owner
         try:
-            setup = await self._start(session, mode, params, rec.agent_session_id, create=False)
+            setup = await self._reopen_agent(session, mode, params, continue_lost=wanted)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.ownership.release(rec.id)
             raise
         return session, setup
+
+    async def _reopen_agent(
+        self,
+        session: Session,
+        mode: StartMode,
+        params: OpenParams,
+        *,
+        continue_lost: bool,
+        restart: bool = False,
+    ) -> SessionSetup:
+        """Load or resume the agent's session; when the agent no longer has it, either say so
+        (naming the bridge session and how to continue) or, when the client opted in, continue
+        in a new agent session seeded with the bridge's transcript (bridge/core/continuation.py)."""
+        rec = session.record
+        previous = rec.agent_session_id
+        try:
+            return await self._start(session, mode, params, previous, create=False, restart=restart)
+        except Exception as exc:
+            found = find_rpc_error(exc)  # task groups wrap it
+            if found is None or not agent_lost_session(found):
+                raise
+            if not continue_lost:
+                raise lost_error(rec.id, session.spec.name, previous, found, mode) from None
+            cause = found
+        transcript = await build_transcript(self.store, rec.id)
+        setup = await self._start(session, "new", params, None, create=False, restart=restart)
+        session.metrics.new_count()  # a new agent session counts its cost from zero
+        session.seed = [transcript.block(rec.id)] if transcript.turns else None
+        session.continued = {
+            "previousAgentSessionId": previous,
+            "agentSessionId": setup.agent_session_id,
+            "agentError": cause.message,
+            "turns": transcript.turns,
+            "omittedTurns": transcript.omitted,
+            "transcriptChars": len(transcript.text),
+        }
+        session.record_event({"type": "continued", **session.continued})
+        if restart:
+            announce(session)  # mid-use: the client is there; a reopen announces after its replay
+        # Info, not a warning: the client is told (the notice), this is the daemon's own record.
+        log.info(
+            "session %s: agent %s no longer had session %s; continued in new agent session %s",
+            rec.id,
+            session.spec.name,
+            previous,
+            setup.agent_session_id,
+        )
+        return setup
 
     async def _start(
         self,
@@ -254,6 +310,7 @@ class SessionManager:
             client_capabilities=params.client_capabilities,
             client_info=params.client_info,
             authenticate=params.authenticate,
+            history_turns=session.metrics.turns,
         )
         adapter = self.adapter_for(session.spec)
         session.stall_timeout = session.spec.stall_timeout or self.stall_timeout
@@ -420,8 +477,10 @@ class SessionManager:
             {"type": "agent_restart", "attempt": session.restarts, "afterCrash": crashed is not None}
         )
         try:
-            await self._start(
-                session, "resume", params, session.record.agent_session_id, create=False, restart=True
+            # A session reopened with `_meta.bridge.continue` also continues when the agent
+            # lost it in a crash (an agent that keeps nothing across restarts).
+            await self._reopen_agent(
+                session, "resume", params, continue_lost=wants_continue(params.meta), restart=True
             )
         except AgentError as exc:
             # Counts as a crash for the next attempt (backoff, limit).
@@ -442,7 +501,7 @@ class SessionManager:
         # process still holding the session (Claude Code refuses a session in use).
         await self._agent_gone(session)
         with anyio.CancelScope(shield=True):
-            await self.save(session.session_id, status="closed", touch=False)
+            await self.save(session.session_id, status="closed", touch=False, metrics=session.metrics.to_json())
             await self.ownership.release(session.session_id)
 
     @property

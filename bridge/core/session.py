@@ -12,15 +12,14 @@ import contextlib
 import logging
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
 from bridge.core.adapter import AgentSession, AgentSpec, SessionSetup
 from bridge.core.links import ClientLink
+from bridge.core.metrics import Metrics
 from bridge.core.permissions import CANCELLED_OUTCOME, ask_first
 from bridge.core.session_states import IN_TURN, STATUS, Event, State, advance
 from bridge.errors import INVALID_PARAMS, SESSION_BUSY, TURN_STALLED, AgentError, AgentExitedError, RpcError
@@ -42,18 +41,6 @@ EXIT_REPORT_WAIT = 5.0
 # updates) before the bridge ends it: the agent is stopped right after, so waiting for the
 # full `cancel_grace` would only delay the close.
 CLOSE_GRACE = 1.0
-
-
-@dataclass
-class Metrics:
-    turns: int = 0
-    messages: int = 0
-    tool_calls: int = 0
-    tool_usage: Counter[str] = field(default_factory=Counter)
-    tokens: dict[str, int] = field(
-        default_factory=lambda: {"input": 0, "output": 0, "cachedRead": 0, "cachedWrite": 0, "total": 0}
-    )
-    cost_usd: float | None = None
 
 
 class Session:
@@ -83,8 +70,8 @@ class Session:
         self.disconnect_grace = 60.0
         self.agent: AgentSession | None = None
         self.state = State.IDLE  # moved only by `_advance` (bridge/core/session_states.py)
-        self.metrics = Metrics()
-        self._tool_ids: set[Any] = set()
+        # Counted from where the catalog left them (bridge/core/metrics.py).
+        self.metrics = Metrics.from_json(record.metrics)
         self.run_scope: anyio.CancelScope | None = None
         # Set when the agent task (the process and what the adapter holds for it) has ended.
         self.agent_stopped: anyio.Event | None = None
@@ -100,6 +87,10 @@ class Session:
         self.restart_times: list[float] = []
         self.restart_lock = anyio.Lock()
         self.restart_params: Any = None
+        # Set when the agent lost its session and a new one continues it (bridge/core/continuation.py):
+        # what to announce, and the transcript block the next prompt carries to the agent.
+        self.continued: JsonObj | None = None
+        self.seed: list[JsonObj] | None = None
         self.setup: SessionSetup | None = None
         # The MCP servers of the current agent run and their state (bridge/mcp/status.py).
         self.mcp: McpStatus | None = None
@@ -207,7 +198,9 @@ class Session:
     def emit_params(self, params: JsonObj) -> None:
         update = params.get("update")
         if isinstance(update, dict):
-            self._observe(update)
+            self.metrics.observe(update, in_turn=self._turn_active)
+            if self.mcp is not None and update.get("sessionUpdate") == "session_info_update":
+                self.mcp.observe(update)
         self.publish(jsonrpc.notification_frame("session/update", params), "agent")
 
     def touch(self) -> None:
@@ -284,28 +277,6 @@ class Session:
             if not follower.closed:
                 follower.send_frame(frame)
 
-    def _observe(self, update: JsonObj) -> None:
-        kind = update.get("sessionUpdate")
-        self.metrics.messages += 1
-        if kind == "tool_call" or (
-            kind == "tool_call_update" and update.get("toolCallId") not in self._tool_ids
-        ):
-            # Some agents (Gemini asking permission first) only ever send updates for a call.
-            self._tool_ids.add(update.get("toolCallId"))
-            self.metrics.tool_calls += 1
-            meta = update.get("_meta")
-            bridge_meta = meta.get("bridge") if isinstance(meta, dict) else None
-            name = update.get("name") or (
-                bridge_meta.get("toolName") if isinstance(bridge_meta, dict) else None
-            )
-            self.metrics.tool_usage[str(name or update.get("kind") or "other")] += 1
-        elif kind == "session_info_update" and self.mcp is not None:
-            self.mcp.observe(update)
-        elif kind == "usage_update":
-            cost = update.get("cost")
-            if isinstance(cost, dict) and isinstance(cost.get("amount"), int | float):
-                self.metrics.cost_usd = float(cost["amount"])
-
     async def wait_writable(self) -> None:
         owner = self.owner
         if owner is not None and not owner.closed:
@@ -349,7 +320,13 @@ class Session:
                         # Runs once `agent.prompt` below has sent the prompt and waits.
                         tg.start_soon(self._cancel_turn)
                     try:
+                        seed = self.seed
+                        if seed:
+                            params = {**params, "prompt": [*seed, *(params.get("prompt") or [])]}
+                            self.record_event({"type": "transcript_sent", "blocks": len(seed)})
                         result: JsonObj = await agent.prompt(params)
+                        if seed is self.seed:
+                            self.seed = None  # the agent has it now
                     except (ConnectionClosed, AgentExitedError):
                         # The agent's pipe closed under the turn: it is dying. Its exit is
                         # reported through `agent_exited` (status `error`, the log record, the
@@ -359,7 +336,7 @@ class Session:
                             await anyio.sleep_forever()
                         raise
                     tg.cancel_scope.cancel()
-                self._absorb_usage(result)
+                self.metrics.absorb_usage(result)
                 return result
             return self._ended_by_bridge()
         finally:
@@ -410,22 +387,6 @@ class Session:
             with anyio.move_on_after(min(stall_at, cancel_at) - now):
                 await self._wake.wait()
             self._wake = anyio.Event()
-
-    def _absorb_usage(self, result: JsonObj) -> None:
-        usage = result.get("usage")
-        if not isinstance(usage, dict):
-            return
-        t = self.metrics.tokens
-        for ours, theirs in (
-            ("input", "inputTokens"),
-            ("output", "outputTokens"),
-            ("cachedRead", "cachedReadTokens"),
-            ("cachedWrite", "cachedWriteTokens"),
-            ("total", "totalTokens"),
-        ):
-            value = usage.get(theirs)
-            if isinstance(value, int):
-                t[ours] += value
 
     @property
     def turn_active(self) -> bool:

@@ -13,6 +13,7 @@ from bridge.store.base import Event, Instance, SessionRecord, owner_gone, this_h
 if TYPE_CHECKING:
     from bridge.core.manager import SessionManager
 
+from bridge.core.metrics import Metrics
 from bridge.wire.types import JsonObj
 
 LIST_LIMIT = 500
@@ -48,9 +49,11 @@ def session_row(rec: SessionRecord, manager: SessionManager, owners: dict[str, I
         "archived": rec.archived,
         "parentId": rec.parent_id,
         "owner": owner_info(owner, manager.ownership.instance.id),
-        # Cost and the turn are known for sessions this daemon runs (other daemons' cost is
-        # in their log's usage updates, which the session view adds up).
-        "cost": live.metrics.cost_usd if live is not None else None,
+        # Cost (USD) from the live counters, or those the catalog keeps for any other session
+        # (bridge/core/metrics.py); the turn is known for sessions this daemon runs.
+        "cost": (live.metrics if live is not None else Metrics.from_json(rec.metrics))
+        .result()
+        .get("costUsd"),
         "turnActive": live.turn_active if live is not None else False,
         "pendingPermissions": len(live.pending_permissions) if live is not None else 0,
         "controllable": live is not None and not live.closed,

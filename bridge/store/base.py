@@ -55,7 +55,7 @@ Transport = Literal["stdio", "websocket", "client"]
 # Catalog statuses of a session that has (or had, before its daemon died) a running agent.
 LIVE_STATUSES: tuple[str, ...] = ("idle", "busy", "error")
 # The schema version this code writes; `open()` migrates older stores up to it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Default lease: an owner that has not renewed for this long is gone. Configurable
 # (`lease_timeout` in the config); heartbeats run at a third of it.
 DEFAULT_LEASE_SECONDS = 30.0
@@ -81,6 +81,9 @@ class SessionRecord:
     # The instance id of the daemon holding the session's lease; None when nobody does.
     # Whether that owner is still alive is `Store.instance(owner)` + `owner_gone`.
     owner: str | None = None
+    # The session's usage counters (`_bridge/session/metrics`: turns, tokens, cost...), kept
+    # across daemons and reopenings; None for a session that has had none yet.
+    metrics: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

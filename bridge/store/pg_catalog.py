@@ -14,7 +14,7 @@ from bridge.errors import StoreError
 from bridge.store.base import LIVE_STATUSES, Instance, SessionRecord, owner_gone
 from bridge.store.pg_conn import Conn
 
-JSON_FIELDS = {"additional_directories", "mcp_servers"}
+JSON_FIELDS = {"additional_directories", "mcp_servers", "metrics"}
 COLUMNS = [
     "id",
     "agent",
@@ -32,6 +32,7 @@ COLUMNS = [
     "created_at",
     "updated_at",
     "owner",
+    "metrics",
 ]
 _SELECT = "SELECT " + ",".join(COLUMNS) + " FROM sessions"
 _INSTANCE = "id,pid,host,transport,ws_url,pid_started_at,started_at,heartbeat_at,expires_at"

@@ -71,7 +71,12 @@ ALTER TABLE sessions ADD COLUMN owner TEXT;
 CREATE INDEX sessions_by_owner ON sessions (owner) WHERE owner IS NOT NULL;
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2)
+# Version 3: each session's usage counters, so they outlive the daemon that counted them.
+V3 = """
+ALTER TABLE sessions ADD COLUMN metrics JSON;
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3)
 LATEST = len(MIGRATIONS)
 
 

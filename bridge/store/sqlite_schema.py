@@ -2,7 +2,7 @@
 
 Version 1 is the wave-1 layout (sessions + events), written without a `user_version` (0):
 a file with a `sessions` table and version 0 is version 1. Version 2 adds the lease owner
-column and the `instances` table. Each migration runs in its own `BEGIN IMMEDIATE`
+column and the `instances` table, version 3 each session's `metrics`. Each migration runs in its own `BEGIN IMMEDIATE`
 transaction, so two daemons opening an old file at once upgrade it once.
 """
 
@@ -61,8 +61,13 @@ CREATE TABLE instances (
 );
 """
 
+# Version 3: each session's usage counters (JSON), so they outlive the daemon that counted.
+V3 = """
+ALTER TABLE sessions ADD COLUMN metrics TEXT;
+"""
+
 # MIGRATIONS[n] takes a store from version n to n + 1.
-MIGRATIONS: dict[int, str] = {0: V1, 1: V2}
+MIGRATIONS: dict[int, str] = {0: V1, 1: V2, 2: V3}
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -99,7 +104,7 @@ def _version(db: sqlite3.Connection) -> int:
     return version
 
 
-JSON_FIELDS = {"additional_directories", "mcp_servers"}
+JSON_FIELDS = {"additional_directories", "mcp_servers", "metrics"}
 COLUMNS = [
     "id",
     "agent",
@@ -117,6 +122,7 @@ COLUMNS = [
     "created_at",
     "updated_at",
     "owner",
+    "metrics",
 ]
 SESSION_COLUMNS = ",".join(COLUMNS)
 INSTANCE_COLUMNS = "id,pid,host,transport,ws_url,pid_started_at,started_at,heartbeat_at,expires_at"

@@ -37,6 +37,8 @@ async def test_info_metrics_update_and_archive(tmp_path: Path) -> None:
             unarchived = await client.list_sessions(include_archived=False)
     assert metrics.turns == 2 and metrics.tool_calls == 2 and metrics.tool_usage == {"edit": 2}
     assert metrics.tokens.input == 100 and metrics.tokens.total == 150 and metrics.cost == 0.25
+    assert metrics.total_cost is not None and (metrics.total_cost.amount, metrics.total_cost.currency) == (0.25, "USD")
+    assert metrics.tokens.thought == 0
     assert metrics.process is not None and metrics.process.pid > 0 and metrics.process.rss_bytes > 0
     assert info.title == "Renamed" and info.archived and info.status == "idle"
     assert info.created_at.endswith("Z") and info.agent == "fake" and info.id == session.id

@@ -93,11 +93,18 @@ class AnthropicDialect:
         blocks = _blocks(reply, tool_names)
         stop = reply.stop or ("tool_use" if reply.tools else "end_turn")
         if isinstance(req.body, dict) and req.body.get("stream"):
-            events = _stream(model, blocks, stop, reply.chunks)
+            events = _stream(model, blocks, stop, reply.chunks, self.usage(reply))
             return 200, "text/event-stream", paced(events, reply.delay)
         message = _message(model, [b for b, _ in blocks], stop)
-        message["usage"] = {"input_tokens": 42, "output_tokens": 7}
+        message["usage"] = self.usage(reply)
         return 200, "application/json", iter([json.dumps(message).encode()])
+
+
+    def usage(self, reply: Reply) -> dict[str, Any]:
+        """What a response reports (the stream: `message_start`'s counters, `message_delta`'s
+        output), with the reply's overrides."""
+        usage = {"input_tokens": 42, "output_tokens": 7, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        return {**usage, **(reply.usage or {})}
 
 
 def _blocks(reply: Reply, offered: list[str]) -> list[tuple[dict[str, Any], str]]:
@@ -116,7 +123,9 @@ def _blocks(reply: Reply, offered: list[str]) -> list[tuple[dict[str, Any], str]
     return out
 
 
-def _message(model: str, content: list[dict[str, Any]], stop: str | None) -> dict[str, Any]:
+def _message(
+    model: str, content: list[dict[str, Any]], stop: str | None, usage: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "id": f"msg_{next(_ids):04d}",
         "type": "message",
@@ -126,13 +135,14 @@ def _message(model: str, content: list[dict[str, Any]], stop: str | None) -> dic
         "stop_reason": stop,
         "stop_sequence": None,
         # The real API always sends the cache counters; claude-agent-acp sums them (NaN otherwise).
-        "usage": {"input_tokens": 42, "output_tokens": 1, "cache_creation_input_tokens": 0,
-                  "cache_read_input_tokens": 0},
+        "usage": {**(usage or {"input_tokens": 42, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}),
+                  "output_tokens": 1},
     }
 
 
-def _stream(model: str, blocks: list[tuple[dict[str, Any], str]], stop: str, chunks: int) -> list[bytes]:
-    events = [sse("message_start", {"type": "message_start", "message": _message(model, [], None)})]
+def _stream(model: str, blocks: list[tuple[dict[str, Any], str]], stop: str, chunks: int,
+            usage: dict[str, Any]) -> list[bytes]:
+    events = [sse("message_start", {"type": "message_start", "message": _message(model, [], None, usage)})]
     for index, (block, payload) in enumerate(blocks):
         kind = block["type"]
         if kind == "text":
@@ -153,7 +163,7 @@ def _stream(model: str, blocks: list[tuple[dict[str, Any], str]], stop: str, chu
         events.append(sse("content_block_stop", {"type": "content_block_stop", "index": index}))
     events.append(sse("message_delta", {"type": "message_delta",
                                         "delta": {"stop_reason": stop, "stop_sequence": None},
-                                        "usage": {"output_tokens": 7}}))
+                                        "usage": {"output_tokens": usage["output_tokens"]}}))
     events.append(sse("message_stop", {"type": "message_stop"}))
     return events
 

@@ -23,8 +23,15 @@ The first word of the prompt text picks the behaviour:
   inject B64           writes the base64-decoded bytes to stdout as they are ($SID becomes the
                        session id), then one chunk "injected" and end_turn (hostile agent output)
   inject_big N         a line of N bytes, then as inject
+  costly               a turn with usage (thoughtTokens too) and a usage_update whose cost
+                       (EUR) is cumulative over this process's turns of the session
+  recall               echoes "prior: " and the transcript block the bridge sent with a
+                       prompt of this agent session (a continuation), or "prior: none"
 Environment: FAKE_ACP_START=exit|noinit|banner|authreq, FAKE_ACP_STATE=DIR (sessions kept
-there so load/resume work across processes), FAKE_ACP_CAPS=json (agentCapabilities override).
+there so load/resume work across processes; empty: a restart forgets every session),
+FAKE_ACP_CAPS=json (agentCapabilities override), FAKE_ACP_FORGET=1|internal|auth (load and
+resume fail as for a session the agent lost: -32002, Gemini's -32603 "session not found", or
+an auth error that is not a lost session).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ next_id = [1000]
 cancelled: set[str] = set()
 modes = {"default": "Default", "plan": "Plan"}
 state: dict[str, dict] = {}
+spent: dict[str, float] = {}  # cost per session, in this process
 STATE_DIR = os.environ.get("FAKE_ACP_STATE")
 
 
@@ -136,11 +144,20 @@ def chunk(sid: str, text: str) -> None:
 def run_prompt(rid: int, params: dict) -> None:
     sid = params["sessionId"]
     cancelled.discard(sid)
-    text = " ".join(b.get("text", "") for b in params.get("prompt", []) if b.get("type") == "text").strip()
+    blocks = params.get("prompt", [])
+    # The bridge's transcript of a conversation an earlier agent session had (a continuation):
+    # context, not the command; `recall` says what it held.
+    prior = [b for b in blocks if ((b.get("_meta") or {}).get("bridge") or {}).get("priorConversation")]
+    if prior:
+        keep(sid)["prior"] = "\n".join(b.get("text", "") for b in prior)
+    blocks = [b for b in blocks if b not in prior]
+    text = " ".join(b.get("text", "") for b in blocks if b.get("type") == "text").strip()
     word, _, rest = text.partition(" ")
     stop = "end_turn"
     if word == "echo":
         chunk(sid, rest)
+    elif word == "recall":
+        chunk(sid, "prior: " + keep(sid).get("prior", "none"))
     elif word == "stream":
         n = int(rest or "10")
         s = keep(sid)
@@ -264,6 +281,15 @@ def run_prompt(rid: int, params: dict) -> None:
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
         chunk(sid, "injected")
+    elif word == "costly":
+        # A turn that costs 0.5 EUR: the cumulative cost of this process's runs of the
+        # session (what ACP's usage_update.cost is), from zero at each start.
+        spent[sid] = spent.get(sid, 0.0) + 0.5
+        chunk(sid, "spent")
+        update(
+            sid,
+            {"sessionUpdate": "usage_update", "used": 100, "size": 1000, "cost": {"amount": spent[sid], "currency": "EUR"}},
+        )
     elif word == "plan":
         update(
             sid,
@@ -343,6 +369,8 @@ def run_prompt(rid: int, params: dict) -> None:
     if word == "usage":
         # The unstable per-turn usage of ACP's unstable schema, at the result's root.
         result["usage"] = {"totalTokens": 30, "inputTokens": 20, "outputTokens": 10}
+    elif word == "costly":
+        result["usage"] = {"totalTokens": 30, "inputTokens": 20, "outputTokens": 10, "thoughtTokens": 4, "cachedReadTokens": 5}
     send({"id": rid, "result": result})
 
 
@@ -405,7 +433,19 @@ def handle(msg: dict) -> None:
         )
     elif method in ("session/load", "session/resume"):
         sid = params["sessionId"]
-        if not (STATE_DIR and os.path.exists(os.path.join(STATE_DIR, sid + ".json"))) and sid not in state:
+        forget = os.environ.get("FAKE_ACP_FORGET")
+        if forget == "internal":
+            # How Gemini CLI words it: an internal error, not ACP's -32002.
+            send(
+                {"id": rid, "error": {"code": -32603, "message": f"Internal error: session not found: {sid}"}}
+            )
+            return
+        if forget == "auth":
+            send({"id": rid, "error": {"code": -32000, "message": "Authentication required"}})
+            return
+        if forget or (
+            not (STATE_DIR and os.path.exists(os.path.join(STATE_DIR, sid + ".json"))) and sid not in state
+        ):
             send({"id": rid, "error": {"code": -32002, "message": f"no such session {sid}"}})
             return
         if method == "session/load":

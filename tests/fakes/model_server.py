@@ -42,6 +42,18 @@ class Reply:
     chunks: int = 1
     delay: float = 0.0
     stop: str | None = None  # override the stop reason (e.g. "max_tokens", "refusal")
+    # Merged into the usage the dialect reports (e.g. cache or reasoning counters).
+    usage: dict[str, Any] | None = None
+
+
+@dataclass
+class Reported:
+    """The usage the server sent for one generation request, in its dialect's own shape;
+    `scripted`: it answered with a scripted reply (not a helper call such as a title)."""
+
+    path: str
+    usage: dict[str, Any]
+    scripted: bool
 
 
 @dataclass
@@ -60,6 +72,7 @@ class Dialect(Protocol):
     def tool_names(self, body: Any) -> list[str]: ...
 
     # Optional: `consumes(req) -> bool`, False for helper calls answered without a scripted reply.
+    # Optional: `usage(reply) -> dict`, the usage it reports for a reply (kept in `reported`).
 
 
 _SECRET_HEADERS = {"authorization", "x-api-key", "x-goog-api-key", "api-key"}
@@ -74,6 +87,7 @@ class FakeModelServer:
         # The requests that took a scripted reply (the agent loop's), without helper calls such
         # as a title request, which an agent may send at any point of a turn.
         self.generations: list[Request] = []
+        self.reported: list[Reported] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -129,6 +143,10 @@ class FakeModelServer:
                                 server.generations.append(req)
                         reply = server._next() if generation else Reply()
                         status, ctype, chunks = dialect.respond(req, reply, dialect.tool_names(body))
+                        usage = getattr(dialect, "usage", None)
+                        if usage is not None and status == 200 and method == "POST" and _is_generation(self.path):
+                            with server._lock:
+                                server.reported.append(Reported(self.path, usage(reply), generation))
                         self._send(status, ctype, chunks)
                         return
                 self._send(404, "application/json", iter([b'{"error":"not found"}']))

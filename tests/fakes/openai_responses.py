@@ -106,6 +106,18 @@ class ResponsesDialect:
         p = path.split("?")[0]
         return (method == "POST" and p.endswith("/responses")) or (method == "GET" and p.endswith("/models"))
 
+    def usage(self, reply: Reply) -> dict[str, Any]:
+        """What `response.completed` reports, with the reply's overrides (e.g. reasoning
+        tokens in `output_tokens_details`)."""
+        usage: dict[str, Any] = {
+            "input_tokens": 42,
+            "input_tokens_details": None,
+            "output_tokens": 7,
+            "output_tokens_details": None,
+            "total_tokens": 49,
+        }
+        return {**usage, **(reply.usage or {})}
+
     def tool_names(self, body: Any) -> list[str]:
         return list(_offered(body))
 
@@ -131,13 +143,7 @@ class ResponsesDialect:
             failed = {"id": f"resp_{n}", "error": {"code": "server_error", "message": "scripted failure"}}
             events.append(_event({"type": "response.failed", "response": failed}))
         else:
-            usage = {
-                "input_tokens": 42,
-                "input_tokens_details": None,
-                "output_tokens": 7,
-                "output_tokens_details": None,
-                "total_tokens": 49,
-            }
+            usage = self.usage(reply)
             events.append(
                 _event({"type": "response.completed", "response": {"id": f"resp_{n}", "usage": usage}})
             )

@@ -59,6 +59,24 @@ class Backend:
             async with conn.cursor() as cur:
                 await cur.executemany("INSERT INTO events VALUES (%s,%s,%s,%s,%s)", rows)
 
+    async def make_version_2(self) -> None:
+        """A store as the release before the metrics column left it (version 2), holding the
+        wave-1 session with a lease owner column."""
+        await self.make_version_1(events=2)
+        if self.name == "sqlite":
+            from bridge.store import sqlite_schema
+
+            db = sqlite3.connect(self.location)
+            db.executescript(sqlite_schema.V2 + "PRAGMA user_version = 2;")
+            db.close()
+            return
+        import psycopg
+
+        from bridge.store import pg_schema
+
+        async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
+            await pg_schema.migrate(conn, "test", upto=2)
+
     async def set_version(self, version: int) -> None:
         """Stamp the store with another schema version (as a newer agent-bridge would)."""
         if self.name == "sqlite":

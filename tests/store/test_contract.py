@@ -74,6 +74,7 @@ async def test_catalog_create_get_update_round_trips_every_field(backend: Backen
             parent_id="p0",
             agent_path="/bin/fake",
             agent_version="1.2.3",
+            metrics={"turns": 2, "tokens": {"input": 42, "total": 49}, "costRun": [0.25, "USD"], "toolUsage": {hostile: 1}},
         )
         await s.create_session(original)
         assert await s.get_session("s1") == original
@@ -86,6 +87,10 @@ async def test_catalog_create_get_update_round_trips_every_field(backend: Backen
         got = await s.get_session("s1")
         assert got is not None and got.title == "new" and got.archived and got.updated_at > T0
         await s.update_session("unknown-session", title="x")  # no-op, no error
+        counters = {"turns": 3, "tokens": {"thought": 5}, "costDone": {"EUR": 1.5}, "costRun": None}
+        await s.update_session("s1", touch=False, metrics=counters)
+        got = await s.get_session("s1")
+        assert got is not None and got.metrics == counters
 
         await s.update_session("s1", deleted=True)
         got = await s.get_session("s1")
@@ -380,6 +385,10 @@ async def test_an_older_schema_is_upgraded_and_its_log_continues(backend: Backen
         assert await s.schema_version() == SCHEMA_VERSION
         old = await s.get_session(WAVE1_SESSION[0])
         assert old is not None and old.cwd == WAVE1_SESSION[2] and old.owner is None
+        # Version 3's metrics column: empty for the old rows, written like any other field.
+        assert old.metrics is None
+        await s.update_session(old.id, touch=False, metrics={"turns": 1})
+        assert (again := await s.get_session(old.id)) is not None and again.metrics == {"turns": 1}
         await s.register(new_instance("stdio", 30))
         assert await s.acquire(old.id) is None
         s.append(old.id, "bridge", b'{"after":"upgrade"}')
@@ -388,6 +397,17 @@ async def test_an_older_schema_is_upgraded_and_its_log_continues(backend: Backen
     # Opening again (another daemon) finds it current and changes nothing.
     async with stores(backend, 2) as (a, b):
         assert await a.schema_version() == await b.schema_version() == SCHEMA_VERSION
+
+
+async def test_a_version_2_store_gains_the_metrics_column_and_keeps_its_sessions(backend: Backend) -> None:
+    await backend.make_version_2()
+    async with stores(backend) as (s,):
+        assert await s.schema_version() == SCHEMA_VERSION == 3
+        old = await s.get_session(WAVE1_SESSION[0])
+        assert old is not None and old.metrics is None
+        await s.update_session(old.id, metrics={"turns": 4})
+        assert (got := await s.get_session(old.id)) is not None and got.metrics == {"turns": 4}
+        assert await seqs(s, old.id) == [1, 2]
 
 
 async def test_a_newer_schema_is_refused_naming_both_versions(backend: Backend) -> None:

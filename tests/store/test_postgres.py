@@ -13,7 +13,7 @@ import pytest
 
 from bridge.errors import StoreError
 from bridge.store import pg_conn, pg_url
-from bridge.store.base import SessionRecord, new_instance
+from bridge.store.base import SCHEMA_VERSION, SessionRecord, new_instance
 from bridge.store.postgres import PostgresStore
 from tests import pg_cluster
 from tests.conftest import bridge_cmd, in_process, subprocess_env
@@ -205,7 +205,7 @@ async def test_doctor_checks_the_postgresql_store_without_changing_it(pg_url: st
     await store.register(new_instance("stdio", 30))
     await store.create_session(SessionRecord("s", "fake", "/w", T0, T0))
     used = await check_postgres_store(pg_url)
-    assert used.status == "ok" and "schema 2, 1 sessions, 1 live daemon(s)" in used.summary
+    assert used.status == "ok" and f"schema {SCHEMA_VERSION}, 1 sessions, 1 live daemon(s)" in used.summary
     await store.close()
 
     down = await check_postgres_store(f"postgresql://bridge:hunter2-secret@127.0.0.1:{closed_port()}/x")
