@@ -80,7 +80,9 @@ class ClaudeAdapter:
 
     async def _handshake(self, chan: Channel) -> JsonObj:
         try:
-            return await chan.request("initialize", hooks=None)
+            # forwardSubagentText: a subagent's text and thinking come too (tagged with its Agent
+            # call), not only its tool calls, so a client can show what it is doing.
+            return await chan.request("initialize", hooks=None, forwardSubagentText=True)
         except AgentExitedError as exc:
             raise AgentStartError(
                 self.spec.name, f"it exited during the handshake (exit code {exc.returncode}): "

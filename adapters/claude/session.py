@@ -171,7 +171,8 @@ class ClaudeSession:
                 if self._turns and self._turns[0].cancelled:
                     answer = permissions.deny("The turn was cancelled.", interrupt=True)
                 else:
-                    params = permissions.request_params(req)
+                    parent = self.translator.parent_of(str(req.get("tool_use_id") or ""), req.get("agent_id"))
+                    params = permissions.request_params(req, parent)
                     result = await self.host.request_client("session/request_permission", params)
                     answer = permissions.answer(req, result)
             except Exception as exc:

@@ -9,6 +9,12 @@ thinking are taken from the deltas (so the client sees tokens as they come) and 
 the whole message; messages that were never streamed (slash command output, API error
 notices, replays) are taken whole. Tool calls are announced at their first delta (input
 still empty) and completed from the whole message (full input: title, diff, locations).
+
+Subagents (the Agent/Task tool): the CLI runs them in the same process and tags their
+messages with `parent_tool_use_id`, the id of the Agent call that started them. Their
+updates carry `_meta.bridge.parentToolCallId` (spec/bridge-extensions.md, "Subagents") so a
+client can nest them under that call; `parent_of` gives the link for a subagent's
+permission requests too.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ class Translator:
         self._current: dict[str | None, str] = {}  # parent tool use → message being streamed
         self._tools: dict[str, _Tool] = {}
         self._tasks: dict[str, JsonObj] = {}  # TaskCreate/TaskUpdate list, shown as a plan
+        self._parents: dict[str, str] = {}  # a subagent's tool call → the Agent call it runs under
+        self._agents: dict[str, str] = {}  # a subagent's task id (`agent_id`) → its Agent call
         self._mcp: list[JsonObj] | None = None
         self._input_tokens = 0
         # The model's last stop reason in this turn: the CLI's `result` hides max_tokens
@@ -66,8 +74,23 @@ class Translator:
         if parent is not None:
             # Subagent traffic: same session, tagged so a client can nest it under its Agent call.
             for u in out:
-                u.setdefault("_meta", {})["claudeCode"] = {"parentToolUseId": parent}
+                if isinstance(tid := u.get("toolCallId"), str) and tid != parent:
+                    self._parents[tid] = parent
+                meta = u.setdefault("_meta", {})
+                meta["claudeCode"] = {"parentToolUseId": parent}
+                meta["bridge"] = {"parentToolCallId": parent}
         return out
+
+    def parent_of(self, tool_use_id: str, agent_id: Any = None) -> str | None:
+        """The Agent call a subagent's tool call runs under (None: the main agent's own).
+        `agent_id`: the subagent's id, as a `can_use_tool` names it."""
+        return self._parents.get(tool_use_id) or (
+            self._agents.get(agent_id) if isinstance(agent_id, str) else None
+        )
+
+    def _link(self, tool_use_id: str) -> JsonObj:
+        parent = self._parents.get(tool_use_id)
+        return {} if parent is None else {"_meta": {"bridge": {"parentToolCallId": parent}}}
 
     # -- stream_event ------------------------------------------------------------------------
     def _event(self, ev: JsonObj, parent: str | None) -> list[JsonObj]:
@@ -168,6 +191,26 @@ class Translator:
     def _system(self, msg: JsonObj) -> list[JsonObj]:
         out: list[JsonObj] = []
         sub = msg.get("subtype")
+        if sub == "task_started" and isinstance(tid := msg.get("tool_use_id"), str) and tid in self._tools:
+            if isinstance(msg.get("task_id"), str):
+                self._agents[msg["task_id"]] = tid
+            # The Agent call's subagent started: from here on it is running, not waiting.
+            out.append(
+                {
+                    "sessionUpdate": "tool_call_update",
+                    "toolCallId": tid,
+                    "status": "in_progress",
+                    "_meta": {
+                        "bridge": {
+                            "subagent": {
+                                k: msg[k]
+                                for k in ("task_id", "subagent_type", "description")
+                                if isinstance(msg.get(k), str)
+                            }
+                        }
+                    },
+                }
+            )
         if isinstance(msg.get("permissionMode"), str) and sub in ("init", "status"):
             out += self.mode_changed(msg["permissionMode"])
         if sub == "init":
@@ -196,9 +239,11 @@ class Translator:
         self._streamed.clear()
         self._current.clear()
         # Calls cut off (interrupt, error) never get a result: do not leave them pending.
-        out = [{"sessionUpdate": "tool_call_update", "toolCallId": tid, "status": "failed"}
+        out = [{"sessionUpdate": "tool_call_update", "toolCallId": tid, "status": "failed", **self._link(tid)}
                for tid, tool in self._tools.items() if tool.name not in PLAN_TOOLS]
         self._tools.clear()
+        self._parents.clear()
+        self._agents.clear()
         windows = [w for m in obj(msg.get("modelUsage")).values()
                    if isinstance(w := obj(m).get("contextWindow"), int) and w > 0]
         if windows:

@@ -426,3 +426,59 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+async def test_subagent_work_is_visible_and_asks_the_user(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    """An Agent call whose subagent speaks, runs a command that needs permission, and reports:
+    its updates and its permission request carry `_meta.bridge.parentToolCallId`."""
+    target = world.ws / "created.txt"
+    fake.script(
+        Reply(
+            tools=[
+                ToolUse(
+                    "Agent",
+                    {
+                        "description": "Make a file",
+                        "prompt": "create it",
+                        "subagent_type": "general-purpose",
+                        "run_in_background": False,
+                    },
+                )
+            ]
+        ),
+        Reply(
+            text="I will create it.",
+            tools=[
+                ToolUse(
+                    "Bash", {"command": f"touch {target} && echo created", "description": "Create a file"}
+                )
+            ],
+        ),
+        Reply(text="Subagent report."),
+        Reply(text="All done."),
+    )
+    host = Host(select("allow"))
+    async with open_session(world, host) as session:
+        with anyio.fail_after(60):
+            result = await session.prompt(prompt("delegate"))
+    assert result["stopReason"] == "end_turn" and target.exists()
+    parent = next(u for u in host.updates if u["sessionUpdate"] == "tool_call")["toolCallId"]
+    (asked,) = host.permission_requests
+    assert asked["toolCall"]["kind"] == "execute"
+    assert asked["toolCall"]["_meta"] == {"bridge": {"parentToolCallId": parent}}
+
+    def nested(u: dict[str, object]) -> bool:
+        meta = u.get("_meta")
+        return isinstance(meta, dict) and meta.get("bridge", {}).get("parentToolCallId") == parent
+
+    inner = [u for u in host.updates if nested(u)]
+    assert (
+        "".join(u["content"]["text"] for u in inner if u["sessionUpdate"] == "agent_message_chunk")
+        == "I will create it.Subagent report."
+    )
+    bash_id = asked["toolCall"]["toolCallId"]
+    assert next(u["sessionUpdate"] for u in inner if u.get("toolCallId") == bash_id) == "tool_call"
+    assert [u for u in inner if u.get("toolCallId") == bash_id][-1]["status"] == "completed"
+    own = [u.get("status") for u in host.updates if u.get("toolCallId") == parent and u.get("status")]
+    assert own == ["pending", "in_progress", "completed"]
+    assert host.text().endswith("All done.")
