@@ -127,7 +127,7 @@ class ClaudeAdapter:
         config = ClaudeConfig.from_cli(
             init, settings, bypass=native.bypass_allowed(self.spec), mode=native.flag_value(args, "--permission-mode"),
             model=native.flag_value(args, "--model"), effort=native.flag_value(args, "--effort"))
-        session = ClaudeSession(host, chan, config, tg, init)
+        session = ClaudeSession(host, chan, config, tg, init, request.client_capabilities)
         meta = {"mcpServers": translate.mcp_status(mcp.get("mcpServers") or []), "account": init.get("account")}
         session.setup = SessionSetup(agent_session_id=session_id, modes=config.modes_state(),
                                      config_options=config.config_options(), meta={"claudeCode": meta})

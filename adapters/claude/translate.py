@@ -88,6 +88,11 @@ class Translator:
             self._agents.get(agent_id) if isinstance(agent_id, str) else None
         )
 
+    def running_mcp_call(self, server: str) -> str | None:
+        """The newest unfinished call of a tool of MCP server `server` (what its elicitation is for)."""
+        prefix = f"mcp__{server}__"
+        return next((tid for tid, t in reversed(self._tools.items()) if t.name.startswith(prefix)), None)
+
     def _link(self, tool_use_id: str) -> JsonObj:
         parent = self._parents.get(tool_use_id)
         return {} if parent is None else {"_meta": {"bridge": {"parentToolCallId": parent}}}

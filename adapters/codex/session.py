@@ -315,6 +315,8 @@ class CodexSession:
         if method == approvals.ELICITATION:
             ask = approvals.elicitation_for_client(params, self.request.client_capabilities)
             if ask is None:
+                log.info("%s: MCP server %r asked for input (%s mode); the client does not advertise that "
+                         "elicitation capability: declined", self.agent, params.get("serverName"), params.get("mode"))
                 return approvals.refusal(method)
             try:
                 return approvals.elicitation_answer(await self.host.request_client("elicitation/create", ask))

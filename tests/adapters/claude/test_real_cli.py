@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 import anyio
 import psutil
@@ -482,3 +483,39 @@ async def test_subagent_work_is_visible_and_asks_the_user(world: ClaudeWorld, fa
     own = [u.get("status") for u in host.updates if u.get("toolCallId") == parent and u.get("status")]
     assert own == ["pending", "in_progress", "completed"]
     assert host.text().endswith("All done.")
+
+
+ELICIT_MCP = Path(__file__).resolve().parents[2] / "fixtures" / "acp" / "elicit_mcp.py"
+
+
+@pytest.mark.parametrize("capable", [True, False])
+async def test_mcp_elicitation_reaches_a_capable_client(world: ClaudeWorld, fake: FakeModelServer, capable: bool) -> None:
+    """A real MCP server's `ctx.elicit` during a tool call: with `elicitation.form` advertised
+    the client is asked (`elicitation/create`) and its answer reaches the server; without it
+    the server gets `decline` and the client is not asked."""
+    fake.script(Reply(tools=[ToolUse("mcp__elicit__ask_name", {})]), Reply(text="done"))
+    server = {"name": "elicit", "command": sys.executable, "args": [str(ELICIT_MCP)], "env": []}
+    host = Host(select("allow"))
+
+    async def answer(params: dict[str, object]) -> object:
+        return {"action": "accept", "content": {"name": "Ada"}}
+
+    host.elicit = answer
+    caps = {"elicitation": {"form": {}}} if capable else {}
+    request = world.request(mcp_servers=[server], client_capabilities=caps)
+    async with open_session(world, host, request) as session:
+        with anyio.fail_after(60):
+            await session.prompt(prompt("ask my name"))
+    final = host.of("tool_call_update")[-1]
+    text = final["content"][0]["content"]["text"]
+    if capable:
+        assert host.elicitations, (text, host.records[-5:])
+        (asked,) = host.elicitations
+        assert asked["mode"] == "form" and asked["message"] == "What is your name?"
+        assert asked["requestedSchema"]["properties"]["name"]["type"] == "string"
+        assert asked["toolCallId"] == final["toolCallId"]
+        assert asked["_meta"] == {"bridge": {"mcpServer": "elicit"}}
+        assert "accept:Ada" in text
+    else:
+        assert host.elicitations == []
+        assert "decline" in text and "accept" not in text

@@ -92,6 +92,8 @@ class Host:
         full = {**params, "sessionId": self.session_id}
         if method == "session/request_permission":
             validate("RequestPermissionRequest", full)
+        elif method == "elicitation/create":
+            validate("CreateElicitationRequest", full)
         self.requests.append((method, full))
         self._changed.set()
         if self.answer is None:

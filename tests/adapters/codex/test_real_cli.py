@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -474,3 +475,39 @@ async def test_read_only_codex_methods_pass_through(codex: Codex, fake: FakeMode
             with pytest.raises(RpcError) as info:
                 await session.call(method, {})
             assert info.value.code == METHOD_NOT_FOUND
+
+
+ELICIT_MCP = Path(__file__).resolve().parents[2] / "fixtures" / "acp" / "elicit_mcp.py"
+
+
+@pytest.mark.parametrize("capable", [True, False])
+async def test_mcp_elicitation_reaches_a_capable_client(codex: Codex, fake: FakeModelServer, capable: bool) -> None:
+    """A real MCP server asks for input during its tool call (`mcpServer/elicitation/request`):
+    with `elicitation.form` advertised the client gets `elicitation/create` and its answer
+    reaches the server; without it the server gets `decline` and the client is not asked."""
+    fake.script(Reply(tools=[mcp_call("elicit", "ask_name", {}, "call_ask")]), Reply(text="asked"))
+    server = {"name": "elicit", "command": sys.executable, "args": [str(ELICIT_MCP)], "env": []}
+
+    def answer(method: str, params: JsonObj) -> Any:
+        if method == "session/request_permission":  # Codex asks before calling the MCP tool
+            return select("allow_once")(method, params)
+        assert method == "elicitation/create", method
+        return {"action": "accept", "content": {"name": "Ada"}}
+
+    host = Host(answer=answer)
+    caps = {"elicitation": {"form": {}}} if capable else {}
+    # Not full-access: under approval policy `never` Codex declines elicitations itself.
+    async with codex.session(host, mcp_servers=[server], client_capabilities=caps) as session:
+        with anyio.fail_after(60):
+            await session.prompt(prompt("ask my name"))
+    output = last_tool_output(fake.requests[-1]) or ""
+    asked = [p for m, p in host.requests if m == "elicitation/create"]
+    if capable:
+        assert asked, (output, host.requests)
+        (ask,) = asked
+        assert ask["mode"] == "form" and ask["message"] == "What is your name?"
+        assert ask["requestedSchema"]["properties"]["name"]["type"] == "string"
+        assert "accept:Ada" in output
+    else:
+        assert asked == []
+        assert "decline" in output and "accept" not in output
