@@ -19,6 +19,7 @@ from adapters.claude.channel import Channel
 from adapters.claude.jsonutil import obj
 from adapters.claude.options import ClaudeConfig
 from adapters.claude.translate import Translator
+from adapters.common import wants_compaction
 from bridge.core.adapter import JsonObj, SessionHost, SessionSetup
 from bridge.errors import METHOD_NOT_FOUND, AgentError, AgentExitedError, RpcError, invalid_params
 
@@ -44,7 +45,7 @@ class ClaudeSession:
         self.init = init
         self.chan = chan
         self.config = config
-        self.translator = Translator(config)
+        self.translator = Translator(config, compaction=wants_compaction(self.client_capabilities))
         self.setup = SessionSetup(agent_session_id="")
         self._tg = tg
         # One entry per user line written, in order: each gets exactly one `result`. A turn

@@ -40,8 +40,13 @@ class _Tool:
 
 
 class Translator:
-    def __init__(self, config: ClaudeConfig | None = None) -> None:
+    def __init__(self, config: ClaudeConfig | None = None, *, compaction: bool = False) -> None:
         self.config = config or ClaudeConfig()
+        # The client advertised ACP's unstable `session.compaction`: a compaction is a
+        # `compaction_update` entity for it; for any other client, a "Compact" tool call.
+        self.compaction = compaction
+        self._compacting: str | None = None  # the running (or just finished) compaction's id
+        self._summary_due = False  # after compact_boundary: the CLI's next synthetic line is the summary
         self._streamed: set[str] = set()  # message ids seen as stream_event deltas
         self._current: dict[str | None, str] = {}  # parent tool use → message being streamed
         self._tools: dict[str, _Tool] = {}
@@ -63,6 +68,8 @@ class Translator:
             out = self._event(msg["event"], parent)
         elif kind == "assistant" and isinstance(msg.get("message"), dict):
             out = self._assistant(msg["message"])
+        elif kind == "user" and self._summary_due and msg.get("isSynthetic"):
+            out = self._compact_summary(obj(msg.get("message")).get("content"))
         elif kind == "user" and isinstance(msg.get("message"), dict) and not msg.get("isReplay"):
             out = self._user(msg["message"], msg.get("tool_use_result"))
         elif kind == "system":
@@ -216,6 +223,13 @@ class Translator:
                     },
                 }
             )
+        if sub == "status" and (msg.get("status") == "compacting" or "compact_result" in msg):
+            out += self._compact_status(msg)
+        elif sub == "compact_boundary" and self._compacting is not None:
+            self._summary_due = True
+            if not self.compaction:
+                out.append({"sessionUpdate": "tool_call_update", "toolCallId": self._compacting,
+                            "rawOutput": obj(msg.get("compact_metadata"))})
         if isinstance(msg.get("permissionMode"), str) and sub in ("init", "status"):
             out += self.mode_changed(msg["permissionMode"])
         if sub == "init":
@@ -230,6 +244,40 @@ class Translator:
                 out.append({"sessionUpdate": "session_info_update",
                             "_meta": {"claudeCode": {"mcpServers": mcp_status(servers)}}})
         return out
+
+    # -- compaction (`/compact`, or the CLI's own when the context fills up) ---------------------
+    def _compact_status(self, msg: JsonObj) -> list[JsonObj]:
+        if msg.get("status") == "compacting":
+            self._compacting = f"compact-{msg.get('uuid') or len(self._tools)}"
+            self._summary_due = False
+            if self.compaction:
+                return [{"sessionUpdate": "compaction_update", "compactionId": self._compacting,
+                         "status": "in_progress"}]
+            return [{"sessionUpdate": "tool_call", "toolCallId": self._compacting, "title": "Compact the conversation",
+                     "kind": "think", "status": "in_progress", "_meta": {"bridge": {"toolName": "compact"}}}]
+        if self._compacting is None:
+            return []
+        ok = msg.get("compact_result") == "success"
+        status = "completed" if ok else "failed"
+        if self.compaction:
+            update: JsonObj = {"sessionUpdate": "compaction_update", "compactionId": self._compacting, "status": status}
+            if not ok:
+                update["error"] = str(msg.get("compact_error") or msg.get("compact_result") or "compaction failed")
+            return [update]
+        return [{"sessionUpdate": "tool_call_update", "toolCallId": self._compacting, "status": status}]
+
+    def _compact_summary(self, content: Any) -> list[JsonObj]:
+        self._summary_due = False
+        text = content if isinstance(content, str) else "".join(
+            b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text")
+        if not text or self._compacting is None:
+            return []
+        block = {"type": "text", "text": text}
+        if self.compaction:
+            return [{"sessionUpdate": "compaction_update", "compactionId": self._compacting, "status": "completed",
+                     "summary": [block]}]
+        return [{"sessionUpdate": "tool_call_update", "toolCallId": self._compacting,
+                 "content": [{"type": "content", "content": block}]}]
 
     def mode_changed(self, mode: str) -> list[JsonObj]:
         if not self.config.observe_mode(mode):

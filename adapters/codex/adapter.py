@@ -98,6 +98,7 @@ class CodexAdapter:
                     failure = exc
                 else:
                     task_status.started(session)
+                    session.host.emit(session.commands_update())
                     await server.exited.wait()
                 tg.cancel_scope.cancel()
             if failure is None:

@@ -6,7 +6,9 @@ thread's items from `thread/items/list`), or `thread/fork`; then `model/list` an
 `config.mcp_servers` (a per-thread override: the user's config.toml is left alone).
 
 A prompt is one `turn/start` (with any pending mode/model/effort overrides) that ends at
-`turn/completed`; cancel is `turn/interrupt`. Codex's approval requests become
+`turn/completed`; cancel is `turn/interrupt`. The prompt `/compact` (the one command the
+session advertises) is `thread/compact/start` instead: Codex runs the compaction as a turn of
+its own (a `contextCompaction` item, shown as a tool call) and the prompt ends with it. Codex's approval requests become
 `session/request_permission` (approvals.py). If the process dies, the running prompt fails
 at once with the exit code and stderr tail.
 """
@@ -22,6 +24,7 @@ from adapters.codex import approvals
 from adapters.codex.options import Settings, user_input
 from adapters.codex.rpc import AppServer, CodexRpcError, method_not_found
 from adapters.codex.translate import Translator, replay
+from adapters.common import wants_compaction
 from bridge.core.adapter import JsonObj, SessionHost, SessionSetup, StartRequest
 from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, AgentError, AgentExitedError, RpcError
 from bridge.process.agent_process import AgentProcess
@@ -38,6 +41,7 @@ CAPABILITIES: JsonObj = {
 PASSTHROUGH = {"thread/list", "thread/read", "thread/turns/list", "thread/items/list", "model/list"}
 PAGE = 200
 MAX_PAGES = 50
+COMMANDS = [{"name": "compact", "description": "Summarize the conversation to free context (thread/compact/start)"}]
 # How long a first prompt waits for the client's MCP servers to finish starting: Codex does
 # not wait for them, and a turn started earlier runs without their tools.
 MCP_STARTUP_WAIT = 30.0
@@ -68,7 +72,7 @@ class CodexSession:
         self.host = host
         self.request = request
         self.proc = proc
-        self.translator = Translator()
+        self.translator = Translator(compaction=wants_compaction(request.client_capabilities))
         self.thread_id = ""
         self._turn: _Turn | None = None
         self._usage_total: JsonObj | None = None
@@ -159,15 +163,19 @@ class CodexSession:
                 await self._mcp_started.wait()
             if turn.cancel_requested:  # cancelled before Codex heard of the turn
                 return {"stopReason": "cancelled"}
-            overrides = self.settings.take_overrides()
-            try:
-                res = await self.server.request(
-                    "turn/start", {"threadId": self.thread_id, "input": items, **overrides}
-                )
-            except BaseException:
-                self.settings.pending = {**overrides, **self.settings.pending}  # not applied: keep them
-                raise
-            turn.id = str((res.get("turn") or {}).get("id"))
+            if _is_compact(params.get("prompt")):
+                # No turn id in the answer: the compaction's turn is the next one to complete.
+                await self.server.request("thread/compact/start", {"threadId": self.thread_id})
+            else:
+                overrides = self.settings.take_overrides()
+                try:
+                    res = await self.server.request(
+                        "turn/start", {"threadId": self.thread_id, "input": items, **overrides}
+                    )
+                except BaseException:
+                    self.settings.pending = {**overrides, **self.settings.pending}  # not applied: keep them
+                    raise
+                turn.id = str((res.get("turn") or {}).get("id"))
             if turn.cancel_requested and not turn.done.is_set():
                 await self._interrupt(turn)
             await turn.done.wait()
@@ -180,6 +188,9 @@ class CodexSession:
         if usage:
             result["usage"] = usage
         return result
+
+    def commands_update(self) -> JsonObj:
+        return {"sessionUpdate": "available_commands_update", "availableCommands": COMMANDS}
 
     def _stop_reason(self, turn: _Turn) -> str:
         if turn.cancel_requested or turn.status == "interrupted":
@@ -326,6 +337,12 @@ class CodexSession:
         if refusal is None:
             raise method_not_found(method)
         return refusal
+
+
+def _is_compact(prompt: Any) -> bool:
+    blocks = prompt if isinstance(prompt, list) else []
+    return (len(blocks) == 1 and isinstance(blocks[0], dict) and blocks[0].get("type") == "text"
+            and str(blocks[0].get("text") or "").strip() == "/compact")
 
 
 def _usage_delta(before: JsonObj | None, after: JsonObj | None) -> JsonObj | None:

@@ -519,3 +519,32 @@ async def test_mcp_elicitation_reaches_a_capable_client(world: ClaudeWorld, fake
     else:
         assert host.elicitations == []
         assert "decline" in text and "accept" not in text
+
+
+@pytest.mark.parametrize("capable", [False, True])
+async def test_compact_command(world: ClaudeWorld, fake: FakeModelServer, capable: bool) -> None:
+    """`/compact` as a prompt: the CLI summarizes with one model call; the client sees a
+    "Compact the conversation" tool call carrying the summary, or ACP's unstable
+    `compaction_update` entity when it advertises `session.compaction`."""
+    fake.script(Reply(text="Hi."), Reply(text="Summary: the user said hello."))
+    host = Host()
+    caps = {"session": {"compaction": {}}} if capable else {}
+    async with open_session(world, host, world.request(client_capabilities=caps)) as session:
+        with anyio.fail_after(60):
+            await session.prompt(prompt("hello"))
+            result = await session.prompt(prompt("/compact"))
+    assert result["stopReason"] == "end_turn"
+    # The CLI asked the model for a summary (its compaction prompt is the request's last message).
+    asks = [json.dumps(r.body["messages"][-1]).lower() for r in fake.requests
+            if r.path.startswith("/v1/messages?") and isinstance(r.body, dict) and r.body.get("messages")]
+    assert any("summar" in a for a in asks[1:])
+    if capable:
+        entity = host.of("compaction_update")
+        assert [u["status"] for u in entity][:2] == ["in_progress", "completed"]
+        assert "Summary: the user said hello." in entity[-1]["summary"][0]["text"]
+        return
+    assert host.of("compaction_update") == []
+    calls = [u for u in host.updates if str(u.get("toolCallId", "")).startswith("compact-")]
+    assert calls[0]["title"] == "Compact the conversation"
+    assert [u.get("status") for u in calls if u.get("status")] == ["in_progress", "completed"]
+    assert "Summary: the user said hello." in calls[-1]["content"][0]["content"]["text"]

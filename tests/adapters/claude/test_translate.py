@@ -264,3 +264,39 @@ def test_calls_cut_off_by_the_end_of_a_turn_are_marked_failed() -> None:
     out = tr.feed({"type": "result", "subtype": "error_during_execution", "is_error": True})
     assert out == [{"sessionUpdate": "tool_call_update", "toolCallId": "toolu_x", "status": "failed"}]
     assert tr.feed({"type": "result", "subtype": "success"}) == []
+
+
+def test_compact_is_a_tool_call_for_most_clients() -> None:
+    _, updates = run("compact")
+    calls = [u for u in updates if str(u.get("toolCallId", "")).startswith("compact-")]
+    assert calls[0]["sessionUpdate"] == "tool_call" and calls[0]["title"] == "Compact the conversation"
+    assert calls[0]["status"] == "in_progress"
+    assert [u.get("status") for u in calls if u.get("status")] == ["in_progress", "completed"]
+    assert next(u for u in calls if "rawOutput" in u)["rawOutput"]["trigger"] == "manual"
+    summary = calls[-1]["content"][0]["content"]["text"]
+    assert "Summary: the user said hello." in summary
+    assert "compaction_update" not in kinds(updates)
+    # The CLI's "Compacted" notice and the summary are not shown as the user's words.
+    assert "user_message_chunk" not in kinds(updates)
+
+
+def test_compact_is_a_compaction_entity_for_clients_that_advertise_it() -> None:
+    tr = Translator(compaction=True)
+    updates = [u for m in out_messages("compact") for u in tr.feed(m)]
+    for u in updates:
+        valid(u)
+    entity = [u for u in updates if u["sessionUpdate"] == "compaction_update"]
+    assert [u["status"] for u in entity] == ["in_progress", "completed", "completed"]
+    assert len({u["compactionId"] for u in entity}) == 1
+    assert "Summary: the user said hello." in entity[-1]["summary"][0]["text"]
+    assert not [u for u in updates if str(u.get("toolCallId", "")).startswith("compact-")]
+
+
+def test_a_failed_compaction() -> None:
+    tr = Translator(compaction=True)
+    tr.feed({"type": "system", "subtype": "status", "status": "compacting", "uuid": "u1"})
+    (u,) = tr.feed({"type": "system", "subtype": "status", "status": None, "compact_result": "failed",
+                    "compact_error": "Not enough messages to compact."})
+    valid(u)
+    assert u == {"sessionUpdate": "compaction_update", "compactionId": "compact-u1", "status": "failed",
+                 "error": "Not enough messages to compact."}

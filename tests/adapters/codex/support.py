@@ -44,7 +44,9 @@ def validate(definition: str, instance: Any, *, unstable: bool = False) -> None:
 
 
 def validate_update(update: JsonObj) -> None:
-    validate("SessionNotification", {"sessionId": "s", "update": update})
+    # Compaction updates are ACP's unstable surface (sent only to clients that opt in).
+    unstable = str(update.get("sessionUpdate")).startswith("compaction_")
+    validate("SessionNotification", {"sessionId": "s", "update": update}, unstable=unstable)
 
 
 def text_of(updates: list[JsonObj], kind: str = "agent_message_chunk") -> str:

@@ -511,3 +511,33 @@ async def test_mcp_elicitation_reaches_a_capable_client(codex: Codex, fake: Fake
     else:
         assert asked == []
         assert "decline" in output and "accept" not in output
+
+
+@pytest.mark.parametrize("capable", [False, True])
+async def test_compact_command(codex: Codex, fake: FakeModelServer, capable: bool) -> None:
+    """`/compact` is advertised and runs Codex's own compaction (`thread/compact/start`):
+    the prompt ends when it does, with the compaction shown as a completed tool call, or as
+    ACP's unstable `compaction_update` to a client that advertises `session.compaction`."""
+    fake.script(Reply(text="first answer"), Reply(text="Summary: the user said hello."))
+    host = Host()
+    caps = {"session": {"compaction": {}}} if capable else {}
+    async with codex.session(host, client_capabilities=caps) as session:
+        with anyio.fail_after(60):
+            await session.prompt(prompt("hello"))
+            result = await session.prompt(prompt("/compact"))
+    assert result["stopReason"] == "end_turn"
+    (commands,) = host.of("available_commands_update")
+    assert [c["name"] for c in commands["availableCommands"]] == ["compact"]
+    assert len(fake.requests) == 2  # the compaction asked the model for its summary
+    calls = [u for u in host.updates if u["sessionUpdate"] in ("tool_call", "tool_call_update")]
+    if capable:
+        entity = host.of("compaction_update")
+        assert [u["status"] for u in entity] == ["in_progress", "completed"]
+        assert len({u["compactionId"] for u in entity}) == 1
+        assert not [u for u in calls if u.get("title") == "Compact the conversation"]
+        return
+    assert host.of("compaction_update") == []
+    compaction = [u for u in calls if u.get("title") == "Compact the conversation"]
+    assert compaction, calls
+    cid = compaction[0]["toolCallId"]
+    assert [u for u in calls if u["toolCallId"] == cid][-1]["status"] == "completed"
