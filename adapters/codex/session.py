@@ -78,6 +78,8 @@ class CodexSession:
         self._usage_total: JsonObj | None = None
         self._mcp_starting: set[str] = set()
         self._mcp_started = anyio.Event()
+        # Sub-agent thread → (the collabAgentToolCall that spawned it, that thread's translator).
+        self._children: dict[str, tuple[str, Translator]] = {}
 
     # -- opening ----------------------------------------------------------------------------
     async def open(self, servers: JsonObj) -> None:
@@ -259,9 +261,15 @@ class CodexSession:
             self._mcp_status(params)
         thread = params.get("threadId")
         if thread is not None and thread != self.thread_id:
-            return  # another thread (e.g. a sub-agent's), or the handshake before ours is known
+            # A sub-agent's thread: shown nested under the call that spawned it. Anything
+            # else (the handshake before ours is known) is not this session's.
+            if thread in self._children:
+                self._child_notification(str(thread), method, params)
+            return
         for update in self.translator.notification(method, params):
             self.host.emit(update)
+        if method == "item/completed":
+            self._spawned(params.get("item") or {})
         if method == "turn/completed":
             self._turn_completed(params.get("turn") or {})
         elif method == "thread/tokenUsage/updated":
@@ -275,6 +283,27 @@ class CodexSession:
             )
         elif method in ("warning", "configWarning", "deprecationNotice", "error"):
             log.info("%s: codex %s: %s", self.agent, method, params)
+
+    # -- sub-agents (Codex's multi-agent tools) ------------------------------------------------
+    def _spawned(self, item: JsonObj) -> None:
+        """A `collabAgentToolCall` that started sub-agents: their threads are linked to it."""
+        if item.get("type") != "collabAgentToolCall":
+            return
+        for child in item.get("receiverThreadIds") or []:
+            if isinstance(child, str) and child != self.thread_id and child not in self._children:
+                self._children[child] = (str(item.get("id", "")), Translator(compaction=self.translator.compaction))
+
+    def _child_notification(self, thread: str, method: str, params: JsonObj) -> None:
+        parent, translator = self._children[thread]
+        for update in translator.notification(method, params):
+            if update.get("sessionUpdate") != "usage_update":  # the session's usage is its own thread's
+                self.host.emit(_nested(update, parent))
+        if method == "item/completed":
+            self._spawned(params.get("item") or {})
+
+    def _thread_translator(self, params: JsonObj) -> tuple[Translator, str | None]:
+        child = self._children.get(str(params.get("threadId")))
+        return (child[1], child[0]) if child is not None else (self.translator, None)
 
     def _mcp_status(self, params: JsonObj) -> None:
         name, status = params.get("name"), params.get("status")
@@ -300,6 +329,9 @@ class CodexSession:
     def batch_done(self) -> None:
         for update in self.translator.flush():
             self.host.emit(update)
+        for parent, translator in self._children.values():
+            for update in translator.flush():
+                self.host.emit(_nested(update, parent))
         self.host.touch()
 
     async def drain(self) -> None:
@@ -315,8 +347,11 @@ class CodexSession:
             self._turn.done.set()
 
     async def server_request(self, request_id: Any, method: str, params: JsonObj) -> Any:
-        approval = approvals.approval_for(method, params, self.translator, request_id)
+        translator, parent = self._thread_translator(params)
+        approval = approvals.approval_for(method, params, translator, request_id)
         if approval is not None:
+            if parent is not None:  # a sub-agent asks: say under which call
+                approval.request["toolCall"] = _nested(approval.request["toolCall"], parent)
             try:
                 response = await self.host.request_client("session/request_permission", approval.request)
             except RpcError as exc:
@@ -337,6 +372,13 @@ class CodexSession:
         if refusal is None:
             raise method_not_found(method)
         return refusal
+
+
+def _nested(update: JsonObj, parent: str) -> JsonObj:
+    """`update` linked to the tool call its sub-agent runs under (spec/bridge-extensions.md)."""
+    meta = dict(update.get("_meta") or {})
+    meta["bridge"] = {**(meta.get("bridge") or {}), "parentToolCallId": parent}
+    return {**update, "_meta": meta}
 
 
 def _is_compact(prompt: Any) -> bool:

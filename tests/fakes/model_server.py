@@ -42,6 +42,9 @@ class Reply:
     chunks: int = 1
     delay: float = 0.0
     stop: str | None = None  # override the stop reason (e.g. "max_tokens", "refusal")
+    # Only for a request whose body this accepts (agents with sub-agents ask concurrently):
+    # the first scripted reply that accepts the request answers it; no `when` accepts any.
+    when: Callable[[Any], bool] | None = None
 
 
 @dataclass
@@ -80,9 +83,13 @@ class FakeModelServer:
         with self._lock:
             self.replies.extend(replies)
 
-    def _next(self) -> Reply:
+    def _next(self, body: Any = None) -> Reply:
         with self._lock:
-            return self.replies.popleft() if self.replies else self.default
+            for reply in self.replies:
+                if reply.when is None or reply.when(body):
+                    self.replies.remove(reply)
+                    return reply
+            return self.default
 
     # -- lifecycle ---------------------------------------------------------------------
     @property
@@ -121,7 +128,7 @@ class FakeModelServer:
                         generation = method == "POST" and _is_generation(self.path)
                         if generation and consumes is not None:
                             generation = bool(consumes(req))
-                        reply = server._next() if generation else Reply()
+                        reply = server._next(body) if generation else Reply()
                         status, ctype, chunks = dialect.respond(req, reply, dialect.tool_names(body))
                         self._send(status, ctype, chunks)
                         return
