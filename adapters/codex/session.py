@@ -168,6 +168,8 @@ class CodexSession:
             if _is_compact(params.get("prompt")):
                 # No turn id in the answer: the compaction's turn is the next one to complete.
                 await self.server.request("thread/compact/start", {"threadId": self.thread_id})
+                if turn.cancel_requested and turn.id is not None and not turn.done.is_set():
+                    await self._interrupt(turn)
             else:
                 overrides = self.settings.take_overrides()
                 try:
@@ -270,6 +272,9 @@ class CodexSession:
             self.host.emit(update)
         if method == "item/completed":
             self._spawned(params.get("item") or {})
+        if method == "turn/started" and self._turn is not None and self._turn.id is None:
+            # A compaction's turn (its start request answers no turn id): now cancel can reach it.
+            self._turn.id = str((params.get("turn") or {}).get("id"))
         if method == "turn/completed":
             self._turn_completed(params.get("turn") or {})
         elif method == "thread/tokenUsage/updated":

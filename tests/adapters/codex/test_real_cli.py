@@ -611,3 +611,31 @@ async def test_sub_agent_work_is_visible_and_asks_the_user(codex: Codex, fake: F
     # The main agent's own words are not nested; the sub-agent's usage is not the session's.
     assert text_of([u for u in host.updates if not nested(u)]) == "all done"
     assert not [u for u in inner if u["sessionUpdate"] == "usage_update"]
+
+
+async def test_cancel_during_compact(codex: Codex, fake: FakeModelServer) -> None:
+    """Cancelling a `/compact` interrupts Codex's compaction turn (its id comes from
+    `turn/started`, as `thread/compact/start` answers none): the prompt ends `cancelled`."""
+    fake.script(Reply(text="first answer"), Reply(text="summary " * 40, chunks=40, delay=0.1))
+    host = Host()
+    async with codex.session(host) as session:
+        await session.prompt(prompt("hello"))
+        results: list[JsonObj] = []
+        ended = anyio.Event()
+        async with anyio.create_task_group() as tg:
+
+            async def compact() -> None:
+                results.append(await session.prompt(prompt("/compact")))
+                ended.set()
+
+            tg.start_soon(compact)
+            with anyio.fail_after(30):
+                await host.wait_for(lambda u: u.get("title") == "Compact the conversation")
+            # The scripted summary streams for 4 s: ending well before that means Codex was
+            # interrupted, not that the compaction finished.
+            with anyio.fail_after(2.5):
+                await session.cancel()
+                await ended.wait()
+    assert results[0]["stopReason"] == "cancelled"
+    compaction = next(u for u in host.updates if u.get("title") == "Compact the conversation")["toolCallId"]
+    assert [u for u in host.updates if u.get("toolCallId") == compaction][-1]["status"] != "completed"
