@@ -89,7 +89,9 @@ class ClaudeAdapter:
 
     async def _handshake(self, chan: Channel) -> JsonObj:
         try:
-            return await chan.request("initialize", hooks=None)
+            # forwardSubagentText: a subagent's text and thinking come too (tagged with its Agent
+            # call), not only its tool calls, so a client can show what it is doing.
+            return await chan.request("initialize", hooks=None, forwardSubagentText=True)
         except AgentExitedError as exc:
             raise AgentStartError(
                 self.spec.name, f"it exited during the handshake (exit code {exc.returncode}): "
@@ -136,7 +138,7 @@ class ClaudeAdapter:
         config = ClaudeConfig.from_cli(
             init, settings, bypass=native.bypass_allowed(self.spec), mode=native.flag_value(args, "--permission-mode"),
             model=native.flag_value(args, "--model"), effort=native.flag_value(args, "--effort"))
-        session = ClaudeSession(host, chan, config, tg, init)
+        session = ClaudeSession(host, chan, config, tg, init, request.client_capabilities)
         session.mcp_servers = [obj(s) for s in mcp.get("mcpServers") or []]
         meta = {"mcpServers": translate.mcp_status(mcp.get("mcpServers") or []), "account": init.get("account")}
         session.setup = SessionSetup(agent_session_id=session_id, modes=config.modes_state(),

@@ -27,12 +27,15 @@ PLAN_OPTIONS = [
 ]
 
 
-def request_params(req: JsonObj) -> JsonObj:
-    """The `session/request_permission` params (without sessionId) for a `can_use_tool`."""
+def request_params(req: JsonObj, parent: str | None = None) -> JsonObj:
+    """The `session/request_permission` params (without sessionId) for a `can_use_tool`.
+    `parent`: the Agent tool call, when a subagent asks (linked as in the session's updates)."""
     name = str(req.get("tool_name") or "")
     tool_input = obj(req.get("input"))
-    tool_call = {"toolCallId": str(req.get("tool_use_id") or ""), "status": "pending", "rawInput": tool_input,
-                 **tools.describe(name, tool_input)}
+    tool_call: JsonObj = {"toolCallId": str(req.get("tool_use_id") or ""), "status": "pending",
+                          "rawInput": tool_input, **tools.describe(name, tool_input)}
+    if parent is not None:
+        tool_call["_meta"] = {"bridge": {"parentToolCallId": parent}}
     if name == "ExitPlanMode":
         options = PLAN_OPTIONS
     else:

@@ -14,11 +14,12 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from adapters.claude import native, permissions, translate
+from adapters.claude import elicit, native, permissions, translate
 from adapters.claude.channel import Channel
 from adapters.claude.jsonutil import obj
 from adapters.claude.options import ClaudeConfig
 from adapters.claude.translate import Translator
+from adapters.common import wants_compaction
 from bridge.core.adapter import SessionHost, SessionSetup
 from bridge.errors import METHOD_NOT_FOUND, AgentError, AgentExitedError, RpcError, invalid_params
 from bridge.wire.types import JsonObj
@@ -38,12 +39,14 @@ class _Turn:
 
 
 class ClaudeSession:
-    def __init__(self, host: SessionHost, chan: Channel, config: ClaudeConfig, tg: TaskGroup, init: JsonObj) -> None:
+    def __init__(self, host: SessionHost, chan: Channel, config: ClaudeConfig, tg: TaskGroup, init: JsonObj,
+                 client_capabilities: JsonObj | None = None) -> None:
         self.host = host
+        self.client_capabilities = client_capabilities or {}
         self.init = init
         self.chan = chan
         self.config = config
-        self.translator = Translator(config)
+        self.translator = Translator(config, compaction=wants_compaction(self.client_capabilities))
         self.setup = SessionSetup(agent_session_id="")
         # The CLI's `mcp_status` at start (its config included: never sent on as is).
         self.mcp_servers: list[JsonObj] = []
@@ -162,8 +165,10 @@ class ClaudeSession:
         req = obj(msg.get("request"))
         if req.get("subtype") == "can_use_tool":
             self._tg.start_soon(self._ask, rid, req)
+        elif req.get("subtype") == "elicitation":
+            self._tg.start_soon(self._elicit, rid, req)
         else:
-            # Hooks, SDK MCP servers, elicitations: nothing of ours is registered for them.
+            # Hooks, SDK MCP servers: nothing of ours is registered for them.
             reply = native.control_reply(rid, error=f"agent-bridge does not handle {req.get('subtype')}")
             self._tg.start_soon(self._reply, reply)
 
@@ -174,7 +179,8 @@ class ClaudeSession:
                 if self._turns and self._turns[0].cancelled:
                     answer = permissions.deny("The turn was cancelled.", interrupt=True)
                 else:
-                    params = permissions.request_params(req)
+                    parent = self.translator.parent_of(str(req.get("tool_use_id") or ""), req.get("agent_id"))
+                    params = permissions.request_params(req, parent)
                     result = await self.host.request_client("session/request_permission", params)
                     answer = permissions.answer(req, result)
             except Exception as exc:
@@ -187,6 +193,27 @@ class ClaudeSession:
                 # A cancelled request stops the turn (the head of the queue is the one running):
                 # it ends as a cancel, not an error.
                 self._turns[0].cancelled = True
+            await self._reply(native.control_reply(rid, answer))
+
+    async def _elicit(self, rid: str, req: JsonObj) -> None:
+        server = str(req.get("mcp_server_name") or "")
+        call = self.translator.running_mcp_call(server)
+        ask = elicit.for_client(req, self.client_capabilities, call)
+        with anyio.CancelScope() as scope:
+            self._asks[rid] = scope
+            try:
+                if ask is None:
+                    log.info("agent %s: MCP server %r asked for input (%s mode); the client does not "
+                             "advertise that elicitation capability: declined", self.chan.name, server,
+                             req.get("mode") or "form")
+                    answer = elicit.DECLINE
+                else:
+                    answer = elicit.answer(await self.host.request_client("elicitation/create", ask))
+            except RpcError as exc:
+                log.info("agent %s: elicitation failed at the client, cancelling: %s", self.chan.name, exc.message)
+                answer = elicit.answer(None)
+            finally:
+                self._asks.pop(rid, None)
             await self._reply(native.control_reply(rid, answer))
 
     async def _reply(self, msg: JsonObj) -> None:

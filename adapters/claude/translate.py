@@ -9,6 +9,12 @@ thinking are taken from the deltas (so the client sees tokens as they come) and 
 the whole message; messages that were never streamed (slash command output, API error
 notices, replays) are taken whole. Tool calls are announced at their first delta (input
 still empty) and completed from the whole message (full input: title, diff, locations).
+
+Subagents (the Agent/Task tool): the CLI runs them in the same process and tags their
+messages with `parent_tool_use_id`, the id of the Agent call that started them. Their
+updates carry `_meta.bridge.parentToolCallId` (spec/bridge-extensions.md, "Subagents") so a
+client can nest them under that call; `parent_of` gives the link for a subagent's
+permission requests too.
 """
 
 from __future__ import annotations
@@ -36,12 +42,19 @@ class _Tool:
 
 
 class Translator:
-    def __init__(self, config: ClaudeConfig | None = None) -> None:
+    def __init__(self, config: ClaudeConfig | None = None, *, compaction: bool = False) -> None:
         self.config = config or ClaudeConfig()
+        # The client advertised ACP's unstable `session.compaction`: a compaction is a
+        # `compaction_update` entity for it; for any other client, a "Compact" tool call.
+        self.compaction = compaction
+        self._compacting: str | None = None  # the running (or just finished) compaction's id
+        self._summary_due = False  # after compact_boundary: the CLI's next synthetic line is the summary
         self._streamed: set[str] = set()  # message ids seen as stream_event deltas
         self._current: dict[str | None, str] = {}  # parent tool use → message being streamed
         self._tools: dict[str, _Tool] = {}
         self._tasks: dict[str, JsonObj] = {}  # TaskCreate/TaskUpdate list, shown as a plan
+        self._parents: dict[str, str] = {}  # a subagent's tool call → the Agent call it runs under
+        self._agents: dict[str, str] = {}  # a subagent's task id (`agent_id`) → its Agent call
         self._mcp: list[JsonObj] | None = None
         self._input_tokens = 0
         # The model's last stop reason in this turn: the CLI's `result` hides max_tokens
@@ -57,6 +70,8 @@ class Translator:
             out = self._event(msg["event"], parent)
         elif kind == "assistant" and isinstance(msg.get("message"), dict):
             out = self._assistant(msg["message"])
+        elif kind == "user" and self._summary_due and msg.get("isSynthetic"):
+            out = self._compact_summary(obj(msg.get("message")).get("content"))
         elif kind == "user" and isinstance(msg.get("message"), dict) and not msg.get("isReplay"):
             out = self._user(msg["message"], msg.get("tool_use_result"))
         elif kind == "system":
@@ -68,8 +83,28 @@ class Translator:
         if parent is not None:
             # Subagent traffic: same session, tagged so a client can nest it under its Agent call.
             for u in out:
-                u.setdefault("_meta", {})["claudeCode"] = {"parentToolUseId": parent}
+                if isinstance(tid := u.get("toolCallId"), str) and tid != parent:
+                    self._parents[tid] = parent
+                meta = u.setdefault("_meta", {})
+                meta["claudeCode"] = {"parentToolUseId": parent}
+                meta["bridge"] = {"parentToolCallId": parent}
         return out
+
+    def parent_of(self, tool_use_id: str, agent_id: Any = None) -> str | None:
+        """The Agent call a subagent's tool call runs under (None: the main agent's own).
+        `agent_id`: the subagent's id, as a `can_use_tool` names it."""
+        return self._parents.get(tool_use_id) or (
+            self._agents.get(agent_id) if isinstance(agent_id, str) else None
+        )
+
+    def running_mcp_call(self, server: str) -> str | None:
+        """The newest unfinished call of a tool of MCP server `server` (what its elicitation is for)."""
+        prefix = f"mcp__{server}__"
+        return next((tid for tid, t in reversed(self._tools.items()) if t.name.startswith(prefix)), None)
+
+    def _link(self, tool_use_id: str) -> JsonObj:
+        parent = self._parents.get(tool_use_id)
+        return {} if parent is None else {"_meta": {"bridge": {"parentToolCallId": parent}}}
 
     # -- stream_event ------------------------------------------------------------------------
     def _event(self, ev: JsonObj, parent: str | None) -> list[JsonObj]:
@@ -170,6 +205,33 @@ class Translator:
     def _system(self, msg: JsonObj) -> list[JsonObj]:
         out: list[JsonObj] = []
         sub = msg.get("subtype")
+        if sub == "task_started" and isinstance(tid := msg.get("tool_use_id"), str) and tid in self._tools:
+            if isinstance(msg.get("task_id"), str):
+                self._agents[msg["task_id"]] = tid
+            # The Agent call's subagent started: from here on it is running, not waiting.
+            out.append(
+                {
+                    "sessionUpdate": "tool_call_update",
+                    "toolCallId": tid,
+                    "status": "in_progress",
+                    "_meta": {
+                        "bridge": {
+                            "subagent": {
+                                k: msg[k]
+                                for k in ("task_id", "subagent_type", "description")
+                                if isinstance(msg.get(k), str)
+                            }
+                        }
+                    },
+                }
+            )
+        if sub == "status" and (msg.get("status") == "compacting" or "compact_result" in msg):
+            out += self._compact_status(msg)
+        elif sub == "compact_boundary" and self._compacting is not None:
+            self._summary_due = True
+            if not self.compaction:
+                out.append({"sessionUpdate": "tool_call_update", "toolCallId": self._compacting,
+                            "rawOutput": obj(msg.get("compact_metadata"))})
         if isinstance(msg.get("permissionMode"), str) and sub in ("init", "status"):
             out += self.mode_changed(msg["permissionMode"])
         if sub == "init":
@@ -186,6 +248,40 @@ class Translator:
                 out.append(update)
         return out
 
+    # -- compaction (`/compact`, or the CLI's own when the context fills up) ---------------------
+    def _compact_status(self, msg: JsonObj) -> list[JsonObj]:
+        if msg.get("status") == "compacting":
+            self._compacting = f"compact-{msg.get('uuid') or len(self._tools)}"
+            self._summary_due = False
+            if self.compaction:
+                return [{"sessionUpdate": "compaction_update", "compactionId": self._compacting,
+                         "status": "in_progress"}]
+            return [{"sessionUpdate": "tool_call", "toolCallId": self._compacting, "title": "Compact the conversation",
+                     "kind": "think", "status": "in_progress", "_meta": {"bridge": {"toolName": "compact"}}}]
+        if self._compacting is None:
+            return []
+        ok = msg.get("compact_result") == "success"
+        status = "completed" if ok else "failed"
+        if self.compaction:
+            update: JsonObj = {"sessionUpdate": "compaction_update", "compactionId": self._compacting, "status": status}
+            if not ok:
+                update["error"] = str(msg.get("compact_error") or msg.get("compact_result") or "compaction failed")
+            return [update]
+        return [{"sessionUpdate": "tool_call_update", "toolCallId": self._compacting, "status": status}]
+
+    def _compact_summary(self, content: Any) -> list[JsonObj]:
+        self._summary_due = False
+        text = content if isinstance(content, str) else "".join(
+            b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text")
+        if not text or self._compacting is None:
+            return []
+        block = {"type": "text", "text": text}
+        if self.compaction:
+            return [{"sessionUpdate": "compaction_update", "compactionId": self._compacting, "status": "completed",
+                     "summary": [block]}]
+        return [{"sessionUpdate": "tool_call_update", "toolCallId": self._compacting,
+                 "content": [{"type": "content", "content": block}]}]
+
     def mode_changed(self, mode: str) -> list[JsonObj]:
         if not self.config.observe_mode(mode):
             return []
@@ -199,9 +295,11 @@ class Translator:
         self._streamed.clear()
         self._current.clear()
         # Calls cut off (interrupt, error) never get a result: do not leave them pending.
-        out = [{"sessionUpdate": "tool_call_update", "toolCallId": tid, "status": "failed"}
+        out = [{"sessionUpdate": "tool_call_update", "toolCallId": tid, "status": "failed", **self._link(tid)}
                for tid, tool in self._tools.items() if tool.name not in PLAN_TOOLS]
         self._tools.clear()
+        self._parents.clear()
+        self._agents.clear()
         windows = [w for m in obj(msg.get("modelUsage")).values()
                    if isinstance(w := obj(m).get("contextWindow"), int) and w > 0]
         if windows:

@@ -107,6 +107,7 @@ class CodexAdapter:
                     if dropped:
                         host.emit(mcp_status.report(dropped))
                     tg.start_soon(session.report_mcp_tools)
+                    session.host.emit(session.commands_update())
                     await server.exited.wait()
                 tg.cancel_scope.cancel()
             if failure is None:

@@ -6,7 +6,9 @@ thread's items from `thread/items/list`), or `thread/fork`; then `model/list` an
 `config.mcp_servers` (a per-thread override: the user's config.toml is left alone).
 
 A prompt is one `turn/start` (with any pending mode/model/effort overrides) that ends at
-`turn/completed`; cancel is `turn/interrupt`. Codex's approval requests become
+`turn/completed`; cancel is `turn/interrupt`. The prompt `/compact` (the one command the
+session advertises) is `thread/compact/start` instead: Codex runs the compaction as a turn of
+its own (a `contextCompaction` item, shown as a tool call) and the prompt ends with it. Codex's approval requests become
 `session/request_permission` (approvals.py). If the process dies, the running prompt fails
 at once with the exit code and stderr tail.
 """
@@ -22,6 +24,7 @@ from adapters.codex import approvals
 from adapters.codex.options import Settings, user_input
 from adapters.codex.rpc import AppServer, CodexRpcError, method_not_found
 from adapters.codex.translate import Translator, replay
+from adapters.common import wants_compaction
 from bridge.core.adapter import SessionHost, SessionSetup, StartRequest
 from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, AgentError, AgentExitedError, RpcError
 from bridge.mcp import status as mcp_status
@@ -40,6 +43,7 @@ CAPABILITIES: JsonObj = {
 PASSTHROUGH = {"thread/list", "thread/read", "thread/turns/list", "thread/items/list", "model/list"}
 PAGE = 200
 MAX_PAGES = 50
+COMMANDS = [{"name": "compact", "description": "Summarize the conversation to free context (thread/compact/start)"}]
 # How long a first prompt waits for the client's MCP servers to finish starting: Codex does
 # not wait for them, and a turn started earlier runs without their tools.
 MCP_STARTUP_WAIT = 30.0
@@ -70,13 +74,15 @@ class CodexSession:
         self.host = host
         self.request = request
         self.proc = proc
-        self.translator = Translator()
+        self.translator = Translator(compaction=wants_compaction(request.client_capabilities))
         self.thread_id = ""
         self._turn: _Turn | None = None
         self._usage_total: JsonObj | None = None
         self._mcp_starting: set[str] = set()
         self._mcp_started = anyio.Event()
         self._mcp_names: frozenset[str] = frozenset()
+        # Sub-agent thread → (the collabAgentToolCall that spawned it, that thread's translator).
+        self._children: dict[str, tuple[str, Translator]] = {}
 
     # -- opening ----------------------------------------------------------------------------
     async def open(self, servers: JsonObj) -> None:
@@ -163,15 +169,21 @@ class CodexSession:
                 await self._mcp_started.wait()
             if turn.cancel_requested:  # cancelled before Codex heard of the turn
                 return {"stopReason": "cancelled"}
-            overrides = self.settings.take_overrides()
-            try:
-                res = await self.server.request(
-                    "turn/start", {"threadId": self.thread_id, "input": items, **overrides}
-                )
-            except BaseException:
-                self.settings.pending = {**overrides, **self.settings.pending}  # not applied: keep them
-                raise
-            turn.id = str((res.get("turn") or {}).get("id"))
+            if _is_compact(params.get("prompt")):
+                # No turn id in the answer: the compaction's turn is the next one to complete.
+                await self.server.request("thread/compact/start", {"threadId": self.thread_id})
+                if turn.cancel_requested and turn.id is not None and not turn.done.is_set():
+                    await self._interrupt(turn)
+            else:
+                overrides = self.settings.take_overrides()
+                try:
+                    res = await self.server.request(
+                        "turn/start", {"threadId": self.thread_id, "input": items, **overrides}
+                    )
+                except BaseException:
+                    self.settings.pending = {**overrides, **self.settings.pending}  # not applied: keep them
+                    raise
+                turn.id = str((res.get("turn") or {}).get("id"))
             if turn.cancel_requested and not turn.done.is_set():
                 await self._interrupt(turn)
             await turn.done.wait()
@@ -184,6 +196,9 @@ class CodexSession:
         if usage:
             result["usage"] = usage
         return result
+
+    def commands_update(self) -> JsonObj:
+        return {"sessionUpdate": "available_commands_update", "availableCommands": COMMANDS}
 
     def _stop_reason(self, turn: _Turn) -> str:
         if turn.cancel_requested or turn.status == "interrupted":
@@ -252,9 +267,18 @@ class CodexSession:
             self._mcp_status(params)
         thread = params.get("threadId")
         if thread is not None and thread != self.thread_id:
-            return  # another thread (e.g. a sub-agent's), or the handshake before ours is known
+            # A sub-agent's thread: shown nested under the call that spawned it. Anything
+            # else (the handshake before ours is known) is not this session's.
+            if thread in self._children:
+                self._child_notification(str(thread), method, params)
+            return
         for update in self.translator.notification(method, params):
             self.host.emit(update)
+        if method == "item/completed":
+            self._spawned(params.get("item") or {})
+        if method == "turn/started" and self._turn is not None and self._turn.id is None:
+            # A compaction's turn (its start request answers no turn id): now cancel can reach it.
+            self._turn.id = str((params.get("turn") or {}).get("id"))
         if method == "turn/completed":
             self._turn_completed(params.get("turn") or {})
         elif method == "thread/tokenUsage/updated":
@@ -274,6 +298,27 @@ class CodexSession:
             )
         elif method in ("warning", "configWarning", "deprecationNotice", "error"):
             log.info("%s: codex %s: %s", self.agent, method, params)
+
+    # -- sub-agents (Codex's multi-agent tools) ------------------------------------------------
+    def _spawned(self, item: JsonObj) -> None:
+        """A `collabAgentToolCall` that started sub-agents: their threads are linked to it."""
+        if item.get("type") != "collabAgentToolCall":
+            return
+        for child in item.get("receiverThreadIds") or []:
+            if isinstance(child, str) and child != self.thread_id and child not in self._children:
+                self._children[child] = (str(item.get("id", "")), Translator(compaction=self.translator.compaction))
+
+    def _child_notification(self, thread: str, method: str, params: JsonObj) -> None:
+        parent, translator = self._children[thread]
+        for update in translator.notification(method, params):
+            if update.get("sessionUpdate") != "usage_update":  # the session's usage is its own thread's
+                self.host.emit(_nested(update, parent))
+        if method == "item/completed":
+            self._spawned(params.get("item") or {})
+
+    def _thread_translator(self, params: JsonObj) -> tuple[Translator, str | None]:
+        child = self._children.get(str(params.get("threadId")))
+        return (child[1], child[0]) if child is not None else (self.translator, None)
 
     def _mcp_status(self, params: JsonObj) -> None:
         name, status = params.get("name"), params.get("status")
@@ -320,6 +365,9 @@ class CodexSession:
     def batch_done(self) -> None:
         for update in self.translator.flush():
             self.host.emit(update)
+        for parent, translator in self._children.values():
+            for update in translator.flush():
+                self.host.emit(_nested(update, parent))
         self.host.touch()
 
     async def drain(self) -> None:
@@ -335,8 +383,11 @@ class CodexSession:
             self._turn.done.set()
 
     async def server_request(self, request_id: Any, method: str, params: JsonObj) -> Any:
-        approval = approvals.approval_for(method, params, self.translator, request_id)
+        translator, parent = self._thread_translator(params)
+        approval = approvals.approval_for(method, params, translator, request_id)
         if approval is not None:
+            if parent is not None:  # a sub-agent asks: say under which call
+                approval.request["toolCall"] = _nested(approval.request["toolCall"], parent)
             try:
                 response = await self.host.request_client("session/request_permission", approval.request)
             except RpcError as exc:
@@ -346,6 +397,8 @@ class CodexSession:
         if method == approvals.ELICITATION:
             ask = approvals.elicitation_for_client(params, self.request.client_capabilities)
             if ask is None:
+                log.info("%s: MCP server %r asked for input (%s mode); the client does not advertise that "
+                         "elicitation capability: declined", self.agent, params.get("serverName"), params.get("mode"))
                 return approvals.refusal(method)
             try:
                 return approvals.elicitation_answer(await self.host.request_client("elicitation/create", ask))
@@ -362,6 +415,19 @@ def _usage_minus(total: Any, last: Any) -> JsonObj | None:
         return None
     last = last if isinstance(last, dict) else {}
     return {k: int(v or 0) - int(last.get(k) or 0) for k, v in total.items() if isinstance(v, int | None)}
+
+
+def _nested(update: JsonObj, parent: str) -> JsonObj:
+    """`update` linked to the tool call its sub-agent runs under (spec/bridge-extensions.md)."""
+    meta = dict(update.get("_meta") or {})
+    meta["bridge"] = {**(meta.get("bridge") or {}), "parentToolCallId": parent}
+    return {**update, "_meta": meta}
+
+
+def _is_compact(prompt: Any) -> bool:
+    blocks = prompt if isinstance(prompt, list) else []
+    return (len(blocks) == 1 and isinstance(blocks[0], dict) and blocks[0].get("type") == "text"
+            and str(blocks[0].get("text") or "").strip() == "/compact")
 
 
 def _usage_delta(before: JsonObj | None, after: JsonObj | None) -> JsonObj | None:

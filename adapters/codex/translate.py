@@ -35,7 +35,10 @@ _PLAN_STATUS = {"pending": "pending", "inProgress": "in_progress", "completed": 
 class Translator:
     """Per-session translation state: which items streamed deltas, live command output."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, compaction: bool = False) -> None:
+        # The client advertised ACP's unstable `session.compaction`: a `contextCompaction` item
+        # is a `compaction_update` entity for it, not a tool call.
+        self.compaction = compaction
         self._streamed: set[str] = set()
         self._summary_parts: dict[str, int] = {}
         self._output: dict[str, str] = {}
@@ -79,6 +82,8 @@ class Translator:
 
     def _item_started(self, params: JsonObj) -> list[JsonObj]:
         item = params.get("item") or {}
+        if self.compaction and item.get("type") == "contextCompaction":
+            return [compaction_update(item, "in_progress")]
         start = tool_start(item)
         if start is None:
             return []
@@ -93,6 +98,8 @@ class Translator:
         item = params.get("item") or {}
         item_id = str(item.get("id", ""))
         kind = item.get("type")
+        if self.compaction and kind == "contextCompaction":
+            return [compaction_update(item, "completed")]
         if kind in ("agentMessage", "reasoning"):
             streamed = item_id in self._streamed
             self._streamed.discard(item_id)
@@ -447,3 +454,9 @@ _MCP_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "resource_link": (("uri", "name"), ("title", "description", "mimeType", "size")),
     "resource": (("resource",), ()),
 }
+
+
+def compaction_update(item: JsonObj, status: str) -> JsonObj:
+    """A `contextCompaction` item as ACP's unstable `compaction_update` (Codex keeps the
+    summary to itself, so none is given)."""
+    return {"sessionUpdate": "compaction_update", "compactionId": str(item.get("id", "")), "status": status}

@@ -236,6 +236,16 @@ class Update(AcpModel):
     def replayed(self) -> bool:
         return self._replayed
 
+    @property
+    def parent_tool_call_id(self) -> str | None:
+        """The tool call (a subagent's Agent/Task call) this update's work runs under, from
+        `_meta.bridge.parentToolCallId` (spec/bridge-extensions.md); None for the main agent."""
+        bridge = (
+            self._raw.get("_meta", {}).get("bridge") if isinstance(self._raw.get("_meta"), dict) else None
+        )
+        parent = bridge.get("parentToolCallId") if isinstance(bridge, dict) else None
+        return parent if isinstance(parent, str) else None
+
 
 class _Chunk(Update):
     content: ContentBlock

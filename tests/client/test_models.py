@@ -211,3 +211,24 @@ def test_the_daemon_never_imports_the_client() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_subagent_updates_name_their_parent_tool_call() -> None:
+    inner = parse_update(
+        {
+            "sessionUpdate": "agent_message_chunk",
+            "content": {"type": "text", "text": "x"},
+            "_meta": {"bridge": {"parentToolCallId": "toolu_p"}},
+        }
+    )
+    assert inner.parent_tool_call_id == "toolu_p"
+    own = parse_update({"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "x"}})
+    assert own.parent_tool_call_id is None
+    odd = parse_update(
+        {
+            "sessionUpdate": "agent_message_chunk",
+            "content": {"type": "text", "text": "x"},
+            "_meta": {"bridge": {"parentToolCallId": 7}},
+        }
+    )
+    assert odd.parent_tool_call_id is None

@@ -121,3 +121,34 @@ async def test_codex_through_the_client(tmp_path: Path, responses: FakeModelServ
     assert result.permissions and result.permissions[0].kind == "allow_once"
     assert session.config_option("model").current_value == "mock-model-mini"  # type: ignore[union-attr]
     assert info.agent == "codex" and info.agent_session_id
+
+
+async def test_summarize_compacts_claude_code_and_codex(
+    tmp_path: Path, anthropic: FakeModelServer, responses: FakeModelServer
+) -> None:
+    """`session.summarize()` runs each agent's own compaction (`/compact`: Claude Code's
+    command, Codex's `thread/compact/start`), visible as a completed "Compact the
+    conversation" tool call in the turn's result."""
+    claude = require_cli("claude")
+    require_cli("codex")
+    world = make_world(tmp_path / "claude", anthropic)
+    claude_config = agent_config(tmp_path / "claude.toml", "claude", "claude", claude, world.env())
+    anthropic.script(Reply(text="Hi."), Reply(text="Summary: the user said hello."))
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    workspace.mkdir()
+    write_codex_home(home / "codex-home", responses.url)
+    codex = Codex(home=home, workspace=workspace)
+    codex_config = agent_config(
+        tmp_path / "codex.toml", "codex", "codex", CODEX, dict(codex.spec().env), 'args = ["app-server"]\n'
+    )
+    responses.script(Reply(text="Hi."), Reply(text="Summary: the user said hello."))
+    for config, cwd, state in ((claude_config, world.ws, "s1"), (codex_config, workspace, "s2")):
+        with anyio.fail_after(120):
+            async with BridgeClient.spawn(config=config, state_dir=tmp_path / state) as client:
+                session = await client.create_session(cwd=cwd)
+                await session.send("hello")
+                assert "compact" in [c.name for c in session.available_commands]
+                result = await session.summarize()
+        assert result.stop_reason == "end_turn", config
+        compactions = [t for t in result.tool_calls if t.title == "Compact the conversation"]
+        assert len(compactions) == 1 and compactions[0].status == "completed", (config, result.tool_calls)

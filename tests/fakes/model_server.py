@@ -44,6 +44,9 @@ class Reply:
     stop: str | None = None  # override the stop reason (e.g. "max_tokens", "refusal")
     # Merged into the usage the dialect reports (e.g. cache or reasoning counters).
     usage: dict[str, Any] | None = None
+    # Only for a request whose body this accepts (agents with sub-agents ask concurrently):
+    # the first scripted reply that accepts the request answers it; no `when` accepts any.
+    when: Callable[[Any], bool] | None = None
 
 
 @dataclass
@@ -97,9 +100,13 @@ class FakeModelServer:
         with self._lock:
             self.replies.extend(replies)
 
-    def _next(self) -> Reply:
+    def _next(self, body: Any = None) -> Reply:
         with self._lock:
-            return self.replies.popleft() if self.replies else self.default
+            for reply in self.replies:
+                if reply.when is None or reply.when(body):
+                    self.replies.remove(reply)
+                    return reply
+            return self.default
 
     # -- lifecycle ---------------------------------------------------------------------
     @property
@@ -141,7 +148,7 @@ class FakeModelServer:
                         if generation:
                             with server._lock:
                                 server.generations.append(req)
-                        reply = server._next() if generation else Reply()
+                        reply = server._next(body) if generation else Reply()
                         status, ctype, chunks = dialect.respond(req, reply, dialect.tool_names(body))
                         usage = getattr(dialect, "usage", None)
                         if usage is not None and status == 200 and method == "POST" and _is_generation(self.path):

@@ -36,6 +36,10 @@ def select(option: str) -> Policy:
     return policy
 
 
+async def _no_elicitation(params: JsonObj) -> Any:
+    raise AssertionError(f"unexpected elicitation {params}")
+
+
 class Host:
     """A `SessionHost` that keeps everything the adapter publishes."""
 
@@ -44,6 +48,8 @@ class Host:
         self.permission_requests: list[JsonObj] = []
         self.records: list[JsonObj] = []
         self.policy = policy or select("allow")
+        self.elicitations: list[JsonObj] = []
+        self.elicit: Policy = _no_elicitation
         self._changed = anyio.Event()
 
     @property
@@ -66,6 +72,10 @@ class Host:
         return
 
     async def request_client(self, method: str, params: JsonObj) -> Any:
+        if method == "elicitation/create":
+            check("CreateElicitationRequest", {"sessionId": self.session_id, **params})
+            self.elicitations.append(params)
+            return await self.elicit(params)
         assert method == "session/request_permission", method
         check("RequestPermissionRequest", {"sessionId": self.session_id, **params})
         self.permission_requests.append(params)

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 import anyio
 import psutil
@@ -429,3 +430,124 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+async def test_subagent_work_is_visible_and_asks_the_user(world: ClaudeWorld, fake: FakeModelServer) -> None:
+    """An Agent call whose subagent speaks, runs a command that needs permission, and reports:
+    its updates and its permission request carry `_meta.bridge.parentToolCallId`."""
+    target = world.ws / "created.txt"
+    fake.script(
+        Reply(
+            tools=[
+                ToolUse(
+                    "Agent",
+                    {
+                        "description": "Make a file",
+                        "prompt": "create it",
+                        "subagent_type": "general-purpose",
+                        "run_in_background": False,
+                    },
+                )
+            ]
+        ),
+        Reply(
+            text="I will create it.",
+            tools=[
+                ToolUse(
+                    "Bash", {"command": f"touch {target} && echo created", "description": "Create a file"}
+                )
+            ],
+        ),
+        Reply(text="Subagent report."),
+        Reply(text="All done."),
+    )
+    host = Host(select("allow"))
+    async with open_session(world, host) as session:
+        with anyio.fail_after(60):
+            result = await session.prompt(prompt("delegate"))
+    assert result["stopReason"] == "end_turn" and target.exists()
+    parent = next(u for u in host.updates if u["sessionUpdate"] == "tool_call")["toolCallId"]
+    (asked,) = host.permission_requests
+    assert asked["toolCall"]["kind"] == "execute"
+    assert asked["toolCall"]["_meta"] == {"bridge": {"parentToolCallId": parent}}
+
+    def nested(u: dict[str, object]) -> bool:
+        meta = u.get("_meta")
+        return isinstance(meta, dict) and meta.get("bridge", {}).get("parentToolCallId") == parent
+
+    inner = [u for u in host.updates if nested(u)]
+    assert (
+        "".join(u["content"]["text"] for u in inner if u["sessionUpdate"] == "agent_message_chunk")
+        == "I will create it.Subagent report."
+    )
+    bash_id = asked["toolCall"]["toolCallId"]
+    assert next(u["sessionUpdate"] for u in inner if u.get("toolCallId") == bash_id) == "tool_call"
+    assert [u for u in inner if u.get("toolCallId") == bash_id][-1]["status"] == "completed"
+    own = [u.get("status") for u in host.updates if u.get("toolCallId") == parent and u.get("status")]
+    assert own == ["pending", "in_progress", "completed"]
+    assert host.text().endswith("All done.")
+
+
+ELICIT_MCP = Path(__file__).resolve().parents[2] / "fixtures" / "acp" / "elicit_mcp.py"
+
+
+@pytest.mark.parametrize("capable", [True, False])
+async def test_mcp_elicitation_reaches_a_capable_client(world: ClaudeWorld, fake: FakeModelServer, capable: bool) -> None:
+    """A real MCP server's `ctx.elicit` during a tool call: with `elicitation.form` advertised
+    the client is asked (`elicitation/create`) and its answer reaches the server; without it
+    the server gets `decline` and the client is not asked."""
+    fake.script(Reply(tools=[ToolUse("mcp__elicit__ask_name", {})]), Reply(text="done"))
+    server = {"name": "elicit", "command": sys.executable, "args": [str(ELICIT_MCP)], "env": []}
+    host = Host(select("allow"))
+
+    async def answer(params: dict[str, object]) -> object:
+        return {"action": "accept", "content": {"name": "Ada"}}
+
+    host.elicit = answer
+    caps = {"elicitation": {"form": {}}} if capable else {}
+    request = world.request(mcp_servers=[server], client_capabilities=caps)
+    async with open_session(world, host, request) as session:
+        with anyio.fail_after(60):
+            await session.prompt(prompt("ask my name"))
+    final = host.of("tool_call_update")[-1]
+    text = final["content"][0]["content"]["text"]
+    if capable:
+        assert host.elicitations, (text, host.records[-5:])
+        (asked,) = host.elicitations
+        assert asked["mode"] == "form" and asked["message"] == "What is your name?"
+        assert asked["requestedSchema"]["properties"]["name"]["type"] == "string"
+        assert asked["toolCallId"] == final["toolCallId"]
+        assert asked["_meta"] == {"bridge": {"mcpServer": "elicit"}}
+        assert "accept:Ada" in text
+    else:
+        assert host.elicitations == []
+        assert "decline" in text and "accept" not in text
+
+
+@pytest.mark.parametrize("capable", [False, True])
+async def test_compact_command(world: ClaudeWorld, fake: FakeModelServer, capable: bool) -> None:
+    """`/compact` as a prompt: the CLI summarizes with one model call; the client sees a
+    "Compact the conversation" tool call carrying the summary, or ACP's unstable
+    `compaction_update` entity when it advertises `session.compaction`."""
+    fake.script(Reply(text="Hi."), Reply(text="Summary: the user said hello."))
+    host = Host()
+    caps = {"session": {"compaction": {}}} if capable else {}
+    async with open_session(world, host, world.request(client_capabilities=caps)) as session:
+        with anyio.fail_after(60):
+            await session.prompt(prompt("hello"))
+            result = await session.prompt(prompt("/compact"))
+    assert result["stopReason"] == "end_turn"
+    # The CLI asked the model for a summary (its compaction prompt is the request's last message).
+    asks = [json.dumps(r.body["messages"][-1]).lower() for r in fake.requests
+            if r.path.startswith("/v1/messages?") and isinstance(r.body, dict) and r.body.get("messages")]
+    assert any("summar" in a for a in asks[1:])
+    if capable:
+        entity = host.of("compaction_update")
+        assert [u["status"] for u in entity][:2] == ["in_progress", "completed"]
+        assert "Summary: the user said hello." in entity[-1]["summary"][0]["text"]
+        return
+    assert host.of("compaction_update") == []
+    calls = [u for u in host.updates if str(u.get("toolCallId", "")).startswith("compact-")]
+    assert calls[0]["title"] == "Compact the conversation"
+    assert [u.get("status") for u in calls if u.get("status")] == ["in_progress", "completed"]
+    assert "Summary: the user said hello." in calls[-1]["content"][0]["content"]["text"]

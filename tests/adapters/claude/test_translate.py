@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from adapters.claude import translate
+from adapters.claude import permissions, translate
 from adapters.claude.options import ClaudeConfig
 from adapters.claude.translate import Translator
 from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, RpcError
+from tests.acp_schema import check
 
-from .fixtures import TRANSCRIPTS, init_response, kinds, out_messages, result_of, text_of
+from .fixtures import TRANSCRIPTS, init_response, kinds, load, out_messages, result_of, text_of, valid
 from .fixtures import translate as run
 
 
@@ -170,7 +173,57 @@ def test_subagent_traffic_is_tagged_with_its_parent() -> None:
     msg = {"type": "assistant", "parent_tool_use_id": "toolu_p",
            "message": {"id": "m1", "content": [{"type": "text", "text": "inner"}]}}
     (u,) = tr.feed(msg)
-    assert u["_meta"] == {"claudeCode": {"parentToolUseId": "toolu_p"}}
+    assert u["_meta"] == {
+        "claudeCode": {"parentToolUseId": "toolu_p"},
+        "bridge": {"parentToolCallId": "toolu_p"},
+    }
+
+
+def test_subagent_work_nests_under_its_agent_call() -> None:
+    """Recorded with forwardSubagentText: the subagent says something, runs Bash (asking
+    first), thinks and reports; every update of its own points at the Agent call."""
+    tr = Translator()
+    msgs = [m for d, m in load("subagent_tools") if d == "out" and m["type"] != "control_response"]
+    updates: list[dict[str, Any]] = []
+    asked: dict[str, Any] = {}
+    for m in msgs:
+        if m["type"] == "control_request" and m["request"]["subtype"] == "can_use_tool":
+            req = m["request"]
+            asked = permissions.request_params(req, tr.parent_of(req["tool_use_id"], req.get("agent_id")))
+        else:
+            updates += tr.feed(m)
+    for u in updates:
+        valid(u)
+    check("RequestPermissionRequest", {"sessionId": "s", **asked})
+    parent = next(u for u in updates if u["sessionUpdate"] == "tool_call")["toolCallId"]
+    agent = next(u for u in updates if u.get("toolCallId") == parent and u.get("title") == "Make a file")
+    assert agent["kind"] == "think"
+    nested = [
+        u for u in updates if (u.get("_meta") or {}).get("bridge", {}).get("parentToolCallId") == parent
+    ]
+    # The subagent's text, its Bash call (announced and completed) and its thinking.
+    assert text_of(nested, "agent_message_chunk") == "I will create it.Subagent report."
+    assert text_of(nested, "agent_thought_chunk") == "It worked."
+    bash = [u for u in nested if u.get("toolCallId") not in (None, parent)]
+    assert {u["toolCallId"] for u in bash} == {"toolu_0003"}
+    assert bash[0]["sessionUpdate"] == "tool_call" and bash[0]["kind"] == "execute"
+    assert bash[-1]["status"] == "completed"
+    # Its permission request names the same parent.
+    tool_call = asked["toolCall"]
+    assert isinstance(tool_call, dict) and tool_call["toolCallId"] == "toolu_0003"
+    assert tool_call["_meta"] == {"bridge": {"parentToolCallId": parent}}
+    # The Agent call itself: running once the subagent starts, completed with its report; the
+    # main agent's own updates are not tagged.
+    own = [u for u in updates if u.get("toolCallId") == parent]
+    statuses = [u.get("status") for u in own if u.get("status")]
+    assert statuses == ["pending", "in_progress", "completed"]
+    started = next(u for u in own if u.get("status") == "in_progress")
+    assert started["_meta"]["bridge"]["subagent"]["subagent_type"] == "general-purpose"
+    assert all("parentToolCallId" not in (u.get("_meta") or {}).get("bridge", {}) for u in own)
+    main_text = [u for u in updates if u["sessionUpdate"] == "agent_message_chunk" and u not in nested]
+    assert "".join(u["content"]["text"] for u in main_text) == "All done."
+    # The subagent's prompt (its own `user` line) is not shown as the user's.
+    assert "user_message_chunk" not in kinds(updates)
 
 
 @pytest.mark.parametrize(("result", "reason"), [
@@ -211,3 +264,39 @@ def test_calls_cut_off_by_the_end_of_a_turn_are_marked_failed() -> None:
     out = tr.feed({"type": "result", "subtype": "error_during_execution", "is_error": True})
     assert out == [{"sessionUpdate": "tool_call_update", "toolCallId": "toolu_x", "status": "failed"}]
     assert tr.feed({"type": "result", "subtype": "success"}) == []
+
+
+def test_compact_is_a_tool_call_for_most_clients() -> None:
+    _, updates = run("compact")
+    calls = [u for u in updates if str(u.get("toolCallId", "")).startswith("compact-")]
+    assert calls[0]["sessionUpdate"] == "tool_call" and calls[0]["title"] == "Compact the conversation"
+    assert calls[0]["status"] == "in_progress"
+    assert [u.get("status") for u in calls if u.get("status")] == ["in_progress", "completed"]
+    assert next(u for u in calls if "rawOutput" in u)["rawOutput"]["trigger"] == "manual"
+    summary = calls[-1]["content"][0]["content"]["text"]
+    assert "Summary: the user said hello." in summary
+    assert "compaction_update" not in kinds(updates)
+    # The CLI's "Compacted" notice and the summary are not shown as the user's words.
+    assert "user_message_chunk" not in kinds(updates)
+
+
+def test_compact_is_a_compaction_entity_for_clients_that_advertise_it() -> None:
+    tr = Translator(compaction=True)
+    updates = [u for m in out_messages("compact") for u in tr.feed(m)]
+    for u in updates:
+        valid(u)
+    entity = [u for u in updates if u["sessionUpdate"] == "compaction_update"]
+    assert [u["status"] for u in entity] == ["in_progress", "completed", "completed"]
+    assert len({u["compactionId"] for u in entity}) == 1
+    assert "Summary: the user said hello." in entity[-1]["summary"][0]["text"]
+    assert not [u for u in updates if str(u.get("toolCallId", "")).startswith("compact-")]
+
+
+def test_a_failed_compaction() -> None:
+    tr = Translator(compaction=True)
+    tr.feed({"type": "system", "subtype": "status", "status": "compacting", "uuid": "u1"})
+    (u,) = tr.feed({"type": "system", "subtype": "status", "status": None, "compact_result": "failed",
+                    "compact_error": "Not enough messages to compact."})
+    valid(u)
+    assert u == {"sessionUpdate": "compaction_update", "compactionId": "compact-u1", "status": "failed",
+                 "error": "Not enough messages to compact."}

@@ -43,7 +43,9 @@ def validate(definition: str, instance: Any, *, unstable: bool = False) -> None:
 
 
 def validate_update(update: JsonObj) -> None:
-    validate("SessionNotification", {"sessionId": "s", "update": update})
+    # Compaction updates are ACP's unstable surface (sent only to clients that opt in).
+    unstable = str(update.get("sessionUpdate")).startswith("compaction_")
+    validate("SessionNotification", {"sessionId": "s", "update": update}, unstable=unstable)
 
 
 def text_of(updates: list[JsonObj], kind: str = "agent_message_chunk") -> str:
@@ -91,6 +93,8 @@ class Host:
         full = {**params, "sessionId": self.session_id}
         if method == "session/request_permission":
             validate("RequestPermissionRequest", full)
+        elif method == "elicitation/create":
+            validate("CreateElicitationRequest", full)
         self.requests.append((method, full))
         self._changed.set()
         if self.answer is None:

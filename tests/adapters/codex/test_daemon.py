@@ -5,6 +5,7 @@ replays it through `thread/resume` + `thread/items/list`) and forks."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from tests.adapters.codex.support import CODEX, Codex
 from tests.daemon_proc import daemon_process
 from tests.fakes.model_server import FakeModelServer, Reply
-from tests.fakes.openai_responses import shell_call
+from tests.fakes.openai_responses import last_tool_output, mcp_call, shell_call
 
 pytestmark = pytest.mark.anyio
 
@@ -87,3 +88,41 @@ async def test_session_through_the_daemon_and_across_a_restart(codex: Codex, fak
         assert d.process.returncode == 0, d.stderr.decode()[-2000:]
     history = json.dumps(fake.generations[-1].body["input"])
     assert "make a file" in history and "Made the file." in history and "what did I ask?" in history
+
+
+ELICIT_MCP = Path(__file__).resolve().parents[2] / "fixtures" / "acp" / "elicit_mcp.py"
+
+
+async def test_elicitation_and_compaction_through_the_daemon(codex: Codex, fake: FakeModelServer) -> None:
+    """Through the daemon, every message it sends schema-checked by the client: an MCP
+    server's elicitation answered by a client that advertises forms, then `/compact` as a
+    compaction entity for a client that advertises `session.compaction`."""
+    fake.script(Reply(tools=[mcp_call("elicit", "ask_name", {}, "call_ask")]), Reply(text="Asked."),
+                Reply(text="Summary: a name was asked."))
+    elicit = {"name": "elicit", "command": sys.executable, "args": [str(ELICIT_MCP)], "env": []}
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    async def client(method: str, params: dict[str, Any]) -> Any:
+        asked.append((method, params))
+        if method == "elicitation/create":
+            return {"action": "accept", "content": {"name": "Ada"}}
+        return await allow_once(method, params)
+
+    args = ["--config", str(config(codex)), "--state-dir", str(codex.home / "state")]
+    with anyio.fail_after(120):
+        async with daemon_process(args) as d:
+            d.client.handler = client
+            await d.client.initialize(elicitation={"form": {}}, session={"compaction": {}})
+            new = await d.client.request("session/new", {"cwd": str(codex.workspace), "mcpServers": [elicit]})
+            sid = new["sessionId"]
+            for text in ("ask my name", "/compact"):
+                assert (await d.client.prompt(sid, text))["stopReason"] == "end_turn"
+            updates = d.client.updates(sid)
+        assert d.process.returncode == 0, d.stderr.decode()[-2000:]
+    (ask,) = [p for m, p in asked if m == "elicitation/create"]
+    assert ask["sessionId"] == sid and ask["message"] == "What is your name?"
+    assert "accept:Ada" in (last_tool_output(fake.requests[1]) or "")
+    entity = [u for u in updates if u["sessionUpdate"] == "compaction_update"]
+    assert [u["status"] for u in entity] == ["in_progress", "completed"]
+    commands = [u for u in updates if u["sessionUpdate"] == "available_commands_update"]
+    assert commands and commands[0]["availableCommands"][0]["name"] == "compact"

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -26,7 +27,7 @@ from tests.adapters.codex.support import (
     text_of,
     validate,
 )
-from tests.fakes.model_server import FakeModelServer, Reply
+from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
 from tests.fakes.openai_responses import last_tool_output, mcp_call, patch_call, shell_call
 from tests.real_agents import installed_version
 
@@ -302,8 +303,10 @@ async def test_resume_and_load_in_a_new_process(codex: Codex, fake: FakeModelSer
     resumed = Host()
     async with codex.session(resumed, mode="resume", thread=thread) as session:
         assert session.setup.agent_session_id == thread
-        # Codex may restate the context usage on resume; nothing of the history is replayed.
-        assert [u for u in resumed.updates if u["sessionUpdate"] != "usage_update"] == []
+        # Codex may restate the context usage on resume, the commands are announced again;
+        # nothing of the history is replayed.
+        kept = ("usage_update", "available_commands_update")
+        assert [u for u in resumed.updates if u["sessionUpdate"] not in kept] == []
         await session.prompt(prompt("second question"))
     history = request_text(fake.generations[-1].body["input"])
     assert "first question" in history and "first answer" in history and "earlier" in history
@@ -473,3 +476,165 @@ async def test_read_only_codex_methods_pass_through(codex: Codex, fake: FakeMode
             with pytest.raises(RpcError) as info:
                 await session.call(method, {})
             assert info.value.code == METHOD_NOT_FOUND
+
+
+ELICIT_MCP = Path(__file__).resolve().parents[2] / "fixtures" / "acp" / "elicit_mcp.py"
+
+
+@pytest.mark.parametrize("capable", [True, False])
+async def test_mcp_elicitation_reaches_a_capable_client(codex: Codex, fake: FakeModelServer, capable: bool) -> None:
+    """A real MCP server asks for input during its tool call (`mcpServer/elicitation/request`):
+    with `elicitation.form` advertised the client gets `elicitation/create` and its answer
+    reaches the server; without it the server gets `decline` and the client is not asked."""
+    fake.script(Reply(tools=[mcp_call("elicit", "ask_name", {}, "call_ask")]), Reply(text="asked"))
+    server = {"name": "elicit", "command": sys.executable, "args": [str(ELICIT_MCP)], "env": []}
+
+    def answer(method: str, params: JsonObj) -> Any:
+        if method == "session/request_permission":  # Codex asks before calling the MCP tool
+            return select("allow_once")(method, params)
+        assert method == "elicitation/create", method
+        return {"action": "accept", "content": {"name": "Ada"}}
+
+    host = Host(answer=answer)
+    caps = {"elicitation": {"form": {}}} if capable else {}
+    # Not full-access: under approval policy `never` Codex declines elicitations itself.
+    async with codex.session(host, mcp_servers=[server], client_capabilities=caps) as session:
+        with anyio.fail_after(60):
+            await session.prompt(prompt("ask my name"))
+    output = last_tool_output(fake.requests[-1]) or ""
+    asked = [p for m, p in host.requests if m == "elicitation/create"]
+    if capable:
+        assert asked, (output, host.requests)
+        (ask,) = asked
+        assert ask["mode"] == "form" and ask["message"] == "What is your name?"
+        assert ask["requestedSchema"]["properties"]["name"]["type"] == "string"
+        assert "accept:Ada" in output
+    else:
+        assert asked == []
+        assert "decline" in output and "accept" not in output
+
+
+@pytest.mark.parametrize("capable", [False, True])
+async def test_compact_command(codex: Codex, fake: FakeModelServer, capable: bool) -> None:
+    """`/compact` is advertised and runs Codex's own compaction (`thread/compact/start`):
+    the prompt ends when it does, with the compaction shown as a completed tool call, or as
+    ACP's unstable `compaction_update` to a client that advertises `session.compaction`."""
+    fake.script(Reply(text="first answer"), Reply(text="Summary: the user said hello."))
+    host = Host()
+    caps = {"session": {"compaction": {}}} if capable else {}
+    async with codex.session(host, client_capabilities=caps) as session:
+        with anyio.fail_after(60):
+            await session.prompt(prompt("hello"))
+            result = await session.prompt(prompt("/compact"))
+    assert result["stopReason"] == "end_turn"
+    (commands,) = host.of("available_commands_update")
+    assert [c["name"] for c in commands["availableCommands"]] == ["compact"]
+    assert len(fake.requests) == 2  # the compaction asked the model for its summary
+    calls = [u for u in host.updates if u["sessionUpdate"] in ("tool_call", "tool_call_update")]
+    if capable:
+        entity = host.of("compaction_update")
+        assert [u["status"] for u in entity] == ["in_progress", "completed"]
+        assert len({u["compactionId"] for u in entity}) == 1
+        assert not [u for u in calls if u.get("title") == "Compact the conversation"]
+        return
+    assert host.of("compaction_update") == []
+    compaction = [u for u in calls if u.get("title") == "Compact the conversation"]
+    assert compaction, calls
+    cid = compaction[0]["toolCallId"]
+    assert [u for u in calls if u["toolCallId"] == cid][-1]["status"] == "completed"
+
+
+def _user_text(body: Any) -> str:
+    items = body.get("input", []) if isinstance(body, dict) else []
+    return json.dumps([i for i in items if isinstance(i, dict) and i.get("role") == "user"])
+
+
+def _outputs(body: Any) -> set[str]:
+    """The call ids whose results this request carries."""
+    items = body.get("input", []) if isinstance(body, dict) else []
+    return {str(i.get("call_id")) for i in items if isinstance(i, dict) and str(i.get("type", "")).endswith("call_output")}
+
+
+def _child(*done: str) -> Any:
+    return lambda body: "CHILD-TASK" in _user_text(body) and _outputs(body) == set(done)
+
+
+def _main(*done: str) -> Any:
+    return lambda body: "CHILD-TASK" not in _user_text(body) and _outputs(body) == set(done)
+
+
+async def test_sub_agent_work_is_visible_and_asks_the_user(codex: Codex, fake: FakeModelServer) -> None:
+    """Codex spawns a sub-agent (its multi-agent `spawn_agent` tool); the sub-agent's own
+    thread runs a command that needs approval and answers. Its updates and its permission
+    request carry `_meta.bridge.parentToolCallId`: the spawn call. (Both threads ask the fake
+    model concurrently, so each scripted reply says which request it answers.)"""
+    target = codex.workspace / "created.txt"
+    # The main agent waits for its sub-agent, whose id (a thread id) is in the spawn call's
+    # output: the reply is filled in when the request that carries it arrives.
+    wait: JsonObj = {"targets": [], "timeout_ms": 60000}
+
+    def waits(body: Any) -> bool:
+        if not _main("call_spawn")(body):
+            return False
+        out = next(i["output"] for i in body["input"] if i.get("call_id") == "call_spawn" and "output" in i)
+        wait["targets"] = [json.loads(out)["agent_id"]]
+        return True
+
+    fake.script(
+        Reply(tools=[ToolUse("multi_agent_v1__spawn_agent", {"message": "CHILD-TASK: make the file"},
+                             id="call_spawn")], when=_main()),
+        Reply(tools=[shell_call(f"touch {target} && echo made", "call_child_touch", escalate=True)], when=_child()),
+        Reply(text="child made it", when=_child("call_child_touch")),
+        Reply(tools=[ToolUse("multi_agent_v1__wait_agent", wait, id="call_wait")], when=waits),
+        Reply(text="all done", when=_main("call_spawn", "call_wait")),
+    )
+    host = Host(answer=select("allow_once"))
+    async with codex.session(host) as session:
+        with anyio.fail_after(90):
+            result = await session.prompt(prompt("delegate"))
+    assert result["stopReason"] == "end_turn"
+    spawn = next(u for u in host.of("tool_call") if u["toolCallId"] == "call_spawn")
+    assert spawn["_meta"]["bridge"]["toolName"] == "agents" and "parentToolCallId" not in spawn["_meta"]["bridge"]
+
+    def nested(u: JsonObj) -> bool:
+        return (u.get("_meta") or {}).get("bridge", {}).get("parentToolCallId") == "call_spawn"
+
+    inner = [u for u in host.updates if nested(u)]
+    assert text_of(inner) == "child made it"
+    touch = [u for u in inner if u.get("toolCallId") == "call_child_touch"]
+    assert touch and touch[0]["sessionUpdate"] == "tool_call" and touch[-1]["status"] == "completed"
+    assert target.exists()
+    [(_, ask)] = [r for r in host.requests if r[0] == "session/request_permission"]
+    assert ask["toolCall"]["toolCallId"] == "call_child_touch"
+    assert ask["toolCall"]["_meta"]["bridge"]["parentToolCallId"] == "call_spawn"
+    # The main agent's own words are not nested; the sub-agent's usage is not the session's.
+    assert text_of([u for u in host.updates if not nested(u)]) == "all done"
+    assert not [u for u in inner if u["sessionUpdate"] == "usage_update"]
+
+
+async def test_cancel_during_compact(codex: Codex, fake: FakeModelServer) -> None:
+    """Cancelling a `/compact` interrupts Codex's compaction turn (its id comes from
+    `turn/started`, as `thread/compact/start` answers none): the prompt ends `cancelled`."""
+    fake.script(Reply(text="first answer"), Reply(text="summary " * 40, chunks=40, delay=0.1))
+    host = Host()
+    async with codex.session(host) as session:
+        await session.prompt(prompt("hello"))
+        results: list[JsonObj] = []
+        ended = anyio.Event()
+        async with anyio.create_task_group() as tg:
+
+            async def compact() -> None:
+                results.append(await session.prompt(prompt("/compact")))
+                ended.set()
+
+            tg.start_soon(compact)
+            with anyio.fail_after(30):
+                await host.wait_for(lambda u: u.get("title") == "Compact the conversation")
+            # The scripted summary streams for 4 s: ending well before that means Codex was
+            # interrupted, not that the compaction finished.
+            with anyio.fail_after(2.5):
+                await session.cancel()
+                await ended.wait()
+    assert results[0]["stopReason"] == "cancelled"
+    compaction = next(u for u in host.updates if u.get("title") == "Compact the conversation")["toolCallId"]
+    assert [u for u in host.updates if u.get("toolCallId") == compaction][-1]["status"] != "completed"

@@ -330,3 +330,16 @@ def test_every_recorded_notification_translates_cleanly() -> None:
     ]:
         assert notifications(name)
         translate(name)  # validates every update
+
+
+def test_compaction_is_a_tool_call_unless_the_client_asked_for_compaction_updates() -> None:
+    """Recorded: a turn, then `thread/compact/start` (its own turn with a contextCompaction item)."""
+    plain = [u for u in translate("compact") if "Compact" in str(u.get("title")) or u.get("toolCallId") in
+             {x.get("toolCallId") for x in translate("compact") if x.get("title") == "Compact the conversation"}]
+    assert (plain[0]["sessionUpdate"], plain[0]["status"]) == ("tool_call", "in_progress")
+    assert plain[-1]["status"] == "completed"
+    entity = [u for u in translate("compact", Translator(compaction=True)) if u["sessionUpdate"].startswith("compaction")]
+    assert [u["status"] for u in entity] == ["in_progress", "completed"]
+    assert len({u["compactionId"] for u in entity}) == 1
+    assert not [u for u in translate("compact", Translator(compaction=True))
+                if u.get("title") == "Compact the conversation"]
