@@ -18,9 +18,11 @@ import anyio
 from anyio.abc import TaskStatus
 
 import bridge
+from adapters.codex.native import native_binary
 from adapters.codex.options import mcp_servers
 from adapters.codex.rpc import AppServer, method_not_found, stderr_tail
 from adapters.codex.session import CAPABILITIES, CodexSession
+from bridge.agents import resolve
 from bridge.core.adapter import AdapterEnv, AgentProbe, AgentSpec, JsonObj, SessionHost, StartRequest
 from bridge.errors import AgentError, AgentExitedError, AgentStartError
 from bridge.process.agent_process import open_agent_process
@@ -34,15 +36,26 @@ OPT_OUT = ["account/rateLimits/updated", "remoteControl/status/changed", "thread
 class CodexAdapter:
     # What `initialize` advertises for this agent, without spawning it (bridge/acp/server.py).
     static_capabilities = CAPABILITIES
+
     def __init__(self, spec: AgentSpec, env: AdapterEnv) -> None:
         self.spec = spec
         self.env = env
+        self._native: tuple[str, dict[str, str]] | bool | None = False  # False: not looked up yet
+
+    def _binary(self) -> tuple[str, dict[str, str]] | None:
+        # The npm launcher's native binary, looked up once (native.py says why).
+        if self._native is False:
+            found = resolve(self.spec)
+            self._native = native_binary(found) if found else None
+        return self._native if isinstance(self._native, tuple) else None
 
     def _argv(self) -> list[str]:
-        return [self.spec.command, *(self.spec.args or ("app-server",))]
+        native = self._binary()
+        return [native[0] if native else self.spec.command, *(self.spec.args or ("app-server",))]
 
     def _environ(self) -> dict[str, str]:
-        return {**os.environ, **self.spec.env}
+        native = self._binary()
+        return {**os.environ, **(native[1] if native else {}), **self.spec.env}
 
     async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
         async with open_agent_process(
