@@ -28,6 +28,8 @@ import psutil
 from bridge.wire.types import JsonObj
 
 ROOT = Path(__file__).resolve().parent.parent
+# The pinned agent CLIs: AGENT_BRIDGE_AGENTS_DIR as for the tests, else the checkout's .agents.
+AGENTS = Path(os.environ.get("AGENT_BRIDGE_AGENTS_DIR") or ROOT / ".agents")
 FAKE_AGENT = ROOT / "tests" / "fakes" / "fake_acp_agent.py"
 PY = sys.executable
 

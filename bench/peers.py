@@ -34,8 +34,8 @@ import psutil
 
 from bench import common as C
 
-BIN = C.ROOT / ".agents" / "node_modules" / ".bin"
-PKG = C.ROOT / ".agents" / "node_modules"
+BIN = C.AGENTS / "node_modules" / ".bin"
+PKG = C.AGENTS / "node_modules"
 
 
 @dataclass

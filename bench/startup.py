@@ -33,7 +33,7 @@ from pathlib import Path
 
 from bench import common as C
 
-BIN = C.ROOT / ".agents" / "node_modules" / ".bin"
+BIN = C.AGENTS / "node_modules" / ".bin"
 ECHO_INIT = (
     "import sys,json\n"
     "line=sys.stdin.readline()\n"

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 
 import anyio
 
-from bridge import envsetup
 from bridge.config import INSTALL_HINTS
 from bridge.core.adapter import AgentSpec
-from bridge.process.lookup import locate
+from bridge.process.lookup import on_agent_path
 from bridge.process.versions import version_of
 from bridge.wire.types import JsonObj
 
@@ -107,13 +106,7 @@ def outside_range(agent: str, version: str) -> str | None:
 
 
 def resolve(spec: AgentSpec) -> str | None:
-    # The PATH agents are started with (login shell additions, path_prepend) when the
-    # daemon has resolved it, so this agrees with what a session would find.
-    environment = envsetup.current()
-    path = spec.env.get("PATH") or (
-        environment.path() if environment is not None else os.environ.get("PATH", os.defpath)
-    )
-    return locate(spec.command, {"PATH": path}).path
+    return on_agent_path(spec.command, spec.env)
 
 
 async def describe_agents(agents: Mapping[str, AgentSpec], *, versions: bool = True) -> list[JsonObj]:

@@ -17,6 +17,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 import bridge
+from adapters.codex.native import native_binary
 from adapters.codex.options import mcp_servers
 from adapters.codex.rpc import AppServer, method_not_found, stderr_tail
 from adapters.codex.session import CAPABILITIES, CodexSession
@@ -25,6 +26,7 @@ from bridge.core.adapter import AdapterEnv, AgentProbe, AgentSpec, SessionHost, 
 from bridge.errors import AgentError, AgentExitedError, AgentStartError
 from bridge.mcp import status as mcp_status
 from bridge.process.agent_process import open_agent_process
+from bridge.process.lookup import on_agent_path
 from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
@@ -38,15 +40,26 @@ class CodexAdapter:
     static_capabilities = CAPABILITIES
     # No ACP client of its own: the bridge offers it the client's fs/terminal as MCP tools.
     client_tools = True
+
     def __init__(self, spec: AgentSpec, env: AdapterEnv) -> None:
         self.spec = spec
         self.env = env
+        self._native: tuple[str, dict[str, str]] | bool | None = False  # False: not looked up yet
+
+    def _binary(self) -> tuple[str, dict[str, str]] | None:
+        # The npm launcher's native binary, looked up once (native.py says why).
+        if self._native is False:
+            found = on_agent_path(self.spec.command, self.spec.env)
+            self._native = native_binary(found) if found else None
+        return self._native if isinstance(self._native, tuple) else None
 
     def _argv(self) -> list[str]:
-        return [self.spec.command, *(self.spec.args or ("app-server",))]
+        native = self._binary()
+        return [native[0] if native else self.spec.command, *(self.spec.args or ("app-server",))]
 
     def _environ(self) -> dict[str, str]:
-        return agent_env(self.spec)
+        native = self._binary()
+        return agent_env(self.spec, native[1] if native else None)
 
     async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
         async with open_agent_process(

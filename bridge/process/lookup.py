@@ -40,3 +40,14 @@ def locate(command: str, env: Mapping[str, str]) -> Located:
         if os.path.isfile(os.path.join(d, command)):
             return Located(command, None, "not_executable", searched, os.path.join(d, command))
     return Located(command, None, "not_found", searched)
+
+
+def on_agent_path(command: str, agent_env: Mapping[str, str]) -> str | None:
+    """Where `command` is on the PATH agents are started with (the agent's own `PATH`, else
+    the login-shell additions and `path_prepend` once the daemon has resolved them), so this
+    agrees with what a session would find."""
+    environment = envsetup.current()
+    path = agent_env.get("PATH") or (
+        environment.path() if environment is not None else os.environ.get("PATH", os.defpath)
+    )
+    return locate(command, {"PATH": path}).path

@@ -1,0 +1,72 @@
+"""What the stdio daemon imports to answer `initialize` (issue 17, start-up).
+
+Structural, not timed: the real `python -m bridge` answers one `initialize` and exits at the
+end of its input, under `-X importtime`, which names every module the process imported.
+Packages that only other paths need (the WebSocket/HTTP transports, PostgreSQL, MCP, the
+agent adapters' own modules) must stay off the path to the first answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Not imported before the first answer today; keep it that way.
+KEPT_OUT = (
+    "websockets",
+    "starlette",
+    "uvicorn",
+    "psycopg",
+    "psycopg_pool",
+    "mcp",
+    "httpx",
+    "adapters.codex",
+    "adapters.claude",
+)
+
+
+def imported_to_answer_initialize(tmp_path: Path, *extra: str) -> set[str]:
+    config = tmp_path / "bridge.toml"
+    config.write_text("login_shell_env = false\n")
+    request = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": 1}}
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "bridge",
+            "--config",
+            str(config),
+            "--state-dir",
+            str(tmp_path / "state"),
+            *extra,
+        ],
+        input=request + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
+    answer = json.loads(done.stdout.splitlines()[0])
+    assert answer["id"] == 1 and answer["result"]["protocolVersion"] == 1
+    names = {m.group(1) for m in re.finditer(r"^import time:\s+\d+ \|\s+\d+ \| *(\S+)$", done.stderr, re.M)}
+    assert "bridge.app" in names, "importtime saw the daemon's own modules"
+    return names
+
+
+def test_initialize_imports_no_transport_store_or_adapter_extras(tmp_path: Path) -> None:
+    names = imported_to_answer_initialize(tmp_path)
+    loaded = sorted(n for n in names if any(n == k or n.startswith(k + ".") for k in KEPT_OUT))
+    assert loaded == []
