@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import anyio
 import pytest
@@ -19,6 +20,12 @@ from tests.fakes.openai_responses import mcp_call
 from .test_daemon import allow_once, config
 
 pytestmark = pytest.mark.anyio
+
+
+def _echo_tools_reported(message: dict[str, Any]) -> bool:
+    update = (message.get("params") or {}).get("update") or {}
+    servers = ((update.get("_meta") or {}).get("bridge") or {}).get("mcpServers") or []
+    return any(s.get("name") == "echo" and s.get("tools") for s in servers)
 
 
 async def test_a_config_wired_server_serves_a_session_that_names_none(
@@ -43,6 +50,9 @@ async def test_a_config_wired_server_serves_a_session_that_names_none(
             await d.client.request("session/set_mode", {"sessionId": sid, "modeId": "full-access"})
             result = await d.client.prompt(sid, "call the echo tool")
             assert result["stopReason"] == "end_turn"
+            # The tools come from `mcpServerStatus/list`, asked once the servers are up, apart
+            # from the turn: wait for the update that carries them, then read the info.
+            await d.client.wait_for(_echo_tools_reported, 0)
             info = await d.client.request("_bridge/session/info", {"sessionId": sid})
     assert d.process.returncode == 0, d.stderr.decode()[-2000:]
     assert "mcp-echo:ping" in request_text(fake.generations[-1].body["input"])
