@@ -59,7 +59,8 @@ class AcpServer:
         self.extensions = Extensions(self)
         self.multiclient = MultiClient(self)
         self.dispatcher = Dispatcher(
-            {**self.handlers.table(), **self.extensions.table(), **self.multiclient.table()}
+            {**self.handlers.table(), **self.extensions.table(), **self.multiclient.table()},
+            direct=frozenset({"initialize"}),  # the first answer need not load jsonrpcserver
         )
         self.agent_capabilities = AgentCapabilities(
             self._probe, cache_file=os.path.join(manager.env.state_dir, "agent-capabilities.json")

@@ -9,7 +9,10 @@ are already checked by `bridge.wire.jsonrpc.classify`, so a no-op validator keep
 off every request.
 
 jsonrpcserver is imported at the first dispatched request, not at module level: it pulls in
-jsonschema, referencing and attrs (~75 ms here), which start-up does not need.
+jsonschema, referencing and attrs (~75 ms here), which start-up does not need. The methods
+named `direct` (the server's `initialize`, the first answer of every connection) never import
+it: they are called here with the same argument rules jsonrpcserver applies (a non-empty
+array is refused, an empty one or none is `{}`), so a client cannot tell the two paths apart.
 """
 
 from __future__ import annotations
@@ -59,8 +62,9 @@ def _identity(obj: Any) -> Any:
 class Dispatcher:
     """Answers requests from an explicit method table; `context` is passed to handlers."""
 
-    def __init__(self, table: Mapping[str, Handler]) -> None:
+    def __init__(self, table: Mapping[str, Handler], *, direct: frozenset[str] = frozenset()) -> None:
         self._table = dict(table)
+        self._direct = direct & self._table.keys()
         # Wrapped on first dispatch: wrapping imports jsonrpcserver (see the module doc).
         self._methods: dict[str, Any] | None = None
 
@@ -68,6 +72,8 @@ class Dispatcher:
         return method in self._table
 
     async def __call__(self, context: Any, req: Request) -> Any:
+        if req.method in self._direct:
+            return await self._call_direct(context, req)
         from jsonrpcserver.async_dispatcher import dispatch_to_response_pure
         from jsonrpcserver.sentinels import NODATA
         from oslash.either import Left
@@ -91,3 +97,10 @@ class Dispatcher:
                 raise err.data.exc
             raise RpcError(err.code, err.message, None if err.data is NODATA else err.data)
         return outcome._value.result
+
+    async def _call_direct(self, context: Any, req: Request) -> Any:
+        # What `_wrap` and jsonrpcserver's extract_args/extract_kwargs do, without them.
+        params = req.params
+        if isinstance(params, list) and params:
+            raise RpcError(INVALID_PARAMS, "params must be an object, not an array")
+        return await self._table[req.method](context, dict(params) if isinstance(params, dict) else {})

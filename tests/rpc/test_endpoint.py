@@ -289,3 +289,39 @@ async def test_dispatch_keeps_error_messages_and_passes_any_param_name() -> None
     assert await d(None, req("echo", {"context": 1, "a-b": 2})) == {"context": 1, "a-b": 2}
     with pytest.raises(KeyError):  # raised as it is: the endpoint is where it becomes -32603
         await d(None, req("bug", {}))
+
+
+async def test_direct_methods_answer_as_jsonrpcserver_does() -> None:
+    """`direct` methods (the server's `initialize`) skip jsonrpcserver; every params shape
+    gets the same result or error on both paths."""
+
+    async def echo(ctx: Any, params: dict[str, Any]) -> Any:
+        return {"ctx": ctx, "params": params}
+
+    via_library = Dispatcher({"echo": echo})
+    direct = Dispatcher({"echo": echo}, direct=frozenset({"echo", "absent"}))
+
+    async def outcome(d: Dispatcher, raw: dict[str, Any]) -> Any:
+        msg = jsonrpc.classify({"jsonrpc": "2.0", "id": 1, "method": "echo", **raw})
+        assert isinstance(msg, jsonrpc.Request)
+        try:
+            return await d("c", msg)
+        except RpcError as exc:
+            return ("error", exc.code, exc.message, exc.data)
+
+    shapes: list[dict[str, Any]] = [
+        {},
+        {"params": {}},
+        {"params": {"context": 1, "a": [2]}},
+        {"params": []},
+        {"params": [1]},
+    ]
+    for raw in shapes:
+        assert await outcome(direct, raw) == await outcome(via_library, raw), raw
+    assert await outcome(direct, {"params": [1]}) == (
+        "error",
+        -32602,
+        "params must be an object, not an array",
+        None,
+    )
+    assert not direct.has("absent")
