@@ -28,6 +28,9 @@ KEPT_OUT = (
     "httpx",
     "adapters.codex",
     "adapters.claude",
+    # The dispatcher answers `initialize` itself (bridge/rpc/dispatch.py, `direct`).
+    "jsonrpcserver",
+    "jsonschema",
 )
 
 
