@@ -14,6 +14,9 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+# The router is also imported from here (tests, bench), as before the split: re-exported.
+from adapters.acp.router import FORWARDED as FORWARDED
+from adapters.acp.router import _Router as _Router
 from adapters.acp.settings import AgentSettings
 from adapters.common import agent_env
 from bridge.core.adapter import (
@@ -30,7 +33,6 @@ from bridge.errors import (
     METHOD_NOT_FOUND,
     RESOURCE_NOT_FOUND,
     AgentExitedError,
-    AgentProtocolError,
     AgentStartError,
     RpcError,
 )
@@ -38,7 +40,6 @@ from bridge.mcp import status as mcp_status
 from bridge.process.agent_process import AgentProcess, open_agent_process
 from bridge.rpc.endpoint import ConnectionClosed, Endpoint
 from bridge.rpc.outbox import Outbox
-from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
 from bridge.wire.types import JsonObj
 
@@ -48,20 +49,6 @@ CLIENT_INFO = {"name": "agent-bridge", "version": "0.1.0"}
 # A probe holds no session: its agent is stopped without the graceful stdin-EOF wait, which
 # the Zed adapters never honour (they ignore EOF), so `initialize` stays fast.
 PROBE_STOP_GRACE = 0.3
-# Agent→client requests forwarded to the session's client.
-FORWARDED = frozenset(
-    {
-        "session/request_permission",
-        "fs/read_text_file",
-        "fs/write_text_file",
-        "terminal/create",
-        "terminal/output",
-        "terminal/wait_for_exit",
-        "terminal/kill",
-        "terminal/release",
-        "elicitation/create",
-    }
-)
 
 
 class _Link:
@@ -345,119 +332,6 @@ async def _paced(proc: AgentProcess, host: SessionHost | None) -> AsyncIterator[
 
 def _dict(value: Any) -> JsonObj:
     return value if isinstance(value, dict) else {}
-
-
-# Agent→client notifications of ACP besides session/update (`_` extensions go through too).
-_FORWARDED_NOTIFICATIONS = frozenset({"elicitation/complete"})
-# Update kinds the router looks into; everything else is forwarded without a second look.
-_WATCHED = frozenset({"usage_update", "current_mode_update", "config_option_update"})
-# What an agent's session/load replays: muted when the client asked for resume.
-_HISTORY = frozenset(
-    {
-        "user_message_chunk",
-        "agent_message_chunk",
-        "agent_thought_chunk",
-        "tool_call",
-        "tool_call_update",
-        "plan",
-    }
-)
-
-
-def _valid_usage(update: JsonObj) -> bool:
-    used, size = update.get("used"), update.get("size")
-    return (
-        isinstance(used, int)
-        and not isinstance(used, bool)
-        and used >= 0
-        and isinstance(size, int)
-        and not isinstance(size, bool)
-        and size >= 0
-    )
-
-
-class _Router:
-    """Routes what the agent sends: updates to the host, requests to the client."""
-
-    def __init__(self, agent: str, host: SessionHost | None) -> None:
-        self.agent = agent
-        self.host = host
-        self.exited = anyio.Event()
-        # Drop replayed history (messages, thoughts, tool calls, plans) but let state updates
-        # (commands, mode, config, usage) through.
-        self.mute_history = False
-        # Set once the session is open: keeps made-up modes/config options in step.
-        self.settings: AgentSettings | None = None
-        self._bad_usage_logged = False
-        self._dropped_logged = False
-
-    async def on_notification(self, note: jsonrpc.Notification) -> None:
-        host = self.host
-        if host is None or not isinstance(note.params, dict):
-            return
-        if note.method == "session/update":
-            update = note.params.get("update")
-            kind = update.get("sessionUpdate") if isinstance(update, dict) else None
-            if not isinstance(kind, str):
-                # Not an update at all: forwarded, it would break every schema-checking client.
-                self._dropped("a session/update without an update kind", note.params)
-                host.touch()
-                return
-            if self.mute_history and kind in _HISTORY:
-                host.touch()
-                return
-            if kind in _WATCHED and isinstance(update, dict):
-                if kind == "usage_update" and not _valid_usage(update):
-                    self._drop_usage(update)
-                    host.touch()
-                    return
-                extra = self.settings.observe(update) if self.settings is not None else []
-                note.params["sessionId"] = host.session_id
-                host.emit_params(note.params)
-                for more in extra:
-                    host.emit(more)
-                return
-            note.params["sessionId"] = host.session_id
-            host.emit_params(note.params)
-        elif note.method in _FORWARDED_NOTIFICATIONS or note.method.startswith("_"):
-            params = dict(note.params)
-            if "sessionId" in params:
-                params["sessionId"] = host.session_id
-            host.notify_client(note.method, params)
-        else:
-            self._dropped(f"a notification the client has no use for ({note.method:.100})", note.params)
-
-    def _dropped(self, what: str, params: Any) -> None:
-        if not self._dropped_logged:
-            self._dropped_logged = True
-            log.warning("agent %s sent %s (dropped; logged once): %.200s", self.agent, what, params)
-
-    def _drop_usage(self, update: JsonObj) -> None:
-        # Seen from claude-agent-acp 0.23 behind a gateway that omits the cache counters:
-        # `used: null` (NaN). Forwarding it would break every schema-checking client.
-        if not self._bad_usage_logged:
-            self._bad_usage_logged = True
-            log.warning("agent %s sent an invalid usage_update (dropped): %.200s", self.agent, update)
-
-    async def on_request(self, req: jsonrpc.Request) -> Any:
-        host = self.host
-        if host is None:
-            raise RpcError(METHOD_NOT_FOUND, f"{req.method} is not available during a probe")
-        if req.method not in FORWARDED and not req.method.startswith("_"):
-            raise RpcError(METHOD_NOT_FOUND, f"unknown method: {req.method}")
-        params = dict(req.params) if isinstance(req.params, dict) else {}
-        params.pop("sessionId", None)
-        return await host.request_client(req.method, params)
-
-    def on_noise(self, line: bytes) -> None:
-        # Banners, OAuth URLs, debug prints: logged and skipped, never forwarded, never fatal.
-        log.warning("agent %s wrote a non-JSON-RPC line on stdout (skipped): %.200r", self.agent, line)
-
-    def on_violation(self, what: str) -> RpcError:
-        # Broken JSON-RPC (not mere noise): whatever waits on the agent — its turn — fails now
-        # with the reason, instead of waiting for the stall timeout. The agent keeps running.
-        log.warning("agent %s broke the protocol: it %s", self.agent, what)
-        return AgentProtocolError(self.agent, what)
 
 
 def create(spec: AgentSpec, env: AdapterEnv) -> AcpAdapter:

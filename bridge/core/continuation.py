@@ -15,6 +15,7 @@ block needs the agent's `embeddedContext` capability and some agents flatten it 
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,11 @@ from bridge.store.base import Store
 from bridge.wire.types import JsonObj
 
 if TYPE_CHECKING:
+    from bridge.core.adapter import SessionSetup
     from bridge.core.session import Session
+
+# The manager's logger: a continuation reads as the session manager's record, as before.
+log = logging.getLogger("bridge.core.manager")
 
 # The transcript handed to the new agent session: at most this many characters, the most
 # recent turns kept whole, the older ones left out with a one-line note.
@@ -226,6 +231,41 @@ def _clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
         return text
     half = limit // 2
     return f"{text[:half]} […{len(text) - 2 * half} characters left out…] {text[-half:]}"
+
+
+def continued(
+    session: Session,
+    transcript: Transcript,
+    previous: str | None,
+    setup: SessionSetup,
+    cause: RpcError,
+    *,
+    restart: bool,
+) -> None:
+    """Record that `session` continues in the new agent session `setup` started: the
+    transcript rides on the next prompt, the session's log and clients are told."""
+    rec = session.record
+    session.metrics.new_count()  # a new agent session counts its cost from zero
+    session.seed = [transcript.block(rec.id)] if transcript.turns else None
+    session.continued = {
+        "previousAgentSessionId": previous,
+        "agentSessionId": setup.agent_session_id,
+        "agentError": cause.message,
+        "turns": transcript.turns,
+        "omittedTurns": transcript.omitted,
+        "transcriptChars": len(transcript.text),
+    }
+    session.record_event({"type": "continued", **session.continued})
+    if restart:
+        announce(session)  # mid-use: the client is there; a reopen announces after its replay
+    # Info, not a warning: the client is told (the notice), this is the daemon's own record.
+    log.info(
+        "session %s: agent %s no longer had session %s; continued in new agent session %s",
+        rec.id,
+        session.spec.name,
+        previous,
+        setup.agent_session_id,
+    )
 
 
 def announce(session: Session) -> None:

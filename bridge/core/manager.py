@@ -16,34 +16,36 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from bridge.core import tool_server
 from bridge.core.adapter import (
     AdapterEnv,
     AdapterFactory,
     AgentAdapter,
-    AgentSession,
     AgentSpec,
     SessionSetup,
     StartMode,
     StartRequest,
 )
+from bridge.core.agent_run import start_bounded
 from bridge.core.continuation import (
     agent_lost_session,
-    announce,
     build_transcript,
+    continued,
     lost_error,
     wants_continue,
 )
 from bridge.core.links import ClientLink
 from bridge.core.ownership import Ownership
+
+# The restart limit is also read here (as before the split): re-exported.
+from bridge.core.restarts import MAX_RESTARTS as MAX_RESTARTS
+from bridge.core.restarts import RESTART_WINDOW as RESTART_WINDOW
+from bridge.core.restarts import crash_backoff
 from bridge.core.session import Session
 from bridge.errors import (
     AGENT_START_FAILED,
     INVALID_PARAMS,
     SESSION_OWNED,
     AgentError,
-    AgentExitedError,
-    AgentStartError,
     RpcError,
     StoreError,
     find_rpc_error,
@@ -51,18 +53,11 @@ from bridge.errors import (
 )
 from bridge.mcp.config import ConfiguredServers
 from bridge.mcp.status import McpStatus
-from bridge.process.agent_process import ExitRecord, recording_exits
-from bridge.rpc.endpoint import ConnectionClosed
 from bridge.store.base import DEFAULT_LEASE_SECONDS, Instance, LeaseHeld, SessionRecord, Store, Transport
 from bridge.store.sqlite import now_iso
 from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
-
-# Crash restarts: at most MAX_RESTARTS within RESTART_WINDOW seconds, with exponential
-# backoff; restarts the bridge itself causes (forced cancel, stall) do not count.
-MAX_RESTARTS = 3
-RESTART_WINDOW = 60.0
 
 
 @dataclass(frozen=True)
@@ -263,27 +258,7 @@ class SessionManager:
             cause = found
         transcript = await build_transcript(self.store, rec.id)
         setup = await self._start(session, "new", params, None, create=False, restart=restart)
-        session.metrics.new_count()  # a new agent session counts its cost from zero
-        session.seed = [transcript.block(rec.id)] if transcript.turns else None
-        session.continued = {
-            "previousAgentSessionId": previous,
-            "agentSessionId": setup.agent_session_id,
-            "agentError": cause.message,
-            "turns": transcript.turns,
-            "omittedTurns": transcript.omitted,
-            "transcriptChars": len(transcript.text),
-        }
-        session.record_event({"type": "continued", **session.continued})
-        if restart:
-            announce(session)  # mid-use: the client is there; a reopen announces after its replay
-        # Info, not a warning: the client is told (the notice), this is the daemon's own record.
-        log.info(
-            "session %s: agent %s no longer had session %s; continued in new agent session %s",
-            rec.id,
-            session.spec.name,
-            previous,
-            setup.agent_session_id,
-        )
+        continued(session, transcript, previous, setup, cause, restart=restart)
         return setup
 
     async def _start(
@@ -297,6 +272,7 @@ class SessionManager:
         restart: bool = False,
     ) -> SessionSetup:
         assert self._tg is not None
+        host = self._tg
         rec = session.record
         servers, configured = self._mcp_servers(session)
         request = StartRequest(
@@ -323,7 +299,9 @@ class SessionManager:
                 log.warning("session %s is not recorded in the catalog: %s", rec.id, exc.message)
         self.sessions[rec.id] = session
         try:
-            agent = await self._start_bounded(session, adapter, request)
+            agent = await start_bounded(
+                host, session, adapter, request, limit=2 * self.env.handshake_timeout, save=self.save
+            )
         except BaseException:
             if not restart:
                 # A failed restart keeps the session: the client may retry (bounded by the limit).
@@ -356,89 +334,6 @@ class SessionManager:
         session.mcp = McpStatus(servers, configured)
         return servers, configured
 
-    async def _start_bounded(
-        self, session: Session, adapter: AgentAdapter, request: StartRequest
-    ) -> AgentSession:
-        """Start the agent task; fail if the agent goes silent for too long while starting
-        (it answered initialize but never session/new, say). Anything it emits resets the clock."""
-        assert self._tg is not None
-        limit = 2 * self.env.handshake_timeout
-        session.touch()
-        with anyio.CancelScope() as scope:
-            async with anyio.create_task_group() as tg:
-
-                async def watchdog() -> None:
-                    while True:
-                        left = session.last_activity + limit - anyio.current_time()
-                        if left <= 0:
-                            scope.cancel()
-                            return
-                        await anyio.sleep(left)
-
-                tg.start_soon(watchdog)
-                agent: AgentSession = await self._tg.start(self._run_agent, session, adapter, request)
-                tg.cancel_scope.cancel()
-            return agent
-        raise AgentStartError(
-            session.spec.name,
-            f"it sent nothing for {limit:g} s while opening the session ({request.mode})",
-            {"timeoutSeconds": limit},
-        )
-
-    async def _run_agent(
-        self,
-        session: Session,
-        adapter: AgentAdapter,
-        request: StartRequest,
-        *,
-        task_status: TaskStatus[AgentSession],
-    ) -> None:
-        started = False
-
-        class _Relay:
-            def started(self, value: AgentSession) -> None:
-                nonlocal started
-                started = True
-                session.agent = value
-                session.agent_error = None
-                task_status.started(value)
-
-        stopped = session.agent_stopped = anyio.Event()
-        with anyio.CancelScope() as scope, recording_exits() as exits:
-            session.run_scope = scope
-            try:
-                # Client tools (the client's fs/terminal as an MCP server), for this process only.
-                tools = tool_server.wanted(session.spec.client_tools, adapter, request)
-                async with tool_server.offered(session, request, tools) as with_tools:
-                    await adapter.run(session, with_tools, task_status=_Relay())  # type: ignore[arg-type]
-                if started and not scope.cancel_called:
-                    session.agent_exited(
-                        _exit_error(session.spec.name, exits, started=True)
-                        if exits.ended
-                        else AgentExitedError(session.spec.name, None, "agent ended the session")
-                    )
-            except Exception as exc:
-                found = find_rpc_error(exc)
-                if exits.on_its_own and (found is None or isinstance(found, ConnectionClosed)):
-                    # The adapter only saw the pipe close; the process's exit says why.
-                    found = _exit_error(session.spec.name, exits, started=started)
-                if not started:
-                    if found is not None:
-                        raise found from exc
-                    raise
-                if isinstance(found, AgentError):
-                    session.agent_exited(found)
-                else:
-                    log.exception("agent task of session %s failed", session.session_id)
-                    session.agent_exited(
-                        AgentExitedError(session.spec.name, None, f"adapter failure: {exc!r}")
-                    )
-            finally:
-                stopped.set()
-        if session.status == "error":
-            with anyio.CancelScope(shield=True):
-                await self.save(session.session_id, status="error", touch=False)
-
     async def ensure_agent(self, session: Session) -> None:
         """Restart a dead agent (resuming its native session) before the next prompt.
         Crashes count against the restart limit and back off; a restart the bridge caused
@@ -460,13 +355,7 @@ class SessionManager:
     async def _restart(self, session: Session) -> None:
         crashed = session.agent_error
         if crashed is not None:
-            now = anyio.current_time()
-            recent = [t for t in session.restart_times if now - t < RESTART_WINDOW]
-            session.restart_times = recent
-            if len(recent) >= MAX_RESTARTS:
-                raise _restart_limit_error(session, crashed, recent[0] + RESTART_WINDOW - now)
-            session.restart_times.append(now)
-            await anyio.sleep(min(2.0, 0.25 * (2 ** (len(recent)))))
+            await crash_backoff(session, crashed)
         # An agent the bridge stopped (forced cancel, stall) may still be exiting: the new one
         # must not meet it holding the session.
         await self._agent_gone(session)
@@ -501,7 +390,9 @@ class SessionManager:
         # process still holding the session (Claude Code refuses a session in use).
         await self._agent_gone(session)
         with anyio.CancelScope(shield=True):
-            await self.save(session.session_id, status="closed", touch=False, metrics=session.metrics.to_json())
+            await self.save(
+                session.session_id, status="closed", touch=False, metrics=session.metrics.to_json()
+            )
             await self.ownership.release(session.session_id)
 
     @property
@@ -511,7 +402,9 @@ class SessionManager:
     def _lost(self, session: Session, holder: Instance | None) -> None:
         """Another daemon took the session over (this one stopped renewing its lease, e.g.
         paused past it): stop driving it here, without touching the new owner's catalog row."""
-        log.warning("session %s was taken over by another daemon; stopping its agent here", session.session_id)
+        log.warning(
+            "session %s was taken over by another daemon; stopping its agent here", session.session_id
+        )
         error = (
             LeaseHeld(session.session_id, holder)
             if holder is not None
@@ -532,37 +425,3 @@ class SessionManager:
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):
             await self.close(session)
-
-
-def _exit_error(agent: str, exits: ExitRecord, *, started: bool) -> AgentError:
-    if started:
-        return AgentExitedError(agent, exits.returncode, exits.stderr_tail)
-    rc = exits.returncode
-    how = (
-        f"exit code {rc}"
-        if rc is not None and rc >= 0
-        else f"signal {-rc}"
-        if rc is not None
-        else "no status"
-    )
-    tail = exits.stderr_tail.strip()
-    last = tail.splitlines()[-1][:300] if tail else "nothing on stderr"
-    return AgentStartError(
-        agent, f"it exited while starting ({how}): {last}", {"exitCode": rc, "stderrTail": exits.stderr_tail}
-    )
-
-
-def _restart_limit_error(session: Session, last: AgentError, retry_in: float) -> AgentError:
-    data = last.data if isinstance(last.data, dict) else {}
-    return AgentError(
-        last.code,
-        f"agent {session.spec.name!r} failed {MAX_RESTARTS} times within {RESTART_WINDOW:g} s; restart limit "
-        f"reached, next attempt allowed in {max(retry_in, 0):.0f} s. Last failure: {last.message}",
-        {
-            **data,
-            "agent": session.spec.name,
-            "restartLimit": MAX_RESTARTS,
-            "windowSeconds": RESTART_WINDOW,
-            "retryAfterSeconds": round(max(retry_in, 0), 1),
-        },
-    )

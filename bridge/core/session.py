@@ -18,9 +18,9 @@ from typing import Any
 import anyio
 
 from bridge.core.adapter import AgentSession, AgentSpec, SessionSetup
-from bridge.core.links import ClientLink
 from bridge.core.metrics import Metrics
 from bridge.core.permissions import CANCELLED_OUTCOME, ask_first
+from bridge.core.session_links import SessionLinks
 from bridge.core.session_states import IN_TURN, STATUS, Event, State, advance
 from bridge.errors import INVALID_PARAMS, SESSION_BUSY, TURN_STALLED, AgentError, AgentExitedError, RpcError
 from bridge.mcp.status import McpStatus
@@ -43,22 +43,14 @@ EXIT_REPORT_WAIT = 5.0
 CLOSE_GRACE = 1.0
 
 
-class Session:
+class Session(SessionLinks):
     """Implements `SessionHost` for its adapter."""
 
     def __init__(self, record: SessionRecord, spec: AgentSpec, store: Store) -> None:
         self.record = record
         self.spec = spec
         self.store = store
-        self._owner: ClientLink | None = None
-        # Set (and replaced) whenever who may answer for the session changes: the owner, a
-        # follower attaching or leaving, sharing turned on or off.
-        self._owner_changed = anyio.Event()
-        self.followers: list[ClientLink] = []
-        # Followers attached as controllers (link ids): asked permissions while `shared`.
-        self.controllers: set[str] = set()
-        self.shared = False
-        self.owner_epoch = 0  # +1 at every change of owner (grace timers check it)
+        SessionLinks.__init__(self)
         self.pending_permissions: list[JsonObj] = []  # asked, not answered yet
         # Answers given in the inspector, by `id()` of the pending request's params.
         self.inspector_answers: dict[int, JsonObj] = {}
@@ -141,51 +133,6 @@ class Session:
     @property
     def _cancelling(self) -> bool:
         return self.state is State.CANCELLING
-
-    @property
-    def owner(self) -> ClientLink | None:
-        return self._owner
-
-    @owner.setter
-    def owner(self, link: ClientLink | None) -> None:
-        self._owner = link
-        self.owner_epoch += 1
-        if link is not None:
-            self.remove_follower(link)
-        self.links_changed()
-
-    def links_changed(self) -> None:
-        self._owner_changed.set()
-        self._owner_changed = anyio.Event()
-
-    async def wait_links_changed(self) -> None:
-        await self._owner_changed.wait()
-
-    def add_follower(self, link: ClientLink, *, controller: bool) -> None:
-        if link is self._owner:
-            return
-        if link not in self.followers:
-            self.followers.append(link)
-        if controller:
-            self.controllers.add(link.link_id)
-        else:
-            self.controllers.discard(link.link_id)
-        self.links_changed()
-
-    def remove_follower(self, link: ClientLink) -> None:
-        if link in self.followers:
-            self.followers.remove(link)
-        self.controllers.discard(link.link_id)
-        self.links_changed()
-
-    def permission_targets(self) -> list[ClientLink]:
-        """Who may answer a permission request now: the connected owner, and, while the owner
-        shares the session, every connected follower attached as a controller."""
-        owner = self._owner
-        targets = [owner] if owner is not None and not owner.closed else []
-        if self.shared:
-            targets += [f for f in self.followers if f.link_id in self.controllers and not f.closed]
-        return targets
 
     # -- SessionHost ---------------------------------------------------------------------------
     @property
