@@ -96,12 +96,11 @@ async def test_the_ts_sdk_http_client_runs_a_full_turn(tmp_path: Path) -> None:
     async with ws_daemon(tmp_path) as d:
         start = len(d.stderr.data)
         _check_turn(await _drive("http", f"http://127.0.0.1:{d.port}/acp", d.token, tmp_path))
-        # Two HTTP connections (the turn, the load), each ended by the SDK's DELETE when its
-        # `connectWith` returned.
+        # Two HTTP connections (the turn, the load). The SDK sends DELETE when `connectWith`
+        # returns, but does not wait for it: the driver's exit can cut the last one short
+        # (seen once in a CI run), so only the first connection's end by DELETE is certain.
         with anyio.fail_after(30):
-            for _ in range(2):
-                m = await d.stderr.wait_for(re.compile(rb"HTTP connection \w+ ended: closed"), start)
-                start = m.end()
+            await d.stderr.wait_for(re.compile(rb"HTTP connection \w+ ended: closed"), start)
         assert d.stderr.text().count("opened") == 2
 
 
