@@ -7,7 +7,7 @@ WebSocket), open sessions, prompt agents, stream typed updates, answer permissio
     async def main() -> None:
         async with BridgeClient.spawn(agent="claude") as client:
             session = await client.create_session(cwd=".")
-            print((await session.send("What does this repository do?")).text)
+            answer = (await session.send("What does this repository do?")).text
 
     anyio.run(main)
 

@@ -4,7 +4,7 @@ our requests, dispatch of the daemon's requests and notifications).
 
     async with BridgeClient.spawn(agent="claude") as client:
         session = await client.create_session(cwd=".")
-        print((await session.send("What does this repository do?")).text)
+        answer = (await session.send("What does this repository do?")).text
 
 Everything runs in the task group the `async with` opens: the receive loop, the writer, and
 every turn. Leaving the block closes the connection (a spawned daemon then stops its agents
