@@ -19,7 +19,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from adapters.claude import history, native, translate
-from adapters.claude.channel import Channel
+from adapters.claude.channel import Channel, Pending
 from adapters.claude.jsonutil import obj
 from adapters.claude.options import ClaudeConfig
 from adapters.claude.session import ClaudeSession
@@ -64,6 +64,7 @@ class ClaudeAdapter:
     static_capabilities = CAPABILITIES
     # No ACP client of its own: the bridge offers it the client's fs/terminal as MCP tools.
     client_tools = True
+
     def __init__(self, spec: AgentSpec, env: AdapterEnv) -> None:
         self.spec = spec
         self.env = env
@@ -76,45 +77,74 @@ class ClaudeAdapter:
 
     async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
         argv = native.argv(self.spec, None, [])
-        async with open_agent_process(self.spec.name, argv, env=self._env(), stop_grace=self.env.stop_grace) as proc:
-            chan = Channel(self.spec.name, proc, timeout=self.env.handshake_timeout, grace=self.env.stop_grace)
+        async with open_agent_process(
+            self.spec.name, argv, env=self._env(), stop_grace=self.env.stop_grace
+        ) as proc:
+            chan = Channel(
+                self.spec.name, proc, timeout=self.env.handshake_timeout, grace=self.env.stop_grace
+            )
             version = await _serving(chan, self._version)
         info = {"name": "claude-code", "title": "Claude Code", "version": version}
-        return AgentProbe(protocol_version=1, agent_capabilities=CAPABILITIES, auth_methods=[],
-                          agent_info=info, auth_result={} if authenticate is not None else None)
+        return AgentProbe(
+            protocol_version=1,
+            agent_capabilities=CAPABILITIES,
+            auth_methods=[],
+            agent_info=info,
+            auth_result={} if authenticate is not None else None,
+        )
 
     async def _version(self, chan: Channel, tg: TaskGroup) -> str:
-        await self._handshake(chan)
-        return str((await self._optional(chan, "get_binary_version")).get("version") or "")
+        _, (version,) = await self._handshake(chan, "get_binary_version")
+        return str((await self._optional(chan, version)).get("version") or "")
 
-    async def _handshake(self, chan: Channel) -> JsonObj:
+    async def _handshake(self, chan: Channel, *then: str) -> tuple[JsonObj, list[Pending]]:
+        """`initialize`, with the control requests `then` written right behind it: the CLI
+        answers them in order, so opening a session costs one round trip, not one each."""
         try:
             # forwardSubagentText: a subagent's text and thinking come too (tagged with its Agent
             # call), not only its tool calls, so a client can show what it is doing.
-            return await chan.request("initialize", hooks=None, forwardSubagentText=True)
+            first = await chan.send("initialize", hooks=None, forwardSubagentText=True)
+            rest = [await chan.send(subtype) for subtype in then]
+            return await chan.answer(first), rest
         except AgentExitedError as exc:
             raise AgentStartError(
-                self.spec.name, f"it exited during the handshake (exit code {exc.returncode}): "
-                f"{exc.stderr_tail.strip()[-500:]}", {"exitCode": exc.returncode, "stderrTail": exc.stderr_tail},
+                self.spec.name,
+                f"it exited during the handshake (exit code {exc.returncode}): "
+                f"{exc.stderr_tail.strip()[-500:]}",
+                {"exitCode": exc.returncode, "stderrTail": exc.stderr_tail},
             ) from None
         except AgentError as exc:
-            raise AgentStartError(self.spec.name, exc.message, {"stderrTail": chan.proc.stderr_tail()}) from None
+            raise AgentStartError(
+                self.spec.name, exc.message, {"stderrTail": chan.proc.stderr_tail()}
+            ) from None
 
-    async def run(self, host: SessionHost, request: StartRequest, *, task_status: TaskStatus[AgentSession]) -> None:
+    async def run(
+        self, host: SessionHost, request: StartRequest, *, task_status: TaskStatus[AgentSession]
+    ) -> None:
         env = self._env()
         session_id, flags = self._session_flags(host, request, env)
         with native.mcp_config_file(self.env.state_dir, request.mcp_servers) as mcp_file:
-            exit_error = await self._serve(host, request, env, session_id, native.argv(
-                self.spec, request, flags, mcp_file), task_status)
+            exit_error = await self._serve(
+                host, request, env, session_id, native.argv(self.spec, request, flags, mcp_file), task_status
+            )
         # A fresh instance: the one the failed prompt raised carries that call's traceback.
         raise AgentExitedError(self.spec.name, exit_error.returncode, exit_error.stderr_tail)
 
-    async def _serve(self, host: SessionHost, request: StartRequest, env: dict[str, str], session_id: str,
-                     argv: list[str], task_status: TaskStatus[AgentSession]) -> AgentExitedError:
+    async def _serve(
+        self,
+        host: SessionHost,
+        request: StartRequest,
+        env: dict[str, str],
+        session_id: str,
+        argv: list[str],
+        task_status: TaskStatus[AgentSession],
+    ) -> AgentExitedError:
         async with open_agent_process(
             self.spec.name, argv, env=env, cwd=request.cwd, stop_grace=self.env.stop_grace
         ) as proc:
-            chan = Channel(self.spec.name, proc, timeout=self.env.handshake_timeout, grace=self.env.stop_grace)
+            chan = Channel(
+                self.spec.name, proc, timeout=self.env.handshake_timeout, grace=self.env.stop_grace
+            )
             chan.after_batch = host.wait_writable
 
             async def serve(chan: Channel, tg: TaskGroup) -> AgentExitedError:
@@ -129,25 +159,46 @@ class ClaudeAdapter:
 
             return await _serving(chan, serve)
 
-    async def _open(self, host: SessionHost, request: StartRequest, env: dict[str, str], session_id: str,
-                    chan: Channel, tg: TaskGroup) -> ClaudeSession:
-        init = await self._handshake(chan)
-        settings = await self._optional(chan, "get_settings")
-        mcp = await self._mcp_ready(chan, request)
+    async def _open(
+        self,
+        host: SessionHost,
+        request: StartRequest,
+        env: dict[str, str],
+        session_id: str,
+        chan: Channel,
+        tg: TaskGroup,
+    ) -> ClaudeSession:
+        init, (settings_asked, status_asked) = await self._handshake(chan, "get_settings", "mcp_status")
+        settings = await self._optional(chan, settings_asked)
+        mcp = await self._mcp_ready(chan, request, status_asked)
         args = self.spec.args
         config = ClaudeConfig.from_cli(
-            init, settings, bypass=native.bypass_allowed(self.spec), mode=native.flag_value(args, "--permission-mode"),
-            model=native.flag_value(args, "--model"), effort=native.flag_value(args, "--effort"))
+            init,
+            settings,
+            bypass=native.bypass_allowed(self.spec),
+            mode=native.flag_value(args, "--permission-mode"),
+            model=native.flag_value(args, "--model"),
+            effort=native.flag_value(args, "--effort"),
+        )
         session = ClaudeSession(host, chan, config, tg, init, request.client_capabilities)
         session.mcp_servers = [obj(s) for s in mcp.get("mcpServers") or []]
-        meta = {"mcpServers": translate.mcp_status(mcp.get("mcpServers") or []), "account": init.get("account")}
-        session.setup = SessionSetup(agent_session_id=session_id, modes=config.modes_state(),
-                                     config_options=config.config_options(), meta={"claudeCode": meta})
+        meta = {
+            "mcpServers": translate.mcp_status(mcp.get("mcpServers") or []),
+            "account": init.get("account"),
+        }
+        session.setup = SessionSetup(
+            agent_session_id=session_id,
+            modes=config.modes_state(),
+            config_options=config.config_options(),
+            meta={"claudeCode": meta},
+        )
         if request.mode == "load":
             session.setup.replayed = self._replay(host, env, session_id)
         return session
 
-    def _session_flags(self, host: SessionHost, request: StartRequest, env: dict[str, str]) -> tuple[str, list[str]]:
+    def _session_flags(
+        self, host: SessionHost, request: StartRequest, env: dict[str, str]
+    ) -> tuple[str, list[str]]:
         if request.mode == "new":
             sid = str(uuid.uuid4())
             return sid, native.session_flags("new", sid, None)
@@ -157,18 +208,25 @@ class ClaudeAdapter:
         recorded = history.session_cwd(path) if path is not None else None
         if recorded is not None and os.path.realpath(recorded) != os.path.realpath(request.cwd):
             # The CLI only looks for a session under the directory it was recorded in.
-            raise invalid_params(f"Claude Code session {source} belongs to {recorded}, not {request.cwd}", "cwd")
+            raise invalid_params(
+                f"Claude Code session {source} belongs to {recorded}, not {request.cwd}", "cwd"
+            )
         if path is None and request.history_turns > 0:
             # Prompted before, and its file is gone (deleted, another CLAUDE_CONFIG_DIR): the
             # conversation is lost to Claude Code. Said so; the bridge can continue it.
-            raise RpcError(RESOURCE_NOT_FOUND, f"Claude Code has no session file for session {source}, "
-                           f"so it cannot resume it (looked under {history.config_dir(env) / 'projects'})",
-                           {"agentSessionId": source})
+            raise RpcError(
+                RESOURCE_NOT_FOUND,
+                f"Claude Code has no session file for session {source}, "
+                f"so it cannot resume it (looked under {history.config_dir(env) / 'projects'})",
+                {"agentSessionId": source},
+            )
         if path is None:
             # The CLI writes its session file at the first turn: a session never prompted has
             # none, and `--resume` would refuse it. Open it afresh under its id (it was empty),
             # and say so in the log rather than pretending.
-            log.warning("agent %s: no Claude Code session file for %s; starting it empty", self.spec.name, source)
+            log.warning(
+                "agent %s: no Claude Code session file for %s; starting it empty", self.spec.name, source
+            )
             host.record_event({"type": "claude_session_missing", "agentSessionId": source})
             return target, native.session_flags("new", target, None)
         return target, native.session_flags(request.mode, target, source)
@@ -181,29 +239,34 @@ class ClaudeAdapter:
             host.emit(update)
         return True
 
-    async def _mcp_ready(self, chan: Channel, request: StartRequest) -> JsonObj:
+    async def _mcp_ready(self, chan: Channel, request: StartRequest, first: Pending) -> JsonObj:
         """The MCP servers' status, after the ones this session was given have connected (or
         failed), within a bound. The CLI does not wait for them before its first model call,
         so without this a first prompt can run without the tools the client just passed."""
         names = {s.get("name") for s in request.mcp_servers}
         deadline = anyio.current_time() + min(MCP_CONNECT_WAIT, self.env.handshake_timeout)
+        asked: Pending | str = first
         while True:
-            status = await self._optional(chan, "mcp_status")
+            status, asked = await self._optional(chan, asked), "mcp_status"
             servers = [obj(s) for s in status.get("mcpServers") or []]
             if not any(s.get("status") == "pending" and s.get("name") in names for s in servers):
                 return status
             if anyio.current_time() >= deadline:
-                log.warning("agent %s: MCP servers still connecting after %gs", self.spec.name, MCP_CONNECT_WAIT)
+                log.warning(
+                    "agent %s: MCP servers still connecting after %gs", self.spec.name, MCP_CONNECT_WAIT
+                )
                 return status
             await anyio.sleep(0.05)
 
-    async def _optional(self, chan: Channel, subtype: str) -> JsonObj:
-        """A control request older CLIs may not know: its absence is not fatal."""
+    async def _optional(self, chan: Channel, request: Pending | str) -> JsonObj:
+        """A control request older CLIs may not know (its subtype, or one already sent):
+        its absence is not fatal."""
         try:
-            return await chan.request(subtype)
+            return await chan.answer(request if isinstance(request, Pending) else await chan.send(request))
         except AgentExitedError:
             raise
         except AgentError as exc:
+            subtype = request.subtype if isinstance(request, Pending) else request
             log.info("agent %s: %s unavailable: %s", self.spec.name, subtype, exc)
             return {}
 

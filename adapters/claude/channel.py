@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -33,6 +34,15 @@ class _Waiter:
         self.event = anyio.Event()
         self.value: JsonObj = {}
         self.error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A control request written and not yet answered (`Channel.send`)."""
+
+    request_id: str
+    subtype: str
+    waiter: _Waiter
 
 
 class Channel:
@@ -63,21 +73,39 @@ class Channel:
             # stdin is gone: the process is exiting. Report how it ended, not the pipe.
             with anyio.move_on_after(self.grace + 1):
                 await self.exited.wait()
-            raise self.exit_error or AgentExitedError(self.name, self.proc.returncode, self.proc.stderr_tail()) from None
+            raise self.exit_error or AgentExitedError(
+                self.name, self.proc.returncode, self.proc.stderr_tail()
+            ) from None
 
     async def request(self, subtype: str, **fields: Any) -> JsonObj:
         """Send a control request and wait (bounded) for its response's `response` object."""
+        return await self.answer(await self.send(subtype, **fields))
+
+    async def send(self, subtype: str, **fields: Any) -> Pending:
+        """Write a control request without waiting for its answer (`answer` waits): several
+        can be in flight at once, so a session opens in one round trip instead of three."""
         rid = f"bridge_{next(self._ids)}"
         waiter = self._pending[rid] = _Waiter()
         try:
             await self.write(native.control(rid, subtype, **fields))
+        except BaseException:
+            self._pending.pop(rid, None)
+            raise
+        return Pending(rid, subtype, waiter)
+
+    async def answer(self, pending: Pending) -> JsonObj:
+        waiter = pending.waiter
+        try:
             with anyio.fail_after(self.timeout):
                 await waiter.event.wait()
         except TimeoutError:
-            raise AgentError(INTERNAL_ERROR, f"agent {self.name!r} did not answer {subtype} in time",
-                             {"agent": self.name, "stderrTail": self.proc.stderr_tail()}) from None
+            raise AgentError(
+                INTERNAL_ERROR,
+                f"agent {self.name!r} did not answer {pending.subtype} in time",
+                {"agent": self.name, "stderrTail": self.proc.stderr_tail()},
+            ) from None
         finally:
-            self._pending.pop(rid, None)
+            self._pending.pop(pending.request_id, None)
         if waiter.error is not None:
             raise waiter.error
         return waiter.value
@@ -87,14 +115,18 @@ class Channel:
         if waiter is None:
             return  # not ours (e.g. an echo of our own reply): ignore
         if response.get("subtype") == "error":
-            waiter.error = RpcError(INTERNAL_ERROR, f"Claude Code: {response.get('error')}", {"agent": self.name})
+            waiter.error = RpcError(
+                INTERNAL_ERROR, f"Claude Code: {response.get('error')}", {"agent": self.name}
+            )
         else:
             value = response.get("response")
             waiter.value = value if isinstance(value, dict) else {}
         waiter.event.set()
 
     def _refuse(self, msg: JsonObj) -> None:
-        log.warning("agent %s: control request before the session was ready: %s", self.name, msg.get("request"))
+        log.warning(
+            "agent %s: control request before the session was ready: %s", self.name, msg.get("request")
+        )
 
     # -- reading -------------------------------------------------------------------------
     async def run(self) -> None:
