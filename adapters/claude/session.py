@@ -122,8 +122,8 @@ class ClaudeSession:
 
     async def _set_mode(self, mode: str) -> None:
         await self._control("set_permission_mode", mode=mode)
-        for update in self.translator.mode_changed(mode):
-            self.host.emit(update)
+        for event in self.translator.mode_changed(mode):
+            self.host.emit_event(event)
 
     async def _control(self, subtype: str, **fields: Any) -> JsonObj:
         try:
@@ -144,8 +144,8 @@ class ClaudeSession:
 
     # -- what the CLI sends --------------------------------------------------------------------
     def _on_message(self, msg: JsonObj) -> None:
-        for update in self.translator.feed(msg):
-            self.host.emit(update)
+        for event in self.translator.feed(msg):
+            self.host.emit_event(event)
         if msg.get("type") == "result":
             model_stop, self.translator.model_stop = self.translator.model_stop, None
             if self._turns:
