@@ -20,6 +20,7 @@ from adapters.claude.jsonutil import obj
 from adapters.claude.options import ClaudeConfig
 from adapters.claude.translate import Translator
 from adapters.common import wants_compaction
+from bridge.core import to_acp
 from bridge.core.adapter import SessionHost, SessionSetup
 from bridge.errors import METHOD_NOT_FOUND, AgentError, AgentExitedError, RpcError, invalid_params
 from bridge.wire.types import JsonObj
@@ -180,7 +181,7 @@ class ClaudeSession:
                     answer = permissions.deny("The turn was cancelled.", interrupt=True)
                 else:
                     parent = self.translator.parent_of(str(req.get("tool_use_id") or ""), req.get("agent_id"))
-                    params = permissions.request_params(req, parent)
+                    params = to_acp.permission_request(permissions.request(req, parent))
                     result = await self.host.request_client("session/request_permission", params)
                     answer = permissions.answer(req, result)
             except Exception as exc:

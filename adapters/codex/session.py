@@ -16,6 +16,7 @@ at once with the exit code and stderr tail.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -383,9 +384,9 @@ class CodexSession:
         approval = approvals.approval_for(method, params, translator, request_id)
         if approval is not None:
             if parent is not None:  # a sub-agent asks: say under which call
-                approval.request["toolCall"] = _nested(approval.request["toolCall"], parent)
+                approval.request = replace(approval.request, tool_call=ev.nested(approval.request.tool_call, parent))
             try:
-                response = await self.host.request_client("session/request_permission", approval.request)
+                response = await self.host.request_client("session/request_permission", approval.params)
             except RpcError as exc:
                 log.info("%s: permission request failed, refusing: %s", self.agent, exc.message)
                 response = None
@@ -411,13 +412,6 @@ def _usage_minus(total: Any, last: Any) -> JsonObj | None:
         return None
     last = last if isinstance(last, dict) else {}
     return {k: int(v or 0) - int(last.get(k) or 0) for k, v in total.items() if isinstance(v, int | None)}
-
-
-def _nested(update: JsonObj, parent: str) -> JsonObj:
-    """`update` linked to the tool call its sub-agent runs under (spec/bridge-extensions.md)."""
-    meta = dict(update.get("_meta") or {})
-    meta["bridge"] = {**(meta.get("bridge") or {}), "parentToolCallId": parent}
-    return {**update, "_meta": meta}
 
 
 def _is_compact(prompt: Any) -> bool:

@@ -29,7 +29,6 @@ from adapters.codex.tools import LIVE_OUTPUT_TAIL as LIVE_OUTPUT_TAIL
 from adapters.codex.tools import _fence, _text, tool_end, tool_start
 from adapters.codex.tools import split_unified as split_unified
 from bridge.core import events as ev
-from bridge.core import to_acp
 from bridge.wire.types import JsonObj
 
 _PLAN_STATUS = {"pending": "pending", "inProgress": "in_progress", "completed": "completed"}
@@ -73,10 +72,9 @@ class Translator:
         self._dirty.clear()
         return out
 
-    def tool_call(self, item_id: str) -> JsonObj | None:
-        """The ACP view (`ToolCallUpdate` fields) of a running tool call, for permission prompts."""
-        call = self._calls.get(item_id)
-        return None if call is None else to_acp.tool_call_fields(call)
+    def tool_call(self, item_id: str) -> ev.ToolCallStart | None:
+        """How a running tool call started, for permission prompts."""
+        return self._calls.get(item_id)
 
     def find_mcp_call(self, server: str, tool: str) -> str | None:
         for item_id, call in reversed(self._mcp.items()):

@@ -163,6 +163,23 @@ class Compaction:
     meta: JsonObj | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PermissionOption:
+    option_id: str
+    name: str
+    kind: str  # allow_once | allow_always | reject_once | reject_always
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionRequest:
+    """What the agent asks the user before a tool runs (ACP `session/request_permission`,
+    sent with `SessionHost.request_client`). A request, not an update: not a `CoreEvent`."""
+
+    tool_call: ToolCallUpdate
+    options: tuple[PermissionOption, ...]
+    meta: JsonObj | None = None
+
+
 CoreEvent = (
     MessageChunk
     | ToolCallStart

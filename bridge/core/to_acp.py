@@ -50,6 +50,18 @@ def tool_call_fields(event: ev.ToolCallStart | ev.ToolCallUpdate) -> JsonObj:
     return out
 
 
+def permission_request(request: ev.PermissionRequest) -> JsonObj:
+    """The `session/request_permission` params (without `sessionId`) for `request`."""
+    call = tool_call_fields(request.tool_call)
+    if request.tool_call.meta is not None:
+        call["_meta"] = request.tool_call.meta
+    options = [{"optionId": o.option_id, "name": o.name, "kind": o.kind} for o in request.options]
+    out: JsonObj = {"toolCall": call, "options": options}
+    if request.meta is not None:
+        out["_meta"] = request.meta
+    return out
+
+
 def _chunk(e: ev.MessageChunk) -> JsonObj:
     out: JsonObj = {"sessionUpdate": _CHUNK_KINDS[e.role], "content": e.content}
     if e.message_id is not None:

@@ -191,3 +191,35 @@ async def test_a_session_publishes_what_to_acp_makes_of_an_event(tmp_path: Path)
     assert [m["params"] for m in logged] == [{"sessionId": "s1", "update": to_acp.update(e)} for e in SAMPLES]
     for message in logged:
         check("SessionNotification", message["params"])
+
+
+def test_a_permission_request() -> None:
+    call = ev.ToolCallUpdate(
+        "call_1", title="Run make", kind="execute", status="pending", raw_input={"command": "make"}
+    )
+    asked = ev.PermissionRequest(
+        ev.nested(call, "call_parent"),
+        (
+            ev.PermissionOption("allow", "Allow", "allow_once"),
+            ev.PermissionOption("reject", "Reject", "reject_once"),
+        ),
+        meta={"claudeCode": {"toolName": "Bash"}},
+    )
+    params = to_acp.permission_request(asked)
+    check("RequestPermissionRequest", {"sessionId": "s", **params})
+    assert params == {
+        "toolCall": {
+            "toolCallId": "call_1",
+            "title": "Run make",
+            "kind": "execute",
+            "status": "pending",
+            "rawInput": {"command": "make"},
+            "_meta": {"bridge": {"parentToolCallId": "call_parent"}},
+        },
+        "options": [
+            {"optionId": "allow", "name": "Allow", "kind": "allow_once"},
+            {"optionId": "reject", "name": "Reject", "kind": "reject_once"},
+        ],
+        "_meta": {"claudeCode": {"toolName": "Bash"}},
+    }
+    assert "_meta" not in to_acp.permission_request(ev.PermissionRequest(call, ()))

@@ -10,6 +10,7 @@ from adapters.claude import permissions, translate
 from adapters.claude.options import ClaudeConfig
 from adapters.claude.translate import Translator
 from bridge.core import events as ev
+from bridge.core import to_acp
 from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, RpcError
 from tests.acp_schema import check
 
@@ -202,7 +203,8 @@ def test_subagent_work_nests_under_its_agent_call() -> None:
     for m in msgs:
         if m["type"] == "control_request" and m["request"]["subtype"] == "can_use_tool":
             req = m["request"]
-            asked = permissions.request_params(req, tr.parent_of(req["tool_use_id"], req.get("agent_id")))
+            asked = to_acp.permission_request(
+                permissions.request(req, tr.parent_of(req["tool_use_id"], req.get("agent_id"))))
         else:
             updates += acp(tr.feed(m))
     check("RequestPermissionRequest", {"sessionId": "s", **asked})
