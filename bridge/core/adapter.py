@@ -123,7 +123,8 @@ class SessionHost(Protocol):
     async def request_client(self, method: str, params: JsonObj) -> Any:
         """Send an agent→client request (`session/request_permission`, `fs/*`, `terminal/*`,
         `elicitation/create`) to the client that owns the session. `sessionId` is set by the
-        host. Raises `RpcError` with the client's error; a permission request that cannot be
+        host; a translating adapter builds a permission request's params from an
+        `events.PermissionRequest` with `to_acp.permission_request`. Raises `RpcError` with the client's error; a permission request that cannot be
         answered (client gone, turn cancelled) resolves `{"outcome": {"outcome": "cancelled"}}`."""
 
     def notify_client(self, method: str, params: JsonObj) -> None:
