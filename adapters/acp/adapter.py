@@ -19,6 +19,7 @@ from adapters.acp.router import FORWARDED as FORWARDED
 from adapters.acp.router import _Router as _Router
 from adapters.acp.settings import AgentSettings
 from adapters.common import agent_env
+from bridge.core import events as ev
 from bridge.core.adapter import (
     AdapterEnv,
     AgentProbe,
@@ -36,7 +37,6 @@ from bridge.errors import (
     AgentStartError,
     RpcError,
 )
-from bridge.mcp import status as mcp_status
 from bridge.process.agent_process import AgentProcess, open_agent_process
 from bridge.rpc.endpoint import ConnectionClosed, Endpoint
 from bridge.rpc.outbox import Outbox
@@ -239,7 +239,7 @@ class AcpAdapter:
             assert link.router.settings is not None
             task_status.started(AcpSession(link, setup, link.router.settings))
             if reports:
-                host.emit(mcp_status.report(reports))
+                host.emit_event(ev.mcp_report(reports))
             await link.router.exited.wait()
             raise AgentExitedError(self.spec.name, link.proc.returncode, link.proc.stderr_tail())
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from bridge.core.config_options import choice, flat_values, mode_state, select
 from bridge.wire.types import JsonObj
 
 
@@ -38,37 +39,6 @@ MODE_ID = "mode"
 MODEL_ID = "model"
 
 
-def _select(option_id: str, name: str, category: str, current: Any, choices: list[JsonObj]) -> JsonObj:
-    return {
-        "id": option_id,
-        "name": name,
-        "category": category,
-        "type": "select",
-        "currentValue": current,
-        "options": choices,
-    }
-
-
-def _choice(value: Any, name: Any, description: Any) -> JsonObj:
-    out: JsonObj = {"value": value, "name": name if isinstance(name, str) else str(value)}
-    if isinstance(description, str):
-        out["description"] = description
-    return out
-
-
-def _flat_values(option: JsonObj) -> list[JsonObj]:
-    """The choices of a select option, flattening groups."""
-    out: list[JsonObj] = []
-    for entry in option.get("options") or []:
-        if not isinstance(entry, dict):
-            continue
-        if isinstance(entry.get("options"), list):
-            out.extend(e for e in entry["options"] if isinstance(e, dict))
-        elif "value" in entry:
-            out.append(entry)
-    return out
-
-
 class AgentSettings:
     def __init__(self, modes: Any, config_options: Any, models: Any) -> None:
         self.modes: JsonObj | None = _copy(modes) if isinstance(modes, dict) else None
@@ -83,21 +53,21 @@ class AgentSettings:
         extra: list[JsonObj] = []
         if self.modes is not None and "mode" not in categories and self._free_id(MODE_ID):
             choices = [
-                _choice(m.get("id"), m.get("name"), m.get("description"))
+                choice(m.get("id"), m.get("name"), m.get("description"))
                 for m in self.modes.get("availableModes") or []
                 if isinstance(m, dict) and isinstance(m.get("id"), str)
             ]
             if choices:
-                extra.append(_select(MODE_ID, "Mode", "mode", self.modes.get("currentModeId"), choices))
+                extra.append(select(MODE_ID, "Mode", "mode", self.modes.get("currentModeId"), choices))
                 self.synthetic[MODE_ID] = "session/set_mode"
         if isinstance(models, dict) and "model" not in categories and self._free_id(MODEL_ID):
             choices = [
-                _choice(m.get("modelId"), m.get("name"), m.get("description"))
+                choice(m.get("modelId"), m.get("name"), m.get("description"))
                 for m in models.get("availableModels") or []
                 if isinstance(m, dict) and isinstance(m.get("modelId"), str)
             ]
             if choices:
-                extra.append(_select(MODEL_ID, "Model", "model", models.get("currentModelId"), choices))
+                extra.append(select(MODEL_ID, "Model", "model", models.get("currentModelId"), choices))
                 self.synthetic[MODEL_ID] = "session/set_model"
         if extra:
             self.options = [*(self.options or []), *extra]
@@ -106,22 +76,11 @@ class AgentSettings:
             mode_option = self._option_of("mode")
             if mode_option is not None and mode_option.get("type", "select") == "select":
                 available = [
-                    {
-                        k: v
-                        for k, v in (
-                            ("id", c["value"]),
-                            ("name", c.get("name", c["value"])),
-                            ("description", c.get("description")),
-                        )
-                        if v is not None
-                    }
-                    for c in _flat_values(mode_option)
+                    (c["value"], c.get("name", c["value"]), c.get("description"))
+                    for c in flat_values(mode_option)
                 ]
                 if available:
-                    self.modes = {
-                        "currentModeId": mode_option.get("currentValue"),
-                        "availableModes": available,
-                    }
+                    self.modes = mode_state(mode_option.get("currentValue"), available)
                     self.modes_from = str(mode_option.get("id"))
 
     def _free_id(self, option_id: str) -> bool:
@@ -199,9 +158,7 @@ class AgentSettings:
                 self.modes["currentModeId"] = mode
             if MODE_ID in self.synthetic:
                 self.set_value(MODE_ID, mode)
-                return [
-                    {"sessionUpdate": "config_option_update", "configOptions": _copy(self.options)}
-                ]
+                return [{"sessionUpdate": "config_option_update", "configOptions": _copy(self.options)}]
         elif kind == "config_option_update" and isinstance(update.get("configOptions"), list):
             before = self.modes.get("currentModeId") if self.modes is not None else None
             self._take_agent_options(update["configOptions"])

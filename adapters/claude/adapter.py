@@ -24,6 +24,7 @@ from adapters.claude.jsonutil import obj
 from adapters.claude.options import ClaudeConfig
 from adapters.claude.session import ClaudeSession
 from adapters.common import agent_env
+from bridge.core import events as ev
 from bridge.core.adapter import (
     AdapterEnv,
     AgentProbe,
@@ -150,9 +151,9 @@ class ClaudeAdapter:
             async def serve(chan: Channel, tg: TaskGroup) -> AgentExitedError:
                 session = await self._open(host, request, env, session_id, chan, tg)
                 task_status.started(session)
-                host.emit(commands_update(session.init))
+                host.emit_event(commands_update(session.init))
                 if session.mcp_servers:
-                    host.emit(translate.mcp_report(session.mcp_servers))
+                    host.emit_event(translate.mcp_report(session.mcp_servers))
                 await chan.exited.wait()
                 assert chan.exit_error is not None
                 return chan.exit_error
@@ -235,8 +236,8 @@ class ClaudeAdapter:
         path = history.find_session(env, session_id)
         if path is None:
             return False
-        for update in history.replay(history.read_entries(path)):
-            host.emit(update)
+        for event in history.replay(history.read_entries(path)):
+            host.emit_event(event)
         return True
 
     async def _mcp_ready(self, chan: Channel, request: StartRequest, first: Pending) -> JsonObj:
@@ -271,17 +272,12 @@ class ClaudeAdapter:
             return {}
 
 
-def commands_update(init: JsonObj) -> JsonObj:
-    """The CLI's slash commands (with descriptions, from `initialize`) as ACP commands."""
-    commands = []
-    for c in init.get("commands") or []:
-        if not isinstance(c, dict) or not isinstance(c.get("name"), str) or c["name"] in HIDDEN_COMMANDS:
-            continue
-        cmd: JsonObj = {"name": c["name"], "description": str(c.get("description") or "")}
-        if c.get("argumentHint"):
-            cmd["input"] = {"hint": str(c["argumentHint"])}
-        commands.append(cmd)
-    return {"sessionUpdate": "available_commands_update", "availableCommands": commands}
+def commands_update(init: JsonObj) -> ev.AvailableCommands:
+    """The CLI's slash commands (with descriptions, from `initialize`)."""
+    return ev.AvailableCommands(tuple(
+        ev.Command(c["name"], str(c.get("description") or ""), str(c["argumentHint"]) if c.get("argumentHint") else None)
+        for c in init.get("commands") or []
+        if isinstance(c, dict) and isinstance(c.get("name"), str) and c["name"] not in HIDDEN_COMMANDS))
 
 
 async def _serving(chan: Channel, body: Callable[[Channel, TaskGroup], Awaitable[T]]) -> T:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.claude.translate import Translator
+from bridge.core import events as ev
 from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,10 @@ def read_entries(path: Path) -> list[JsonObj]:
     return out
 
 
-def replay(entries: Iterable[JsonObj]) -> list[JsonObj]:
-    """The updates that show this conversation again, in order."""
+def replay(entries: Iterable[JsonObj]) -> list[ev.CoreEvent]:
+    """The events that show this conversation again, in order."""
     tr = Translator()
-    out: list[JsonObj] = []
+    out: list[ev.CoreEvent] = []
     for e in entries:
         message = e.get("message")
         if e.get("isSidechain") or e.get("isMeta") or not isinstance(message, dict):
@@ -79,17 +80,17 @@ def replay(entries: Iterable[JsonObj]) -> list[JsonObj]:
     return out
 
 
-def _user(tr: Translator, e: JsonObj, message: JsonObj) -> list[JsonObj]:
+def _user(tr: Translator, e: JsonObj, message: JsonObj) -> list[ev.CoreEvent]:
     content = message.get("content")
     if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
         return tr.feed({"type": "user", "message": message, "tool_use_result": e.get("toolUseResult")})
     blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-    out = []
+    out: list[ev.CoreEvent] = []
     mid = str(e["uuid"]) if isinstance(e.get("uuid"), str) else None
     for b in blocks if isinstance(blocks, list) else []:
         acp = _prompt_block(b)
         if acp is not None:
-            out.append({"sessionUpdate": "user_message_chunk", "content": acp, **({"messageId": mid} if mid else {})})
+            out.append(ev.MessageChunk("user", acp, mid or None))
     return out
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.claude.jsonutil import obj
+from bridge.core.config_options import choice, mode_state, select
 from bridge.errors import invalid_params
 from bridge.wire.types import JsonObj
 
@@ -107,24 +108,19 @@ class ClaudeConfig:
 
     # -- rendering ---------------------------------------------------------------------------
     def modes_state(self) -> JsonObj:
-        return {"currentModeId": self.mode, "availableModes": [
-            {"id": m, "name": MODES.get(m, (m, ""))[0], "description": MODES.get(m, (m, ""))[1]}
-            for m in self.modes]}
+        return mode_state(self.mode, ((m, *MODES.get(m, (m, ""))) for m in self.modes))
 
     def config_options(self) -> list[JsonObj]:
         opts = [
-            _select("mode", "Mode", "mode", self.mode,
-                    [{"value": m, "name": MODES.get(m, (m, ""))[0], "description": MODES.get(m, (m, ""))[1]}
-                     for m in self.modes]),
-            _select("model", "Model", "model", self.model,
-                    [{"value": m["value"], "name": str(m.get("displayName") or m["value"]),
-                      **({"description": m["description"]} if isinstance(m.get("description"), str) else {})}
-                     for m in self.models]),
+            select("mode", "Mode", "mode", self.mode, [choice(m, *MODES.get(m, (m, ""))) for m in self.modes]),
+            select("model", "Model", "model", self.model,
+                   [choice(m["value"], str(m.get("displayName") or m["value"]), m.get("description"))
+                    for m in self.models]),
         ]
         levels = self.efforts()
         if levels and self.effort:
-            opts.append(_select("thought_level", "Thinking effort", "thought_level", self.effort,
-                                [{"value": lv, "name": lv.capitalize()} for lv in levels]))
+            opts.append(select("thought_level", "Thinking effort", "thought_level", self.effort,
+                               [choice(lv, lv.capitalize()) for lv in levels]))
         return opts
 
     def refit_effort(self) -> None:
@@ -132,11 +128,6 @@ class ClaudeConfig:
         levels = self.efforts()
         if self.effort not in levels:
             self.effort = levels[len(levels) // 2] if levels else None
-
-
-def _select(cid: str, name: str, category: str, current: str, options: list[JsonObj]) -> JsonObj:
-    return {"id": cid, "name": name, "category": category, "type": "select", "currentValue": current,
-            "options": options}
 
 
 def _str(value: Any) -> str | None:

@@ -15,36 +15,38 @@ from typing import Any
 
 from adapters.claude import tools
 from adapters.claude.jsonutil import obj
+from bridge.core import events as ev
 from bridge.wire.types import JsonObj
 
-ALLOW_ALWAYS = {"optionId": "allow_always", "name": "Always allow", "kind": "allow_always"}
-ALLOW = {"optionId": "allow", "name": "Allow", "kind": "allow_once"}
-REJECT = {"optionId": "reject", "name": "Reject", "kind": "reject_once"}
-PLAN_OPTIONS = [
-    {"optionId": "acceptEdits", "name": "Yes, and auto-accept edits", "kind": "allow_always"},
-    {"optionId": "default", "name": "Yes, and manually approve edits", "kind": "allow_once"},
-    {"optionId": "plan", "name": "No, keep planning", "kind": "reject_once"},
-]
+ALLOW_ALWAYS = ev.PermissionOption("allow_always", "Always allow", "allow_always")
+ALLOW = ev.PermissionOption("allow", "Allow", "allow_once")
+REJECT = ev.PermissionOption("reject", "Reject", "reject_once")
+PLAN_OPTIONS = (
+    ev.PermissionOption("acceptEdits", "Yes, and auto-accept edits", "allow_always"),
+    ev.PermissionOption("default", "Yes, and manually approve edits", "allow_once"),
+    ev.PermissionOption("plan", "No, keep planning", "reject_once"),
+)
 
 
-def request_params(req: JsonObj, parent: str | None = None) -> JsonObj:
-    """The `session/request_permission` params (without sessionId) for a `can_use_tool`.
-    `parent`: the Agent tool call, when a subagent asks (linked as in the session's updates)."""
+def request(req: JsonObj, parent: str | None = None) -> ev.PermissionRequest:
+    """What to ask the client (bridge/core/to_acp.py: `permission_request`) for a
+    `can_use_tool`. `parent`: the Agent tool call, when a subagent asks (linked as in the
+    session's updates)."""
     name = str(req.get("tool_name") or "")
     tool_input = obj(req.get("input"))
-    tool_call: JsonObj = {"toolCallId": str(req.get("tool_use_id") or ""), "status": "pending",
-                          "rawInput": tool_input, **tools.describe(name, tool_input)}
-    if parent is not None:
-        tool_call["_meta"] = {"bridge": {"parentToolCallId": parent}}
+    link = None if parent is None else {"bridge": {"parentToolCallId": parent}}
+    tool_call = ev.ToolCallUpdate(str(req.get("tool_use_id") or ""), status="pending", raw_input=tool_input,
+                                  meta=link, **tools.describe(name, tool_input))
+    options: tuple[ev.PermissionOption, ...]
     if name == "ExitPlanMode":
         options = PLAN_OPTIONS
     else:
-        options = [*([ALLOW_ALWAYS] if _suggestions(req) else []), ALLOW, REJECT]
+        options = (*([ALLOW_ALWAYS] if _suggestions(req) else []), ALLOW, REJECT)
     meta = {k: req[k] for k in ("blocked_path", "decision_reason", "description") if isinstance(req.get(k), str)}
     meta["toolName"] = name
     if _suggestions(req):
         meta["suggestions"] = _suggestions(req)
-    return {"toolCall": tool_call, "options": options, "_meta": {"claudeCode": meta}}
+    return ev.PermissionRequest(tool_call, options, {"claudeCode": meta})
 
 
 def answer(req: JsonObj, result: Any) -> JsonObj:

@@ -20,6 +20,7 @@ from adapters.claude.jsonutil import obj
 from adapters.claude.options import ClaudeConfig
 from adapters.claude.translate import Translator
 from adapters.common import wants_compaction
+from bridge.core import to_acp
 from bridge.core.adapter import SessionHost, SessionSetup
 from bridge.errors import METHOD_NOT_FOUND, AgentError, AgentExitedError, RpcError, invalid_params
 from bridge.wire.types import JsonObj
@@ -122,8 +123,8 @@ class ClaudeSession:
 
     async def _set_mode(self, mode: str) -> None:
         await self._control("set_permission_mode", mode=mode)
-        for update in self.translator.mode_changed(mode):
-            self.host.emit(update)
+        for event in self.translator.mode_changed(mode):
+            self.host.emit_event(event)
 
     async def _control(self, subtype: str, **fields: Any) -> JsonObj:
         try:
@@ -144,8 +145,8 @@ class ClaudeSession:
 
     # -- what the CLI sends --------------------------------------------------------------------
     def _on_message(self, msg: JsonObj) -> None:
-        for update in self.translator.feed(msg):
-            self.host.emit(update)
+        for event in self.translator.feed(msg):
+            self.host.emit_event(event)
         if msg.get("type") == "result":
             model_stop, self.translator.model_stop = self.translator.model_stop, None
             if self._turns:
@@ -180,7 +181,7 @@ class ClaudeSession:
                     answer = permissions.deny("The turn was cancelled.", interrupt=True)
                 else:
                     parent = self.translator.parent_of(str(req.get("tool_use_id") or ""), req.get("agent_id"))
-                    params = permissions.request_params(req, parent)
+                    params = to_acp.permission_request(permissions.request(req, parent))
                     result = await self.host.request_client("session/request_permission", params)
                     answer = permissions.answer(req, result)
             except Exception as exc:

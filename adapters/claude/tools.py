@@ -106,7 +106,8 @@ def _input_content(name: str, i: JsonObj) -> list[JsonObj]:
 
 
 def result(name: str, tool_input: JsonObj, block: JsonObj, structured: Any) -> JsonObj:
-    """The `tool_call_update` fields for a finished tool: status, content, rawOutput."""
+    """The `ToolCallUpdate` fields (bridge/core/events.py) for a finished tool: status,
+    content, raw_output."""
     failed = bool(block.get("is_error"))
     out: JsonObj = {"status": "failed" if failed else "completed"}
     content = _result_blocks(block.get("content"))
@@ -118,7 +119,7 @@ def result(name: str, tool_input: JsonObj, block: JsonObj, structured: Any) -> J
             content = [_text(f"```console\n{_plain(block.get('content')).rstrip()}\n```")]
     if content:
         out["content"] = content
-    out["rawOutput"] = structured if structured is not None else block.get("content")
+    out["raw_output"] = structured if structured is not None else block.get("content")
     return out
 
 

@@ -1,7 +1,8 @@
-"""Claude Code stream-json → ACP `session/update` payloads (pure, no I/O).
+"""Claude Code stream-json → core events (bridge/core/events.py; pure, no I/O).
 
 One `Translator` per CLI process. `feed` takes each parsed stdout line that is not part of
-the control channel and returns the updates to publish, in order.
+the control channel and returns the events to publish, in order (`bridge/core/to_acp.py`
+gives their ACP form).
 
 Why it keeps state: with `--include-partial-messages` the CLI sends every model message
 twice, first as raw SSE deltas (`stream_event`) and then whole (`assistant`). Text and
@@ -20,11 +21,12 @@ permission requests too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from adapters.claude import tools
 from adapters.claude.jsonutil import obj
 from adapters.claude.options import ClaudeConfig
+from bridge.core import events as ev
 from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, RpcError
 from bridge.mcp import status as mcp_status_
 from bridge.wire.types import JsonObj
@@ -63,7 +65,7 @@ class Translator:
         self.used = 0
         self.size = 0
 
-    def feed(self, msg: JsonObj) -> list[JsonObj]:
+    def feed(self, msg: JsonObj) -> list[ev.CoreEvent]:
         kind = msg.get("type")
         parent = msg.get("parent_tool_use_id") if isinstance(msg.get("parent_tool_use_id"), str) else None
         if kind == "stream_event" and isinstance(msg.get("event"), dict):
@@ -83,11 +85,10 @@ class Translator:
         if parent is not None:
             # Subagent traffic: same session, tagged so a client can nest it under its Agent call.
             for u in out:
-                if isinstance(tid := u.get("toolCallId"), str) and tid != parent:
+                if (tid := ev.tool_call_id(u)) is not None and tid != parent:
                     self._parents[tid] = parent
-                meta = u.setdefault("_meta", {})
-                meta["claudeCode"] = {"parentToolUseId": parent}
-                meta["bridge"] = {"parentToolCallId": parent}
+            return [ev.with_meta(u, claudeCode={"parentToolUseId": parent}, bridge={"parentToolCallId": parent})
+                    for u in out]
         return out
 
     def parent_of(self, tool_use_id: str, agent_id: Any = None) -> str | None:
@@ -102,59 +103,59 @@ class Translator:
         prefix = f"mcp__{server}__"
         return next((tid for tid, t in reversed(self._tools.items()) if t.name.startswith(prefix)), None)
 
-    def _link(self, tool_use_id: str) -> JsonObj:
+    def _link(self, tool_use_id: str) -> JsonObj | None:
         parent = self._parents.get(tool_use_id)
-        return {} if parent is None else {"_meta": {"bridge": {"parentToolCallId": parent}}}
+        return None if parent is None else {"bridge": {"parentToolCallId": parent}}
 
     # -- stream_event ------------------------------------------------------------------------
-    def _event(self, ev: JsonObj, parent: str | None) -> list[JsonObj]:
-        t = ev.get("type")
-        if t == "message_start" and isinstance(ev.get("message"), dict):
-            mid = str(ev["message"].get("id"))
+    def _event(self, event: JsonObj, parent: str | None) -> list[ev.CoreEvent]:
+        t = event.get("type")
+        if t == "message_start" and isinstance(event.get("message"), dict):
+            mid = str(event["message"].get("id"))
             self._streamed.add(mid)
             self._current[parent] = mid
             if parent is None:
-                self._input_tokens = _context_tokens(ev["message"].get("usage"))
+                self._input_tokens = _context_tokens(event["message"].get("usage"))
             return []
-        if t == "content_block_start" and isinstance(ev.get("content_block"), dict):
-            block = ev["content_block"]
+        if t == "content_block_start" and isinstance(event.get("content_block"), dict):
+            block = event["content_block"]
             if block.get("type") == "tool_use" and isinstance(block.get("id"), str):
                 return self._announce(block["id"], str(block.get("name")), {}, partial=True)
             return []
-        if t == "content_block_delta" and isinstance(ev.get("delta"), dict):
-            d = ev["delta"]
+        if t == "content_block_delta" and isinstance(event.get("delta"), dict):
+            d = event["delta"]
             mid = self._current.get(parent, "")
             if d.get("type") == "text_delta" and d.get("text"):
-                return [_chunk("agent_message_chunk", d["text"], mid)]
+                return [_chunk("agent", d["text"], mid)]
             if d.get("type") == "thinking_delta" and d.get("thinking"):
-                return [_chunk("agent_thought_chunk", d["thinking"], mid)]
+                return [_chunk("thought", d["thinking"], mid)]
             return []
         if t == "message_delta" and parent is None:
-            stop = obj(ev.get("delta")).get("stop_reason")
+            stop = obj(event.get("delta")).get("stop_reason")
             self.model_stop = stop if isinstance(stop, str) else self.model_stop
-            if isinstance(ev.get("usage"), dict):
-                self.used = self._input_tokens + int(ev["usage"].get("output_tokens") or 0)
+            if isinstance(event.get("usage"), dict):
+                self.used = self._input_tokens + int(event["usage"].get("output_tokens") or 0)
                 return [self._usage()] if self.size else []
         return []
 
     # -- whole messages ------------------------------------------------------------------------
-    def _assistant(self, message: JsonObj) -> list[JsonObj]:
+    def _assistant(self, message: JsonObj) -> list[ev.CoreEvent]:
         mid = str(message.get("id"))
         streamed = mid in self._streamed
-        out: list[JsonObj] = []
+        out: list[ev.CoreEvent] = []
         for block in message.get("content") or []:
             if not isinstance(block, dict):
                 continue
             bt = block.get("type")
             if bt == "text" and not streamed and block.get("text"):
-                out.append(_chunk("agent_message_chunk", block["text"], mid))
+                out.append(_chunk("agent", block["text"], mid))
             elif bt == "thinking" and not streamed and block.get("thinking"):
-                out.append(_chunk("agent_thought_chunk", block["thinking"], mid))
+                out.append(_chunk("thought", block["thinking"], mid))
             elif bt == "tool_use" and isinstance(block.get("id"), str):
                 out += self._announce(block["id"], str(block.get("name")), obj(block.get("input")), partial=False)
         return out
 
-    def _announce(self, tid: str, name: str, tool_input: JsonObj, *, partial: bool) -> list[JsonObj]:
+    def _announce(self, tid: str, name: str, tool_input: JsonObj, *, partial: bool) -> list[ev.CoreEvent]:
         known = tid in self._tools
         self._tools[tid] = _Tool(name, tool_input)
         if name in PLAN_TOOLS:
@@ -162,29 +163,27 @@ class Translator:
             return [] if partial else [plan_update(tool_input.get("todos"))]
         info = tools.describe(name, tool_input)
         if not known:
-            return [{"sessionUpdate": "tool_call", "toolCallId": tid, "status": "pending",
-                     "rawInput": tool_input, **info}]
-        return [{"sessionUpdate": "tool_call_update", "toolCallId": tid, "rawInput": tool_input, **info}]
+            return [ev.ToolCallStart(tid, status="pending", raw_input=tool_input, **info)]
+        return [ev.ToolCallUpdate(tid, raw_input=tool_input, **info)]
 
-    def _user(self, message: JsonObj, structured: Any) -> list[JsonObj]:
+    def _user(self, message: JsonObj, structured: Any) -> list[ev.CoreEvent]:
         content = message.get("content")
         if not isinstance(content, list):
             return []
         results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
-        out: list[JsonObj] = []
+        out: list[ev.CoreEvent] = []
         for block in results:
             tid = str(block.get("tool_use_id"))
             tool = self._tools.pop(tid, None) or _Tool("", {})
             extra = structured if len(results) == 1 else None
             if tool.name in PLAN_TOOLS:
                 continue
-            out.append({"sessionUpdate": "tool_call_update", "toolCallId": tid,
-                        **tools.result(tool.name, tool.input, block, extra)})
+            out.append(ev.ToolCallUpdate(tid, **tools.result(tool.name, tool.input, block, extra)))
             if tool.name in TASK_TOOLS and not block.get("is_error"):
                 out += self._task_change(tool, extra)
         return out
 
-    def _task_change(self, tool: _Tool, structured: Any) -> list[JsonObj]:
+    def _task_change(self, tool: _Tool, structured: Any) -> list[ev.CoreEvent]:
         i = tool.input
         if tool.name == "TaskCreate" and isinstance(structured, dict) and isinstance(structured.get("task"), dict):
             tid = str(structured["task"].get("id"))
@@ -202,36 +201,21 @@ class Translator:
         return [plan_update(list(self._tasks.values()))]
 
     # -- system / result -----------------------------------------------------------------------
-    def _system(self, msg: JsonObj) -> list[JsonObj]:
-        out: list[JsonObj] = []
+    def _system(self, msg: JsonObj) -> list[ev.CoreEvent]:
+        out: list[ev.CoreEvent] = []
         sub = msg.get("subtype")
         if sub == "task_started" and isinstance(tid := msg.get("tool_use_id"), str) and tid in self._tools:
             if isinstance(msg.get("task_id"), str):
                 self._agents[msg["task_id"]] = tid
             # The Agent call's subagent started: from here on it is running, not waiting.
-            out.append(
-                {
-                    "sessionUpdate": "tool_call_update",
-                    "toolCallId": tid,
-                    "status": "in_progress",
-                    "_meta": {
-                        "bridge": {
-                            "subagent": {
-                                k: msg[k]
-                                for k in ("task_id", "subagent_type", "description")
-                                if isinstance(msg.get(k), str)
-                            }
-                        }
-                    },
-                }
-            )
+            subagent = {k: msg[k] for k in ("task_id", "subagent_type", "description") if isinstance(msg.get(k), str)}
+            out.append(ev.ToolCallUpdate(tid, status="in_progress", meta={"bridge": {"subagent": subagent}}))
         if sub == "status" and (msg.get("status") == "compacting" or "compact_result" in msg):
             out += self._compact_status(msg)
         elif sub == "compact_boundary" and self._compacting is not None:
             self._summary_due = True
             if not self.compaction:
-                out.append({"sessionUpdate": "tool_call_update", "toolCallId": self._compacting,
-                            "rawOutput": obj(msg.get("compact_metadata"))})
+                out.append(ev.ToolCallUpdate(self._compacting, raw_output=obj(msg.get("compact_metadata"))))
         if isinstance(msg.get("permissionMode"), str) and sub in ("init", "status"):
             out += self.mode_changed(msg["permissionMode"])
         if sub == "init":
@@ -243,33 +227,29 @@ class Translator:
             servers = msg.get("mcp_servers")
             if isinstance(servers, list) and servers != self._mcp:
                 self._mcp = servers
-                update = mcp_report(servers, msg.get("tools"))
-                update["_meta"]["claudeCode"] = {"mcpServers": mcp_status(servers)}
-                out.append(update)
+                report = mcp_report(servers, msg.get("tools"))
+                out.append(ev.with_meta(report, claudeCode={"mcpServers": mcp_status(servers)}))
         return out
 
     # -- compaction (`/compact`, or the CLI's own when the context fills up) ---------------------
-    def _compact_status(self, msg: JsonObj) -> list[JsonObj]:
+    def _compact_status(self, msg: JsonObj) -> list[ev.CoreEvent]:
         if msg.get("status") == "compacting":
             self._compacting = f"compact-{msg.get('uuid') or len(self._tools)}"
             self._summary_due = False
             if self.compaction:
-                return [{"sessionUpdate": "compaction_update", "compactionId": self._compacting,
-                         "status": "in_progress"}]
-            return [{"sessionUpdate": "tool_call", "toolCallId": self._compacting, "title": "Compact the conversation",
-                     "kind": "think", "status": "in_progress", "_meta": {"bridge": {"toolName": "compact"}}}]
+                return [ev.Compaction(self._compacting, "in_progress")]
+            return [ev.ToolCallStart(self._compacting, "Compact the conversation", kind="think",
+                                     status="in_progress", meta={"bridge": {"toolName": "compact"}})]
         if self._compacting is None:
             return []
         ok = msg.get("compact_result") == "success"
         status = "completed" if ok else "failed"
         if self.compaction:
-            update: JsonObj = {"sessionUpdate": "compaction_update", "compactionId": self._compacting, "status": status}
-            if not ok:
-                update["error"] = str(msg.get("compact_error") or msg.get("compact_result") or "compaction failed")
-            return [update]
-        return [{"sessionUpdate": "tool_call_update", "toolCallId": self._compacting, "status": status}]
+            error = None if ok else str(msg.get("compact_error") or msg.get("compact_result") or "compaction failed")
+            return [ev.Compaction(self._compacting, status, error=error)]
+        return [ev.ToolCallUpdate(self._compacting, status=status)]
 
-    def _compact_summary(self, content: Any) -> list[JsonObj]:
+    def _compact_summary(self, content: Any) -> list[ev.CoreEvent]:
         self._summary_due = False
         text = content if isinstance(content, str) else "".join(
             b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text")
@@ -277,26 +257,24 @@ class Translator:
             return []
         block = {"type": "text", "text": text}
         if self.compaction:
-            return [{"sessionUpdate": "compaction_update", "compactionId": self._compacting, "status": "completed",
-                     "summary": [block]}]
-        return [{"sessionUpdate": "tool_call_update", "toolCallId": self._compacting,
-                 "content": [{"type": "content", "content": block}]}]
+            return [ev.Compaction(self._compacting, "completed", summary=[block])]
+        return [ev.ToolCallUpdate(self._compacting, content=[{"type": "content", "content": block}])]
 
-    def mode_changed(self, mode: str) -> list[JsonObj]:
+    def mode_changed(self, mode: str) -> list[ev.CoreEvent]:
         if not self.config.observe_mode(mode):
             return []
-        return [{"sessionUpdate": "current_mode_update", "currentModeId": mode}, self.options_update()]
+        return [ev.ModeChange(mode), self.options_update()]
 
-    def options_update(self) -> JsonObj:
-        return {"sessionUpdate": "config_option_update", "configOptions": self.config.config_options()}
+    def options_update(self) -> ev.ConfigOptionsChange:
+        return ev.ConfigOptionsChange(self.config.config_options())
 
-    def _result(self, msg: JsonObj) -> list[JsonObj]:
+    def _result(self, msg: JsonObj) -> list[ev.CoreEvent]:
         """End of a turn. Per-turn state is dropped here (`model_stop` after it is read)."""
         self._streamed.clear()
         self._current.clear()
         # Calls cut off (interrupt, error) never get a result: do not leave them pending.
-        out = [{"sessionUpdate": "tool_call_update", "toolCallId": tid, "status": "failed", **self._link(tid)}
-               for tid, tool in self._tools.items() if tool.name not in PLAN_TOOLS]
+        out: list[ev.CoreEvent] = [ev.ToolCallUpdate(tid, status="failed", meta=self._link(tid))
+                                   for tid, tool in self._tools.items() if tool.name not in PLAN_TOOLS]
         self._tools.clear()
         self._parents.clear()
         self._agents.clear()
@@ -307,13 +285,11 @@ class Translator:
         cost = msg.get("total_cost_usd")
         if not self.size:
             return out
-        update = self._usage()
-        if isinstance(cost, (int, float)):
-            update["cost"] = {"amount": float(cost), "currency": "USD"}
-        return [*out, update]
+        spent = ev.Cost(float(cost), "USD") if isinstance(cost, (int, float)) else None
+        return [*out, self._usage(spent)]
 
-    def _usage(self) -> JsonObj:
-        return {"sessionUpdate": "usage_update", "used": min(self.used, self.size), "size": self.size}
+    def _usage(self, cost: ev.Cost | None = None) -> ev.Usage:
+        return ev.Usage(min(self.used, self.size), self.size, cost)
 
 
 def prompt_response(result: JsonObj, cancelled: bool, model_stop: str | None = None) -> JsonObj:
@@ -358,14 +334,14 @@ def _usage_field(result: JsonObj) -> JsonObj:
                       "cachedWriteTokens": n["cache_creation_input_tokens"], "totalTokens": sum(n.values())}}
 
 
-def plan_update(items: Any) -> JsonObj:
+def plan_update(items: Any) -> ev.Plan:
     entries = []
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             continue
         status = item.get("status") if item.get("status") in ("pending", "in_progress", "completed") else "pending"
-        entries.append({"content": str(item.get("content") or ""), "status": status, "priority": "medium"})
-    return {"sessionUpdate": "plan", "entries": entries}
+        entries.append(ev.PlanEntry(str(item.get("content") or ""), str(status)))
+    return ev.Plan(tuple(entries))
 
 
 def mcp_status(servers: list[Any]) -> list[JsonObj]:
@@ -374,7 +350,7 @@ def mcp_status(servers: list[Any]) -> list[JsonObj]:
     return [{k: s[k] for k in keep if k in s} for s in servers if isinstance(s, dict)]
 
 
-def mcp_report(servers: list[Any], tool_names: Any = None) -> JsonObj:
+def mcp_report(servers: list[Any], tool_names: Any = None) -> ev.SessionInfo:
     """The bridge's MCP status update (bridge/mcp/status.py) from the CLI's `mcp_servers` /
     `mcp_status` list; tools from the status entry, else from the init's `mcp__S__T` names."""
     by_server = mcp_status_.tools_by_server(tool_names) if isinstance(tool_names, list) else {}
@@ -391,7 +367,7 @@ def mcp_report(servers: list[Any], tool_names: Any = None) -> JsonObj:
         elif s["name"] in by_server:
             r["tools"] = by_server[s["name"]]
         reports.append(r)
-    return mcp_status_.report(reports)
+    return ev.mcp_report(reports)
 
 
 def context_window(model: str) -> int:
@@ -406,8 +382,5 @@ def _context_tokens(usage: Any) -> int:
     return sum(int(usage.get(k) or 0) for k in keys)
 
 
-def _chunk(kind: str, text: str, message_id: str | None) -> JsonObj:
-    update: JsonObj = {"sessionUpdate": kind, "content": {"type": "text", "text": text}}
-    if message_id:
-        update["messageId"] = message_id
-    return update
+def _chunk(role: Literal["agent", "thought"], text: str, message_id: str | None) -> ev.MessageChunk:
+    return ev.MessageChunk(role, {"type": "text", "text": text}, message_id or None)

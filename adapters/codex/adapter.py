@@ -22,9 +22,9 @@ from adapters.codex.options import mcp_servers
 from adapters.codex.rpc import AppServer, method_not_found, stderr_tail
 from adapters.codex.session import CAPABILITIES, CodexSession
 from adapters.common import agent_env
+from bridge.core import events as ev
 from bridge.core.adapter import AdapterEnv, AgentProbe, AgentSpec, SessionHost, StartRequest
 from bridge.errors import AgentError, AgentExitedError, AgentStartError
-from bridge.mcp import status as mcp_status
 from bridge.process.agent_process import open_agent_process
 from bridge.process.lookup import on_agent_path
 from bridge.wire.types import JsonObj
@@ -118,9 +118,9 @@ class CodexAdapter:
                 else:
                     task_status.started(session)
                     if dropped:
-                        host.emit(mcp_status.report(dropped))
+                        host.emit_event(ev.mcp_report(dropped))
                     tg.start_soon(session.report_mcp_tools)
-                    session.host.emit(session.commands_update())
+                    session.host.emit_event(session.commands_update())
                     await server.exited.wait()
                 tg.cancel_scope.cancel()
             if failure is None:

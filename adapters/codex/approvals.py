@@ -15,10 +15,12 @@ the answer for the requests the bridge does not serve.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from adapters.codex.translate import Translator
+from bridge.core import events as ev
+from bridge.core import to_acp
 from bridge.wire.types import JsonObj
 
 COMMAND = "item/commandExecution/requestApproval"
@@ -29,7 +31,7 @@ ELICITATION = "mcpServer/elicitation/request"
 
 @dataclass
 class Approval:
-    request: JsonObj  # `session/request_permission` params, without `sessionId`
+    request: ev.PermissionRequest  # what to ask the client
     answers: dict[str, JsonObj]  # optionId → result for Codex
     refused: JsonObj  # result for Codex when the client does not select an option
 
@@ -38,6 +40,11 @@ class Approval:
         if isinstance(outcome, dict) and outcome.get("outcome") == "selected":
             return self.answers.get(str(outcome.get("optionId")), self.refused)
         return self.refused
+
+    @property
+    def params(self) -> JsonObj:
+        """The `session/request_permission` params, without `sessionId`."""
+        return to_acp.permission_request(self.request)
 
 
 def approval_for(method: str, params: JsonObj, translator: Translator, request_id: Any) -> Approval | None:
@@ -58,41 +65,53 @@ def is_mcp_tool_approval(params: JsonObj) -> bool:
     return isinstance(meta, dict) and meta.get("codex_approval_kind") == "mcp_tool_call"
 
 
-def _option(option_id: str, name: str, kind: str) -> JsonObj:
-    return {"optionId": option_id, "name": name, "kind": kind}
+def _option(option_id: str, name: str, kind: str) -> ev.PermissionOption:
+    return ev.PermissionOption(option_id, name, kind)
 
 
-def _tool_call(translator: Translator, item_id: str, fallback: JsonObj) -> JsonObj:
+def _tool_call(translator: Translator, item_id: str, fallback: ev.ToolCallUpdate) -> ev.ToolCallUpdate:
+    """The running call the request is about as the client saw it start, else `fallback`
+    (without the start's `_meta`: the bridge's metrics name, not the client's business)."""
     known = translator.tool_call(item_id)
-    call = {k: v for k, v in (known or fallback).items() if not k.startswith("_")}
-    call.update(toolCallId=item_id, status="pending")
-    return call
+    if known is None:
+        return replace(fallback, status="pending")
+    return ev.ToolCallUpdate(
+        item_id,
+        title=known.title,
+        kind=known.kind,
+        status="pending",
+        content=known.content,
+        locations=known.locations,
+        raw_input=known.raw_input,
+    )
 
 
 def _command(params: JsonObj, translator: Translator) -> Approval:
     item_id = str(params.get("itemId", ""))
     raw = {k: params.get(k) for k in ("command", "cwd", "reason", "networkApprovalContext") if params.get(k)}
-    fallback = {"title": str(params.get("command") or "Run a command"), "kind": "execute", "rawInput": raw}
+    fallback = ev.ToolCallUpdate(
+        item_id, title=str(params.get("command") or "Run a command"), kind="execute", raw_input=raw
+    )
     call = _tool_call(translator, item_id, fallback)
     network = params.get("networkApprovalContext")
     if isinstance(network, dict) and network.get("host"):
-        call["title"] = f"Allow network access to {network['host']}"
+        call = replace(call, title=f"Allow network access to {network['host']}")
     decisions = params.get("availableDecisions") or ["accept", "acceptForSession", "decline"]
-    options: list[JsonObj] = []
+    options: list[ev.PermissionOption] = []
     answers: dict[str, JsonObj] = {}
     for decision in decisions:
         option = _command_option(decision)
-        if option is not None and option["optionId"] not in answers:
+        if option is not None and option.option_id not in answers:
             options.append(option)
-            answers[option["optionId"]] = {"decision": decision}
+            answers[option.option_id] = {"decision": decision}
     # `decline` works even when Codex does not list it, and a prompt needs a way to say no.
     if "decline" not in answers:
         options.append(_option("decline", "Reject", "reject_once"))
         answers["decline"] = {"decision": "decline"}
-    return Approval({"toolCall": call, "options": options}, answers, {"decision": "cancel"})
+    return Approval(ev.PermissionRequest(call, tuple(options)), answers, {"decision": "cancel"})
 
 
-def _command_option(decision: Any) -> JsonObj | None:
+def _command_option(decision: Any) -> ev.PermissionOption | None:
     if decision == "accept":
         return _option("accept", "Allow", "allow_once")
     if decision == "acceptForSession":
@@ -112,10 +131,12 @@ def _command_option(decision: Any) -> JsonObj | None:
 
 def _file_change(params: JsonObj, translator: Translator) -> Approval:
     item_id = str(params.get("itemId", ""))
-    fallback = {"title": "Apply a patch", "kind": "edit", "rawInput": {"reason": params.get("reason")}}
+    fallback = ev.ToolCallUpdate(
+        item_id, title="Apply a patch", kind="edit", raw_input={"reason": params.get("reason")}
+    )
     call = _tool_call(translator, item_id, fallback)
     if params.get("grantRoot"):
-        call["title"] = f"{call.get('title')} (and allow writes under {params['grantRoot']})"
+        call = replace(call, title=f"{call.title} (and allow writes under {params['grantRoot']})")
     options = [
         _option("accept", "Allow", "allow_once"),
         _option("accept_session", "Allow for this session", "allow_always"),
@@ -126,18 +147,18 @@ def _file_change(params: JsonObj, translator: Translator) -> Approval:
         "accept_session": {"decision": "acceptForSession"},
         "decline": {"decision": "decline"},
     }
-    return Approval({"toolCall": call, "options": options}, answers, {"decision": "cancel"})
+    return Approval(ev.PermissionRequest(call, tuple(options)), answers, {"decision": "cancel"})
 
 
 def _permissions(params: JsonObj) -> Approval:
     wanted = params.get("permissions") or {}
-    call = {
-        "toolCallId": str(params.get("itemId", "")),
-        "title": describe_permissions(wanted, params.get("reason")),
-        "kind": "other",
-        "status": "pending",
-        "rawInput": wanted,
-    }
+    call = ev.ToolCallUpdate(
+        str(params.get("itemId", "")),
+        title=describe_permissions(wanted, params.get("reason")),
+        kind="other",
+        status="pending",
+        raw_input=wanted,
+    )
     options = [
         _option("allow_turn", "Allow for this turn", "allow_once"),
         _option("allow_session", "Allow for this session", "allow_always"),
@@ -148,7 +169,7 @@ def _permissions(params: JsonObj) -> Approval:
         "allow_session": {"permissions": wanted, "scope": "session"},
         "reject": {"permissions": {}, "scope": "turn"},
     }
-    return Approval({"toolCall": call, "options": options}, answers, {"permissions": {}, "scope": "turn"})
+    return Approval(ev.PermissionRequest(call, tuple(options)), answers, {"permissions": {}, "scope": "turn"})
 
 
 def describe_permissions(wanted: JsonObj, reason: Any) -> str:
@@ -170,7 +191,9 @@ def _mcp_tool(params: JsonObj, translator: Translator, request_id: Any) -> Appro
     meta = params.get("_meta") or {}
     server, tool = str(params.get("serverName", "")), str(meta.get("tool_name", ""))
     item_id = translator.find_mcp_call(server, tool) or f"mcp-approval-{request_id}"
-    fallback = {"title": f"{server}: {tool}", "kind": "other", "rawInput": meta.get("tool_params")}
+    fallback = ev.ToolCallUpdate(
+        item_id, title=f"{server}: {tool}", kind="other", raw_input=meta.get("tool_params")
+    )
     call = _tool_call(translator, item_id, fallback)
     options = [_option("accept", "Allow", "allow_once")]
     answers: dict[str, JsonObj] = {"accept": {"action": "accept", "content": None}}
@@ -179,7 +202,9 @@ def _mcp_tool(params: JsonObj, translator: Translator, request_id: Any) -> Appro
         answers["accept_session"] = {"action": "accept", "content": None, "_meta": {"persist": "session"}}
     options.append(_option("decline", "Reject", "reject_once"))
     answers["decline"] = {"action": "decline", "content": None}
-    return Approval({"toolCall": call, "options": options}, answers, {"action": "cancel", "content": None})
+    return Approval(
+        ev.PermissionRequest(call, tuple(options)), answers, {"action": "cancel", "content": None}
+    )
 
 
 def elicitation_for_client(params: JsonObj, capabilities: JsonObj) -> JsonObj | None:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.core.config_options import choice, mode_state, select
 from bridge.errors import invalid_params
 from bridge.wire.types import JsonObj
 
@@ -88,18 +89,11 @@ class Settings:
 
     # -- what the client sees -------------------------------------------------------------
     def modes(self) -> JsonObj:
-        available = [
-            {"id": mid, "name": name, "description": desc} for mid, (name, desc, _, _) in PRESETS.items()
-        ]
+        available = [(mid, name, desc) for mid, (name, desc, _, _) in PRESETS.items()]
         if preset_of(*self.initial) is None:
-            available.append(
-                {
-                    "id": CONFIG_MODE,
-                    "name": "From config.toml",
-                    "description": "As configured for Codex: " + _describe_policy(*self.initial),
-                }
-            )
-        return {"currentModeId": self.mode, "availableModes": available}
+            described = "As configured for Codex: " + _describe_policy(*self.initial)
+            available.append((CONFIG_MODE, "From config.toml", described))
+        return mode_state(self.mode, available)
 
     def config_options(self) -> list[JsonObj]:
         modes = self.modes()
@@ -110,19 +104,12 @@ class Settings:
             mode_desc += (
                 f". Your Codex config sets {settings}; another mode overrides it for this session only"
             )
+        mode_choices = [choice(m["id"], m["name"], m.get("description")) for m in modes["availableModes"]]
         options = [
-            _select(
-                "mode",
-                "Mode",
-                mode_desc,
-                "mode",
-                self.mode,
-                [
-                    {"value": m["id"], "name": m["name"], "description": m["description"]}
-                    for m in modes["availableModes"]
-                ],
+            select("mode", "Mode", "mode", self.mode, mode_choices, description=mode_desc),
+            select(
+                "model", "Model", "model", self.model, self._model_choices(), description="Model Codex uses"
             ),
-            _select("model", "Model", "Model Codex uses", "model", self.model, self._model_choices()),
         ]
         efforts = self._effort_choices()
         if efforts:
@@ -130,15 +117,15 @@ class Settings:
                 self._model_info().get("defaultReasoningEffort") or efforts[0]["value"]
             )
             if current not in {e["value"] for e in efforts}:
-                efforts.append({"value": current, "name": current.capitalize()})
+                efforts.append(choice(current, current.capitalize()))
             options.append(
-                _select(
+                select(
                     "thought_level",
                     "Reasoning effort",
-                    "How hard the model thinks",
                     "thought_level",
                     current,
                     efforts,
+                    description="How hard the model thinks",
                 )
             )
         return options
@@ -149,25 +136,21 @@ class Settings:
 
     def _model_choices(self) -> list[JsonObj]:
         choices = [
-            {
-                "value": str(m.get("id")),
-                "name": str(m.get("displayName") or m.get("id")),
-                "description": m.get("description"),
-            }
+            choice(str(m.get("id")), str(m.get("displayName") or m.get("id")), m.get("description"))
             for m in self.models
             if not m.get("hidden") or m.get("id") == self.model
         ]
         if self.model not in {c["value"] for c in choices}:
-            choices.insert(0, {"value": self.model, "name": self.model})
+            choices.insert(0, choice(self.model, self.model))
         return choices
 
     def _effort_choices(self, model: str | None = None) -> list[JsonObj]:
         return [
-            {
-                "value": str(e.get("reasoningEffort")),
-                "name": str(e.get("reasoningEffort")).capitalize(),
-                "description": e.get("description"),
-            }
+            choice(
+                str(e.get("reasoningEffort")),
+                str(e.get("reasoningEffort")).capitalize(),
+                e.get("description"),
+            )
             for e in self._model_info(model).get("supportedReasoningEfforts") or []
         ]
 
@@ -220,21 +203,6 @@ class Settings:
         """The `turn/start` overrides to send with the next turn (then forgotten)."""
         out, self.pending = self.pending, {}
         return out
-
-
-def _select(
-    option_id: str, name: str, description: str, category: str, current: str, choices: list[JsonObj]
-) -> JsonObj:
-    options = [{k: v for k, v in c.items() if v is not None} for c in choices]
-    return {
-        "id": option_id,
-        "name": name,
-        "description": description,
-        "category": category,
-        "type": "select",
-        "currentValue": current,
-        "options": options,
-    }
 
 
 # -- MCP servers --------------------------------------------------------------------------------

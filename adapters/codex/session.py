@@ -16,6 +16,7 @@ at once with the exit code and stderr tail.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -25,9 +26,9 @@ from adapters.codex.options import Settings, user_input
 from adapters.codex.rpc import AppServer, CodexRpcError, method_not_found
 from adapters.codex.translate import Translator, replay
 from adapters.common import wants_compaction
+from bridge.core import events as ev
 from bridge.core.adapter import SessionHost, SessionSetup, StartRequest
 from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, AgentError, AgentExitedError, RpcError
-from bridge.mcp import status as mcp_status
 from bridge.process.agent_process import AgentProcess
 from bridge.wire.types import JsonObj
 
@@ -43,7 +44,7 @@ CAPABILITIES: JsonObj = {
 PASSTHROUGH = {"thread/list", "thread/read", "thread/turns/list", "thread/items/list", "model/list"}
 PAGE = 200
 MAX_PAGES = 50
-COMMANDS = [{"name": "compact", "description": "Summarize the conversation to free context (thread/compact/start)"}]
+COMMANDS = (ev.Command("compact", "Summarize the conversation to free context (thread/compact/start)"),)
 # How long a first prompt waits for the client's MCP servers to finish starting: Codex does
 # not wait for them, and a turn started earlier runs without their tools.
 MCP_STARTUP_WAIT = 30.0
@@ -153,8 +154,8 @@ class CodexSession:
             params = {"threadId": self.thread_id, "sortDirection": "asc", "limit": PAGE, "cursor": cursor}
             page = await self.server.request("thread/items/list", params)
             for entry in page.get("data") or []:
-                for update in replay(entry.get("item") or {}):
-                    self.host.emit(update)
+                for event in replay(entry.get("item") or {}):
+                    self.host.emit_event(event)
             cursor = page.get("nextCursor")
             if not cursor:
                 break
@@ -197,8 +198,8 @@ class CodexSession:
             result["usage"] = usage
         return result
 
-    def commands_update(self) -> JsonObj:
-        return {"sessionUpdate": "available_commands_update", "availableCommands": COMMANDS}
+    def commands_update(self) -> ev.AvailableCommands:
+        return ev.AvailableCommands(COMMANDS)
 
     def _stop_reason(self, turn: _Turn) -> str:
         if turn.cancel_requested or turn.status == "interrupted":
@@ -236,17 +237,15 @@ class CodexSession:
     # -- settings -----------------------------------------------------------------------------
     async def set_mode(self, mode_id: str) -> JsonObj:
         self.settings.set_mode(mode_id)
-        self.host.emit({"sessionUpdate": "current_mode_update", "currentModeId": mode_id})
-        self.host.emit(
-            {"sessionUpdate": "config_option_update", "configOptions": self.settings.config_options()}
-        )
+        self.host.emit_event(ev.ModeChange(mode_id))
+        self.host.emit_event(ev.ConfigOptionsChange(self.settings.config_options()))
         return {}
 
     async def set_config_option(self, params: JsonObj) -> JsonObj:
         config_id = str(params.get("configId"))
         self.settings.set_option(config_id, params.get("value"))
         if config_id == "mode":
-            self.host.emit({"sessionUpdate": "current_mode_update", "currentModeId": self.settings.mode})
+            self.host.emit_event(ev.ModeChange(self.settings.mode))
         return {"configOptions": self.settings.config_options()}
 
     async def call(self, method: str, params: JsonObj) -> Any:
@@ -272,8 +271,8 @@ class CodexSession:
             if thread in self._children:
                 self._child_notification(str(thread), method, params)
             return
-        for update in self.translator.notification(method, params):
-            self.host.emit(update)
+        for event in self.translator.notification(method, params):
+            self.host.emit_event(event)
         if method == "item/completed":
             self._spawned(params.get("item") or {})
         if method == "turn/started" and self._turn is not None and self._turn.id is None:
@@ -293,9 +292,7 @@ class CodexSession:
                 self._turn.usage_after = self._usage_total
         elif method == "model/rerouted":
             self.settings.model = str(params.get("toModel"))
-            self.host.emit(
-                {"sessionUpdate": "config_option_update", "configOptions": self.settings.config_options()}
-            )
+            self.host.emit_event(ev.ConfigOptionsChange(self.settings.config_options()))
         elif method in ("warning", "configWarning", "deprecationNotice", "error"):
             log.info("%s: codex %s: %s", self.agent, method, params)
 
@@ -310,9 +307,9 @@ class CodexSession:
 
     def _child_notification(self, thread: str, method: str, params: JsonObj) -> None:
         parent, translator = self._children[thread]
-        for update in translator.notification(method, params):
-            if update.get("sessionUpdate") != "usage_update":  # the session's usage is its own thread's
-                self.host.emit(_nested(update, parent))
+        for event in translator.notification(method, params):
+            if not isinstance(event, ev.Usage):  # the session's usage is its own thread's
+                self.host.emit_event(ev.nested(event, parent))
         if method == "item/completed":
             self._spawned(params.get("item") or {})
 
@@ -323,7 +320,7 @@ class CodexSession:
     def _mcp_status(self, params: JsonObj) -> None:
         name, status = params.get("name"), params.get("status")
         error = params.get("error") or params.get("failureReason")
-        self.host.emit(mcp_status.report([{"name": name, "status": status, "error": error}]))
+        self.host.emit_event(ev.mcp_report([{"name": name, "status": status, "error": error}]))
         if status == "failed":
             log.warning("%s: MCP server %s failed to start: %s", self.agent, name, params.get("error"))
             self.host.record_event({"type": "mcp_server_failed", "name": name, "error": params.get("error")})
@@ -349,12 +346,12 @@ class CodexSession:
             if isinstance(s, dict) and s.get("name") in self._mcp_names and isinstance(s.get("tools"), dict)
         ]
         if reports:
-            self.host.emit(mcp_status.report(reports))
+            self.host.emit_event(ev.mcp_report(reports))
 
     def _turn_completed(self, turn_info: JsonObj) -> None:
         if turn_info.get("status") in ("interrupted", "failed"):
-            for update in self.translator.close_open_calls():
-                self.host.emit(update)
+            for event in self.translator.close_open_calls():
+                self.host.emit_event(event)
         turn = self._turn
         if turn is None or (turn.id is not None and turn.id != turn_info.get("id")):
             return
@@ -363,11 +360,11 @@ class CodexSession:
         turn.done.set()
 
     def batch_done(self) -> None:
-        for update in self.translator.flush():
-            self.host.emit(update)
+        for event in self.translator.flush():
+            self.host.emit_event(event)
         for parent, translator in self._children.values():
-            for update in translator.flush():
-                self.host.emit(_nested(update, parent))
+            for event in translator.flush():
+                self.host.emit_event(ev.nested(event, parent))
         self.host.touch()
 
     async def drain(self) -> None:
@@ -387,9 +384,9 @@ class CodexSession:
         approval = approvals.approval_for(method, params, translator, request_id)
         if approval is not None:
             if parent is not None:  # a sub-agent asks: say under which call
-                approval.request["toolCall"] = _nested(approval.request["toolCall"], parent)
+                approval.request = replace(approval.request, tool_call=ev.nested(approval.request.tool_call, parent))
             try:
-                response = await self.host.request_client("session/request_permission", approval.request)
+                response = await self.host.request_client("session/request_permission", approval.params)
             except RpcError as exc:
                 log.info("%s: permission request failed, refusing: %s", self.agent, exc.message)
                 response = None
@@ -415,13 +412,6 @@ def _usage_minus(total: Any, last: Any) -> JsonObj | None:
         return None
     last = last if isinstance(last, dict) else {}
     return {k: int(v or 0) - int(last.get(k) or 0) for k, v in total.items() if isinstance(v, int | None)}
-
-
-def _nested(update: JsonObj, parent: str) -> JsonObj:
-    """`update` linked to the tool call its sub-agent runs under (spec/bridge-extensions.md)."""
-    meta = dict(update.get("_meta") or {})
-    meta["bridge"] = {**(meta.get("bridge") or {}), "parentToolCallId": parent}
-    return {**update, "_meta": meta}
 
 
 def _is_compact(prompt: Any) -> bool:

@@ -1,5 +1,5 @@
-"""Codex thread items as ACP tool calls: a call's start (`tool_call`) and end
-(`tool_call_update`), by item type — commands, file changes with ACP `diff` content, MCP and
+"""Codex thread items as tool-call events (bridge/core/events.py): a call's start
+(`ToolCallStart`) and end (`ToolCallUpdate`), by item type — commands, file changes with ACP `diff` content, MCP and
 dynamic tool calls, web searches — and the bounded output they carry. Pure: no I/O.
 
 Split from adapters/codex/translate.py (the notification stream and its messages), which
@@ -13,24 +13,26 @@ import os
 from typing import Any
 
 from bridge.core import client_tools
+from bridge.core import events as ev
 from bridge.wire.types import JsonObj
 
 LIVE_OUTPUT_TAIL = 16 * 1024
 FINAL_OUTPUT_TAIL = 64 * 1024
 
 
-def tool_start(item: JsonObj) -> JsonObj | None:
-    """`tool_call` for an item that is a tool in ACP terms, else None."""
+def tool_start(item: JsonObj) -> ev.ToolCallStart | None:
+    """The start of a call for an item that is a tool in ACP terms, else None."""
     describe = _DESCRIBE.get(str(item.get("type")))
     if describe is None:
         return None
-    call: JsonObj = {"sessionUpdate": "tool_call", "toolCallId": str(item.get("id", ""))}
-    call.update(describe(item))
-    # Always opened as running; a replayed or already finished item is closed by `tool_end`.
-    call["status"] = "in_progress"
-    # The tool's name as the model called it, for the bridge's per-tool metrics.
-    call["_meta"] = {"bridge": {"toolName": _tool_name(item)}}
-    return call
+    return ev.ToolCallStart(
+        str(item.get("id", "")),
+        # Always opened as running; a replayed or already finished item is closed by `tool_end`.
+        status="in_progress",
+        # The tool's name as the model called it, for the bridge's per-tool metrics.
+        meta={"bridge": {"toolName": _tool_name(item)}},
+        **describe(item),
+    )
 
 
 def _tool_name(item: JsonObj) -> str:
@@ -52,17 +54,17 @@ _TOOL_NAMES = {
 }
 
 
-def tool_end(item: JsonObj) -> JsonObj | None:
+def tool_end(item: JsonObj) -> ev.ToolCallUpdate | None:
     kind = str(item.get("type"))
     if kind not in _DESCRIBE:
         return None
-    update: JsonObj = {"sessionUpdate": "tool_call_update", "toolCallId": str(item.get("id", ""))}
+    update: JsonObj = {}  # the ToolCallUpdate's fields
     status = item.get("status")
     update["status"] = "failed" if status in ("failed", "declined") or item.get("error") else "completed"
     if kind == "commandExecution":
         output = item.get("aggregatedOutput") or ""
         update["content"] = [_text(_fence(_tail(output, FINAL_OUTPUT_TAIL)))] if output else []
-        update["rawOutput"] = {
+        update["raw_output"] = {
             k: item.get(k) for k in ("exitCode", "durationMs", "status") if item.get(k) is not None
         }
     elif kind == "fileChange":
@@ -72,17 +74,17 @@ def tool_end(item: JsonObj) -> JsonObj | None:
         if error:
             message = error.get("message", error) if isinstance(error, dict) else error
             update["content"] = [_text(str(message))]
-            update["rawOutput"] = {"error": error}
+            update["raw_output"] = {"error": error}
         elif isinstance(result, dict):
             blocks = result.get("content") or []
             update["content"] = [{"type": "content", "content": _mcp_block(b)} for b in blocks]
-            update["rawOutput"] = result
+            update["raw_output"] = result
     elif kind == "dynamicToolCall":
         texts = [c.get("text", "") for c in item.get("contentItems") or [] if c.get("type") == "inputText"]
         update["content"] = [_text(t) for t in texts]
         if item.get("success") is False:
             update["status"] = "failed"
-    return update
+    return ev.ToolCallUpdate(str(item.get("id", "")), **update)
 
 
 def _command(item: JsonObj) -> JsonObj:
@@ -97,7 +99,7 @@ def _command(item: JsonObj) -> JsonObj:
     else:
         kind, title = "execute", text
     raw = {"command": item.get("command"), "cwd": item.get("cwd"), "commandActions": actions}
-    return {"title": title, "kind": kind, "locations": locations, "rawInput": raw}
+    return {"title": title, "kind": kind, "locations": locations, "raw_input": raw}
 
 
 def _search_title(actions: list[JsonObj]) -> str:
@@ -131,7 +133,7 @@ def _file_change(item: JsonObj) -> JsonObj:
         "locations": [{"path": str(c.get("path"))} for c in changes],
         # The diffs are known before the change is applied: show them while approval is asked.
         "content": [_diff(c) for c in changes],
-        "rawInput": {"changes": changes},
+        "raw_input": {"changes": changes},
     }
 
 
@@ -139,7 +141,7 @@ def _mcp(item: JsonObj) -> JsonObj:
     return {
         "title": f"{item.get('server')}: {item.get('tool')}",
         "kind": "read" if item.get("readOnlyHint") else "other",
-        "rawInput": item.get("arguments"),
+        "raw_input": item.get("arguments"),
         # The bridge's own client tools (spec/client-tools.md): a read, an edit with its diff.
         **client_tools.describe(str(item.get("server")), str(item.get("tool")), item.get("arguments")),
     }
@@ -151,12 +153,12 @@ def _web(item: JsonObj) -> JsonObj:
         title = f"Open {action['url']}"
     else:
         title = f"Search the web: {item.get('query') or action.get('query') or ''}".strip()
-    return {"title": title, "kind": "fetch", "rawInput": {"query": item.get("query"), "action": action}}
+    return {"title": title, "kind": "fetch", "raw_input": {"query": item.get("query"), "action": action}}
 
 
 def _other(title_key: str, input_key: str, prefix: str = "") -> Any:
     def describe(item: JsonObj) -> JsonObj:
-        return {"title": f"{prefix}{item.get(title_key)}", "kind": "other", "rawInput": item.get(input_key)}
+        return {"title": f"{prefix}{item.get(title_key)}", "kind": "other", "raw_input": item.get(input_key)}
 
     return describe
 

@@ -1,7 +1,8 @@
-"""Codex app-server notifications → ACP v1 `session/update` payloads. Pure: no I/O.
+"""Codex app-server notifications → core events (bridge/core/events.py). Pure: no I/O.
 
-Codex speaks in thread *items* (`item/started` … deltas … `item/completed`); ACP speaks in
-message chunks and tool calls. The mapping (notes/native-protocols.md §2.1, §5):
+Codex speaks in thread *items* (`item/started` … deltas … `item/completed`); the core (and
+ACP, bridge/core/to_acp.py) in message chunks and tool calls. The mapping
+(notes/native-protocols.md §2.1, §5), in ACP's names:
 
 - `agentMessage` deltas → `agent_message_chunk`, reasoning deltas → `agent_thought_chunk`
   (the item id is the ACP `messageId`); an item that completes without deltas is sent whole;
@@ -20,12 +21,14 @@ agent output) emits one update per dirty call, with a bounded tail of the output
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 # Tool-call rendering lives in adapters/codex/tools.py; these names are also read here.
 from adapters.codex.tools import FINAL_OUTPUT_TAIL as FINAL_OUTPUT_TAIL
 from adapters.codex.tools import LIVE_OUTPUT_TAIL as LIVE_OUTPUT_TAIL
 from adapters.codex.tools import _fence, _text, tool_end, tool_start
 from adapters.codex.tools import split_unified as split_unified
+from bridge.core import events as ev
 from bridge.wire.types import JsonObj
 
 _PLAN_STATUS = {"pending": "pending", "inProgress": "in_progress", "completed": "completed"}
@@ -42,58 +45,56 @@ class Translator:
         self._summary_parts: dict[str, int] = {}
         self._output: dict[str, str] = {}
         self._dirty: dict[str, None] = {}  # insertion-ordered set
-        self._calls: dict[str, JsonObj] = {}  # live tool calls by item id, for approvals
+        self._calls: dict[str, ev.ToolCallStart] = {}  # live tool calls by item id, for approvals
+        self._mcp: dict[str, tuple[object, object]] = {}  # live MCP calls' (server, tool)
 
     # -- live stream --------------------------------------------------------------------
-    def notification(self, method: str, params: JsonObj) -> list[JsonObj]:
+    def notification(self, method: str, params: JsonObj) -> list[ev.CoreEvent]:
         handler = _HANDLERS.get(method)
         return handler(self, params) if handler is not None else []
 
-    def flush(self) -> list[JsonObj]:
-        """One `tool_call_update` per command whose output grew since the last flush."""
-        out = [
-            {"sessionUpdate": "tool_call_update", "toolCallId": item_id, "content": [_text(_fence(text))]}
+    def flush(self) -> list[ev.CoreEvent]:
+        """One tool-call update per command whose output grew since the last flush."""
+        out: list[ev.CoreEvent] = [
+            ev.ToolCallUpdate(item_id, content=[_text(_fence(text))])
             for item_id, text in ((i, self._output.get(i, "")) for i in self._dirty)
         ]
         self._dirty.clear()
         return out
 
-    def close_open_calls(self) -> list[JsonObj]:
+    def close_open_calls(self) -> list[ev.CoreEvent]:
         """End the tool calls a cut-off turn left open (an interrupted turn does not always
         complete its items), so no client keeps showing them as running."""
-        out = [
-            {"sessionUpdate": "tool_call_update", "toolCallId": i, "status": "failed"} for i in self._calls
-        ]
+        out: list[ev.CoreEvent] = [ev.ToolCallUpdate(i, status="failed") for i in self._calls]
         self._calls.clear()
+        self._mcp.clear()
         self._output.clear()
         self._dirty.clear()
         return out
 
-    def tool_call(self, item_id: str) -> JsonObj | None:
-        """The ACP view (`ToolCallUpdate` fields) of a running tool call, for permission prompts."""
+    def tool_call(self, item_id: str) -> ev.ToolCallStart | None:
+        """How a running tool call started, for permission prompts."""
         return self._calls.get(item_id)
 
     def find_mcp_call(self, server: str, tool: str) -> str | None:
-        for item_id, call in reversed(self._calls.items()):
-            if call.get("_mcp") == (server, tool):
+        for item_id, call in reversed(self._mcp.items()):
+            if call == (server, tool):
                 return item_id
         return None
 
-    def _item_started(self, params: JsonObj) -> list[JsonObj]:
+    def _item_started(self, params: JsonObj) -> list[ev.CoreEvent]:
         item = params.get("item") or {}
         if self.compaction and item.get("type") == "contextCompaction":
             return [compaction_update(item, "in_progress")]
         start = tool_start(item)
         if start is None:
             return []
-        item_id = start["toolCallId"]
-        view = {k: v for k, v in start.items() if k != "sessionUpdate"}
+        self._calls[start.tool_call_id] = start
         if item.get("type") == "mcpToolCall":
-            view["_mcp"] = (item.get("server"), item.get("tool"))
-        self._calls[item_id] = view
+            self._mcp[start.tool_call_id] = (item.get("server"), item.get("tool"))
         return [start]
 
-    def _item_completed(self, params: JsonObj) -> list[JsonObj]:
+    def _item_completed(self, params: JsonObj) -> list[ev.CoreEvent]:
         item = params.get("item") or {}
         item_id = str(item.get("id", ""))
         kind = item.get("type")
@@ -107,6 +108,7 @@ class Translator:
         self._output.pop(item_id, None)
         self._dirty.pop(item_id, None)
         known = self._calls.pop(item_id, None)
+        self._mcp.pop(item_id, None)
         end = tool_end(item)
         if end is None:
             return []
@@ -115,42 +117,38 @@ class Translator:
             return [start, end] if start is not None else [end]
         return [end]
 
-    def _message_delta(self, params: JsonObj) -> list[JsonObj]:
+    def _message_delta(self, params: JsonObj) -> list[ev.CoreEvent]:
         item_id = str(params.get("itemId", ""))
         self._streamed.add(item_id)
-        return [_chunk("agent_message_chunk", item_id, str(params.get("delta", "")))]
+        return [_chunk("agent", item_id, str(params.get("delta", "")))]
 
-    def _reasoning_delta(self, params: JsonObj) -> list[JsonObj]:
+    def _reasoning_delta(self, params: JsonObj) -> list[ev.CoreEvent]:
         item_id = str(params.get("itemId", ""))
         self._streamed.add(item_id)
-        return [_chunk("agent_thought_chunk", item_id, str(params.get("delta", "")))]
+        return [_chunk("thought", item_id, str(params.get("delta", "")))]
 
-    def _summary_part(self, params: JsonObj) -> list[JsonObj]:
+    def _summary_part(self, params: JsonObj) -> list[ev.CoreEvent]:
         # Reasoning summaries come in parts; separate them like paragraphs.
         item_id = str(params.get("itemId", ""))
         seen = self._summary_parts.get(item_id, 0)
         self._summary_parts[item_id] = seen + 1
-        return [_chunk("agent_thought_chunk", item_id, "\n\n")] if seen else []
+        return [_chunk("thought", item_id, "\n\n")] if seen else []
 
-    def _output_delta(self, params: JsonObj) -> list[JsonObj]:
+    def _output_delta(self, params: JsonObj) -> list[ev.CoreEvent]:
         item_id = str(params.get("itemId", ""))
         text = self._output.get(item_id, "") + str(params.get("delta", ""))
         self._output[item_id] = text[-LIVE_OUTPUT_TAIL:]
         self._dirty[item_id] = None
         return []
 
-    def _plan(self, params: JsonObj) -> list[JsonObj]:
-        entries = [
-            {
-                "content": str(step.get("step", "")),
-                "priority": "medium",
-                "status": _PLAN_STATUS.get(str(step.get("status")), "pending"),
-            }
+    def _plan(self, params: JsonObj) -> list[ev.CoreEvent]:
+        entries = tuple(
+            ev.PlanEntry(str(step.get("step", "")), _PLAN_STATUS.get(str(step.get("status")), "pending"))
             for step in params.get("plan") or []
-        ]
-        return [{"sessionUpdate": "plan", "entries": entries}]
+        )
+        return [ev.Plan(entries)]
 
-    def _usage(self, params: JsonObj) -> list[JsonObj]:
+    def _usage(self, params: JsonObj) -> list[ev.CoreEvent]:
         usage = params.get("tokenUsage") or {}
         size = usage.get("modelContextWindow")
         last = usage.get("last") or {}
@@ -159,11 +157,11 @@ class Translator:
         # `last` is the latest model call: its input is the whole context sent, so input +
         # output approximates what the context holds now.
         used = int(last.get("totalTokens") or 0)
-        return [{"sessionUpdate": "usage_update", "used": max(used, 0), "size": max(size, 0)}]
+        return [ev.Usage(max(used, 0), max(size, 0))]
 
-    def _name(self, params: JsonObj) -> list[JsonObj]:
+    def _name(self, params: JsonObj) -> list[ev.CoreEvent]:
         name = params.get("threadName")
-        return [{"sessionUpdate": "session_info_update", "title": name if isinstance(name, str) else None}]
+        return [ev.SessionInfo(title=name if isinstance(name, str) else None)]
 
 
 _HANDLERS = {
@@ -181,8 +179,8 @@ _HANDLERS = {
 
 
 # -- history replay (session/load) ---------------------------------------------------------
-def replay(item: JsonObj) -> list[JsonObj]:
-    """A finished item from `thread/items/list` as the updates a live run would have left."""
+def replay(item: JsonObj) -> list[ev.CoreEvent]:
+    """A finished item from `thread/items/list` as the events a live run would have left."""
     if item.get("type") == "userMessage":
         return user_chunks(item)
     if item.get("type") in ("agentMessage", "reasoning"):
@@ -191,10 +189,10 @@ def replay(item: JsonObj) -> list[JsonObj]:
     return [u for u in (start, end) if u is not None]
 
 
-def user_chunks(item: JsonObj) -> list[JsonObj]:
+def user_chunks(item: JsonObj) -> list[ev.CoreEvent]:
     blocks = [b for b in (_user_block(p) for p in item.get("content") or []) if b is not None]
     message_id = str(item.get("id"))
-    return [{"sessionUpdate": "user_message_chunk", "messageId": message_id, "content": b} for b in blocks]
+    return [ev.MessageChunk("user", b, message_id) for b in blocks]
 
 
 def _user_block(part: JsonObj) -> JsonObj | None:
@@ -214,22 +212,22 @@ def _user_block(part: JsonObj) -> JsonObj | None:
     return None
 
 
-def message_chunks(item: JsonObj) -> list[JsonObj]:
+def message_chunks(item: JsonObj) -> list[ev.CoreEvent]:
     item_id = str(item.get("id", ""))
     if item.get("type") == "agentMessage":
         text = item.get("text") or ""
-        return [_chunk("agent_message_chunk", item_id, text)] if text else []
+        return [_chunk("agent", item_id, text)] if text else []
     parts = item.get("summary") or item.get("content") or []
     text = "\n\n".join(str(p) for p in parts if p)
-    return [_chunk("agent_thought_chunk", item_id, text)] if text else []
+    return [_chunk("thought", item_id, text)] if text else []
 
 
-def _chunk(kind: str, message_id: str, text: str) -> JsonObj:
-    return {"sessionUpdate": kind, "messageId": message_id, "content": {"type": "text", "text": text}}
+def _chunk(role: Literal["agent", "thought"], message_id: str, text: str) -> ev.MessageChunk:
+    return ev.MessageChunk(role, {"type": "text", "text": text}, message_id)
 
 
 # -- tool items ------------------------------------------------------------------------------
-def compaction_update(item: JsonObj, status: str) -> JsonObj:
+def compaction_update(item: JsonObj, status: str) -> ev.Compaction:
     """A `contextCompaction` item as ACP's unstable `compaction_update` (Codex keeps the
     summary to itself, so none is given)."""
-    return {"sessionUpdate": "compaction_update", "compactionId": str(item.get("id", "")), "status": status}
+    return ev.Compaction(str(item.get("id", "")), status)

@@ -12,6 +12,7 @@ from bridge.acp import files
 from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
 from bridge.config import Policy
+from bridge.core.events import SessionInfo
 from bridge.core.manager import SessionManager
 from bridge.core.metrics import Metrics
 from bridge.diagnostics.redact import default as default_redactor
@@ -142,7 +143,7 @@ class Extensions:
         live = self.manager.sessions.get(rec.id)
         if live is not None and p.title is not None:
             live.record.title = p.title
-            live.emit({"sessionUpdate": "session_info_update", "title": p.title})
+            live.emit_event(SessionInfo(title=p.title))
         return {}
 
     async def read_file(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
@@ -230,4 +231,3 @@ def _clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… [{len(text) - limit} more characters not logged]"
-

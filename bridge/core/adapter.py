@@ -4,10 +4,11 @@ An adapter drives one kind of agent (ACP passthrough, Claude Code stream-json, C
 app-server). The bridge runs one agent process per bridge session: a crash, a stall or a
 restart then touches exactly one session, and supervision stays simple.
 
-Normalized events are ACP v1 `session/update` payloads (`{"sessionUpdate": ..., ...}`):
-upstream is ACP, so adapters that translate a native protocol (Claude, Codex) produce
-those dicts directly in their pure `translate.py`, and the passthrough forwards the agent's
-own untouched. A future ACP v2 surface maps from the same dicts.
+Adapters that translate a native protocol (Claude, Codex) produce typed core events
+(bridge/core/events.py) in their pure `translate.py` and publish them with `emit_event`;
+bridge/core/to_acp.py is the one place they become ACP v1 `session/update` payloads (a
+future ACP v2 surface maps from the same events). The ACP passthrough forwards the agent's
+own updates untouched (`emit_params`, `emit`): no event is built for a line it only forwards.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 from anyio.abc import TaskStatus
 
+from bridge.core.events import CoreEvent
 from bridge.wire.types import JsonObj
 
 StartMode = Literal["new", "load", "resume", "fork"]
@@ -101,8 +103,12 @@ class SessionHost(Protocol):
     @property
     def session_id(self) -> str: ...
 
+    def emit_event(self, event: CoreEvent) -> None:
+        """Publish one core event, as the `session/update` bridge/core/to_acp.py makes of it."""
+
     def emit(self, update: JsonObj) -> None:
-        """Publish one `session/update` payload (`{"sessionUpdate": ...}`)."""
+        """Publish one `session/update` payload (`{"sessionUpdate": ...}`) as the agent sent
+        it in ACP (the passthrough); translating adapters use `emit_event`."""
 
     def emit_params(self, params: JsonObj) -> None:
         """Publish full `session/update` params whose `sessionId` the adapter already set to
@@ -117,7 +123,8 @@ class SessionHost(Protocol):
     async def request_client(self, method: str, params: JsonObj) -> Any:
         """Send an agent→client request (`session/request_permission`, `fs/*`, `terminal/*`,
         `elicitation/create`) to the client that owns the session. `sessionId` is set by the
-        host. Raises `RpcError` with the client's error; a permission request that cannot be
+        host; a translating adapter builds a permission request's params from an
+        `events.PermissionRequest` with `to_acp.permission_request`. Raises `RpcError` with the client's error; a permission request that cannot be
         answered (client gone, turn cancelled) resolves `{"outcome": {"outcome": "cancelled"}}`."""
 
     def notify_client(self, method: str, params: JsonObj) -> None:

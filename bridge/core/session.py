@@ -17,7 +17,9 @@ from typing import Any
 
 import anyio
 
+from bridge.core import to_acp
 from bridge.core.adapter import AgentSession, AgentSpec, SessionSetup
+from bridge.core.events import CoreEvent
 from bridge.core.metrics import Metrics
 from bridge.core.permissions import CANCELLED_OUTCOME, ask_first
 from bridge.core.session_links import SessionLinks
@@ -138,6 +140,9 @@ class Session(SessionLinks):
     @property
     def session_id(self) -> str:
         return self.record.id
+
+    def emit_event(self, event: CoreEvent) -> None:
+        self.emit_params({"sessionId": self.record.id, "update": to_acp.update(event)})
 
     def emit(self, update: JsonObj) -> None:
         self.emit_params({"sessionId": self.record.id, "update": update})

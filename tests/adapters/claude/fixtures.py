@@ -8,6 +8,8 @@ from typing import Any
 
 from adapters.claude.options import ClaudeConfig
 from adapters.claude.translate import Translator
+from bridge.core import to_acp
+from bridge.core.events import CoreEvent
 from tests.acp_schema import check
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "claude"
@@ -31,12 +33,22 @@ def init_response(name: str) -> dict[str, Any]:
     raise LookupError(name)
 
 
-def translate(name: str, config: ClaudeConfig | None = None) -> tuple[Translator, list[dict[str, Any]]]:
+def events(name: str, config: ClaudeConfig | None = None) -> tuple[Translator, list[CoreEvent]]:
+    """The core events the translator makes of a transcript."""
     tr = Translator(config)
-    updates = [u for m in out_messages(name) for u in tr.feed(m)]
-    for u in updates:
-        valid(u)
-    return tr, updates
+    return tr, [e for m in out_messages(name) for e in tr.feed(m)]
+
+
+def translate(name: str, config: ClaudeConfig | None = None) -> tuple[Translator, list[dict[str, Any]]]:
+    """The ACP updates a client gets for a transcript (events through bridge/core/to_acp),
+    each checked against the ACP schema."""
+    tr, evs = events(name, config)
+    return tr, acp(evs)
+
+
+def acp(evs: list[CoreEvent]) -> list[dict[str, Any]]:
+    """Events as the validated `session/update` payloads a client gets."""
+    return [valid(to_acp.update(e)) for e in evs]
 
 
 def valid(update: dict[str, Any]) -> dict[str, Any]:

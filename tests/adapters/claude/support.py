@@ -15,7 +15,9 @@ import anyio
 
 from adapters.claude import ClaudeAdapter, create
 from adapters.claude.session import ClaudeSession
+from bridge.core import to_acp
 from bridge.core.adapter import AdapterEnv, AgentSpec, StartRequest
+from bridge.core.events import CoreEvent
 from bridge.wire.types import JsonObj
 from tests.acp_schema import check
 from tests.fakes.model_server import FakeModelServer
@@ -45,6 +47,7 @@ class Host:
 
     def __init__(self, policy: Policy | None = None) -> None:
         self.updates: list[JsonObj] = []
+        self.events: list[CoreEvent] = []  # what came through `emit_event`, before to_acp
         self.permission_requests: list[JsonObj] = []
         self.records: list[JsonObj] = []
         self.policy = policy or select("allow")
@@ -55,6 +58,10 @@ class Host:
     @property
     def session_id(self) -> str:
         return "bridge-session"
+
+    def emit_event(self, event: CoreEvent) -> None:
+        self.events.append(event)
+        self.emit(to_acp.update(event))
 
     def emit(self, update: JsonObj) -> None:
         check("SessionNotification", {"sessionId": self.session_id, "update": update})

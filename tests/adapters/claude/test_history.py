@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from adapters.claude import history
+from bridge.core import to_acp
 
 from .fixtures import FIXTURES, kinds, text_of, valid
 
@@ -13,7 +14,7 @@ SESSION = FIXTURES / "history.session.jsonl"
 
 
 def test_replay_shows_the_conversation() -> None:
-    updates = [valid(u) for u in history.replay(history.read_entries(SESSION))]
+    updates = [valid(to_acp.update(u)) for u in history.replay(history.read_entries(SESSION))]
     assert text_of(updates, "user_message_chunk") == "make a file and edit it"
     assert text_of(updates, "agent_message_chunk") == "Let me do it.Edited."
     assert text_of(updates, "agent_thought_chunk") == "Done thinking."
@@ -36,7 +37,7 @@ def test_replay_skips_meta_sidechain_and_command_chatter(tmp_path: Path) -> None
         {"type": "user", "message": {"role": "user", "content": "<local-command-stdout>ok</local-command-stdout>"}},
         {"type": "system", "subtype": "local_command", "content": "x"},
     ]
-    updates = [valid(u) for u in history.replay(entries)]
+    updates = [valid(to_acp.update(u)) for u in history.replay(entries)]
     assert updates == [{"sessionUpdate": "user_message_chunk", "content": {"type": "text", "text": "/context full"},
                         "messageId": "u1"}]
 

@@ -12,6 +12,8 @@ import pytest
 
 from adapters.claude import native, permissions
 from adapters.claude.options import ClaudeConfig
+from bridge.core import events as ev
+from bridge.core import to_acp
 from bridge.core.adapter import AgentSpec, StartRequest
 from bridge.errors import RpcError
 from tests.acp_schema import check
@@ -133,7 +135,10 @@ def _can_use_tool(name: str) -> dict[str, Any]:
 
 def test_permission_request_and_answers() -> None:
     req = _can_use_tool("bash_allow")
-    params = permissions.request_params(req)
+    asked = permissions.request(req)
+    assert isinstance(asked.tool_call, ev.ToolCallUpdate) and asked.tool_call.status == "pending"
+    assert asked.options[0] == permissions.ALLOW_ALWAYS
+    params = to_acp.permission_request(asked)
     check("RequestPermissionRequest", {"sessionId": "s", **params})
     assert [o["optionId"] for o in params["options"]] == ["allow_always", "allow", "reject"]
     assert params["toolCall"]["kind"] == "execute" and params["toolCall"]["toolCallId"] == req["tool_use_id"]
@@ -151,7 +156,7 @@ def test_permission_request_and_answers() -> None:
 
 def test_exit_plan_mode_offers_target_modes() -> None:
     req = _can_use_tool("plan_mode")
-    params = permissions.request_params(req)
+    params = to_acp.permission_request(permissions.request(req))
     check("RequestPermissionRequest", {"sessionId": "s", **params})
     assert [o["optionId"] for o in params["options"]] == ["acceptEdits", "default", "plan"]
     yes = permissions.answer(req, {"outcome": {"outcome": "selected", "optionId": "acceptEdits"}})
@@ -162,5 +167,5 @@ def test_exit_plan_mode_offers_target_modes() -> None:
 
 def test_no_always_option_without_cli_suggestions() -> None:
     req = {"tool_name": "Read", "input": {"file_path": "/x"}, "tool_use_id": "t"}
-    assert [o["optionId"] for o in permissions.request_params(req)["options"]] == ["allow", "reject"]
+    assert [o.option_id for o in permissions.request(req).options] == ["allow", "reject"]
     assert permissions.answer(req, {"outcome": {"outcome": "selected", "optionId": "allow_always"}})["behavior"] == "deny"

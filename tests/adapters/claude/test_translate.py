@@ -9,10 +9,22 @@ import pytest
 from adapters.claude import permissions, translate
 from adapters.claude.options import ClaudeConfig
 from adapters.claude.translate import Translator
+from bridge.core import events as ev
+from bridge.core import to_acp
 from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, RpcError
 from tests.acp_schema import check
 
-from .fixtures import TRANSCRIPTS, init_response, kinds, load, out_messages, result_of, text_of, valid
+from .fixtures import (
+    TRANSCRIPTS,
+    acp,
+    events,
+    init_response,
+    kinds,
+    load,
+    out_messages,
+    result_of,
+    text_of,
+)
 from .fixtures import translate as run
 
 
@@ -126,7 +138,7 @@ def test_interrupt_is_cancelled_and_partial_text_not_repeated() -> None:
     msgs = out_messages("interrupt")
     first_result = next(i for i, m in enumerate(msgs) if m["type"] == "result")
     tr = Translator()
-    updates = [u for m in msgs[: first_result + 1] for u in tr.feed(m)]
+    updates = acp([u for m in msgs[: first_result + 1] for u in tr.feed(m)])
     streamed = text_of(updates, "agent_message_chunk")
     assert streamed and streamed != "one two three four five six " * 20  # cut short
     assert translate.prompt_response(msgs[first_result], True)["stopReason"] == "cancelled"
@@ -134,7 +146,7 @@ def test_interrupt_is_cancelled_and_partial_text_not_repeated() -> None:
     with pytest.raises(RpcError):
         translate.prompt_response(msgs[first_result], False)
     # The process lived on: the next prompt got its answer.
-    rest = [u for m in msgs[first_result + 1 :] for u in tr.feed(m)]
+    rest = acp([u for m in msgs[first_result + 1 :] for u in tr.feed(m)])
     assert text_of(rest, "agent_message_chunk") == "Yes, still here."
 
 
@@ -172,7 +184,9 @@ def test_subagent_traffic_is_tagged_with_its_parent() -> None:
     tr = Translator()
     msg = {"type": "assistant", "parent_tool_use_id": "toolu_p",
            "message": {"id": "m1", "content": [{"type": "text", "text": "inner"}]}}
-    (u,) = tr.feed(msg)
+    (event,) = tr.feed(msg)
+    assert isinstance(event, ev.MessageChunk) and event.role == "agent"
+    (u,) = acp([event])
     assert u["_meta"] == {
         "claudeCode": {"parentToolUseId": "toolu_p"},
         "bridge": {"parentToolCallId": "toolu_p"},
@@ -189,11 +203,10 @@ def test_subagent_work_nests_under_its_agent_call() -> None:
     for m in msgs:
         if m["type"] == "control_request" and m["request"]["subtype"] == "can_use_tool":
             req = m["request"]
-            asked = permissions.request_params(req, tr.parent_of(req["tool_use_id"], req.get("agent_id")))
+            asked = to_acp.permission_request(
+                permissions.request(req, tr.parent_of(req["tool_use_id"], req.get("agent_id"))))
         else:
-            updates += tr.feed(m)
-    for u in updates:
-        valid(u)
+            updates += acp(tr.feed(m))
     check("RequestPermissionRequest", {"sessionId": "s", **asked})
     parent = next(u for u in updates if u["sessionUpdate"] == "tool_call")["toolCallId"]
     agent = next(u for u in updates if u.get("toolCallId") == parent and u.get("title") == "Make a file")
@@ -262,7 +275,8 @@ def test_calls_cut_off_by_the_end_of_a_turn_are_marked_failed() -> None:
     tool = {"type": "tool_use", "id": "toolu_x", "name": "Bash", "input": {"command": "sleep 100"}}
     tr.feed({"type": "assistant", "message": {"id": "m1", "content": [tool]}})
     out = tr.feed({"type": "result", "subtype": "error_during_execution", "is_error": True})
-    assert out == [{"sessionUpdate": "tool_call_update", "toolCallId": "toolu_x", "status": "failed"}]
+    assert out == [ev.ToolCallUpdate("toolu_x", status="failed")]
+    assert acp(out) == [{"sessionUpdate": "tool_call_update", "toolCallId": "toolu_x", "status": "failed"}]
     assert tr.feed({"type": "result", "subtype": "success"}) == []
 
 
@@ -282,9 +296,7 @@ def test_compact_is_a_tool_call_for_most_clients() -> None:
 
 def test_compact_is_a_compaction_entity_for_clients_that_advertise_it() -> None:
     tr = Translator(compaction=True)
-    updates = [u for m in out_messages("compact") for u in tr.feed(m)]
-    for u in updates:
-        valid(u)
+    updates = acp([u for m in out_messages("compact") for u in tr.feed(m)])
     entity = [u for u in updates if u["sessionUpdate"] == "compaction_update"]
     assert [u["status"] for u in entity] == ["in_progress", "completed", "completed"]
     assert len({u["compactionId"] for u in entity}) == 1
@@ -295,8 +307,28 @@ def test_compact_is_a_compaction_entity_for_clients_that_advertise_it() -> None:
 def test_a_failed_compaction() -> None:
     tr = Translator(compaction=True)
     tr.feed({"type": "system", "subtype": "status", "status": "compacting", "uuid": "u1"})
-    (u,) = tr.feed({"type": "system", "subtype": "status", "status": None, "compact_result": "failed",
-                    "compact_error": "Not enough messages to compact."})
-    valid(u)
+    (event,) = tr.feed({"type": "system", "subtype": "status", "status": None, "compact_result": "failed",
+                        "compact_error": "Not enough messages to compact."})
+    assert event == ev.Compaction("compact-u1", "failed", error="Not enough messages to compact.")
+    (u,) = acp([event])
     assert u == {"sessionUpdate": "compaction_update", "compactionId": "compact-u1", "status": "failed",
                  "error": "Not enough messages to compact."}
+
+
+def test_the_translator_speaks_in_core_events() -> None:
+    """What `feed` returns are typed events; their ACP form comes from bridge/core/to_acp."""
+    _, evs = events("bash_allow")
+    start, refined, done = [e for e in evs if ev.tool_call_id(e) is not None]
+    assert isinstance(start, ev.ToolCallStart) and (start.kind, start.status) == ("execute", "pending")
+    assert start.raw_input == {}  # the first delta: input still empty
+    assert isinstance(refined, ev.ToolCallUpdate) and refined.raw_input["command"] == refined.title
+    assert isinstance(done, ev.ToolCallUpdate) and done.status == "completed" and done.raw_output["stdout"] == "created"
+    assert all(isinstance(e, ev.MessageChunk) and e.role == "agent" for e in evs if ev.tool_call_id(e) is None
+               and not isinstance(e, ev.Usage | ev.ModeChange | ev.ConfigOptionsChange | ev.SessionInfo))
+    # The plan tools are plan events, the end of a turn a usage event with the cost.
+    _, todo = events("todo")
+    assert any(isinstance(e, ev.Plan) and e.entries for e in todo)
+    _, text = events("text")
+    (usage,) = [e for e in text if isinstance(e, ev.Usage) and e.cost is not None]
+    assert usage.cost == ev.Cost(result_of("text")["total_cost_usd"], "USD")
+    assert acp(evs) == run("bash_allow")[1]

@@ -9,6 +9,8 @@ from typing import Any
 import jsonschema
 
 from adapters.codex.translate import Translator
+from bridge.core import to_acp
+from bridge.core.events import CoreEvent
 from bridge.wire.types import JsonObj
 from tests.adapters.codex.support import FIXTURES, ROOT, validate_update
 
@@ -41,11 +43,24 @@ def result_of(name: str, method: str) -> JsonObj:
 
 
 def translate(name: str, translator: Translator | None = None, upto: str | None = None) -> list[JsonObj]:
+    """The ACP updates a client gets for a transcript (its events through bridge/core/to_acp),
+    each checked against the ACP schema."""
+    return acp(events(name, translator, upto))
+
+
+def acp(evs: list[CoreEvent]) -> list[JsonObj]:
+    """Events as the validated `session/update` payloads a client gets."""
+    updates = [to_acp.update(e) for e in evs]
+    for update in updates:
+        validate_update(update)
+    return updates
+
+
+def events(name: str, translator: Translator | None = None, upto: str | None = None) -> list[CoreEvent]:
     """Feed a transcript's notifications through a translator, one batch per message (a
-    flush after each), optionally stopping before the first server request `upto`.
-    Every update produced is checked against the ACP schema."""
+    flush after each), optionally stopping before the first server request `upto`."""
     translator = translator or Translator()
-    updates: list[JsonObj] = []
+    updates: list[CoreEvent] = []
     for direction, msg in messages(name):
         if direction != "out" or "method" not in msg:
             continue
@@ -55,8 +70,6 @@ def translate(name: str, translator: Translator | None = None, upto: str | None 
             continue
         updates += translator.notification(msg["method"], msg.get("params") or {})
         updates += translator.flush()
-    for update in updates:
-        validate_update(update)
     return updates
 
 

@@ -17,7 +17,9 @@ import jsonschema
 
 from adapters.codex import create
 from adapters.codex.session import CodexSession
+from bridge.core import to_acp
 from bridge.core.adapter import AdapterEnv, AgentSpec, StartRequest
+from bridge.core.events import CoreEvent
 from bridge.wire.types import JsonObj
 from tests.fakes.openai_responses import write_codex_home
 from tests.real_agents import BIN
@@ -73,10 +75,15 @@ class Host:
     answer: Answer | None = None
     session_id: str = "s"
     updates: list[JsonObj] = field(default_factory=list)
+    events: list[CoreEvent] = field(default_factory=list)  # what came through `emit_event`
     requests: list[tuple[str, JsonObj]] = field(default_factory=list)
     records: list[JsonObj] = field(default_factory=list)
     touches: int = 0
     _changed: anyio.Event = field(default_factory=anyio.Event)
+
+    def emit_event(self, event: CoreEvent) -> None:
+        self.events.append(event)
+        self.emit(to_acp.update(event))
 
     def emit(self, update: JsonObj) -> None:
         validate_update(update)

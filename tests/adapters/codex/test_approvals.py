@@ -38,20 +38,20 @@ def recorded(name: str) -> tuple[JsonObj, Translator]:
 def prompt_of(request: JsonObj, translator: Translator) -> Any:
     approval = approval_for(request["method"], request["params"], translator, request["id"])
     assert approval is not None
-    validate("RequestPermissionRequest", {"sessionId": "s", **approval.request})
+    validate("RequestPermissionRequest", {"sessionId": "s", **approval.params})
     return approval
 
 
 def test_command_approval_from_recorded_request() -> None:
     request, translator = recorded("shell_accept")
     approval = prompt_of(request, translator)
-    call = approval.request["toolCall"]
+    call = approval.params["toolCall"]
     assert call["toolCallId"] == "call_sh" and call["status"] == "pending" and call["kind"] == "execute"
     assert call["title"] == "touch created.txt && echo made-it"
-    options = [(o["optionId"], o["kind"]) for o in approval.request["options"]]
+    options = [(o["optionId"], o["kind"]) for o in approval.params["options"]]
     # availableDecisions: accept, an execpolicy rule, cancel; decline is always offered.
     assert options == [("accept", "allow_once"), ("accept_rule", "allow_always"), ("decline", "reject_once")]
-    assert approval.request["options"][1]["name"] == "Always allow `touch created.txt`"
+    assert approval.params["options"][1]["name"] == "Always allow `touch created.txt`"
     rule = {"acceptWithExecpolicyAmendment": {"execpolicy_amendment": ["touch", "created.txt"]}}
     answers = {
         "accept": {"decision": "accept"},
@@ -72,8 +72,8 @@ def test_anything_but_a_clear_choice_fails_closed(response: Any) -> None:
 def test_command_without_listed_decisions_offers_session_approval() -> None:
     params = {"threadId": "t", "turnId": "u", "itemId": "x", "command": "make", "cwd": "/w", "startedAtMs": 1}
     approval = prompt_of({"method": COMMAND, "params": params, "id": 0}, Translator())
-    assert [o["optionId"] for o in approval.request["options"]] == ["accept", "accept_session", "decline"]
-    assert approval.request["toolCall"]["title"] == "make"  # no item seen: built from the request
+    assert [o["optionId"] for o in approval.params["options"]] == ["accept", "accept_session", "decline"]
+    assert approval.params["toolCall"]["title"] == "make"  # no item seen: built from the request
     assert approval.answer(selected("accept_session")) == {"decision": "acceptForSession"}
 
 
@@ -91,8 +91,8 @@ def test_network_approval() -> None:
         "availableDecisions": ["accept", amendment, "cancel"],
     }
     approval = prompt_of({"method": COMMAND, "params": params, "id": 0}, Translator())
-    assert approval.request["toolCall"]["title"] == "Allow network access to pypi.org"
-    option = approval.request["options"][1]
+    assert approval.params["toolCall"]["title"] == "Allow network access to pypi.org"
+    option = approval.params["options"][1]
     assert (option["optionId"], option["kind"]) == ("network_allow", "allow_always")
     assert approval.answer(selected("network_allow")) == {"decision": amendment}
 
@@ -100,7 +100,7 @@ def test_network_approval() -> None:
 def test_file_change_approval_shows_the_diff() -> None:
     request, translator = recorded("patch")
     approval = prompt_of(request, translator)
-    call = approval.request["toolCall"]
+    call = approval.params["toolCall"]
     assert call["toolCallId"] == "call_patch" and call["kind"] == "edit"
     assert [d["path"].rsplit("/", 1)[1] for d in call["content"]] == ["added.txt", "hello.txt"]
     for option_id, decision in [
@@ -118,8 +118,8 @@ def test_mcp_tool_approval_from_recorded_elicitation() -> None:
     request, translator = recorded("mcp_approval")
     assert request["method"] == ELICITATION
     approval = prompt_of(request, translator)
-    assert approval.request["toolCall"]["toolCallId"] == "call_mcp"  # the running mcpToolCall item
-    assert approval.request["toolCall"]["title"] == "echo: echo"
+    assert approval.params["toolCall"]["toolCallId"] == "call_mcp"  # the running mcpToolCall item
+    assert approval.params["toolCall"]["title"] == "echo: echo"
     answers = {
         "accept": {"action": "accept", "content": None},
         "accept_session": {"action": "accept", "content": None, "_meta": {"persist": "session"}},
@@ -143,7 +143,7 @@ def test_permissions_request() -> None:
     }
     validate_codex("PermissionsRequestApprovalParams", params)
     approval = prompt_of({"method": PERMISSIONS, "params": params, "id": 3}, Translator())
-    assert approval.request["toolCall"]["title"] == "Grant network access; write /w/out"
+    assert approval.params["toolCall"]["title"] == "Grant network access; write /w/out"
     grants = {
         "allow_turn": {"permissions": wanted, "scope": "turn"},
         "allow_session": {"permissions": wanted, "scope": "session"},

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from adapters.codex.translate import Translator, replay, split_unified
+from adapters.codex import translate as codex_translate
+from adapters.codex.translate import Translator, split_unified
+from bridge.core import events as ev
 from bridge.wire.types import JsonObj
-from tests.adapters.codex.fixtures import notifications, result_of, translate
+from tests.adapters.codex.fixtures import acp, events, notifications, result_of, translate
 from tests.adapters.codex.support import text_of, validate_update
 
 WS = "/tmp/rec/ws"
+
+
+def replay(item: JsonObj) -> list[JsonObj]:
+    """A history item's events as the ACP updates a client gets."""
+    return acp(codex_translate.replay(item))
 
 
 def of(updates: list[JsonObj], kind: str) -> list[JsonObj]:
@@ -37,11 +44,12 @@ def test_message_without_deltas_is_sent_whole() -> None:
     translator = Translator()
     item = {"type": "agentMessage", "id": "m", "text": "all at once"}
     updates = translator.notification("item/completed", {"item": item})
-    assert updates == [
+    assert updates == [ev.MessageChunk("agent", {"type": "text", "text": "all at once"}, "m")]
+    assert acp(updates) == [
         {
             "sessionUpdate": "agent_message_chunk",
-            "messageId": "m",
             "content": {"type": "text", "text": "all at once"},
+            "messageId": "m",
         }
     ]
 
@@ -56,7 +64,7 @@ def test_reasoning_summary_parts_are_separated() -> None:
         ("item/reasoning/summaryTextDelta", {"itemId": "r", "delta": "two"}),
         ("item/completed", {"item": {"type": "reasoning", "id": "r", "summary": ["one", "two"]}}),
     ]:
-        out += translator.notification(method, params)
+        out += acp(translator.notification(method, params))
     assert text_of(out, "agent_thought_chunk") == "one\n\ntwo"
 
 
@@ -109,7 +117,7 @@ def test_output_deltas_are_coalesced_per_batch() -> None:
             translator.notification("item/commandExecution/outputDelta", {"itemId": "x", "delta": delta})
             == []
         )
-    [update] = translator.flush()
+    [update] = acp(translator.flush())
     assert update == {
         "sessionUpdate": "tool_call_update",
         "toolCallId": "x",
@@ -228,9 +236,7 @@ def test_cut_off_turn_closes_open_tool_calls() -> None:
     translator = Translator()
     translate("shell_accept", translator, upto="item/commandExecution/requestApproval")
     assert translator.tool_call("call_sh") is not None
-    assert translator.close_open_calls() == [
-        {"sessionUpdate": "tool_call_update", "toolCallId": "call_sh", "status": "failed"}
-    ]
+    assert translator.close_open_calls() == [ev.ToolCallUpdate("call_sh", status="failed")]
     assert translator.tool_call("call_sh") is None
 
 
@@ -277,10 +283,15 @@ def test_usage_needs_a_context_window() -> None:
 
 
 def test_thread_name_becomes_session_title() -> None:
-    [update] = Translator().notification(
+    [event] = Translator().notification(
         "thread/name/updated", {"threadId": "t", "threadName": "Fix the bug"}
     )
+    assert event == ev.SessionInfo(title="Fix the bug")
+    [update] = acp([event])
     assert update == {"sessionUpdate": "session_info_update", "title": "Fix the bug"}
+    # A name Codex clears is a title cleared (null), not a title left out.
+    [cleared] = acp(Translator().notification("thread/name/updated", {"threadId": "t", "threadName": None}))
+    assert cleared == {"sessionUpdate": "session_info_update", "title": None}
     validate_update(update)
 
 
@@ -343,3 +354,19 @@ def test_compaction_is_a_tool_call_unless_the_client_asked_for_compaction_update
     assert len({u["compactionId"] for u in entity}) == 1
     assert not [u for u in translate("compact", Translator(compaction=True))
                 if u.get("title") == "Compact the conversation"]
+
+
+def test_the_translator_speaks_in_core_events() -> None:
+    """What the translator returns are typed events; their ACP form comes from bridge/core/to_acp."""
+    evs = events("shell_accept")
+    starts = [e for e in evs if isinstance(e, ev.ToolCallStart)]
+    ends = [e for e in evs if isinstance(e, ev.ToolCallUpdate) and e.status is not None]
+    assert [s.tool_call_id for s in starts] == [e.tool_call_id for e in ends] == ["call_sh"]
+    assert (starts[0].kind, starts[0].status) == ("execute", "in_progress")
+    assert starts[0].meta == {"bridge": {"toolName": "shell"}}
+    assert ends[0].status == "completed" and isinstance(ends[0].raw_output, dict)
+    assert any(isinstance(e, ev.MessageChunk) and e.role == "agent" for e in evs)
+    assert any(isinstance(e, ev.Usage) for e in evs)
+    [plan] = [e for e in events("plan") if isinstance(e, ev.Plan)]
+    assert plan.entries[0] == ev.PlanEntry("read code", "completed")
+    assert acp(evs) == translate("shell_accept")
