@@ -89,7 +89,9 @@ class AcpClient:
     async def send_request(self, rid: Any, method: str, params: Any) -> None:
         """Send a request with the caller's id without waiting (`wait_response(rid)` later)."""
         self._method_of[rid] = method
-        await self._send(json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}).encode())
+        await self._send(
+            json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}).encode()
+        )
 
     def response_index(self, rid: Any) -> int:
         """Where the response to `rid` is in `received`."""
@@ -129,6 +131,18 @@ class AcpClient:
             seen = len(self.notifications)
             if self.closed.is_set():
                 raise ConnectionError("daemon closed the connection")
+            await self._arrived.wait()
+
+    async def wait_received(
+        self, pred: Callable[[dict[str, Any]], bool], count: int = 1
+    ) -> list[dict[str, Any]]:
+        """The messages in `received` matching `pred`, once there are `count` of them."""
+        while True:
+            found = [m for m in self.received if pred(m)]
+            if len(found) >= count:
+                return found
+            if self.closed.is_set():
+                raise ConnectionError(f"daemon closed the connection with {len(found)} of {count} messages")
             await self._arrived.wait()
 
     def updates(self, session_id: str) -> list[dict[str, Any]]:

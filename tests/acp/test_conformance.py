@@ -19,7 +19,8 @@ import pytest
 from tests.acp_client import AcpClient
 from tests.acp_schema import unstable_root_keys
 from tests.conftest import InProcess, connect, fake_agent_config, in_process
-from tests.faults.support import agent_pid, wait_gone
+from tests.faults.support import agent_pid
+from tests.waiting import wait_exited
 
 pytestmark = pytest.mark.anyio
 
@@ -67,7 +68,7 @@ async def close_mid_turn(c: AcpClient, sid: str, script: str) -> float:
     # The prompt's answer comes first; after the close's answer nothing more of the session.
     close_at = c.response_index("close")
     assert c.response_index("turn") < close_at
-    await wait_gone([pid], 10)
+    await wait_exited([pid], 10, "the closed session's agent")
     await c.request("session/list", {})  # a barrier: whatever was queued before it has arrived
     assert for_session(c, sid, close_at + 1) == []
     return took

@@ -26,8 +26,9 @@ from tests.daemon_proc import daemon_process
 from tests.fakes.anthropic import anthropic_server
 from tests.fakes.model_server import FakeModelServer, Reply
 from tests.fakes.openai_responses import responses_server, write_codex_home
-from tests.faults.support import agent_pid, wait_gone
+from tests.faults.support import agent_pid
 from tests.real_agents import require_cli
+from tests.waiting import wait_exited
 
 pytestmark = pytest.mark.anyio
 
@@ -145,7 +146,7 @@ async def test_close_during_a_prompt_ends_it_cancelled(rig: Rig) -> None:
         assert closed["result"] == {}
         close_at = c.response_index("close")
         assert c.response_index("turn") < close_at
-        await wait_gone(tree, 10)
+        await wait_exited(tree, 10, "the closed session's agent process tree")
         await c.request("session/list", {})  # whatever was queued before it has arrived
         assert for_session(c, sid, close_at + 1) == []
     assert d.process.returncode == 0, d.stderr.decode()[-2000:]

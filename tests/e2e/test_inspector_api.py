@@ -16,6 +16,7 @@ import pytest
 
 from tests.e2e.inspector_support import inspect_link, logged_in, login
 from tests.e2e.ws_support import ws_client, ws_daemon
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -223,14 +224,14 @@ async def test_live_views_are_bounded(tmp_path: Path) -> None:
                     await anext(readers[-1])  # started: it counts
                 over = await http.get(url, headers=s.headers)
                 assert over.status_code == 503 and "live views" in over.json()["error"]
+
             # Closed views free their places, once the daemon has seen the disconnects (nothing
-            # tells the client when: it asks again, a bounded number of times).
-            for _ in range(100):
+            # tells the client when: it asks again until one is let in).
+            async def let_in() -> bool:
                 async with http.stream("GET", url, headers=s.headers) as again:
-                    if again.status_code == 200:
-                        break
-                await anyio.sleep(0.05)
-            assert again.status_code == 200
+                    return again.status_code == 200
+
+            await wait_until(let_in, 10, "a place freed by the closed live views")
 
 
 async def test_hostile_requests_get_precise_refusals(tmp_path: Path) -> None:

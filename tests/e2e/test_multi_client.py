@@ -1,15 +1,17 @@
-"""Sessions belong to their connection (spec/multi-client.md), over WebSocket against the real
-daemon (a `serve --listen` subprocess) and the fake ACP agent, with two clients and an
-observer token: a second client can follow a session but not act on it without a takeover;
+"""Sessions belong to their connection (spec/multi-client.md), with the fake ACP agent and
+several clients: a second client can follow a session but not act on it without a takeover;
 a refused request changes no ownership; its disconnect leaves the owner's session alone;
 takeover is explicit and logged; shared permission requests go to every controller and the
-first valid answer wins; the observer token reads and never acts."""
+first valid answer wins; the observer token reads and never acts.
+
+Ownership is the ACP server's, whatever the transport: those tests run the daemon in-process
+with one memory-stream connection per client. The observer token is the WebSocket gate's, so
+its tests run the real daemon (a `serve --listen` subprocess) with real WebSocket clients."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import anyio
 import pytest
 
 from tests.acp_client import AcpClient, RpcFailure, default_handler
-from tests.conftest import fake_agent_config
+from tests.conftest import connect, in_process
 from tests.e2e.test_websocket import chunks, turn_ended
 from tests.e2e.ws_support import WsDaemon, raw_handshake, upgrade_headers, ws_args, ws_client, ws_daemon
 
@@ -26,7 +28,6 @@ pytestmark = pytest.mark.anyio
 
 NOT_OWNER = -32020
 READ_ONLY = -32021
-CLOSED = re.compile(rb"WebSocket connection from \S+ closed")
 
 
 async def refused(client: AcpClient, method: str, params: dict[str, Any], code: int) -> dict[str, Any]:
@@ -43,12 +44,6 @@ async def log_of(client: AcpClient, sid: str) -> list[dict[str, Any]]:
 
 def bridge_events(log: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [m["bridge"] for m in log if isinstance(m.get("bridge"), dict) and m["bridge"].get("type") == kind]
-
-
-def grace_config(tmp: Path, grace: float) -> Path:
-    cfg = fake_agent_config(tmp)
-    cfg.write_text(f"disconnect_grace = {grace}\n" + cfg.read_text())
-    return cfg
 
 
 def acting_requests(sid: str, cwd: str) -> list[tuple[str, dict[str, Any]]]:
@@ -71,87 +66,94 @@ async def test_a_second_client_cannot_act_on_a_session_and_its_refusals_and_disc
 ) -> None:
     # A short grace: had B's refused requests made it the owner, its disconnect would close
     # A's session (and cancel A's turn) within the turn that follows it.
-    async with ws_daemon(tmp_path, config=grace_config(tmp_path, 0.5)) as d, ws_client(d) as a:
-        await a.acp.initialize()
-        sid = await a.acp.new_session(str(tmp_path))
-        async with ws_client(d) as b:
-            await b.acp.initialize()
-            att = await b.acp.request("session/attach", {"sessionId": sid})
+    async with in_process(tmp_path, disconnect_grace=0.5) as d:
+        a = d.client
+        await a.initialize()
+        sid = await a.new_session(str(tmp_path))
+        async with connect(d.bridge) as b:
+            await b.initialize()
+            att = await b.request("session/attach", {"sessionId": sid})
             assert att["role"] == "observer" and att["live"] is True
             async with anyio.create_task_group() as tg:
                 results: list[Any] = []
 
                 async def a_turn() -> None:
-                    results.append(await a.acp.prompt(sid, "slow 30 0.03"))
+                    results.append(await a.prompt(sid, "slow 30 0.03"))
 
                 tg.start_soon(a_turn)
                 with anyio.fail_after(30):
-                    await b.acp.wait_for(lambda m: "slow 3 " in json.dumps(m))
+                    await b.wait_for(lambda m: "slow 3 " in json.dumps(m))
                 # While A's turn streams, B tries everything that would act on A's session.
-                await b.acp.notify("session/cancel", {"sessionId": sid})
+                await b.notify("session/cancel", {"sessionId": sid})
                 for method, params in acting_requests(sid, str(tmp_path)):
-                    err = await refused(b.acp, method, params, NOT_OWNER)
+                    err = await refused(b, method, params, NOT_OWNER)
                     assert err["data"]["sessionId"] == sid and "takeover" in err["message"]
             with anyio.fail_after(60):
-                await turn_ended(b.acp, sid)
+                await turn_ended(b, sid)
             # A's turn ran to its end, untouched by B's cancel.
             assert [r["stopReason"] for r in results] == ["end_turn"]
-            assert chunks(a.acp.updates(sid)) == list(range(30))
-            assert chunks(b.acp.updates(sid)) == list(range(30))
+            assert chunks(a.updates(sid)) == list(range(30))
+            assert chunks(b.updates(sid)) == list(range(30))
             # B never was asked anything, and never owned it.
-            assert not [m for m in b.acp.received if "id" in m and "method" in m]
-            cancels = bridge_events(await log_of(b.acp, sid), "refused")
+            assert not [m for m in b.received if "id" in m and "method" in m]
+            cancels = bridge_events(await log_of(b, sid), "refused")
             assert [c["method"] for c in cancels] == ["session/cancel"]
-            start = len(d.stderr.data)
-        with anyio.fail_after(30):
-            await d.stderr.wait_for(CLOSED, start)
-        # B is gone. A's session is still A's: no grace timer, A prompts, sets its mode,
+        # B is gone (the server has seen its connection end when `connect` returns). A's session is still A's: no grace timer, A prompts, sets its mode,
         # and a turn longer than the grace runs to its end.
-        assert (await a.acp.prompt(sid, "slow 20 0.05"))["stopReason"] == "end_turn"
-        await a.acp.request("session/set_mode", {"sessionId": sid, "modeId": "plan"})
-        info = await a.acp.request("_bridge/session/info", {"sessionId": sid})
+        assert (await a.prompt(sid, "slow 20 0.05"))["stopReason"] == "end_turn"
+        await a.request("session/set_mode", {"sessionId": sid, "modeId": "plan"})
+        info = await a.request("_bridge/session/info", {"sessionId": sid})
         assert info["status"] == "idle" and "title" not in info
-        log = await log_of(a.acp, sid)
+        log = await log_of(a, sid)
         assert not bridge_events(log, "client_disconnected") and not bridge_events(log, "closed")
         assert not bridge_events(log, "takeover")
 
 
 async def test_takeover_is_explicit_logged_and_the_previous_owner_follows(tmp_path: Path) -> None:
-    async with ws_daemon(tmp_path) as d, ws_client(d) as a, ws_client(d) as b:
-        await a.acp.initialize()
-        await b.acp.initialize(fs={"readTextFile": True, "writeTextFile": True})
-        sid = await a.acp.new_session(str(tmp_path))
-        await a.acp.prompt(sid, "echo one")
-        await b.acp.request("session/attach", {"sessionId": sid, "historyPolicy": "none"})
-        await refused(b.acp, "session/prompt", acting_requests(sid, "")[0][1], NOT_OWNER)
+    async with in_process(tmp_path) as d, connect(d.bridge) as b:
+        a = d.client
+        await a.initialize()
+        await b.initialize(fs={"readTextFile": True, "writeTextFile": True})
+        sid = await a.new_session(str(tmp_path))
+        await a.prompt(sid, "echo one")
+        await b.request("session/attach", {"sessionId": sid, "historyPolicy": "none"})
+        await refused(b, "session/prompt", acting_requests(sid, "")[0][1], NOT_OWNER)
 
-        taken = await b.acp.request("_bridge/session/takeover", {"sessionId": sid})
+        taken = await b.request("_bridge/session/takeover", {"sessionId": sid})
         assert taken == {"sessionId": sid, "previousOwner": "connected"}
         with anyio.fail_after(30):
-            told = await a.acp.wait_for(lambda m: m["method"] == "_bridge/session/taken_over")
+            told = await a.wait_for(lambda m: m["method"] == "_bridge/session/taken_over")
         assert told["params"]["sessionId"] == sid and told["params"]["by"]["name"] == "test-client"
         # Now A is the one refused; B drives, and A still sees the turn (it follows).
-        await refused(a.acp, "session/prompt", acting_requests(sid, "")[0][1], NOT_OWNER)
-        assert (await b.acp.prompt(sid, "permission"))["stopReason"] == "end_turn"
-        assert "permission: allow" in b.acp.text(sid)
+        await refused(a, "session/prompt", acting_requests(sid, "")[0][1], NOT_OWNER)
+        assert (await b.prompt(sid, "permission"))["stopReason"] == "end_turn"
+        assert "permission: allow" in b.text(sid)
         with anyio.fail_after(30):
-            await turn_ended(a.acp, sid)
-        assert "permission: allow" in a.acp.text(sid)
+            await turn_ended(a, sid)
+        assert "permission: allow" in a.text(sid)
         # The permission request went to the new owner only.
-        assert not [m for m in a.acp.received if m.get("method") == "session/request_permission"]
+        assert not [m for m in a.received if m.get("method") == "session/request_permission"]
 
         # Taking it back through session/load with the takeover flag (history replayed first).
-        load = {"sessionId": sid, "cwd": str(tmp_path), "mcpServers": [], "_meta": {"bridge": {"takeover": True}}}
-        await a.acp.request("session/load", load)
-        assert (await a.acp.prompt(sid, "echo mine again"))["stopReason"] == "end_turn"
-        log = await log_of(a.acp, sid)
+        load = {
+            "sessionId": sid,
+            "cwd": str(tmp_path),
+            "mcpServers": [],
+            "_meta": {"bridge": {"takeover": True}},
+        }
+        await a.request("session/load", load)
+        assert (await a.prompt(sid, "echo mine again"))["stopReason"] == "end_turn"
+        log = await log_of(a, sid)
         takeovers = bridge_events(log, "takeover")
         assert [t["via"] for t in takeovers] == ["_bridge/session/takeover", "session/load"]
         assert takeovers[0]["to"] == takeovers[1]["from"] and takeovers[0]["from"] == takeovers[1]["to"]
 
 
-async def test_shared_permissions_reach_every_controller_and_the_first_valid_answer_wins(tmp_path: Path) -> None:
-    async with ws_daemon(tmp_path) as d, ws_client(d) as a, ws_client(d) as b, ws_client(d) as c:
+async def test_shared_permissions_reach_every_controller_and_the_first_valid_answer_wins(
+    tmp_path: Path,
+) -> None:
+    async with in_process(tmp_path) as d, connect(d.bridge) as b, connect(d.bridge) as c:
+        a = d.client
         asked: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": []}
         seen = {"a": anyio.Event(), "b": anyio.Event()}
         release = anyio.Event()
@@ -173,58 +175,61 @@ async def test_shared_permissions_reach_every_controller_and_the_first_valid_ans
 
             return answer
 
-        a.acp.handler, b.acp.handler, c.acp.handler = handler("a"), handler("b"), handler("c")
-        await a.acp.initialize()
-        await b.acp.initialize()
-        await c.acp.initialize()
-        sid = await a.acp.new_session(str(tmp_path))
-        att = await b.acp.request("session/attach", {"sessionId": sid, "role": "controller"})
+        a.handler, b.handler, c.handler = handler("a"), handler("b"), handler("c")
+        await a.initialize()
+        await b.initialize()
+        await c.initialize()
+        sid = await a.new_session(str(tmp_path))
+        att = await b.request("session/attach", {"sessionId": sid, "role": "controller"})
         assert att["role"] == "controller" and att["shared"] is False
-        await c.acp.request("session/attach", {"sessionId": sid})  # an observer: never asked
+        await c.request("session/attach", {"sessionId": sid})  # an observer: never asked
 
         # Not shared: only the owner is asked.
         plan["a"] = {"outcome": {"outcome": "selected", "optionId": "allow"}}
         seen["b"].set()
-        assert (await a.acp.prompt(sid, "permission"))["stopReason"] == "end_turn"
+        assert (await a.prompt(sid, "permission"))["stopReason"] == "end_turn"
         assert len(asked["a"]) == 1 and not asked["b"]
 
-        shared = await a.acp.request("_bridge/session/share", {"sessionId": sid})
+        shared = await a.request("_bridge/session/share", {"sessionId": sid})
         assert shared == {"sessionId": sid, "shared": True}
-        roles = {c["role"] for c in (await c.acp.request("session/attach", {"sessionId": sid, "historyPolicy": "none"}))["connectedClients"]}
+        roles = {
+            c["role"]
+            for c in (await c.request("session/attach", {"sessionId": sid, "historyPolicy": "none"}))[
+                "connectedClients"
+            ]
+        }
         assert roles == {"controller", "observer"}
 
         # Round 1: both asked; B answers first, A's request is withdrawn and A is told.
         seen["a"], seen["b"] = anyio.Event(), anyio.Event()
         plan.clear()
         plan["b"] = {"outcome": {"outcome": "selected", "optionId": "allow"}}
-        start_a = len(a.acp.notifications)
-        assert (await a.acp.prompt(sid, "permission"))["stopReason"] == "end_turn"
+        start_a = len(a.notifications)
+        assert (await a.prompt(sid, "permission"))["stopReason"] == "end_turn"
         assert len(asked["a"]) == 2 and len(asked["b"]) == 1
         assert asked["a"][1]["toolCall"] == asked["b"][0]["toolCall"]
-        resolved = await a.acp.wait_for(
-            lambda m: m["method"] == "_bridge/session/permission_resolved", start_a
-        )
+        resolved = await a.wait_for(lambda m: m["method"] == "_bridge/session/permission_resolved", start_a)
         assert resolved["params"]["chosenOptionId"] == "allow" and resolved["params"]["toolCallId"] == "t1"
         assert resolved["params"]["resolvedBy"]["connection"] != ""
-        withdrawn = [m for m in a.acp.received if m.get("method") == "$/cancel_request"]
+        withdrawn = [m for m in a.received if m.get("method") == "$/cancel_request"]
         assert len(withdrawn) == 1
-        assert a.acp.text(sid).count("permission: allow") == 2
-        await c.acp.wait_for(lambda m: m["method"] == "_bridge/session/permission_resolved")
+        assert a.text(sid).count("permission: allow") == 2
+        await c.wait_for(lambda m: m["method"] == "_bridge/session/permission_resolved")
 
         # Round 2: B's answer names an option the agent never offered: not an answer. A's wins.
         seen["a"], seen["b"] = anyio.Event(), anyio.Event()
         plan.clear()
         plan["b"] = {"outcome": {"outcome": "selected", "optionId": "bogus"}}
         plan["a"] = {"outcome": {"outcome": "selected", "optionId": "reject"}}
-        start_b = len(b.acp.notifications)
-        assert (await a.acp.prompt(sid, "permission"))["stopReason"] == "end_turn"
-        assert "permission: reject" in a.acp.text(sid)
-        told_b = await b.acp.wait_for(lambda m: m["method"] == "_bridge/session/permission_resolved", start_b)
+        start_b = len(b.notifications)
+        assert (await a.prompt(sid, "permission"))["stopReason"] == "end_turn"
+        assert "permission: reject" in a.text(sid)
+        told_b = await b.wait_for(lambda m: m["method"] == "_bridge/session/permission_resolved", start_b)
         assert told_b["params"]["chosenOptionId"] == "reject"
 
         assert not asked["c"]
         # The agent got exactly one answer per request: the log holds one per round.
-        log = await log_of(a.acp, sid)
+        log = await log_of(a, sid)
         answers = [m for m in log if m.get("method") == "session/request_permission" and "result" in m]
         assert [x["result"]["outcome"].get("optionId") for x in answers] == ["allow", "allow", "reject"]
         assert len(bridge_events(log, "permission_resolved")) == 2
@@ -232,17 +237,18 @@ async def test_shared_permissions_reach_every_controller_and_the_first_valid_ans
 
 
 async def test_history_policies_and_detach(tmp_path: Path) -> None:
-    async with ws_daemon(tmp_path) as d, ws_client(d) as a, ws_client(d) as b:
-        await a.acp.initialize()
-        await b.acp.initialize()
-        sid = await a.acp.new_session(str(tmp_path))
-        await a.acp.prompt(sid, "echo before")
-        none = await b.acp.request("session/attach", {"sessionId": sid, "historyPolicy": "none"})
-        assert none["cursor"] > 0 and not b.acp.updates(sid)
-        await a.acp.prompt(sid, "echo live")
+    async with in_process(tmp_path) as d, connect(d.bridge) as b:
+        a = d.client
+        await a.initialize()
+        await b.initialize()
+        sid = await a.new_session(str(tmp_path))
+        await a.prompt(sid, "echo before")
+        none = await b.request("session/attach", {"sessionId": sid, "historyPolicy": "none"})
+        assert none["cursor"] > 0 and not b.updates(sid)
+        await a.prompt(sid, "echo live")
         with anyio.fail_after(30):
-            await turn_ended(b.acp, sid)
-        assert b.acp.text(sid) == "live"  # only what came after the attach
+            await turn_ended(b, sid)
+        assert b.text(sid) == "live"  # only what came after the attach
 
         # pending_only: the permission request waiting for an answer, nothing replayed.
         asked = anyio.Event()
@@ -253,32 +259,37 @@ async def test_history_policies_and_detach(tmp_path: Path) -> None:
             await go.wait()
             return await default_handler(method, params)
 
-        a.acp.handler = slow_owner
-        async with ws_client(d) as c, anyio.create_task_group() as tg:
-            await c.acp.initialize()
-            tg.start_soon(a.acp.prompt, sid, "permission")
+        a.handler = slow_owner
+        async with connect(d.bridge) as c, anyio.create_task_group() as tg:
+            await c.initialize()
+            tg.start_soon(a.prompt, sid, "permission")
             with anyio.fail_after(30):
                 await asked.wait()
-            pending = await c.acp.request("session/attach", {"sessionId": sid, "historyPolicy": "pending_only"})
-            assert pending["history"] == [{"type": "permission_request", "status": "pending", "toolCallId": "t1"}]
-            assert not c.acp.updates(sid)
+            pending = await c.request("session/attach", {"sessionId": sid, "historyPolicy": "pending_only"})
+            assert pending["history"] == [
+                {"type": "permission_request", "status": "pending", "toolCallId": "t1"}
+            ]
+            assert not c.updates(sid)
             go.set()
 
         # Detach: no more live updates for B.
-        assert await b.acp.request("session/detach", {"sessionId": sid}) == {"sessionId": sid, "status": "detached"}
-        before = len(b.acp.updates(sid))
-        await a.acp.prompt(sid, "echo after detach")
-        await b.acp.request("_bridge/session/info", {"sessionId": sid})  # B's queue is in order
-        assert len(b.acp.updates(sid)) == before
+        assert await b.request("session/detach", {"sessionId": sid}) == {
+            "sessionId": sid,
+            "status": "detached",
+        }
+        before = len(b.updates(sid))
+        await a.prompt(sid, "echo after detach")
+        await b.request("_bridge/session/info", {"sessionId": sid})  # B's queue is in order
+        assert len(b.updates(sid)) == before
         # The alias attaches too, from a cursor.
-        again = await b.acp.request("_bridge/session/attach", {"sessionId": sid, "after": none["cursor"]})
-        assert again["live"] is True and "after detach" in b.acp.text(sid)
+        again = await b.request("_bridge/session/attach", {"sessionId": sid, "after": none["cursor"]})
+        assert again["live"] is True and "after detach" in b.text(sid)
 
         # The owner detaching lets go: the grace starts, and another client loads it without a takeover.
-        await a.acp.request("session/detach", {"sessionId": sid})
-        await b.acp.request("session/load", {"sessionId": sid, "cwd": str(tmp_path), "mcpServers": []})
-        assert (await b.acp.prompt(sid, "echo b now"))["stopReason"] == "end_turn"
-        log = await log_of(b.acp, sid)
+        await a.request("session/detach", {"sessionId": sid})
+        await b.request("session/load", {"sessionId": sid, "cwd": str(tmp_path), "mcpServers": []})
+        assert (await b.prompt(sid, "echo b now"))["stopReason"] == "end_turn"
+        log = await log_of(b, sid)
         assert bridge_events(log, "detached")[0]["owner"] is True and not bridge_events(log, "takeover")
 
 
@@ -364,34 +375,41 @@ async def test_observer_token_file_must_be_private_and_distinct(tmp_path: Path) 
     given = tmp_path / "given"
     given.write_text("g" * 40 + "\n")
     given.chmod(0o600)
-    async with ws_daemon(tmp_path, "--observer-token-file", str(given)) as d, observer_client(d, "g" * 40) as o:
+    async with (
+        ws_daemon(tmp_path, "--observer-token-file", str(given)) as d,
+        observer_client(d, "g" * 40) as o,
+    ):
         await o.acp.initialize()
         await refused(o.acp, "session/new", {"cwd": str(tmp_path), "mcpServers": []}, READ_ONLY)
 
 
 async def test_after_a_takeover_the_previous_owner_cannot_end_the_turn_it_started(tmp_path: Path) -> None:
-    async with ws_daemon(tmp_path) as d, ws_client(d) as a, ws_client(d) as b:
-        await a.acp.initialize()
-        await b.acp.initialize()
-        sid = await a.acp.new_session(str(tmp_path))
-        await b.acp.request("session/attach", {"sessionId": sid, "historyPolicy": "none"})
+    async with in_process(tmp_path) as d, connect(d.bridge) as b:
+        a = d.client
+        await a.initialize()
+        await b.initialize()
+        sid = await a.new_session(str(tmp_path))
+        await b.request("session/attach", {"sessionId": sid, "historyPolicy": "none"})
         prompt = {"sessionId": sid, "prompt": [{"type": "text", "text": "slow 30 0.03"}]}
-        await a.acp.send_raw(json.dumps({"jsonrpc": "2.0", "id": "turn", "method": "session/prompt", "params": prompt}).encode())
+        await a.send_raw(
+            json.dumps(
+                {"jsonrpc": "2.0", "id": "turn", "method": "session/prompt", "params": prompt}
+            ).encode()
+        )
         with anyio.fail_after(30):
-            await b.acp.wait_for(lambda m: "slow 3 " in json.dumps(m))
-        await b.acp.request("_bridge/session/takeover", {"sessionId": sid})
+            await b.wait_for(lambda m: "slow 3 " in json.dumps(m))
+        await b.request("_bridge/session/takeover", {"sessionId": sid})
         # A withdraws its prompt request and sends session/cancel: neither ends B's turn now.
-        await a.acp.notify("$/cancel_request", {"requestId": "turn"})
-        await a.acp.notify("session/cancel", {"sessionId": sid})
+        await a.notify("$/cancel_request", {"requestId": "turn"})
+        await a.notify("session/cancel", {"sessionId": sid})
         with anyio.fail_after(30):
-            answer = await a.acp.wait_response("turn")
+            answer = await a.wait_response("turn")
         assert "error" in answer or answer["result"]["stopReason"] == "end_turn"
         with anyio.fail_after(60):
-            ended = await turn_ended(b.acp, sid)
+            ended = await turn_ended(b, sid)
         assert ended["params"]["stopReason"] == "end_turn"
-        assert chunks(b.acp.updates(sid)) == list(range(30))[-len(chunks(b.acp.updates(sid))) :]
-        assert chunks(b.acp.updates(sid))[-1] == 29
-
+        assert chunks(b.updates(sid)) == list(range(30))[-len(chunks(b.updates(sid))) :]
+        assert chunks(b.updates(sid))[-1] == 29
 
 
 def test_the_gate_tells_the_two_tokens_apart_and_refuses_the_rest() -> None:

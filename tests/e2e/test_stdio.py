@@ -55,10 +55,7 @@ async def test_malformed_input_gets_precise_errors_and_the_daemon_keeps_serving(
         await c.send_raw(b'{"jsonrpc":"2.0","id":79,"method":"session/new","params":{"mcpServers":[]}}')
         await c.send_raw(b'{"jsonrpc":"1.0","id":80,"method":"initialize"}')
         with anyio.fail_after(10):
-            errors = []
-            while len(errors) < 6:
-                await anyio.sleep(0.02)
-                errors = [m for m in c.received if "error" in m]
+            errors = await c.wait_received(lambda m: "error" in m, 6)
         by_id = {m["id"]: m["error"] for m in errors}
         assert by_id[None]["code"] in (-32700, -32600)
         codes_for_null = sorted(m["error"]["code"] for m in errors if m["id"] is None)

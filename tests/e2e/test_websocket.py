@@ -19,7 +19,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.acp_client import AcpClient, default_handler
-from tests.conftest import fake_agent_config
+from tests.conftest import connect as in_memory
+from tests.conftest import fake_agent_config, in_process
 from tests.e2e.ws_support import LISTENING, WsClient, raw_handshake, upgrade_headers, ws_client, ws_daemon
 
 pytestmark = pytest.mark.anyio
@@ -308,27 +309,29 @@ async def test_reattach_after_a_drop_mid_turn_sees_the_turn_finish_with_replay(t
 
 
 async def test_attach_follows_a_live_turn_from_a_cursor_without_loss_or_repeats(tmp_path: Path) -> None:
-    async with ws_daemon(tmp_path) as d, ws_client(d) as a, ws_client(d) as b:
-        await a.acp.initialize()
-        await b.acp.initialize()
-        sid = await a.acp.new_session(str(tmp_path))
+    # Attach and replay are the ACP server's, whatever the transport: in-process.
+    async with in_process(tmp_path) as d, in_memory(d.bridge) as b:
+        a = d.client
+        await a.initialize()
+        await b.initialize()
+        sid = await a.new_session(str(tmp_path))
         async with anyio.create_task_group() as tg:
-            tg.start_soon(a.acp.prompt, sid, "slow 30 0.03")
+            tg.start_soon(a.prompt, sid, "slow 30 0.03")
             with anyio.fail_after(30):
-                await a.acp.wait_for(lambda m: "slow 5 " in json.dumps(m))
-            att = await b.acp.request("_bridge/session/attach", {"sessionId": sid, "after": 0})
+                await a.wait_for(lambda m: "slow 5 " in json.dumps(m))
+            att = await b.request("_bridge/session/attach", {"sessionId": sid, "after": 0})
             assert att["live"] is True and att["cursor"] > 0
             with anyio.fail_after(60):
-                await turn_ended(b.acp, sid)
-        assert chunks(b.acp.updates(sid)) == list(range(30))
-        assert chunks(a.acp.updates(sid)) == list(range(30))
+                await turn_ended(b, sid)
+        assert chunks(b.updates(sid)) == list(range(30))
+        assert chunks(a.updates(sid)) == list(range(30))
         # A later client replays from a cursor: only what came after it.
-        events = await b.acp.request("_bridge/session/events", {"sessionId": sid, "limit": 1000})
+        events = await b.request("_bridge/session/events", {"sessionId": sid, "limit": 1000})
         seq_10 = next(e["seq"] for e in events["events"] if "slow 10 " in json.dumps(e["message"]))
-        async with ws_client(d) as c:
-            await c.acp.initialize()
-            await c.acp.request("_bridge/session/attach", {"sessionId": sid, "after": seq_10})
-            assert chunks(c.acp.updates(sid)) == list(range(11, 30))
+        async with in_memory(d.bridge) as c:
+            await c.initialize()
+            await c.request("_bridge/session/attach", {"sessionId": sid, "after": seq_10})
+            assert chunks(c.updates(sid)) == list(range(11, 30))
 
 
 async def test_a_pending_permission_is_asked_again_of_the_client_that_reattaches(tmp_path: Path) -> None:

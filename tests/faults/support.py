@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import psutil
 
 from bridge.process.tree import MARKER_ENV
@@ -59,25 +58,6 @@ def marked(instance: str) -> list[int]:
             if proc.status() != psutil.STATUS_ZOMBIE and proc.environ().get(MARKER_ENV) == instance:
                 found.append(proc.pid)
     return found
-
-
-async def poll_until(check: Callable[[], Awaitable[bool]] | Callable[[], bool], within: float) -> None:
-    """Re-check a condition on the process table (or the daemon) every 50 ms; fail after
-    `within` seconds. Only for states nothing notifies us of, such as a process being gone."""
-    with anyio.fail_after(within):
-        while True:
-            ok = check()
-            if not isinstance(ok, bool):
-                ok = await ok
-            if ok:
-                return
-            await anyio.sleep(0.05)
-
-
-async def wait_gone(pids: Iterable[int], within: float) -> None:
-    """Wait until none of `pids` runs; fail after `within` seconds."""
-    pids = list(pids)
-    await poll_until(lambda: not alive(pids), within)
 
 
 async def agent_pid(client: AcpClient, sid: str) -> int:

@@ -14,7 +14,8 @@ import pytest
 from bridge.core import manager as manager_mod
 from tests.acp_client import RpcFailure
 from tests.conftest import in_process
-from tests.faults.support import agent_pid, fault_config, poll_until, status, wait_gone
+from tests.faults.support import agent_pid, fault_config, status
+from tests.waiting import wait_exited
 
 pytestmark = pytest.mark.anyio
 
@@ -109,12 +110,13 @@ async def test_agent_exiting_between_turns_is_restarted_on_next_prompt(tmp_path:
         await c.initialize()
         sid = await c.new_session(d.cwd)
         pid = await agent_pid(c, sid)
+        stopped = d.bridge.manager.sessions[sid].agent_stopped
+        assert stopped is not None
         os.kill(pid, signal.SIGTERM)
-        await wait_gone([pid], 10)
-
-        async def errored() -> bool:
-            return await status(c, sid) == "error"
-
-        await poll_until(errored, 10)
+        await wait_exited([pid], 10, "the SIGTERMed agent")
+        # The session's agent task ends once it has recorded the exit: then the status says so.
+        with anyio.fail_after(10):
+            await stopped.wait()
+        assert await status(c, sid) == "error"
         assert (await c.prompt(sid, "echo back"))["stopReason"] == "end_turn"
         assert await status(c, sid) == "idle"

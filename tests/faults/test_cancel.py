@@ -21,7 +21,8 @@ from bridge.errors import SESSION_BUSY
 from tests.acp_client import AcpClient
 from tests.conftest import in_process
 from tests.daemon_proc import daemon_process
-from tests.faults.support import agent_pid, alive, fault_config, poll_until, wait_gone
+from tests.faults.support import agent_pid, alive, fault_config
+from tests.waiting import wait_exited, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -96,7 +97,7 @@ async def test_agent_ignoring_cancel_has_the_turn_ended_by_the_bridge(tmp_path: 
         if word.startswith("tool"):
             assert descendants  # the tool's process
         # The stuck agent is stopped (ladder) and its tools with it...
-        await wait_gone([pid, *descendants], 15)
+        await wait_exited([pid, *descendants], 15, "the agent ignoring the cancel, and its tools")
         # ...and after the bridge's answer no update of that turn reaches the client.
         answered = next(i for i, m in enumerate(c.received) if m.get("id") == response["id"])
         stray = [m for m in c.received[answered + 1 :] if m.get("method") == "session/update"]
@@ -274,18 +275,15 @@ async def test_twenty_cancel_cycles_leak_no_task_fd_or_process(tmp_path: Path) -
                 and len(live) <= len(base_live)
             )
 
-        # Stopped agents finish their ladder in the background: wait for that, then compare.
-        try:
-            await poll_until(settled, 30)
-        finally:
-            print(
-                "tasks",
-                base_tasks,
-                len(asyncio.all_tasks()),
-                "fds/procs",
-                (base_fds, sorted(base_live)),
-                _census(me),
+        def numbers() -> str:
+            return (
+                f"tasks, fds and processes back to their baseline: tasks {base_tasks} -> "
+                f"{len(asyncio.all_tasks())}, fds/procs {(base_fds, sorted(base_live))} -> {_census(me)}"
             )
+
+        # Stopped agents finish their ladder in the background (nothing announces the last
+        # fd closed): wait for that, then compare.
+        await wait_until(settled, 30, numbers)
 
 
 async def test_twenty_cancel_cycles_against_the_daemon_process(tmp_path: Path) -> None:
@@ -313,4 +311,6 @@ async def test_twenty_cancel_cycles_against_the_daemon_process(tmp_path: Path) -
             fds, procs = _counts(d.process.pid)
             return fds <= base[0] and procs <= base[1]
 
-        await poll_until(settled, 30)
+        await wait_until(
+            settled, 30, lambda: f"the daemon's fds and processes {base} -> {_counts(d.process.pid)}"
+        )

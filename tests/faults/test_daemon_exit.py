@@ -13,7 +13,8 @@ import pytest
 
 from bridge.process.tree import MARKER_ENV
 from tests.daemon_proc import DaemonProc, daemon_process
-from tests.faults.support import alive, family_pids, fault_config, marked, poll_until, wait_gone
+from tests.faults.support import alive, family_pids, fault_config, marked
+from tests.waiting import wait_exited, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +71,7 @@ async def test_sigkill_of_the_daemon_leaves_nothing_within_5s(tmp_path: Path) ->
         with anyio.fail_after(5):
             await d.process.wait()
         started = anyio.current_time()
-        await wait_gone(tree | {watchdog.pid}, 5)
+        await wait_exited(tree | {watchdog.pid}, 5, "the SIGKILLed daemon's agents and watchdog")
         assert anyio.current_time() - started < 5
         assert marked(instance) == []
 
@@ -131,11 +132,11 @@ async def test_closing_a_session_kills_escaped_descendants_and_reaps_them(tmp_pa
         await c.prompt(sid, "family")
         family = family_pids(c, sid)
         await c.request("session/close", {"sessionId": sid})
-        await wait_gone(family, 15)
+        await wait_exited(family, 15, "the closed session's agent and its escaped descendants")
         me = psutil.Process(d.process.pid)
 
         def no_zombie_children() -> bool:
             return not [p for p in me.children() if p.pid in family and p.status() == psutil.STATUS_ZOMBIE]
 
         # Re-parented orphans are reaped by the daemon (stop ladder, then housekeeping).
-        await poll_until(no_zombie_children, 15)
+        await wait_until(no_zombie_children, 15, "the daemon to reap its re-parented orphans")

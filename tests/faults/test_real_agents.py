@@ -22,8 +22,9 @@ from tests.daemon_proc import DaemonProc, daemon_process
 from tests.fakes.anthropic import anthropic_server
 from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
 from tests.fakes.openai_responses import responses_server, shell_call, write_codex_home
-from tests.faults.support import alive, marked, poll_until, wait_gone
+from tests.faults.support import alive, marked
 from tests.real_agents import require_cli
+from tests.waiting import wait_exited, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -84,7 +85,7 @@ async def _busy_tool(d: DaemonProc, world: ClaudeWorld) -> tuple[str, str, set[i
     def sleeper_started() -> bool:
         return any("sleep 1000" in _cmd(p) for p in marked(instance))
 
-    await poll_until(sleeper_started, 60)
+    await wait_until(sleeper_started, 60, "the agent's `sleep 1000` tool to start")
     tree = {p.pid for p in daemon.children(recursive=True)} | set(marked(instance))
     return sid, instance, tree
 
@@ -119,7 +120,7 @@ async def test_daemon_sigkill_mid_tool_leaves_nothing_of_the_real_cli(
         assert len(tree) >= 4  # the CLI, its shell, the sleeper, the watchdog...
         d.process.send_signal(signal.SIGKILL)
         try:
-            await wait_gone(tree, 5)
+            await wait_exited(tree, 5, "the SIGKILLed daemon's process tree")
         finally:
             for p in alive(tree):
                 print("SURVIVOR", p, _cmd(p), psutil.Process(p).ppid())
@@ -143,7 +144,7 @@ async def test_cli_killed_mid_tool_fails_the_prompt_and_the_next_one_resumes(
         assert answer["error"]["code"] == -32010, answer
         assert answer["error"]["data"]["exitCode"] == -9
         # What the CLI started is stopped with it, the escaped sleeper included.
-        await wait_gone(tools, 15)
+        await wait_exited(tools, 15, "the SIGKILLed CLI's tools, the escaped sleeper included")
         with anyio.fail_after(90):
             result = await d.client.prompt(sid, "are you there?")
         assert result["stopReason"] == "end_turn"
@@ -163,7 +164,7 @@ async def test_cancel_mid_tool_of_the_real_cli(world: ClaudeWorld, fake: FakeMod
         assert answer["result"]["stopReason"] == "cancelled"
         assert anyio.current_time() - started < 15
         sleepers = [p for p in marked(instance) if "sleep 600" in _cmd(p)]
-        await wait_gone(sleepers, 15)
+        await wait_exited(sleepers, 15, "the sleepers of the cancelled tool")
     assert alive(sleepers) == []
 
 
@@ -211,8 +212,12 @@ async def test_daemon_sigkill_mid_command_leaves_nothing_of_codex(
             )
             daemon = psutil.Process(d.process.pid)
             instance = psutil.Process(next(iter(_agents(daemon)))).environ()[MARKER_ENV]
-            await poll_until(lambda: any("sleep 1000" in _cmd(p) for p in marked(instance)), 60)
+            await wait_until(
+                lambda: any("sleep 1000" in _cmd(p) for p in marked(instance)),
+                60,
+                "Codex's `sleep 1000` to start",
+            )
         tree = {p.pid for p in daemon.children(recursive=True)} | set(marked(instance))
         d.process.send_signal(signal.SIGKILL)
-        await wait_gone(tree, 5)
+        await wait_exited(tree, 5, "the SIGKILLed daemon's process tree")
         assert marked(instance) == []

@@ -14,7 +14,8 @@ import pytest
 
 from tests.acp_client import RpcFailure
 from tests.conftest import in_process
-from tests.faults.support import agent_pid, fault_config, wait_gone
+from tests.faults.support import agent_pid, fault_config
+from tests.waiting import wait_exited
 
 pytestmark = pytest.mark.anyio
 
@@ -45,7 +46,7 @@ async def test_sigstopped_agent_mid_stream_is_a_stall(tmp_path: Path) -> None:
         assert err.data == {"agent": "fault", "timeoutSeconds": 1.5}
         assert 1.4 <= took < 8, took
         # The stopped agent is killed (SIGTERM + SIGCONT, then SIGKILL), not left frozen.
-        await wait_gone([pid], 15)
+        await wait_exited([pid], 15, "the stalled agent")
         assert (await c.prompt(sid, "echo thawed"))["stopReason"] == "end_turn"
         assert await agent_pid(c, sid) != pid
 

@@ -16,7 +16,8 @@ import pytest
 
 from bridge.process import tree
 from bridge.process.agent_process import AgentProcess, open_agent_process, recording_exits
-from tests.faults.support import alive, poll_until, wait_gone
+from tests.faults.support import alive
+from tests.waiting import wait_exited
 
 pytestmark = pytest.mark.anyio
 
@@ -84,7 +85,11 @@ FAMILY = """
     import os, subprocess, sys, time
     quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pids = [subprocess.Popen(["sleep", "600"], **quiet).pid]
-    pids.append(subprocess.Popen([sys.executable, "-c", "import os, time; os.setsid(); time.sleep(600)"], **quiet).pid)
+    # The escapee says when it has left our session (its line), so the group is settled first.
+    s = subprocess.Popen([sys.executable, "-c", "import os, time; os.setsid(); print(flush=True); os.close(1); time.sleep(600)"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    s.stdout.readline()
+    pids.append(s.pid)
     d = subprocess.Popen([sys.executable, "-c", "import os, sys, time\\n"
         "if os.fork(): os._exit(0)\\nos.setsid()\\nif os.fork(): os._exit(0)\\n"
         "print(os.getpid(), flush=True)\\nos.close(1)\\ntime.sleep(600)"],
@@ -102,10 +107,9 @@ async def test_stop_reaches_descendants_that_left_the_group(tmp_path: Path) -> N
         pids = [int(p) for p in (await first_line(proc)).split()]
         assert len(alive(pids)) == 3
         # Escapees: another session, and a daemon that is no longer our descendant at all.
-        # (The first calls setsid() once its interpreter is up: give it that moment.)
-        await poll_until(lambda: os.getpgid(pids[1]) != proc.pid, 10)
+        assert os.getpgid(pids[1]) != proc.pid
         assert pids[2] not in [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
-    await wait_gone(pids, 10)
+    await wait_exited(pids, 10, "the family after its agent's stop")
 
 
 async def test_stopping_one_agent_spares_another_agents_descendants(tmp_path: Path) -> None:
@@ -115,9 +119,9 @@ async def test_stopping_one_agent_spares_another_agents_descendants(tmp_path: Pa
         theirs = [int(p) for p in (await first_line(other)).split()]
         async with open_agent_process("a", script(tmp_path / "a", FAMILY), env=ENV, stop_grace=0.5) as proc:
             mine = [int(p) for p in (await first_line(proc)).split()]
-        await wait_gone(mine, 10)
+        await wait_exited(mine, 10, "agent a's descendants after its stop")
         assert alive(theirs) == theirs
-    await wait_gone(theirs, 10)
+    await wait_exited(theirs, 10, "agent b's descendants after its stop")
 
 
 async def test_agents_and_their_children_carry_both_markers(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ import pytest
 
 from bridge.process import tree
 from bridge.process.lifeline import Lifeline
-from tests.faults.support import alive, poll_until, wait_gone
+from tests.faults.support import alive
+from tests.waiting import wait_exited
 
 pytestmark = pytest.mark.anyio
 
@@ -60,10 +61,11 @@ async def test_daemon_death_kills_marked_processes_and_registered_groups(
     tree.register(unmarked_group)
     try:
         unclean_death(line)
-        await wait_gone([*marked, unmarked_group], 5)
+        await wait_exited([*marked, unmarked_group], 5, "the marked processes and the registered group")
         watchdog = line._proc
         assert watchdog is not None
-        await poll_until(lambda: watchdog.poll() is not None, 5)  # and it exits
+        await wait_exited([watchdog.pid], 5, "the watchdog, its work done")  # and it exits
+        assert watchdog.wait(5) == 0
         assert alive([bystander]) == [bystander]
     finally:
         tree.unregister(unmarked_group)
@@ -76,12 +78,13 @@ async def test_watchdog_is_restarted_if_it_dies(procs: list[subprocess.Popen[byt
     first = line.pid
     assert first is not None
     os.kill(first, 9)
-    await poll_until(lambda: psutil.Process(first).status() == psutil.STATUS_ZOMBIE, 5)
+    await wait_exited([first], 5, "the SIGKILLed watchdog")
+    assert psutil.Process(first).status() == psutil.STATUS_ZOMBIE  # not reaped before check()
     line.check()
     assert line.pid not in (None, first) and line.restarts == 1
     pid = spawn(procs, instance)
     unclean_death(line)
-    await wait_gone([pid], 5)
+    await wait_exited([pid], 5, "the marked process, the restarted watchdog's work")
 
 
 async def test_clean_close_waits_for_the_watchdog(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from bridge.process import supervise
 from tests.conftest import ROOT, subprocess_env
-from tests.faults.support import wait_gone
+from tests.waiting import wait_exited
 
 pytestmark = pytest.mark.anyio
 
@@ -53,16 +53,23 @@ async def test_subreaper_reaps_re_parented_orphans() -> None:
         async def main():
             sup = supervise.Supervisor(lifeline=False)
             assert supervise.become_subreaper()
-            # A double fork: the grandchild is orphaned, re-parented to us, and exits.
+            # A double fork: the grandchild is orphaned, re-parented to us, and exits when we
+            # close its stdin (after its parent is gone, so it is ours to reap).
             p = subprocess.Popen([sys.executable, "-c",
-                "import os, time\\nif os.fork() == 0:\\n    time.sleep(0.3)\\n    os._exit(0)\\n"])
+                "import os, sys\\nif os.fork() == 0:\\n    print(os.getpid(), flush=True)\\n"
+                "    sys.stdin.read()\\n    os._exit(0)\\n"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            grandchild = int(p.stdout.readline())
             p.wait()
+            assert psutil.Process(grandchild).ppid() == os.getpid()
+            exited = os.pidfd_open(grandchild)
+            p.stdin.close()
+            with anyio.fail_after(10):
+                await anyio.wait_readable(exited)  # readable once it has exited
             def zombies():
                 return [c.pid for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]
-            with anyio.fail_after(10):
-                while not zombies():
-                    await anyio.sleep(0.05)
             orphans = zombies()
+            assert grandchild in orphans
             assert sup.reap_orphans() == 0  # first sighting: maybe asyncio's, leave it
             assert sup.reap_orphans() == len(orphans)
             assert zombies() == []
@@ -86,4 +93,4 @@ async def test_exit_deadline_kills_agents_and_exits_when_shutdown_hangs() -> Non
     )
     assert done.returncode == 1
     assert b"did not finish within 0.5 s" in done.stderr
-    await wait_gone([int(done.stdout)], 5)
+    await wait_exited([int(done.stdout)], 5, "the agent the exit deadline killed")

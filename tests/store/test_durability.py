@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from tests.acp_client import AcpClient, RpcFailure
-from tests.conftest import fake_agent_config
+from tests.conftest import fake_agent_config, in_process
 from tests.daemon_proc import daemon_process
 
 pytestmark = pytest.mark.anyio
@@ -125,20 +125,24 @@ async def test_turn_running_at_sigkill_is_recorded_as_interrupted(tmp_path: Path
         assert (await c.prompt(sid, "echo resumed"))["stopReason"] == "end_turn"
 
 
+# The tests below are about what a restarted daemon answers, not about how the first one
+# ended: two in-process daemons one after the other on the same state dir (a SIGKILL needs
+# the subprocess, above).
+
+
 async def test_load_without_agent_support_replays_from_the_log(tmp_path: Path) -> None:
     caps = json.dumps({"loadSession": False, "sessionCapabilities": {"resume": {}}})
     config = fake_agent_config(tmp_path, FAKE_ACP_CAPS=caps.replace('"', '\\"'))
-    async with daemon_process(args(tmp_path, config)) as d:
+    async with in_process(tmp_path, config) as d:
         c = d.client
         await c.initialize()
-        sid = await c.new_session(str(tmp_path))
+        sid = await c.new_session(d.cwd)
         await c.prompt(sid, "echo first answer")
-        await kill_daemon(d.process)
-    async with daemon_process(args(tmp_path, config)) as d:
+    async with in_process(tmp_path, config) as d:
         c = d.client
         await c.initialize()
         start = len(c.notifications)
-        await c.request("session/load", {"sessionId": sid, "cwd": str(tmp_path), "mcpServers": []})
+        await c.request("session/load", {"sessionId": sid, "cwd": d.cwd, "mcpServers": []})
         replay = [n["params"] for n in c.notifications[start:]]
         kinds = [p["update"]["sessionUpdate"] for p in replay]
         assert "user_message_chunk" in kinds and "agent_message_chunk" in kinds
@@ -151,17 +155,16 @@ async def test_load_without_agent_support_replays_from_the_log(tmp_path: Path) -
 async def test_load_is_an_explicit_error_when_the_agent_cannot_reopen(tmp_path: Path) -> None:
     caps = json.dumps({"loadSession": False, "sessionCapabilities": {}})
     config = fake_agent_config(tmp_path, FAKE_ACP_CAPS=caps.replace('"', '\\"'))
-    async with daemon_process(args(tmp_path, config)) as d:
+    async with in_process(tmp_path, config) as d:
         c = d.client
         await c.initialize()
-        sid = await c.new_session(str(tmp_path))
+        sid = await c.new_session(d.cwd)
         await c.prompt(sid, "echo one")
-        await kill_daemon(d.process)
-    async with daemon_process(args(tmp_path, config)) as d:
+    async with in_process(tmp_path, config) as d:
         c = d.client
         await c.initialize()
         with pytest.raises(RpcFailure) as err:
-            await c.request("session/load", {"sessionId": sid, "cwd": str(tmp_path), "mcpServers": []})
+            await c.request("session/load", {"sessionId": sid, "cwd": d.cwd, "mcpServers": []})
         assert "cannot be reopened" in str(err.value.message)
         # Never a silent fresh session: prompting it still says it is not active.
         with pytest.raises(RpcFailure) as err2:
@@ -170,12 +173,11 @@ async def test_load_is_an_explicit_error_when_the_agent_cannot_reopen(tmp_path: 
 
 
 async def test_delete_is_idempotent_and_hides_the_session(tmp_path: Path) -> None:
-    config = fake_agent_config(tmp_path)
-    async with daemon_process(args(tmp_path, config)) as d:
+    async with in_process(tmp_path) as d:
         c = d.client
         await c.initialize()
-        sid = await c.new_session(str(tmp_path))
-        keep = await c.new_session(str(tmp_path))
+        sid = await c.new_session(d.cwd)
+        keep = await c.new_session(d.cwd)
         assert await c.request("session/delete", {"sessionId": sid}) == {}
         assert await c.request("session/delete", {"sessionId": sid}) == {}
         listed = await c.request("session/list", {})
@@ -188,14 +190,13 @@ async def test_delete_is_idempotent_and_hides_the_session(tmp_path: Path) -> Non
 
 
 async def test_corrupt_store_keeps_the_daemon_serving_and_says_why(tmp_path: Path) -> None:
-    config = fake_agent_config(tmp_path)
     state = tmp_path / "state"
     state.mkdir()
     (state / "sessions.db").write_bytes(b"this is not a sqlite database" * 100)
-    async with daemon_process(args(tmp_path, config)) as d:
+    async with in_process(tmp_path) as d:
         c = d.client
         await c.initialize()
-        sid = await c.new_session(str(tmp_path))
+        sid = await c.new_session(d.cwd)
         assert (await c.prompt(sid, "echo still works"))["stopReason"] == "end_turn"
         info = await c.request("_bridge/session/info", {"sessionId": sid})
         assert "could not" in info["warning"] or "cannot open" in info["warning"]

@@ -16,7 +16,6 @@ from bridge.app import Bridge, Settings
 from bridge.config import load_config
 from tests.acp_client import RpcFailure
 from tests.conftest import connect, fake_agent_config, in_process
-from tests.faults.support import poll_until
 from tests.store.test_store_faults import tiny_filesystem
 
 pytestmark = pytest.mark.anyio
@@ -45,11 +44,13 @@ async def test_bookkeeping_on_a_full_disk_never_takes_the_daemon_down(tmp_path: 
             async with connect(bridge) as other:
                 await other.initialize()
                 gone = await other.new_session(str(tmp_path))
+                stopped = bridge.manager.sessions[gone].agent_stopped
+                assert stopped is not None
 
-            async def closed() -> bool:
-                return gone not in bridge.manager.sessions
-
-            await poll_until(closed, 30)
+            # Closing stops the session's agent after dropping the session (manager.close).
+            with anyio.fail_after(30):
+                await stopped.wait()
+            assert gone not in bridge.manager.sessions
             # Still serving: a new session and a turn.
             again = await c.new_session(str(tmp_path))
             assert (await c.prompt(again, "echo still here"))["stopReason"] == "end_turn"
@@ -60,7 +61,9 @@ async def test_a_lock_held_by_another_process_never_stalls_the_event_loop(tmp_pa
         c = d.client
         await c.initialize()
         sid = await c.new_session(d.cwd)
-        db = sqlite3.connect(tmp_path / "state" / "sessions.db", isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(
+            tmp_path / "state" / "sessions.db", isolation_level=None, check_same_thread=False
+        )
         db.execute("BEGIN EXCLUSIVE")
         release = threading.Timer(1.5, lambda: db.execute("COMMIT"))
         worst = 0.0

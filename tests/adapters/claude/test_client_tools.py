@@ -21,7 +21,8 @@ from tests.adapters.claude.test_daemon import config
 from tests.daemon_proc import daemon_process
 from tests.fakes.anthropic import tool_results
 from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
-from tests.faults.support import agent_pid, poll_until
+from tests.faults.support import agent_pid
+from tests.waiting import wait_until
 
 from .support import ClaudeWorld
 
@@ -251,7 +252,9 @@ async def test_a_restarted_agent_gets_a_new_server(world: ClaudeWorld, fake: Fak
             assert (await d.client.prompt(sid, "read it"))["stopReason"] == "end_turn"
             [first] = listening(d.process.pid)
             os.kill(await agent_pid(d.client, sid), signal.SIGKILL)
-            await poll_until(lambda: listening(d.process.pid) == [], 15)
+            await wait_until(
+                lambda: listening(d.process.pid) == [], 15, "the killed CLI's tool server to close"
+            )
             assert (await d.client.prompt(sid, "read it again"))["stopReason"] == "end_turn"
             [second] = listening(d.process.pid)
     assert second != first
