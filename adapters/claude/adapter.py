@@ -41,6 +41,7 @@ from bridge.errors import (
     RpcError,
     invalid_params,
 )
+from bridge.process import handshake
 from bridge.process.agent_process import open_agent_process
 from bridge.wire.types import JsonObj
 
@@ -93,10 +94,7 @@ class ClaudeAdapter:
             # call), not only its tool calls, so a client can show what it is doing.
             return await chan.request("initialize", hooks=None, forwardSubagentText=True)
         except AgentExitedError as exc:
-            raise AgentStartError(
-                self.spec.name, f"it exited during the handshake (exit code {exc.returncode}): "
-                f"{exc.stderr_tail.strip()[-500:]}", {"exitCode": exc.returncode, "stderrTail": exc.stderr_tail},
-            ) from None
+            raise handshake.exited(self.spec.name, exc.returncode, exc.stderr_tail) from None
         except AgentError as exc:
             raise AgentStartError(self.spec.name, exc.message, {"stderrTail": chan.proc.stderr_tail()}) from None
 
