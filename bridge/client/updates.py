@@ -12,8 +12,8 @@ Why not the official `acp.schema` models (the daemon validates params with them,
 streamed chunk, and they cost more than the client itself. Measured (`python -m
 bench.schema_models`, and a fresh interpreter importing `bridge.client` and the prompt CLI:
 ~0.25 s, then `acp.schema` ~0.36 s more, on this shared 2-core machine), that more than
-doubles `agent-bridge prompt`'s own start before the first word. Per update they cost about
-the same as these (a few µs either way). And their unions are closed: an agent's newer
+doubles `agent-bridge prompt`'s own start before the first word. Per update they are faster
+(1.8-3 µs against ~5 µs here, idle machine), which a stream does not make up for. And their unions are closed: an agent's newer
 content block or tool-call content fails the whole update, where this module keeps it
 (`UnknownContent`, `UnknownToolContent`) with the rest of the update typed. Names and fields
 here follow the schema's (snake_case of its camelCase), so the shapes are the same.
