@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from bridge import timeouts
 from bridge.core.adapter import AgentSpec
 from bridge.envsetup import agents_bin, agents_prefix, default_data_dir
 from bridge.mcp.config import ConfigProblem, McpServers
@@ -77,10 +78,10 @@ class ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default_agent: str | None = None
     agents: dict[str, AgentEntry] = Field(default_factory=dict)
-    stall_timeout: float = Field(default=600.0, gt=0)
-    cancel_grace: float = Field(default=10.0, gt=0)
-    disconnect_grace: float = Field(default=60.0, ge=0)
-    handshake_timeout: float = Field(default=30.0, gt=0)
+    stall_timeout: float = Field(default=timeouts.STALL_TIMEOUT, gt=0)
+    cancel_grace: float = Field(default=timeouts.CANCEL_GRACE, gt=0)
+    disconnect_grace: float = Field(default=timeouts.DISCONNECT_GRACE, ge=0)
+    handshake_timeout: float = Field(default=timeouts.HANDSHAKE_TIMEOUT, gt=0)
     trace: str | None = None
     log_level: str | None = None
     # The agents' environment (bridge/envsetup.py): the login shell's additions, then these.
@@ -96,7 +97,7 @@ class ConfigFile(BaseModel):
     # MCP servers every session of every agent gets (bridge/mcp/config.py).
     mcp_servers: McpServers = Field(default_factory=dict)
     # Session leases (spec/durability.md): a daemon silent for this long loses its sessions.
-    lease_timeout: float = Field(default=30.0, gt=0)
+    lease_timeout: float = Field(default=timeouts.LEASE_TIMEOUT, gt=0)
     # `postgresql://user@host:port/db` (or a SQLite file); None: `<state-dir>/sessions.db`.
     store: str | None = None
 

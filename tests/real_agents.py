@@ -15,9 +15,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.acp_client import AcpClient
+    from tests.adapters.claude.support import ClaudeWorld
+    from tests.adapters.codex.support import Codex
+    from tests.fakes.model_server import FakeModelServer
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS_DIR_ENV = "AGENT_BRIDGE_AGENTS_DIR"
@@ -83,3 +91,68 @@ def installed_major(cli: str) -> int | None:
 
 def pinned_version(cli: str) -> str:
     return str(json.loads(PINS.read_text())["dependencies"][PACKAGES[cli]])
+
+
+# The real Claude Code CLI against the fake Anthropic server: the fixtures every module that
+# drives it uses (`from tests.real_agents import claude_fake, claude_world`), named `fake` and
+# `world` in the tests. Imported lazily: most users of this module drive other CLIs.
+@pytest.fixture(name="fake")
+def claude_fake() -> Iterator[FakeModelServer]:
+    from tests.fakes.anthropic import anthropic_server
+
+    with anthropic_server() as server:
+        yield server
+
+
+@pytest.fixture(name="world")
+def claude_world(tmp_path: Path, fake: FakeModelServer) -> ClaudeWorld:
+    """The real, pinned Claude Code CLI in an isolated HOME, talking to `fake`. Skipped when
+    the CLI is not installed, failed instead under AGENT_BRIDGE_REQUIRE_REAL_AGENTS=1."""
+    from tests.adapters.claude.support import make_world
+
+    require_cli("claude")
+    return make_world(tmp_path, fake)
+
+
+def make_codex(tmp_path: Path, fake: FakeModelServer) -> Codex:
+    """The real, pinned Codex CLI with an isolated HOME and CODEX_HOME, talking to `fake`.
+    Skipped when the CLI is not installed, failed instead under AGENT_BRIDGE_REQUIRE_REAL_AGENTS=1."""
+    from tests.adapters.codex.support import Codex
+    from tests.fakes.openai_responses import write_codex_home
+
+    require_cli("codex")
+    home = tmp_path / "home"
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    write_codex_home(home / "codex-home", fake.url)
+    return Codex(home=home, workspace=workspace)
+
+
+# -- the metrics scenario both real-CLI metrics tests run (Claude Code, Codex) ----------------
+
+
+async def session_metrics(c: AcpClient, sid: str) -> dict[str, Any]:
+    """`_bridge/session/metrics` of `sid`, checked against the bridge's result schema."""
+    from tests.acp_schema import check_bridge_result
+
+    m: dict[str, Any] = await c.request("_bridge/session/metrics", {"sessionId": sid})
+    check_bridge_result("_bridge/session/metrics", m)
+    return m
+
+
+async def third_turn_after_restart(
+    args: list[str], sid: str, ws: str, before: dict[str, Any]
+) -> dict[str, Any]:
+    """A new daemon on the same state: the closed session's metrics are `before`'s (its
+    process figures aside); loaded, it takes a third turn. Returns the metrics after it."""
+    from tests.daemon_proc import daemon_process
+
+    async with daemon_process(args) as d:
+        await d.client.initialize()
+        closed = await session_metrics(d.client, sid)
+        assert {k: v for k, v in before.items() if k != "process"} == closed
+        await d.client.request("session/load", {"sessionId": sid, "cwd": ws, "mcpServers": []})
+        await d.client.prompt(sid, "third")
+        third = await session_metrics(d.client, sid)
+    assert d.process.returncode == 0, d.stderr.decode()[-2000:]
+    return third

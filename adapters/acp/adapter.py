@@ -37,6 +37,7 @@ from bridge.errors import (
     AgentStartError,
     RpcError,
 )
+from bridge.process import handshake
 from bridge.process.agent_process import AgentProcess, open_agent_process
 from bridge.rpc.endpoint import ConnectionClosed, Endpoint
 from bridge.rpc.outbox import Outbox
@@ -177,29 +178,21 @@ class AcpAdapter:
             with anyio.fail_after(self.env.handshake_timeout):
                 init = await link.endpoint.request("initialize", params)
         except TimeoutError:
-            raise AgentStartError(
+            raise handshake.timed_out(
                 self.spec.name,
-                f"it did not answer initialize within {self.env.handshake_timeout:g} s; "
+                "initialize",
+                self.env.handshake_timeout,
+                link.proc.stderr_tail(),
                 "is the command an ACP agent (e.g. missing --acp)?",
-                {"stderrTail": link.proc.stderr_tail(), "kind": "handshake_timeout"},
             ) from None
         except AgentExitedError as exc:
-            raise AgentStartError(
-                self.spec.name,
-                f"it exited during the handshake (exit code {exc.returncode}): {exc.stderr_tail.strip()[-500:]}",
-                {"exitCode": exc.returncode, "stderrTail": exc.stderr_tail},
-            ) from None
+            raise handshake.exited(self.spec.name, exc.returncode, exc.stderr_tail) from None
         except ConnectionClosed:
             # Its stdout closed before the exit status was known: wait for it (bounded) to say
             # how it ended rather than "connection closed".
             with anyio.move_on_after(self.env.stop_grace + 1):
                 await link.router.exited.wait()
-            tail = link.proc.stderr_tail()
-            raise AgentStartError(
-                self.spec.name,
-                f"it exited during the handshake (exit code {link.proc.returncode}): {tail.strip()[-500:]}",
-                {"exitCode": link.proc.returncode, "stderrTail": tail},
-            ) from None
+            raise handshake.exited(self.spec.name, link.proc.returncode, link.proc.stderr_tail()) from None
         link.init = init if isinstance(init, dict) else {}
         version = link.init.get("protocolVersion")
         if isinstance(version, int) and version != 1:

@@ -19,7 +19,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from adapters.claude import history, native, translate
-from adapters.claude.channel import Channel, Pending
+from adapters.claude.channel import Channel, Sent
 from adapters.claude.jsonutil import obj
 from adapters.claude.options import ClaudeConfig
 from adapters.claude.session import ClaudeSession
@@ -42,6 +42,7 @@ from bridge.errors import (
     RpcError,
     invalid_params,
 )
+from bridge.process import handshake
 from bridge.process.agent_process import open_agent_process
 from bridge.wire.types import JsonObj
 
@@ -98,7 +99,7 @@ class ClaudeAdapter:
         _, (version,) = await self._handshake(chan, "get_binary_version")
         return str((await self._optional(chan, version)).get("version") or "")
 
-    async def _handshake(self, chan: Channel, *then: str) -> tuple[JsonObj, list[Pending]]:
+    async def _handshake(self, chan: Channel, *then: str) -> tuple[JsonObj, list[Sent]]:
         """`initialize`, with the control requests `then` written right behind it: the CLI
         answers them in order, so opening a session costs one round trip, not one each."""
         try:
@@ -108,12 +109,7 @@ class ClaudeAdapter:
             rest = [await chan.send(subtype) for subtype in then]
             return await chan.answer(first), rest
         except AgentExitedError as exc:
-            raise AgentStartError(
-                self.spec.name,
-                f"it exited during the handshake (exit code {exc.returncode}): "
-                f"{exc.stderr_tail.strip()[-500:]}",
-                {"exitCode": exc.returncode, "stderrTail": exc.stderr_tail},
-            ) from None
+            raise handshake.exited(self.spec.name, exc.returncode, exc.stderr_tail) from None
         except AgentError as exc:
             raise AgentStartError(
                 self.spec.name, exc.message, {"stderrTail": chan.proc.stderr_tail()}
@@ -240,13 +236,13 @@ class ClaudeAdapter:
             host.emit_event(event)
         return True
 
-    async def _mcp_ready(self, chan: Channel, request: StartRequest, first: Pending) -> JsonObj:
+    async def _mcp_ready(self, chan: Channel, request: StartRequest, first: Sent) -> JsonObj:
         """The MCP servers' status, after the ones this session was given have connected (or
         failed), within a bound. The CLI does not wait for them before its first model call,
         so without this a first prompt can run without the tools the client just passed."""
         names = {s.get("name") for s in request.mcp_servers}
         deadline = anyio.current_time() + min(MCP_CONNECT_WAIT, self.env.handshake_timeout)
-        asked: Pending | str = first
+        asked: Sent | str = first
         while True:
             status, asked = await self._optional(chan, asked), "mcp_status"
             servers = [obj(s) for s in status.get("mcpServers") or []]
@@ -259,15 +255,15 @@ class ClaudeAdapter:
                 return status
             await anyio.sleep(0.05)
 
-    async def _optional(self, chan: Channel, request: Pending | str) -> JsonObj:
+    async def _optional(self, chan: Channel, request: Sent | str) -> JsonObj:
         """A control request older CLIs may not know (its subtype, or one already sent):
         its absence is not fatal."""
         try:
-            return await chan.answer(request if isinstance(request, Pending) else await chan.send(request))
+            return await chan.answer(request if isinstance(request, Sent) else await chan.send(request))
         except AgentExitedError:
             raise
         except AgentError as exc:
-            subtype = request.subtype if isinstance(request, Pending) else request
+            subtype = request.subtype if isinstance(request, Sent) else request
             log.info("agent %s: %s unavailable: %s", self.spec.name, subtype, exc)
             return {}
 

@@ -9,7 +9,6 @@ stderr tail, and `exited` is set.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,28 +20,24 @@ import orjson
 from adapters.claude import native
 from bridge.errors import INTERNAL_ERROR, AgentError, AgentExitedError, RpcError
 from bridge.process.agent_process import AgentProcess
+from bridge.rpc.correlation import Correlator, Pending
 from bridge.wire.framing import Oversize
 from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 
-
-class _Waiter:
-    __slots__ = ("error", "event", "value")
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.value: JsonObj = {}
-        self.error: Exception | None = None
+# Our control requests' ids: `bridge_1`, `bridge_2`… (the correlator's numbers, prefixed so
+# they cannot be taken for the CLI's own).
+ID_PREFIX = "bridge_"
 
 
 @dataclass(frozen=True)
-class Pending:
+class Sent:
     """A control request written and not yet answered (`Channel.send`)."""
 
-    request_id: str
+    number: int
     subtype: str
-    waiter: _Waiter
+    waiter: Pending
 
 
 class Channel:
@@ -58,8 +53,7 @@ class Channel:
         self.exited = anyio.Event()
         self.exit_error: AgentExitedError | None = None
         self._lock = anyio.Lock()
-        self._ids = itertools.count(1)
-        self._pending: dict[str, _Waiter] = {}
+        self._sent = Correlator()
 
     # -- writing -------------------------------------------------------------------------
     async def write(self, msg: JsonObj) -> None:
@@ -81,47 +75,45 @@ class Channel:
         """Send a control request and wait (bounded) for its response's `response` object."""
         return await self.answer(await self.send(subtype, **fields))
 
-    async def send(self, subtype: str, **fields: Any) -> Pending:
+    async def send(self, subtype: str, **fields: Any) -> Sent:
         """Write a control request without waiting for its answer (`answer` waits): several
         can be in flight at once, so a session opens in one round trip instead of three."""
-        rid = f"bridge_{next(self._ids)}"
-        waiter = self._pending[rid] = _Waiter()
+        number, waiter = self._sent.open(subtype)
         try:
-            await self.write(native.control(rid, subtype, **fields))
+            await self.write(native.control(f"{ID_PREFIX}{number}", subtype, **fields))
         except BaseException:
-            self._pending.pop(rid, None)
+            self._sent.forget(number)
             raise
-        return Pending(rid, subtype, waiter)
+        return Sent(number, subtype, waiter)
 
-    async def answer(self, pending: Pending) -> JsonObj:
-        waiter = pending.waiter
+    async def answer(self, sent: Sent) -> JsonObj:
         try:
             with anyio.fail_after(self.timeout):
-                await waiter.event.wait()
+                await sent.waiter.done.wait()
         except TimeoutError:
             raise AgentError(
                 INTERNAL_ERROR,
-                f"agent {self.name!r} did not answer {pending.subtype} in time",
+                f"agent {self.name!r} did not answer {sent.subtype} in time",
                 {"agent": self.name, "stderrTail": self.proc.stderr_tail()},
             ) from None
         finally:
-            self._pending.pop(pending.request_id, None)
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.value
+            self._sent.forget(sent.number)
+        value: JsonObj = sent.waiter.outcome()
+        return value
 
     def _resolve(self, response: JsonObj) -> None:
-        waiter = self._pending.get(str(response.get("request_id")))
+        rid = str(response.get("request_id"))
+        number = rid[len(ID_PREFIX) :] if rid.startswith(ID_PREFIX) else ""
+        waiter = self._sent.get(int(number)) if number.isdecimal() else None
         if waiter is None:
-            return  # not ours (e.g. an echo of our own reply): ignore
+            return  # not ours (e.g. an echo of our own reply), or one we stopped waiting for
         if response.get("subtype") == "error":
-            waiter.error = RpcError(
-                INTERNAL_ERROR, f"Claude Code: {response.get('error')}", {"agent": self.name}
+            waiter.fail(
+                RpcError(INTERNAL_ERROR, f"Claude Code: {response.get('error')}", {"agent": self.name})
             )
         else:
             value = response.get("response")
-            waiter.value = value if isinstance(value, dict) else {}
-        waiter.event.set()
+            waiter.resolve(value if isinstance(value, dict) else {})
 
     def _refuse(self, msg: JsonObj) -> None:
         log.warning(
@@ -141,9 +133,7 @@ class Channel:
                 await self.proc.process.wait()
         finally:
             self.exit_error = AgentExitedError(self.name, self.proc.returncode, self.proc.stderr_tail())
-            for waiter in self._pending.values():
-                waiter.error = self.exit_error
-                waiter.event.set()
+            self._sent.fail_all(self.exit_error)
             # Also when the loop is cancelled (the session closes): nothing may wait forever.
             self.on_exit(self.exit_error)
             self.exited.set()

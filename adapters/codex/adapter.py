@@ -25,6 +25,7 @@ from adapters.common import agent_env
 from bridge.core import events as ev
 from bridge.core.adapter import AdapterEnv, AgentProbe, AgentSpec, SessionHost, StartRequest
 from bridge.errors import AgentError, AgentExitedError, AgentStartError
+from bridge.process import handshake
 from bridge.process.agent_process import open_agent_process
 from bridge.process.lookup import on_agent_path
 from bridge.wire.types import JsonObj
@@ -80,10 +81,8 @@ class CodexAdapter:
                 info = await server.request("initialize", {"clientInfo": client, "capabilities": caps})
                 await server.notify("initialized")
         except TimeoutError:
-            raise AgentStartError(
-                self.spec.name,
-                f"no answer to initialize within {self.env.handshake_timeout:g} s",
-                {"stderrTail": server.proc.stderr_tail()},
+            raise handshake.timed_out(
+                self.spec.name, "initialize", self.env.handshake_timeout, server.proc.stderr_tail()
             ) from None
         return info if isinstance(info, dict) else {}
 

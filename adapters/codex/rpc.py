@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import TaskStatus
 
+from bridge import timeouts
 from bridge.errors import (
     INTERNAL_ERROR,
     METHOD_NOT_FOUND,
@@ -73,7 +74,9 @@ class CodexRpcError(AgentError):
 
 
 class AppServer:
-    def __init__(self, proc: AgentProcess, agent: str, handler: Handler, exit_grace: float = 2.0) -> None:
+    def __init__(
+        self, proc: AgentProcess, agent: str, handler: Handler, exit_grace: float = timeouts.STOP_GRACE
+    ) -> None:
         self.proc = proc
         self.agent = agent
         self.handler = handler

@@ -107,7 +107,7 @@ class Handlers:
     async def authenticate(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.AuthenticateParams, params)
         native = next(
-            (s for s in self.manager.agents.values() if auth.native_login(s) and auth.method_id(s) == p.methodId),
+            (s for s in self.manager.agents.values() if auth.native_login(s) and auth.method_id(s) == p.method_id),
             None,
         )
         if native is not None:
@@ -129,14 +129,14 @@ class Handlers:
         return {}
 
     # -- session lifecycle ---------------------------------------------------------------------
-    def _open(self, conn: ClientConnection, p: P.NewSessionParams, agent: str | None) -> OpenParams:
+    def _open(self, conn: ClientConnection, p: P.Opening, agent: str | None) -> OpenParams:
         servers = p.mcp_dicts()
         if self.server.policy.mcp_stdio == "deny":
             _refuse_stdio_servers(servers)
         return OpenParams(
             cwd=p.cwd,
             mcp_servers=servers,
-            additional_directories=p.additionalDirectories,
+            additional_directories=p.additional_directories,
             meta=p.meta,
             client_capabilities=conn.client_capabilities,
             client_info=conn.client_info,
@@ -158,9 +158,9 @@ class Handlers:
         return await self._reopen(conn, P.parse(P.ResumeSessionParams, params), "resume", params)
 
     async def _reopen(
-        self, conn: ClientConnection, p: P.LoadSessionParams, mode: str, raw: JsonObj
+        self, conn: ClientConnection, p: P.LoadSessionParams | P.ResumeSessionParams, mode: str, raw: JsonObj
     ) -> JsonObj:
-        rec = await self.manager.record(p.sessionId)
+        rec = await self.manager.record(p.session_id)
         if self.server.policy.mcp_stdio == "deny":
             # Without servers of its own, the request reuses the ones the session was created with.
             _refuse_stdio_servers(p.mcp_dicts() or rec.mcp_servers)
@@ -200,7 +200,7 @@ class Handlers:
 
     async def session_fork(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.ForkSessionParams, params)
-        parent = await self.manager.record(p.sessionId)
+        parent = await self.manager.record(p.session_id)
         if not parent.agent_session_id:
             raise RpcError(RESOURCE_NOT_FOUND, f"session {parent.id} has no agent-side session to fork")
         live = self.manager.sessions.get(parent.id)
@@ -212,10 +212,10 @@ class Handlers:
         return self._answer(session, _setup_result(setup, session.session_id))
 
     async def session_close(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
-        p = P.parse(P.SessionParams, params)
-        session = self.manager.sessions.get(p.sessionId)
+        p = P.parse(P.CloseSessionParams, params)
+        session = self.manager.sessions.get(p.session_id)
         if session is None:
-            await self.manager.record(p.sessionId)  # -32002 when unknown
+            await self.manager.record(p.session_id)  # -32002 when unknown
             return {}
         session.log("client", jsonrpc.request_frame(None, "session/close", params))
         await self.manager.close(session)
@@ -223,8 +223,8 @@ class Handlers:
         return {}
 
     async def session_delete(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
-        p = P.parse(P.SessionParams, params)
-        rec = await self.store.get_session(p.sessionId)
+        p = P.parse(P.DeleteSessionParams, params)
+        rec = await self.store.get_session(p.session_id)
         if rec is None or rec.deleted:
             # Idempotent, as ACP asks: deleting what does not exist (any more) succeeds.
             return {}
@@ -269,9 +269,9 @@ class Handlers:
     async def session_prompt(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         received = arrival.current()  # before any await: the cancels it must see come later
         p = P.parse(P.PromptParams, params)
-        session = await self.live(p.sessionId)
+        session = await self.live(p.session_id)
         session.log("client", jsonrpc.request_frame(None, "session/prompt", params))
-        _check_content(session, p.prompt)
+        _check_content(session, params["prompt"])
         await self.manager.ensure_agent(session)
         if session.owner is not conn:
             # Its owner is gone (the guard let this through): the prompt makes this connection
@@ -303,10 +303,10 @@ class Handlers:
 
     async def session_set_mode(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.SetModeParams, params)
-        session = await self.live(p.sessionId)
+        session = await self.live(p.session_id)
         session.log("client", jsonrpc.request_frame(None, "session/set_mode", params))
         agent = await self._agent(session)
-        return self._answer(session, await agent.set_mode(p.modeId))
+        return self._answer(session, await agent.set_mode(p.mode_id))
 
     async def session_set_config_option(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         P.parse(P.SetConfigOptionParams, params)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from bridge import timeouts
 from bridge.acp import auth
 from bridge.acp.capabilities import AgentCapabilities
 from bridge.acp.connection import ClientConnection
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # Where a session ended up once its owner is gone: turns keep running this long so the
 # client (or another) can reattach; then the session is closed (permissions fail closed).
-DISCONNECT_GRACE = 60.0
+DISCONNECT_GRACE = timeouts.DISCONNECT_GRACE
 
 
 class AcpServer:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from bridge.cli.client_common import Style, add_connection_arguments, check_agent, open_client
+from bridge.cli.client_common import Style, check_agent, open_client
+from bridge.cli.prompt_args import add_arguments
 from bridge.config import ConfigFile
 
 if TYPE_CHECKING:
@@ -37,54 +38,7 @@ EXIT_ERROR = 1  # the turn failed: agent died, daemon unreachable, a JSON-RPC er
 EXIT_USAGE = 2  # bad command line or config
 EXIT_OTHER_STOP = 6  # a stop reason this client does not know
 
-
-def add_arguments(parser: argparse.ArgumentParser, *, sub: bool) -> None:
-    parser.add_argument("text", nargs="*", help="the prompt (read from stdin when absent or '-')")
-    parser.add_argument("--cwd", default=None, help="the session's working directory (default: .)")
-    parser.add_argument("--session", default=None, metavar="ID", help="continue this session")
-    parser.add_argument(
-        "--no-continue",
-        dest="continue_lost",
-        action="store_false",
-        help="with --session: fail when the agent no longer has the session, instead of continuing "
-        "in a new agent session seeded with the bridge's transcript",
-    )
-    parser.add_argument("--model", default=None, help="set the model (config option of category model)")
-    parser.add_argument("--mode", default=None, help="set the mode (e.g. plan)")
-    parser.add_argument("--thought-level", default=None, help="set the thought level (e.g. high)")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="ID=VALUE", help="set any config option (repeatable)"
-    )
-    parser.add_argument("--title", default=None, help="title of a new session")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--allow-once",
-        dest="permission_policy",
-        action="store_const",
-        const="allow_once",
-        help="allow every permission request, once each",
-    )
-    group.add_argument(
-        "--allow-always",
-        dest="permission_policy",
-        action="store_const",
-        const="allow_always",
-        help="allow every permission request and let the agent remember it",
-    )
-    group.add_argument(
-        "--deny",
-        dest="permission_policy",
-        action="store_const",
-        const="reject",
-        help="reject every permission request",
-    )
-    group.add_argument(
-        "--permission-policy",
-        dest="permission_policy",
-        choices=("ask", "allow_once", "allow_always", "reject"),
-        help="ask (on a terminal), allow_once, allow_always or reject (default: ask on a terminal, else reject)",
-    )
-    add_connection_arguments(parser, sub=sub)
+__all__ = ["EXIT_CODES", "add_arguments", "run"]
 
 
 def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:

@@ -25,7 +25,7 @@ import anyio
 import orjson
 from anyio.abc import TaskGroup
 
-from bridge import __version__
+from bridge import __version__, timeouts
 from bridge.client.catalog import Catalog
 from bridge.client.errors import ConnectionLost, from_rpc
 from bridge.client.handles import Handles
@@ -105,7 +105,7 @@ class BridgeClient(Handles, Catalog):
         stderr: StderrSink = None,
         permissions: Permissions = None,
         fs: bool = False,
-        shutdown_timeout: float = 30.0,
+        shutdown_timeout: float = timeouts.CLIENT_SHUTDOWN_TIMEOUT,
         on_message: MessageTap | None = None,
     ) -> AbstractAsyncContextManager[BridgeClient]:
         """Start `agent-bridge` as a child process and talk ACP over its stdio.

@@ -1,5 +1,8 @@
 """What the client's methods return: the result of a turn (`SendResult`), and typed views of
-the daemon's answers (session info, metrics, events, list entries, shell results)."""
+the daemon's answers (session info, metrics, events, list entries, shell results).
+
+The client's own models, not `acp.schema`'s: `bridge/client/updates.py` says why (measured);
+most of these answers are the bridge's extensions, which the schema has no model for."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 import anyio
 
+from bridge import timeouts
 from bridge.client.errors import ConnectFailed, ConnectionLost
 from bridge.paths import WS_TOKEN_FILE, default_state_dir
 from bridge.process.ladder import stop_ladder
@@ -87,7 +88,7 @@ async def spawn_link(
     *,
     env: Mapping[str, str],
     stderr: StderrSink = None,
-    shutdown_timeout: float = 30.0,
+    shutdown_timeout: float = timeouts.CLIENT_SHUTDOWN_TIMEOUT,
     max_line: int = DEFAULT_MAX_LINE,
 ) -> AsyncIterator[Link]:
     """Run the daemon as a child in its own session (a Ctrl-C at the terminal reaches the

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 from anyio.abc import TaskStatus
 
+from bridge import timeouts
 from bridge.core.events import CoreEvent
 from bridge.wire.types import JsonObj
 
@@ -186,8 +187,8 @@ class AdapterEnv:
     """Daemon-wide settings an adapter may need."""
 
     state_dir: str
-    handshake_timeout: float = 30.0
-    stop_grace: float = 2.0
+    handshake_timeout: float = timeouts.HANDSHAKE_TIMEOUT
+    stop_grace: float = timeouts.STOP_GRACE
 
 
 AdapterFactory = Callable[[AgentSpec, AdapterEnv], AgentAdapter]

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from bridge import timeouts
 from bridge.core.adapter import (
     AdapterEnv,
     AdapterFactory,
@@ -80,8 +81,8 @@ class SessionManager:
         env: AdapterEnv,
         default_agent: str | None,
         *,
-        stall_timeout: float = 600.0,
-        cancel_grace: float = 10.0,
+        stall_timeout: float = timeouts.STALL_TIMEOUT,
+        cancel_grace: float = timeouts.CANCEL_GRACE,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         transport: Transport = "stdio",
         mcp: ConfiguredServers | None = None,

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from bridge import timeouts
 from bridge.core import to_acp
 from bridge.core.adapter import AgentSession, AgentSpec, SessionSetup
 from bridge.core.events import CoreEvent
@@ -88,8 +89,8 @@ class Session(SessionLinks):
         self.setup: SessionSetup | None = None
         # The MCP servers of the current agent run and their state (bridge/mcp/status.py).
         self.mcp: McpStatus | None = None
-        self.stall_timeout = 600.0
-        self.cancel_grace = 10.0
+        self.stall_timeout = timeouts.STALL_TIMEOUT
+        self.cancel_grace = timeouts.CANCEL_GRACE
         self._wake = anyio.Event()
         self._cancel_at: float | None = None
         self._end_reason: str | None = None

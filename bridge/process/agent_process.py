@@ -27,7 +27,7 @@ import anyio
 import psutil
 from anyio.abc import Process
 
-from bridge import envsetup
+from bridge import envsetup, timeouts
 from bridge import trace as _trace
 from bridge.errors import AgentStartError
 from bridge.process import tree
@@ -139,7 +139,7 @@ class AgentProcess:
         finally:
             self._stderr_done.set()
 
-    async def wait(self, within: float = 2.0) -> int | None:
+    async def wait(self, within: float = timeouts.STOP_GRACE) -> int | None:
         """Wait (at most `within` s) for the agent to exit and its stderr to be read to the end,
         so `stderr_tail()` has its last words. Returns the exit status (None if still running)."""
         with anyio.move_on_after(within):
@@ -153,7 +153,7 @@ class AgentProcess:
             for child in psutil.Process(self.pid).children(recursive=True):
                 self._descendants.setdefault(child.pid, child)
 
-    async def stop(self, grace: float = 2.0) -> None:
+    async def stop(self, grace: float = timeouts.STOP_GRACE) -> None:
         """close stdin → wait `grace` → SIGTERM (+SIGCONT) the group and escaped descendants →
         wait `grace` → SIGKILL them all, sweep by the agent's marker, reap re-parented orphans.
         Shielded, and bounded by about 4 grace periods whatever the agent does."""
@@ -290,7 +290,7 @@ async def open_agent_process(
     env: Mapping[str, str],
     cwd: str | None = None,
     max_line: int = DEFAULT_MAX_LINE,
-    stop_grace: float = 2.0,
+    stop_grace: float = timeouts.STOP_GRACE,
 ) -> AsyncIterator[AgentProcess]:
     exe, env = await _resolve(name, argv[0], env)
     if cwd is not None and not await anyio.Path(cwd).is_dir():

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import anyio
 
-VERSION_TIMEOUT = 10.0
+from bridge import timeouts
+
+VERSION_TIMEOUT = timeouts.VERSION_TIMEOUT
 
 
 def npm_version(path: str) -> str | None:

@@ -1,5 +1,5 @@
 """One JSON-RPC peer, both directions: the receive loop, a task and cancel scope per
-inbound request, correlation of our outbound requests, `$/cancel_request`, and the single
+inbound request, correlation of our outbound requests (`bridge.rpc.correlation`), `$/cancel_request`, and the single
 place where exceptions become JSON-RPC errors.
 
 Every conversation of the daemon runs on it: the client connection, ACP agents, and Codex's
@@ -32,6 +32,7 @@ from bridge.errors import (
     find_rpc_error,
 )
 from bridge.rpc import arrival
+from bridge.rpc.correlation import Correlator
 from bridge.rpc.outbox import Outbox
 from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
@@ -52,21 +53,6 @@ Violation = Callable[[str], RpcError]
 class ConnectionClosed(RpcError):
     def __init__(self, peer: str) -> None:
         super().__init__(INTERNAL_ERROR, f"connection to {peer} closed")
-
-
-class _Pending:
-    __slots__ = ("done", "error", "method", "result")
-
-    def __init__(self, method: str) -> None:
-        self.method = method
-        self.done = anyio.Event()
-        self.result: Any = None
-        self.error: RpcError | None = None
-
-    def fail(self, error: RpcError) -> None:
-        if not self.done.is_set():
-            self.error = error
-            self.done.set()
 
 
 def _peer_error(method: str, error: JsonObj) -> RpcError:
@@ -114,8 +100,7 @@ class Endpoint:
         self._cancel_method = cancel_method
         self._max_depth = max_depth
         self._int64 = int64
-        self._next_id = 0
-        self._pending: dict[int, _Pending] = {}
+        self._sent = Correlator()
         self._inflight: dict[Any, anyio.CancelScope] = {}
         self._idle = anyio.Event()
         self._idle.set()
@@ -141,15 +126,12 @@ class Endpoint:
         `ConnectionClosed`). Cancelling the caller sends `$/cancel_request`."""
         if self._closed_error is not None:
             raise self._closed_error
-        self._next_id += 1
-        rid = self._next_id
-        slot = _Pending(method)
+        rid, slot = self._sent.open(method)
         frame = self._frame(
             {"id": rid, "method": method}
             if params is None
             else {"id": rid, "method": method, "params": params}
         )
-        self._pending[rid] = slot
         try:
             self.outbox.put(frame)
             await slot.done.wait()
@@ -158,10 +140,8 @@ class Endpoint:
                 self.outbox.put(self._notification_frame(self._cancel_method, {"requestId": rid}))
             raise
         finally:
-            self._pending.pop(rid, None)
-        if slot.error is not None:
-            raise slot.error
-        return slot.result
+            self._sent.forget(rid)
+        return slot.outcome()
 
     def notify(self, method: str, params: Any) -> None:
         self.outbox.put(self._notification_frame(method, params))
@@ -175,8 +155,7 @@ class Endpoint:
         if self._closed_error is not None:
             return
         self._closed_error = error or ConnectionClosed(self.peer)
-        for slot in self._pending.values():
-            slot.fail(self._closed_error)
+        self._sent.fail_all(self._closed_error)
 
     # -- inbound ---------------------------------------------------------------------------
     async def run(
@@ -240,22 +219,21 @@ class Endpoint:
             self._invalid(msg)
 
     def _answered(self, msg: jsonrpc.Response) -> None:
-        slot = self._pending.get(msg.id) if isinstance(msg.id, int) else None
+        slot = self._sent.get(msg.id)
         if slot is None:
-            if isinstance(msg.id, int) and 0 < msg.id <= self._next_id:
+            if self._sent.was_sent(msg.id):
                 # One we stopped waiting for (cancelled, timed out, failed): nothing to do.
                 log.debug("%s: late answer to request %d dropped", self.peer, msg.id)
             else:
                 self._violation(f"answered a request it was never sent (id {msg.id!r:.60})")
             return
         if msg.error is not None:
-            slot.error = self._peer_error(slot.method, msg.error)
+            slot.fail(self._peer_error(slot.method, msg.error))
         else:
-            slot.result = msg.result
-        slot.done.set()
+            slot.resolve(msg.result)
 
     def _invalid(self, msg: jsonrpc.Invalid) -> None:
-        slot = self._pending.get(msg.reply_to) if isinstance(msg.reply_to, int) else None
+        slot = self._sent.get(msg.reply_to)
         if self._on_violation is not None:
             self._violation(f"wrote an invalid message: {msg.error.message}")
             return
@@ -273,9 +251,7 @@ class Endpoint:
         if self._on_violation is None:
             log.info("%s %s (ignored)", self.peer, what)
             return
-        error = self._on_violation(what)
-        for slot in self._pending.values():
-            slot.fail(error)
+        self._sent.fail_all(self._on_violation(what))
 
     def _cancel_inbound(self, params: Any) -> None:
         rid = params.get("requestId") if isinstance(params, dict) else None

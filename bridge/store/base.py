@@ -47,6 +47,7 @@ from typing import Any, Literal, Protocol
 
 import psutil
 
+from bridge import timeouts
 from bridge.errors import SESSION_OWNED, RpcError, StoreError
 
 Direction = Literal["client", "agent", "bridge"]
@@ -58,7 +59,7 @@ LIVE_STATUSES: tuple[str, ...] = ("idle", "busy", "error")
 SCHEMA_VERSION = 3
 # Default lease: an owner that has not renewed for this long is gone. Configurable
 # (`lease_timeout` in the config); heartbeats run at a third of it.
-DEFAULT_LEASE_SECONDS = 30.0
+DEFAULT_LEASE_SECONDS = timeouts.LEASE_TIMEOUT
 
 
 @dataclass

@@ -16,32 +16,19 @@ import psutil
 import pytest
 
 from bridge.process.tree import AGENT_ENV, MARKER_ENV
-from tests.adapters.claude.support import CLAUDE, ClaudeWorld, make_world
+from tests.adapters.claude.support import CLAUDE, ClaudeWorld
 from tests.adapters.codex.support import CODEX, Codex
 from tests.daemon_proc import DaemonProc, daemon_process
-from tests.fakes.anthropic import anthropic_server
 from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
-from tests.fakes.openai_responses import responses_server, shell_call, write_codex_home
+from tests.fakes.openai_responses import responses_server, shell_call
 from tests.faults.support import alive, marked
-from tests.real_agents import require_cli
+from tests.real_agents import claude_fake, claude_world, make_codex  # noqa: F401 (pytest fixtures)
 from tests.waiting import wait_exited, wait_until
 
 pytestmark = pytest.mark.anyio
 
 # Starts an escaping sleeper, then keeps the tool (and so the turn) busy.
 BASH = "setsid sleep 1000 >/dev/null 2>&1 </dev/null & sleep 600"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeModelServer]:
-    with anthropic_server() as server:
-        yield server
-
-
-@pytest.fixture
-def world(tmp_path: Path, fake: FakeModelServer) -> ClaudeWorld:
-    require_cli("claude")
-    return make_world(tmp_path, fake)
 
 
 def _config(world: ClaudeWorld, extra: str = "") -> list[str]:
@@ -176,12 +163,7 @@ def responses() -> Iterator[FakeModelServer]:
 
 @pytest.fixture
 def codex(tmp_path: Path, responses: FakeModelServer) -> Codex:
-    require_cli("codex")
-    home = tmp_path / "home"
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
-    write_codex_home(home / "codex-home", responses.url)
-    return Codex(home=home, workspace=workspace)
+    return make_codex(tmp_path, responses)
 
 
 async def test_daemon_sigkill_mid_command_leaves_nothing_of_codex(

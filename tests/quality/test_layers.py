@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = [
     "bridge",  # the package itself: only __version__
     "bridge.errors",
+    "bridge.timeouts",  # the default timeouts, named once (constants only)
     "bridge.paths",
     "bridge.wire",
     "bridge.diagnostics.redact",
@@ -46,6 +47,7 @@ LAYERS = [
 ROOTS = ("bridge.app", "bridge.cli", "bridge.diagnostics.doctor", "bridge.__main__")
 ADAPTER_MAY_IMPORT = (
     "bridge.errors",
+    "bridge.timeouts",
     "bridge.__init__",
     "bridge.wire",
     "bridge.rpc",
@@ -130,6 +132,7 @@ def test_adapters_use_only_the_lower_layers() -> None:
 CLIENT_MAY_IMPORT = (
     "bridge",  # __version__
     "bridge.errors",
+    "bridge.timeouts",
     "bridge.paths",
     "bridge.wire",
     "bridge.rpc",

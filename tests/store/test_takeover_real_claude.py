@@ -6,33 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import anyio
 import pytest
 
-from tests.adapters.claude.support import CLAUDE, ClaudeWorld, make_world
+from tests.adapters.claude.support import CLAUDE, ClaudeWorld
 from tests.daemon_proc import daemon_process
-from tests.fakes.anthropic import anthropic_server
 from tests.fakes.model_server import FakeModelServer, Reply
-from tests.real_agents import require_cli
+from tests.real_agents import claude_fake, claude_world  # noqa: F401 (pytest fixtures)
 from tests.store.test_durability import all_events, assert_gap_free, kill_daemon
 from tests.store.test_many_daemons import interrupted
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeModelServer]:
-    with anthropic_server() as server:
-        yield server
-
-
-@pytest.fixture
-def world(tmp_path: Path, fake: FakeModelServer) -> ClaudeWorld:
-    require_cli("claude")
-    return make_world(tmp_path, fake)
 
 
 def _args(world: ClaudeWorld) -> list[str]:

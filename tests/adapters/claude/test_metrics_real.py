@@ -5,15 +5,12 @@ counter resumes with the session's earlier turns, which must not count twice."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pytest
 
-from tests.acp_client import AcpClient
-from tests.acp_schema import check_bridge_result
 from tests.daemon_proc import daemon_process
 from tests.fakes.model_server import FakeModelServer, Reply, Reported
+from tests.real_agents import session_metrics, third_turn_after_restart
 
 from .support import ClaudeWorld
 from .test_daemon import config
@@ -21,12 +18,6 @@ from .test_daemon import config
 pytestmark = pytest.mark.anyio
 
 CACHED = {"cache_read_input_tokens": 11, "cache_creation_input_tokens": 5}
-
-
-async def metrics(c: AcpClient, sid: str) -> dict[str, Any]:
-    m: dict[str, Any] = await c.request("_bridge/session/metrics", {"sessionId": sid})
-    check_bridge_result("_bridge/session/metrics", m)
-    return m
 
 
 def expected(reported: list[Reported]) -> dict[str, int]:
@@ -58,23 +49,16 @@ async def test_tokens_are_the_servers_and_everything_survives_a_restart(
             await d.client.initialize()
             sid = (await d.client.request("session/new", {"cwd": ws, "mcpServers": []}))["sessionId"]
             await d.client.prompt(sid, "first")
-            first = await metrics(d.client, sid)
+            first = await session_metrics(d.client, sid)
             await d.client.prompt(sid, "second")
-            second = await metrics(d.client, sid)
+            second = await session_metrics(d.client, sid)
         assert d.process.returncode == 0, d.stderr.decode()[-2000:]
         scripted = [r for r in fake.reported if r.scripted]
         assert len(scripted) == 2
         assert second["turns"] == 2 and second["tokens"] == expected(scripted)
         assert second["cost"]["currency"] == "USD" and second["cost"]["amount"] > first["cost"]["amount"] > 0
 
-        async with daemon_process(args) as d:
-            await d.client.initialize()
-            closed = await metrics(d.client, sid)
-            assert {k: v for k, v in second.items() if k != "process"} == closed
-            await d.client.request("session/load", {"sessionId": sid, "cwd": ws, "mcpServers": []})
-            await d.client.prompt(sid, "third")
-            third = await metrics(d.client, sid)
-        assert d.process.returncode == 0, d.stderr.decode()[-2000:]
+        third = await third_turn_after_restart(args, sid, ws, second)
     scripted = [r for r in fake.reported if r.scripted]
     assert len(scripted) == 3
     assert third["turns"] == 3 and third["tokens"] == expected(scripted)

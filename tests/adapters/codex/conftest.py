@@ -7,8 +7,8 @@ import pytest
 
 from tests.adapters.codex.support import Codex
 from tests.fakes.model_server import FakeModelServer
-from tests.fakes.openai_responses import responses_server, write_codex_home
-from tests.real_agents import require_cli
+from tests.fakes.openai_responses import responses_server
+from tests.real_agents import make_codex
 
 
 @pytest.fixture
@@ -19,11 +19,5 @@ def fake() -> Iterator[FakeModelServer]:
 
 @pytest.fixture
 def codex(tmp_path: Path, fake: FakeModelServer) -> Codex:
-    """The real, pinned Codex CLI with an isolated HOME and CODEX_HOME, talking to `fake`.
-    Skipped when the CLI is not installed, failed instead under AGENT_BRIDGE_REQUIRE_REAL_AGENTS=1."""
-    require_cli("codex")
-    home = tmp_path / "home"
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
-    write_codex_home(home / "codex-home", fake.url)
-    return Codex(home=home, workspace=workspace)
+    """The real Codex CLI talking to `fake` (tests/real_agents.py)."""
+    return make_codex(tmp_path, fake)

@@ -5,16 +5,13 @@ already hold the earlier turns."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pytest
 
-from tests.acp_client import AcpClient
-from tests.acp_schema import check_bridge_result
 from tests.adapters.codex.support import Codex
 from tests.daemon_proc import daemon_process
 from tests.fakes.model_server import FakeModelServer, Reply, Reported
+from tests.real_agents import session_metrics, third_turn_after_restart
 
 from .test_daemon import config
 
@@ -26,12 +23,6 @@ DETAILED = {
     "output_tokens_details": {"reasoning_tokens": 3},
     "total_tokens": 51,
 }
-
-
-async def metrics(c: AcpClient, sid: str) -> dict[str, Any]:
-    m: dict[str, Any] = await c.request("_bridge/session/metrics", {"sessionId": sid})
-    check_bridge_result("_bridge/session/metrics", m)
-    return m
 
 
 def expected(reported: list[Reported]) -> dict[str, int]:
@@ -68,21 +59,14 @@ async def test_tokens_are_the_servers_once_per_turn_across_a_restart(
             sid = (await d.client.request("session/new", {"cwd": ws, "mcpServers": []}))["sessionId"]
             await d.client.prompt(sid, "first")
             await d.client.prompt(sid, "second")
-            second = await metrics(d.client, sid)
+            second = await session_metrics(d.client, sid)
         assert d.process.returncode == 0, d.stderr.decode()[-2000:]
         scripted = [r for r in fake.reported if r.scripted]
         assert len(scripted) == 2
         assert second["turns"] == 2 and second["tokens"] == expected(scripted)
         assert second["tokens"]["thought"] == 6
 
-        async with daemon_process(args) as d:
-            await d.client.initialize()
-            closed = await metrics(d.client, sid)
-            assert {k: v for k, v in second.items() if k != "process"} == closed
-            await d.client.request("session/load", {"sessionId": sid, "cwd": ws, "mcpServers": []})
-            await d.client.prompt(sid, "third")
-            third = await metrics(d.client, sid)
-        assert d.process.returncode == 0, d.stderr.decode()[-2000:]
+        third = await third_turn_after_restart(args, sid, ws, second)
     scripted = [r for r in fake.reported if r.scripted]
     assert len(scripted) == 3
     assert third["turns"] == 3 and third["tokens"] == expected(scripted)
