@@ -17,6 +17,7 @@ import anyio
 from bridge import envsetup
 from bridge.acp import auth
 from bridge.acp.connection import ClientConnection
+from bridge.acp.handshake import initialize_params
 from bridge.acp.multiclient import MultiClient, driven_by_other, not_owner_error
 from bridge.acp.replay import replay_to
 from bridge.acp.unstable import prompt_result, wants_unstable
@@ -36,8 +37,7 @@ from bridge.wire.types import JsonObj
 
 if TYPE_CHECKING:
     from bridge.acp import params as P
-else:
-    # pydantic models: imported by the first request that parses them (bridge/lazy.py).
+else:  # pydantic models: imported by the first request that parses them (bridge/lazy.py)
     P = lazy_module("bridge.acp.params")
 
 
@@ -69,24 +69,6 @@ LIST_PAGE = 50
 LOGOUT_TIMEOUT = 30.0
 
 
-def _initialize_params(params: JsonObj) -> tuple[JsonObj, JsonObj | None]:
-    """`initialize`'s (clientCapabilities, clientInfo). The well-typed case (what every
-    client sends) is read here, so the first answer does not import pydantic (issue 17);
-    anything else — protocolVersion missing or not an int, a value pydantic would coerce, a
-    bad field — goes through `InitializeParams`, for the same result or the same -32602."""
-    caps, info, meta = params.get("clientCapabilities", {}), params.get("clientInfo"), params.get("_meta")
-    if (
-        type(params.get("protocolVersion")) is int
-        and type(caps) is dict
-        and (info is None or type(info) is dict)
-        and (meta is None or type(meta) is dict)
-        and "meta" not in params
-    ):
-        return dict(caps), None if info is None else dict(info)
-    p = P.parse(P.InitializeParams, params)
-    return p.clientCapabilities, p.clientInfo
-
-
 class Handlers:
     def __init__(self, server: AcpServer) -> None:
         self.server = server
@@ -112,7 +94,7 @@ class Handlers:
 
     # -- handshake -----------------------------------------------------------------------------
     async def initialize(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
-        client_capabilities, client_info = _initialize_params(params)
+        client_capabilities, client_info = initialize_params(params)
         conn.initialized = True
         conn.protocol_version = PROTOCOL_VERSION
         conn.client_capabilities = client_capabilities

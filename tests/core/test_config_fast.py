@@ -23,7 +23,7 @@ PLAIN = [
     "stall_timeout = 3.0\nallow_shell = false\n",
     '[mcp_servers.fs]\ncommand = "mcp-fs"\nargs = ["/tmp"]\n[mcp_servers.web]\nurl = "http://h/mcp"\n'
     'transport = "sse"\n[mcp_servers.web.headers]\nX = "y"\n'
-    '[agents.codex.mcp_servers.fs]\nenabled = false\n',
+    "[agents.codex.mcp_servers.fs]\nenabled = false\n",
 ]
 # Valid, but only after a coercion the schema makes (an int for a float): not plain.
 COERCED = ["stall_timeout = 5\n", "[agents.codex]\nstall_timeout = 2\n", "disconnect_grace = 0\n"]
