@@ -2,7 +2,7 @@
 
 Names: relay, latency, startup, scale, store, peers, hotpath, profile; `all` runs the first
 seven one after the other and ends with the table of every target (bench/targets.py) from
-that run; `all --quick` runs fewer rounds (about 10 minutes here). `python -m bench <name> -h`
+that run; `all --quick` runs fewer rounds (5-10 minutes here). `python -m bench <name> -h`
 lists the options of each. They are measurements, not tests: nothing here asserts a time.
 """
 
@@ -28,12 +28,12 @@ BENCHES = {
 ALL = ["relay", "latency", "startup", "scale", "store", "hotpath", "peers"]
 # `all --quick`: fewer rounds, the targets' figures only (no hotpath, no PostgreSQL).
 QUICK = {
-    "relay": ["-r", "3"],
-    "latency": ["-n", "600"],
-    "startup": ["-r", "5", "--only", "bridge,bridge-bare,bridge-native,python,codex-acp,claude-acp"],
+    "relay": ["-r", "5"],
+    "latency": ["-n", "1000"],
+    "startup": ["-r", "7", "--only", "bridge,bridge-bare,bridge-native,python,codex-acp,claude-acp"],
     "scale": [],
     "store": ["-n", "60000", "-r", "1", "--batches", "2000", "--backends", "sqlite"],
-    "peers": ["-r", "2"],
+    "peers": ["-r", "3"],
 }
 
 
