@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 
+from adapters import static
 from bridge.core.adapter import AdapterEnv, AdapterFactory, AgentAdapter, AgentSpec
 
 PROTOCOL_MODULES = {"acp": "adapters.acp", "claude": "adapters.claude", "codex": "adapters.codex"}
@@ -20,4 +21,9 @@ def _lazy(module_name: str) -> AdapterFactory:
 
 
 def registry() -> dict[str, AdapterFactory]:
-    return {protocol: _lazy(module) for protocol, module in PROTOCOL_MODULES.items()}
+    table = {protocol: _lazy(module) for protocol, module in PROTOCOL_MODULES.items()}
+    # Native agents' capabilities, readable without importing (or creating) their adapter:
+    # `initialize` with such a default agent needs nothing else (bridge/acp/server.py).
+    for protocol, caps in static.BY_PROTOCOL.items():
+        table[protocol].static_capabilities = caps  # type: ignore[attr-defined]
+    return table

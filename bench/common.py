@@ -34,7 +34,6 @@ FAKE_AGENT = ROOT / "tests" / "fakes" / "fake_acp_agent.py"
 PY = sys.executable
 
 
-
 # -- the machine ---------------------------------------------------------------------------------
 def machine() -> str:
     cpu = "?"
@@ -123,12 +122,23 @@ def _toml(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def bridge_argv(tmp: Path, *extra: str, config: Path | None = None, synchronous: str | None = None) -> list[str]:
+# How the daemon is started: from this checkout, or (`--installed`, bench/installed.py) from
+# a venv where it was pip-installed.
+BRIDGE_HEAD: list[str] = [PY, "-m", "bridge"]
+
+
+def bridge_argv(
+    tmp: Path,
+    *extra: str,
+    config: Path | None = None,
+    synchronous: str | None = None,
+    head: list[str] | None = None,
+) -> list[str]:
     """`agent-bridge` with its own state dir (durable log on) and the fake agent config.
     `synchronous` runs it through `bench.daemon`, which only changes the SQLite pragma."""
     state = tmp / f"state-{next(_counter)}"
     cfg = config or bridge_config(tmp)
-    head = [PY, "-m", "bench.daemon", synchronous] if synchronous else [PY, "-m", "bridge"]
+    head = head or ([PY, "-m", "bench.daemon", synchronous] if synchronous else BRIDGE_HEAD)
     return [*head, "--config", str(cfg), "--state-dir", str(state), *extra]
 
 
@@ -277,7 +287,10 @@ class Peer:
             "initialize",
             {
                 "protocolVersion": 1,
-                "clientCapabilities": {"fs": {"readTextFile": False, "writeTextFile": False}, "terminal": False},
+                "clientCapabilities": {
+                    "fs": {"readTextFile": False, "writeTextFile": False},
+                    "terminal": False,
+                },
                 "clientInfo": {"name": "agent-bridge-bench", "version": "1"},
             },
         )

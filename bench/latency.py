@@ -11,17 +11,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from pathlib import Path
 
 from bench import common as C
+from bench.targets import Figures, with_load
 
 VARIANTS = ("bridge", "direct")
 
 
-async def run(n: int, warmup: int, with_relay: bool) -> None:
+async def run(n: int, warmup: int, with_relay: bool, baseline: Path | None = None) -> Figures:
     C.header(f"request latency: {n} sequential session/set_config_option round trips per variant")
-    variants = [*VARIANTS, *(("relay",) if with_relay else ())]
+    variants = [*VARIANTS, *(("relay",) if with_relay else ()), *(("base",) if baseline else ())]
     with C.workdir("latency") as tmp:
         argv = {"bridge": C.bridge_argv(tmp), "direct": C.direct_argv(), "relay": C.relay_argv()}
+        if baseline:
+            # Another checkout of the bridge (before/after in one run): its `bridge` first on sys.path.
+            run_it = f"import sys, runpy; sys.path[0] = {str(baseline)!r}; runpy.run_module('bridge', run_name='__main__')"
+            argv["base"] = C.bridge_argv(tmp, head=[C.PY, "-c", run_it])
         peers = {v: await C.spawn(argv[v], name=v, tmp=tmp) for v in variants}
         try:
             sids = {}
@@ -51,8 +57,16 @@ async def run(n: int, warmup: int, with_relay: bool) -> None:
     rows = []
     for v in variants:
         t = times[v]
-        own = f"{cpu[v] * 1e6:.0f} µs" if v == "bridge" else "-"
-        rows.append([v, f"{C.pct(t, 50) * 1000:.3f} ms", f"{C.pct(t, 99) * 1000:.3f} ms", f"{max(t) * 1000:.1f} ms", own])
+        own = f"{cpu[v] * 1e6:.0f} µs" if v in ("bridge", "base") else "-"
+        rows.append(
+            [
+                v,
+                f"{C.pct(t, 50) * 1000:.3f} ms",
+                f"{C.pct(t, 99) * 1000:.3f} ms",
+                f"{max(t) * 1000:.1f} ms",
+                own,
+            ]
+        )
     print(C.table(rows, ["variant", "p50", "p99", "max", "daemon CPU per request"]))
     b, d = times["bridge"], times["direct"]
     paired = [x - y for x, y in zip(b, d, strict=True)]
@@ -60,13 +74,25 @@ async def run(n: int, warmup: int, with_relay: bool) -> None:
         f"   bridge adds: p50 {(C.pct(b, 50) - C.pct(d, 50)) * 1000:.3f} ms, p99 {(C.pct(b, 99) - C.pct(d, 99)) * 1000:.3f} ms; "
         f"median of paired differences {C.median(paired) * 1000:.3f} ms"
     )
+    if "base" in times:
+        base = times["base"]
+        print(f"   the baseline checkout adds: p50 {(C.pct(base, 50) - C.pct(d, 50)) * 1000:.3f} ms")
     print(f"   load (1 min) during the run: {min(loads):.2f}..{max(loads):.2f}; {C.load()} at end")
+    figures: Figures = {
+        "latency.added_p50_ms": (C.pct(b, 50) - C.pct(d, 50)) * 1000,
+        "latency.paired_median_ms": C.median(paired) * 1000,
+        "latency.bridge_cpu_per_request_us": cpu["bridge"] * 1e6,
+    }
+    return with_load(figures, "latency", loads)
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> Figures:
     ap = argparse.ArgumentParser(prog="python -m bench latency", description=__doc__)
     ap.add_argument("-n", type=int, default=2000, help="round trips per variant (default 2000)")
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--relay", action="store_true", help="also through `cat | agent | cat`")
+    ap.add_argument(
+        "--baseline", type=Path, help="also another checkout of the bridge (before/after in one run)"
+    )
     a = ap.parse_args(argv)
-    asyncio.run(run(a.n, a.warmup, a.relay))
+    return asyncio.run(run(a.n, a.warmup, a.relay, a.baseline))

@@ -33,6 +33,7 @@ from typing import Any
 import psutil
 
 from bench import common as C
+from bench.targets import Figures, with_load
 
 BIN = C.AGENTS / "node_modules" / ".bin"
 PKG = C.AGENTS / "node_modules"
@@ -96,16 +97,23 @@ def codex_env(home: Path, url: str, *, catalog: bool = True) -> dict[str, str]:
         codex_home.mkdir(parents=True, exist_ok=True)
         (codex_home / "config.toml").write_text(codex_config(url, model="mock-model"))
     (home / "tmp").mkdir(parents=True, exist_ok=True)
-    env = {**_offline(home), "CODEX_HOME": str(codex_home), "FAKE_API_KEY": "fake", "TMPDIR": str(home / "tmp")}
+    env = {
+        **_offline(home),
+        "CODEX_HOME": str(codex_home),
+        "FAKE_API_KEY": "fake",
+        "TMPDIR": str(home / "tmp"),
+    }
     if shutil.which("bwrap") is None:
-        resources = PKG / "@openai" / "codex-linux-x64" / "vendor" / "x86_64-unknown-linux-musl" / "codex-resources"
+        resources = (
+            PKG / "@openai" / "codex-linux-x64" / "vendor" / "x86_64-unknown-linux-musl" / "codex-resources"
+        )
         env["PATH"] = f"{resources}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
     return env
 
 
-def _bridge(agent: str, command: Path, args: list[str], env_of: Callable[[Path, str], dict[str, str]]) -> Callable[
-    [Path, str], list[str]
-]:
+def _bridge(
+    agent: str, command: Path, args: list[str], env_of: Callable[[Path, str], dict[str, str]]
+) -> Callable[[Path, str], list[str]]:
     def argv(tmp: Path, url: str) -> list[str]:
         env = env_of(tmp / "home", url)
         cfg = C.bridge_config(
@@ -196,7 +204,9 @@ async def _drive(peer: C.Peer, v: Variant, ws: Path, out: dict[str, float], t0: 
         end = time.perf_counter()
         got = c.chunks - before
         if result.get("stopReason") != "end_turn" or got < 1 or c.first_chunk_at is None:
-            raise RuntimeError(f"{v.name}: turn {turn} ended {result} with {got} chunks; {peer.stderr_tail()}")
+            raise RuntimeError(
+                f"{v.name}: turn {turn} ended {result} with {got} chunks; {peer.stderr_tail()}"
+            )
         out[f"first chunk {turn}"] = c.first_chunk_at - t2
         out[f"turn {turn}"] = end - t2
         out[f"chunks {turn}"] = got
@@ -227,7 +237,7 @@ def _allow(msg: C.JsonObj) -> Any:
     return C.RpcError({"code": -32601, "message": "not served by the bench client"})
 
 
-async def run(repeats: int, chunks: int, words: int, families: list[str]) -> None:
+async def run(repeats: int, chunks: int, words: int, families: list[str]) -> Figures:
     C.header(f"peers: same fake model answer ({chunks} text deltas), {repeats} rounds")
     variants = [v for v in VARIANTS if v.family in families]
     missing = [p for p in ("claude", "claude-agent-acp", "codex", "codex-acp") if not (BIN / p).exists()]
@@ -236,6 +246,7 @@ async def run(repeats: int, chunks: int, words: int, families: list[str]) -> Non
         variants = [v for v in variants if not any(m in " ".join(v.argv(Path("/x"), "u")) for m in missing)]
     servers = _servers(chunks, words)
     results: dict[str, list[dict[str, float]]] = {v.name: [] for v in variants}
+    loads: list[float] = []
     with C.workdir("peers") as tmp, servers["claude"] as claude_srv, servers["codex"] as codex_srv:
         urls = {"claude": claude_srv.url, "codex": codex_srv.url}
         by_name = {v.name: v for v in variants}
@@ -245,8 +256,11 @@ async def run(repeats: int, chunks: int, words: int, families: list[str]) -> Non
                 v = by_name[name]
                 m = await one(v, urls[v.family], tmp, chunks)
                 results[name].append(m)
-                line.append(f"{name}: first {m['first chunk 1'] * 1000:.0f}/{m['first chunk 2'] * 1000:.0f} ms")
+                line.append(
+                    f"{name}: first {m['first chunk 1'] * 1000:.0f}/{m['first chunk 2'] * 1000:.0f} ms"
+                )
             print(f"   round {r + 1}: " + "; ".join(line) + f"  ({C.load()})")
+            loads.append(C.load1())
     keys = [
         ("initialize", "ms"),
         ("session/new", "ms"),
@@ -267,7 +281,13 @@ async def run(repeats: int, chunks: int, words: int, families: list[str]) -> Non
             row = [key]
             for n in names:
                 med = C.median([m[key] for m in results[n]])
-                row.append(f"{med * 1000:.0f} ms" if unit == "ms" else f"{med / 2**20:.0f} MiB" if unit == "MiB" else f"{med:.0f}")
+                row.append(
+                    f"{med * 1000:.0f} ms"
+                    if unit == "ms"
+                    else f"{med / 2**20:.0f} MiB"
+                    if unit == "MiB"
+                    else f"{med:.0f}"
+                )
             if len(names) == 2:
                 a = [m[key] for m in results[names[0]]]
                 b = [m[key] for m in results[names[1]]]
@@ -275,13 +295,32 @@ async def run(repeats: int, chunks: int, words: int, families: list[str]) -> Non
             rows.append(row)
         print(C.table(rows, ["median", *names, "bridge / Zed (paired)" if len(names) == 2 else ""]))
     print(f"   {C.load()} at end")
+    figures: Figures = {}
+    for v in variants:
+        side = "bridge" if v.name.startswith("agent-bridge") else "zed"
+        for key, name in FIGURE_KEYS.items():
+            if results[v.name]:
+                figures[f"peers.{v.family}.{side}.{name}"] = C.median([m[key] for m in results[v.name]]) * (
+                    1000 if name.endswith("_ms") else 1
+                )
+    return with_load(figures, "peers", loads)
 
 
-def main(argv: list[str]) -> None:
+# The figures `bench all` checks against the targets (bench/targets.py), by measured key.
+FIGURE_KEYS = {
+    "session/new": "session_new_ms",
+    "first chunk 1": "first_chunk1_ms",
+    "turn 1": "turn1_ms",
+    "adapter rss": "adapter_rss_b",
+    "tree rss": "tree_rss_b",
+}
+
+
+def main(argv: list[str]) -> Figures:
     ap = argparse.ArgumentParser(prog="python -m bench peers", description=__doc__)
     ap.add_argument("-r", "--repeats", type=int, default=5)
     ap.add_argument("--chunks", type=int, default=200, help="text deltas in each model answer")
     ap.add_argument("--words", type=int, default=400)
     ap.add_argument("--only", default="claude,codex", help="claude, codex or both")
     a = ap.parse_args(argv)
-    asyncio.run(run(a.repeats, a.chunks, a.words, a.only.split(",")))
+    return asyncio.run(run(a.repeats, a.chunks, a.words, a.only.split(",")))

@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 
 from bench import common as C
+from bench.targets import Figures, with_load
 
 VARIANTS = ("direct", "relay", "bridge")
 
@@ -68,10 +69,17 @@ async def one_turn(
         if got != n or result.get("stopReason") != "end_turn":
             raise RuntimeError(f"{variant}: {got}/{n} chunks, result {result}; {peer.stderr_tail()}")
     hop, own = hop1 - hop0, agent1 - agent0
-    return {"wall": wall, "hop_cpu": hop, "agent_cpu": own, "client_cpu": client, "cpu": hop + own + client, "load": load}
+    return {
+        "wall": wall,
+        "hop_cpu": hop,
+        "agent_cpu": own,
+        "client_cpu": client,
+        "cpu": hop + own + client,
+        "load": load,
+    }
 
 
-async def run(n: int, repeats: int, variants: tuple[str, ...], synchronous: str | None) -> None:
+async def run(n: int, repeats: int, variants: tuple[str, ...], synchronous: str | None) -> Figures:
     C.header(f"relay throughput: {n} agent_message_chunk updates in one turn, {repeats} rounds")
     got: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     with C.workdir("relay") as tmp:
@@ -97,7 +105,14 @@ async def run(n: int, repeats: int, variants: tuple[str, ...], synchronous: str 
                 f"{C.median([m['cpu'] for m in got[v]]) / n * 1e6:.1f} µs",
             ]
         )
-    head = ["variant", "turn wall (median)", "chunks/s", "hop CPU/chunk", "agent CPU/chunk", "client CPU/chunk"]
+    head = [
+        "variant",
+        "turn wall (median)",
+        "chunks/s",
+        "hop CPU/chunk",
+        "agent CPU/chunk",
+        "client CPU/chunk",
+    ]
     print(C.table(rows, [*head, "all CPU/chunk"]))
     pairs = [("bridge", "relay"), ("bridge", "direct"), ("relay", "direct")]
     pairs += [(v, "bridge") for v in variants if v.startswith("bridge:")]
@@ -117,17 +132,47 @@ async def run(n: int, repeats: int, variants: tuple[str, ...], synchronous: str 
             "(on a saturated machine this, not the wall time, sets the throughput)"
         )
     print(f"   {C.load()} at end")
+    figures: Figures = {}
+    if "bridge" in walls and "relay" in walls:
+        ratios = [x / y for x, y in zip(walls["bridge"], walls["relay"], strict=True)]
+        figures["relay.bridge_over_relay_x"] = C.median(ratios)
+    if "bridge" in got:
+        figures["relay.bridge_cpu_per_chunk_us"] = C.median([m["hop_cpu"] for m in got["bridge"]]) / n * 1e6
+    return with_load(figures, "relay", [m["load"] for ms in got.values() for m in ms])
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> Figures:
     ap = argparse.ArgumentParser(prog="python -m bench relay", description=__doc__)
     ap.add_argument("-n", type=int, default=20_000, help="chunks per turn (default 20000)")
     ap.add_argument("-r", "--repeats", type=int, default=7, help="rounds (default 7)")
     ap.add_argument(
         "--variants",
         default=",".join(VARIANTS),
-        help="comma-separated, from " + ",".join(VARIANTS) + ", plus bridge:OFF|NORMAL|FULL (the log's durability)",
+        help="comma-separated, from "
+        + ",".join(VARIANTS)
+        + ", plus bridge:OFF|NORMAL|FULL (the log's durability)",
     )
-    ap.add_argument("--synchronous", choices=["OFF", "NORMAL", "FULL"], help="SQLite synchronous for the bridge")
+    ap.add_argument(
+        "--synchronous", choices=["OFF", "NORMAL", "FULL"], help="SQLite synchronous for the bridge"
+    )
+    ap.add_argument(
+        "--installed",
+        action="store_true",
+        help="the bridge pip-installed in a fresh venv (bench/installed.py)",
+    )
     a = ap.parse_args(argv)
-    asyncio.run(run(a.n, a.repeats, tuple(a.variants.split(",")), a.synchronous))
+    if a.installed:
+        return _installed(a)
+    return asyncio.run(run(a.n, a.repeats, tuple(a.variants.split(",")), a.synchronous))
+
+
+def _installed(a: argparse.Namespace) -> Figures:
+    from bench import installed
+
+    with C.workdir("relay-venv") as tmp:
+        C.BRIDGE_HEAD = installed.head(installed.make_venv(tmp))
+        print(f"   the bridge as pip-installed: {' '.join(C.BRIDGE_HEAD)}")
+        try:
+            return asyncio.run(run(a.n, a.repeats, tuple(a.variants.split(",")), a.synchronous))
+        finally:
+            C.BRIDGE_HEAD = [C.PY, "-m", "bridge"]

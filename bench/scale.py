@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 
 from bench import common as C
+from bench.targets import Figures, with_load
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
@@ -63,7 +64,7 @@ def check_log(db: Path, sids: list[str], k: int) -> tuple[int, list[str]]:
     return total, problems
 
 
-async def run(sessions: int, k: int, parallel: int) -> None:
+async def run(sessions: int, k: int, parallel: int) -> Figures:
     C.header(f"scale: {sessions} sessions (one fake agent process each), then all stream {k} chunks at once")
     with C.workdir("scale") as tmp:
         argv = C.bridge_argv(tmp)
@@ -119,15 +120,30 @@ async def run(sessions: int, k: int, parallel: int) -> None:
             [
                 ["sessions opened", f"{len(sids)} in {open_time:.1f} s"],
                 ["daemon RSS with 0 sessions", f"{rss[0] / mib:.1f} MiB (USS {uss[0] / mib:.1f} MiB)"],
-                [f"daemon RSS with {len(sids)} idle sessions", f"{rss[-1] / mib:.1f} MiB (USS {uss[-1] / mib:.1f} MiB)"],
-                ["daemon memory per idle session (slope)", f"{per_rss / 2**10:.0f} KiB RSS, {per_uss / 2**10:.0f} KiB USS"],
+                [
+                    f"daemon RSS with {len(sids)} idle sessions",
+                    f"{rss[-1] / mib:.1f} MiB (USS {uss[-1] / mib:.1f} MiB)",
+                ],
+                [
+                    "daemon memory per idle session (slope)",
+                    f"{per_rss / 2**10:.0f} KiB RSS, {per_uss / 2**10:.0f} KiB USS",
+                ],
                 ["the agents' own RSS (for scale)", f"{agents_rss / mib:.0f} MiB for {len(sids)} processes"],
-                [f"all {len(sids)} turns of {k} chunks", f"{wall:.2f} s wall, {len(sids) * k / wall:,.0f} chunks/s"],
-                ["daemon CPU during the turns", f"{cpu:.2f} s ({cpu / (len(sids) * k) * 1e6:.1f} µs per chunk)"],
+                [
+                    f"all {len(sids)} turns of {k} chunks",
+                    f"{wall:.2f} s wall, {len(sids) * k / wall:,.0f} chunks/s",
+                ],
+                [
+                    "daemon CPU during the turns",
+                    f"{cpu:.2f} s ({cpu / (len(sids) * k) * 1e6:.1f} µs per chunk)",
+                ],
                 ["daemon peak RSS while streaming", f"{max(peaks) / mib:.1f} MiB"],
                 ["turns ended with end_turn", f"{ended}/{len(sids)}"],
                 ["turns whose chunks all reached the client", f"{delivered}/{len(sids)}"],
-                ["log rows, gap-free sessions", f"{rows} rows, {len(sids) - len(problems)}/{len(sids)} sessions clean"],
+                [
+                    "log rows, gap-free sessions",
+                    f"{rows} rows, {len(sids) - len(problems)}/{len(sids)} sessions clean",
+                ],
             ],
             ["scale", "value"],
         )
@@ -135,6 +151,13 @@ async def run(sessions: int, k: int, parallel: int) -> None:
     for p in problems[:10]:
         print(f"   problem: {p}")
     print(f"   load {load0:.2f} when the turns started; {C.load()} at end")
+    figures: Figures = {
+        "scale.per_session_b": per_rss,
+        "scale.cpu_per_chunk_us": cpu / (len(sids) * k) * 1e6,
+        "scale.turns_ended": float(ended),
+        "scale.clean_logs": float(len(sids) - len(problems)),
+    }
+    return with_load(figures, "scale", [load0, C.load1()])
 
 
 def _children(pid: int) -> list[psutil.Process]:
@@ -144,10 +167,10 @@ def _children(pid: int) -> list[psutil.Process]:
         return []
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> Figures:
     ap = argparse.ArgumentParser(prog="python -m bench scale", description=__doc__)
     ap.add_argument("-s", "--sessions", type=int, default=200)
     ap.add_argument("-k", type=int, default=500, help="chunks each session streams (default 500)")
     ap.add_argument("--parallel", type=int, default=10, help="session/new requests in flight at once")
     a = ap.parse_args(argv)
-    asyncio.run(run(a.sessions, a.k, a.parallel))
+    return asyncio.run(run(a.sessions, a.k, a.parallel))

@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 
 from bench import common as C
+from bench.targets import Figures, with_load
 
 POLICIES = ("NORMAL", "FULL", "OFF")
 
@@ -49,7 +50,9 @@ async def opened(path: Path, policy: str = "NORMAL", sessions: list[str] | None 
     await store.register(me)
     for sid in sessions or []:
         now = now_iso()
-        await store.create_session(SessionRecord(id=sid, agent="bench", cwd="/", created_at=now, updated_at=now, owner=me.id))
+        await store.create_session(
+            SessionRecord(id=sid, agent="bench", cwd="/", created_at=now, updated_at=now, owner=me.id)
+        )
     return store
 
 
@@ -104,7 +107,9 @@ async def two_writers(tmp: Path, n: int, sessions: int, batch: int) -> float:
     return n / dt
 
 
-async def heartbeats(tmp: Path, n: int, sessions: int, batch: int, interval: float) -> tuple[float, list[float]]:
+async def heartbeats(
+    tmp: Path, n: int, sessions: int, batch: int, interval: float
+) -> tuple[float, list[float]]:
     """Appends/s while another store on the file renews its lease every `interval` s, and
     the latency of each renewal (ms)."""
     path = tmp / f"lease-{time.monotonic_ns()}.db"
@@ -150,8 +155,22 @@ async def leases(tmp: Path, n: int, sessions: int, repeats: int) -> None:
     b, h = C.median(base), C.median(loaded)
     print(
         C.table(
-            [[f"{b:,.0f}/s", f"{h:,.0f}/s", f"{(1 - h / b) * 100:.1f}%", f"{pct(0.5):.2f} ms", f"{pct(0.99):.2f} ms"]],
-            ["appends, no heartbeat", "with a heartbeat every 20 ms", "slowdown", "heartbeat p50", "heartbeat p99"],
+            [
+                [
+                    f"{b:,.0f}/s",
+                    f"{h:,.0f}/s",
+                    f"{(1 - h / b) * 100:.1f}%",
+                    f"{pct(0.5):.2f} ms",
+                    f"{pct(0.99):.2f} ms",
+                ]
+            ],
+            [
+                "appends, no heartbeat",
+                "with a heartbeat every 20 ms",
+                "slowdown",
+                "heartbeat p50",
+                "heartbeat p99",
+            ],
         )
     )
     print(
@@ -160,9 +179,11 @@ async def leases(tmp: Path, n: int, sessions: int, repeats: int) -> None:
     )
 
 
-async def run(n: int, repeats: int, sessions: int, batches: list[int]) -> None:
+async def run(n: int, repeats: int, sessions: int, batches: list[int]) -> Figures:
     C.header(f"store: {n} appends over {sessions} session(s), flush every B appends, {repeats} rounds")
     rows = []
+    figures: Figures = {}
+    all_loads: list[float] = []
     with C.workdir("store") as tmp:
         for b in batches:
             count = n if b >= 32 else min(n, 20_000)  # a commit per message is slow: fewer of them
@@ -177,6 +198,8 @@ async def run(n: int, repeats: int, sessions: int, batches: list[int]) -> None:
                         per_cpu.append(cpu)
                 loads.append(C.load1())
             med = {p: C.median(v) for p, v in rates.items()}
+            figures[f"store.appends_per_s_{b}"] = med["NORMAL"]
+            all_loads += loads
             rows.append(
                 [
                     f"B = {b}",
@@ -205,25 +228,32 @@ async def run(n: int, repeats: int, sessions: int, batches: list[int]) -> None:
     )
     with C.workdir("store-shared") as tmp:
         shared = [await two_writers(tmp, min(n, 100_000), sessions, 256) for _ in range(repeats)]
-        print(f"   two stores on one file (two daemons), B = 256: {C.median(shared):,.0f} appends/s combined, gap-free")
+        print(
+            f"   two stores on one file (two daemons), B = 256: {C.median(shared):,.0f} appends/s combined, gap-free"
+        )
         C.header("store: the lease heartbeat (another daemon on the file renews 200 leases)")
         await leases(tmp, min(n, 100_000), sessions, repeats)
     print(f"   {C.load()} at end")
+    return with_load(figures, "store", all_loads)
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> Figures:
     ap = argparse.ArgumentParser(prog="python -m bench store", description=__doc__)
     ap.add_argument("-n", type=int, default=200_000, help="appends per run (default 200000)")
     ap.add_argument("-r", "--repeats", type=int, default=3)
     ap.add_argument("-s", "--sessions", type=int, default=20)
     ap.add_argument("--batches", default="1,32,256,2000", help="flush intervals to try")
-    ap.add_argument("--backends", default="sqlite,postgresql", help="which stores (PostgreSQL: bench/store_pg.py)")
+    ap.add_argument(
+        "--backends", default="sqlite,postgresql", help="which stores (PostgreSQL: bench/store_pg.py)"
+    )
     a = ap.parse_args(argv)
     batches = [int(x) for x in a.batches.split(",")]
     backends = a.backends.split(",")
+    figures: Figures = {}
     if "sqlite" in backends:
-        anyio.run(run, a.n, a.repeats, a.sessions, batches)
+        figures = anyio.run(run, a.n, a.repeats, a.sessions, batches)
     if "postgresql" in backends:
         from bench import store_pg
 
         store_pg.main(a.n, a.repeats, a.sessions, batches)
+    return figures

@@ -212,6 +212,8 @@ def _recording(
         def create(spec: AgentSpec, env: AdapterEnv) -> AgentAdapter:
             return RecordingAdapter(factory(spec, env), spec, save)
 
+        # Kept for `initialize` (bridge/acp/server.py `_probe`: no adapter created for it).
+        create.static_capabilities = getattr(factory, "static_capabilities", None)  # type: ignore[attr-defined]
         return create
 
     return {protocol: wrap(factory) for protocol, factory in factories.items()}

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from typing import Any, Literal
 
 from bridge import timeouts
 from bridge.core.adapter import AgentSpec
 from bridge.envsetup import agents_bin, agents_prefix, default_data_dir
-from bridge.mcp.config import ConfigProblem, McpServers
+from bridge.mcp.config import ConfigProblem, McpServerEntry, McpServers
 from bridge.mcp.config import check as check_mcp_servers
 from bridge.store import pg_url
 
@@ -59,54 +57,152 @@ class ConfigError(Exception):
     """A bad config file; the message is one clear line for stderr."""
 
 
-class AgentEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass
+class AgentEntry:
     protocol: str | None = None
     command: str | None = None
     args: list[str] | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    stall_timeout: float | None = Field(default=None, gt=0)
+    env: dict[str, str] = field(default_factory=dict)
+    stall_timeout: float | None = None
     # `_bridge/session/shell` for this agent's sessions (None: the global `allow_shell`).
-    allow_shell: StrictBool | None = None
+    allow_shell: bool | None = None
     # The client's fs/terminal as MCP tools for Claude Code and Codex (spec/client-tools.md).
-    client_tools: StrictBool = True
+    client_tools: bool = True
     # MCP servers for this agent's sessions only (replace global ones of the same name).
-    mcp_servers: McpServers = Field(default_factory=dict)
+    mcp_servers: McpServers = field(default_factory=dict)
 
 
-class ConfigFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass
+class ConfigFile:
+    """The validated config (`load_config`); its schema, with the same fields, defaults and
+    bounds, is `bridge.config_schema.ConfigModel`."""
+
     default_agent: str | None = None
-    agents: dict[str, AgentEntry] = Field(default_factory=dict)
-    stall_timeout: float = Field(default=timeouts.STALL_TIMEOUT, gt=0)
-    cancel_grace: float = Field(default=timeouts.CANCEL_GRACE, gt=0)
-    disconnect_grace: float = Field(default=timeouts.DISCONNECT_GRACE, ge=0)
-    handshake_timeout: float = Field(default=timeouts.HANDSHAKE_TIMEOUT, gt=0)
+    agents: dict[str, AgentEntry] = field(default_factory=dict)
+    stall_timeout: float = timeouts.STALL_TIMEOUT
+    cancel_grace: float = timeouts.CANCEL_GRACE
+    disconnect_grace: float = timeouts.DISCONNECT_GRACE
+    handshake_timeout: float = timeouts.HANDSHAKE_TIMEOUT
     trace: str | None = None
     log_level: str | None = None
     # The agents' environment (bridge/envsetup.py): the login shell's additions, then these.
     login_shell_env: bool = True
-    env: dict[str, str] = Field(default_factory=dict)
-    path_prepend: list[str] = Field(default_factory=list)
-    log_keep_days: int = Field(default=7, ge=1)
+    env: dict[str, str] = field(default_factory=dict)
+    path_prepend: list[str] = field(default_factory=list)
+    log_keep_days: int = 7
     # Nothing executable from the wire unless the operator says so (DESIGN.md decision 8):
     # `_bridge/session/shell` runs /bin/sh for any client holding the token.
-    allow_shell: StrictBool = False
+    allow_shell: bool = False
     # MCP stdio servers in session/new are commands the agent will run (ACP's model).
     mcp_stdio: Literal["allow", "deny"] = "allow"
     # MCP servers every session of every agent gets (bridge/mcp/config.py).
-    mcp_servers: McpServers = Field(default_factory=dict)
+    mcp_servers: McpServers = field(default_factory=dict)
     # Session leases (spec/durability.md): a daemon silent for this long loses its sessions.
-    lease_timeout: float = Field(default=timeouts.LEASE_TIMEOUT, gt=0)
+    lease_timeout: float = timeouts.LEASE_TIMEOUT
     # `postgresql://user@host:port/db` (or a SQLite file); None: `<state-dir>/sessions.db`.
     store: str | None = None
+
+
+# The quick check (`_plain`): for each field, a test that holds only for values the schema
+# takes as they are. A file it vouches for is built without pydantic (issue 17: ~100 ms of
+# start-up); anything else — unknown keys, a coercion, a bound crossed — goes through the
+# schema, which gives the same result or the one-line error.
+def _str(v: object) -> bool:
+    return type(v) is str
+
+
+def _bool(v: object) -> bool:
+    return type(v) is bool
+
+
+def _strs(v: object) -> bool:
+    return type(v) is list and all(type(x) is str for x in v)
+
+
+def _str_map(v: object) -> bool:
+    return type(v) is dict and all(type(x) is str for x in v.values())
+
+
+def _positive(v: object) -> bool:
+    return type(v) is float and v > 0
+
+
+_MCP_FIELDS = {
+    **dict.fromkeys(("command", "cwd", "url", "transport"), _str),
+    "args": _strs,
+    "env": _str_map,
+    "headers": _str_map,
+    "enabled": _bool,
+}
+
+
+def _servers(v: object) -> bool:
+    return type(v) is dict and all(_plain(e, _MCP_FIELDS) for e in v.values())
+
+
+_AGENT_FIELDS = {
+    "protocol": _str,
+    "command": _str,
+    "args": _strs,
+    "env": _str_map,
+    "stall_timeout": _positive,
+    "allow_shell": _bool,
+    "client_tools": _bool,
+    "mcp_servers": _servers,
+}
+_CONFIG_FIELDS = {
+    **dict.fromkeys(("default_agent", "trace", "log_level", "store"), _str),
+    "agents": lambda v: type(v) is dict and all(_plain(e, _AGENT_FIELDS) for e in v.values()),
+    **dict.fromkeys(("stall_timeout", "cancel_grace", "handshake_timeout", "lease_timeout"), _positive),
+    "disconnect_grace": lambda v: type(v) is float and v >= 0,
+    "login_shell_env": _bool,
+    "allow_shell": _bool,
+    "env": _str_map,
+    "path_prepend": _strs,
+    "log_keep_days": lambda v: type(v) is int and v >= 1,
+    "mcp_stdio": lambda v: v in ("allow", "deny") and type(v) is str,
+    "mcp_servers": _servers,
+}
+
+
+def _plain(raw: object, fields: Mapping[str, Callable[[object], bool]]) -> bool:
+    return type(raw) is dict and all(k in fields and fields[k](v) for k, v in raw.items())
+
+
+def _build(data: Mapping[str, Any]) -> ConfigFile:
+    """A ConfigFile from checked data (a `_plain` file, or the schema's `model_dump()`)."""
+
+    def servers(entries: Mapping[str, Any]) -> McpServers:
+        return {name: McpServerEntry(**e) for name, e in entries.items()}
+
+    agents = {
+        name: AgentEntry(**{**a, "mcp_servers": servers(a.get("mcp_servers", {}))})
+        for name, a in data.get("agents", {}).items()
+    }
+    return ConfigFile(**{**data, "agents": agents, "mcp_servers": servers(data.get("mcp_servers", {}))})
+
+
+def _validate(raw: dict[str, Any], path: str) -> ConfigFile:
+    if _plain(raw, _CONFIG_FIELDS):
+        return _build(raw)
+    from pydantic import ValidationError
+
+    from bridge.config_schema import ConfigModel
+
+    try:
+        model = ConfigModel.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"config file {path}: {where}: {err['msg']}") from None
+    return _build(model.model_dump())
 
 
 @dataclass(frozen=True)
 class Policy:
     """What the config lets clients run through the daemon (read by the ACP handlers)."""
 
-    allow_shell: StrictBool = False
+    allow_shell: bool = False
     shell_by_agent: dict[str, bool] = field(default_factory=dict)
     mcp_stdio: str = "allow"
 
@@ -131,12 +227,7 @@ def load_config(path: str | None, environ: Mapping[str, str] = os.environ) -> Co
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    try:
-        cfg = ConfigFile.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"config file {path}: {where}: {err['msg']}") from None
+    cfg = _validate(raw, path)
     if cfg.store is not None and (problem := pg_url.check(cfg.store)):
         raise ConfigError(f"config file {path}: store: {problem}")
     for name, entry in cfg.agents.items():
@@ -170,5 +261,3 @@ def agent_table(cfg: ConfigFile) -> dict[str, AgentSpec]:
             client_tools=entry.client_tools,
         )
     return table
-
-

@@ -18,6 +18,7 @@ from typing import TypeVar
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from adapters import static
 from adapters.claude import history, native, translate
 from adapters.claude.channel import Channel, Sent
 from adapters.claude.jsonutil import obj
@@ -49,12 +50,7 @@ from bridge.wire.types import JsonObj
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CAPABILITIES: JsonObj = {
-    "loadSession": True,
-    "promptCapabilities": {"image": True, "audio": False, "embeddedContext": True},
-    "mcpCapabilities": {"http": True, "sse": True},
-    "sessionCapabilities": {"resume": {}, "fork": {}, "additionalDirectories": {}},
-}
+CAPABILITIES: JsonObj = static.CLAUDE  # what initialize advertises (adapters/static.py)
 # How long a new session waits for the MCP servers it was given to connect (seconds).
 MCP_CONNECT_WAIT = 10.0
 # Commands that only make sense in the CLI's own terminal UI.

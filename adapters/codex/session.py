@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 
+from adapters import static
 from adapters.codex import approvals
 from adapters.codex.options import Settings, user_input
 from adapters.codex.rpc import AppServer, CodexRpcError, method_not_found
@@ -34,12 +35,7 @@ from bridge.wire.types import JsonObj
 
 log = logging.getLogger(__name__)
 
-CAPABILITIES: JsonObj = {
-    "loadSession": True,
-    "promptCapabilities": {"image": True, "audio": False, "embeddedContext": True},
-    "mcpCapabilities": {"http": True, "sse": False},
-    "sessionCapabilities": {"resume": {}, "close": {}, "fork": {}},
-}
+CAPABILITIES: JsonObj = static.CODEX  # what initialize advertises (adapters/static.py)
 # Read-only app-server methods a client may call through `_codex/<method>`.
 PASSTHROUGH = {"thread/list", "thread/read", "thread/turns/list", "thread/items/list", "model/list"}
 PAGE = 200

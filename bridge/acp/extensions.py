@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-import psutil
 
 from bridge.acp import files
-from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
 from bridge.config import Policy
 from bridge.core.events import SessionInfo
@@ -18,10 +16,21 @@ from bridge.core.metrics import Metrics
 from bridge.diagnostics.redact import default as default_redactor
 from bridge.diagnostics.redact import mask_mcp_servers
 from bridge.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
+from bridge.lazy import lazy_module
 from bridge.process.command import run_command
 from bridge.rpc.dispatch import Handler
 from bridge.store.base import Store, lease_error_data
 from bridge.wire.types import JsonObj
+
+if TYPE_CHECKING:
+    import psutil
+
+    from bridge.acp import params as P
+else:
+    # pydantic models: imported by the first request that parses them (bridge/lazy.py).
+    P = lazy_module("bridge.acp.params")
+    # Process figures for `_bridge/status` only.
+    psutil = lazy_module("psutil")
 
 
 class AcpServer(Protocol):

@@ -10,14 +10,14 @@ import logging
 import os
 import subprocess
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
 from bridge import envsetup
 from bridge.acp import auth
-from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
+from bridge.acp.handshake import initialize_params
 from bridge.acp.multiclient import MultiClient, driven_by_other, not_owner_error
 from bridge.acp.replay import replay_to
 from bridge.acp.unstable import prompt_result, wants_unstable
@@ -28,11 +28,17 @@ from bridge.core.manager import OpenParams, SessionManager
 from bridge.core.session import Session
 from bridge.diagnostics.redact import mask_mcp_servers
 from bridge.errors import INTERNAL_ERROR, INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError
+from bridge.lazy import lazy_module
 from bridge.rpc import arrival
 from bridge.rpc.dispatch import Handler
 from bridge.store.base import Instance, LeaseHeld, SessionRecord, Store
 from bridge.wire import jsonrpc
 from bridge.wire.types import JsonObj
+
+if TYPE_CHECKING:
+    from bridge.acp import params as P
+else:  # pydantic models: imported by the first request that parses them (bridge/lazy.py)
+    P = lazy_module("bridge.acp.params")
 
 
 class AcpServer(Protocol):
@@ -52,6 +58,7 @@ class AcpServer(Protocol):
     async def run_turn(
         self, conn: ClientConnection, session: Session, turn: Callable[[], Awaitable[JsonObj]]
     ) -> JsonObj: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -87,27 +94,34 @@ class Handlers:
 
     # -- handshake -----------------------------------------------------------------------------
     async def initialize(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
-        p = P.parse(P.InitializeParams, params)
+        client_capabilities, client_info = initialize_params(params)
         conn.initialized = True
         conn.protocol_version = PROTOCOL_VERSION
-        conn.client_capabilities = p.clientCapabilities
-        conn.client_info = p.clientInfo
+        conn.client_capabilities = client_capabilities
+        conn.client_info = client_info
         caps = await self.server.capabilities()
         if conn.transport != "stdio":
             # Several connections share this daemon: the multi-client attach RFD's capability.
             roles = ["observer"] if conn.read_only else ["controller", "observer"]
-            caps = {**caps, "sessionCapabilities": {**caps.get("sessionCapabilities", {}), "attach": {"roles": roles}}}
+            caps = {
+                **caps,
+                "sessionCapabilities": {**caps.get("sessionCapabilities", {}), "attach": {"roles": roles}},
+            }
         return {
             "protocolVersion": PROTOCOL_VERSION,
             "agentCapabilities": caps,
-            "authMethods": await self.server.auth_methods(p.clientCapabilities),
+            "authMethods": await self.server.auth_methods(client_capabilities),
             "agentInfo": {"name": "agent-bridge", "title": "agent-bridge", "version": self.server.version},
         }
 
     async def authenticate(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.AuthenticateParams, params)
         native = next(
-            (s for s in self.manager.agents.values() if auth.native_login(s) and auth.method_id(s) == p.method_id),
+            (
+                s
+                for s in self.manager.agents.values()
+                if auth.native_login(s) and auth.method_id(s) == p.method_id
+            ),
             None,
         )
         if native is not None:
@@ -176,7 +190,11 @@ class Handlers:
             if mode == "load":
                 session = live
                 await replay_to(
-                    conn, self.store, rec.id, live=lambda: session.last_seq, follow=lambda: own(conn, session, reason=how)
+                    conn,
+                    self.store,
+                    rec.id,
+                    live=lambda: session.last_seq,
+                    follow=lambda: own(conn, session, reason=how),
                 )
             else:
                 own(conn, live, reason=how)
@@ -196,7 +214,6 @@ class Handlers:
             announce(session)
             result = with_continued(result, session)
         return self._answer(session, result)
-
 
     async def session_fork(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
         p = P.parse(P.ForkSessionParams, params)

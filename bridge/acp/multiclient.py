@@ -13,18 +13,24 @@ of all. On stdio there is one connection: it owns everything it opens.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bridge.acp import params as P
 from bridge.acp.connection import ClientConnection
 from bridge.acp.replay import replay_to
 from bridge.core.manager import SessionManager
 from bridge.core.session import Session
 from bridge.errors import NOT_OWNER, READ_ONLY, RpcError
+from bridge.lazy import lazy_module
 from bridge.rpc.dispatch import Handler
 from bridge.store.base import Store
 from bridge.wire import jsonrpc
 from bridge.wire.types import JsonObj
+
+if TYPE_CHECKING:
+    from bridge.acp import params as P
+else:
+    # pydantic models: imported by the first request that parses them (bridge/lazy.py).
+    P = lazy_module("bridge.acp.params")
 
 
 class _Sessions(Protocol):
@@ -40,6 +46,7 @@ class AcpServer(Protocol):
     @property
     def handlers(self) -> _Sessions: ...
     def orphaned(self, session: Session, event: JsonObj) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +149,12 @@ class MultiClient:
         if not conn.read_only and not driven_by_other(conn, session):
             return True
         session.record_event(
-            {"type": "refused", "method": "session/cancel", "connection": conn.link_id, "reason": "not the owner"}
+            {
+                "type": "refused",
+                "method": "session/cancel",
+                "connection": conn.link_id,
+                "reason": "not the owner",
+            }
         )
         return False
 
@@ -162,10 +174,10 @@ class MultiClient:
             old.owned.discard(session.session_id)
         if old.closed:
             return
-        session.record_event(
-            {"type": "takeover", "from": old.link_id, "to": conn.link_id, "via": reason}
+        session.record_event({"type": "takeover", "from": old.link_id, "to": conn.link_id, "via": reason})
+        log.info(
+            "session %s taken over by %s from %s (%s)", session.session_id, conn.link_id, old.link_id, reason
         )
-        log.info("session %s taken over by %s from %s (%s)", session.session_id, conn.link_id, old.link_id, reason)
         session.add_follower(old, controller=False)
         if isinstance(old, ClientConnection):
             old.following.add(session.session_id)
@@ -223,7 +235,9 @@ class MultiClient:
             cursor = session.last_seq if session is not None else await self.store.last_seq(rec.id)
             follow()
             if p.historyPolicy == "pending_only":
-                result["history"] = [_pending_item(q) for q in (session.pending_permissions if session else [])]
+                result["history"] = [
+                    _pending_item(q) for q in (session.pending_permissions if session else [])
+                ]
         result["cursor"] = cursor
         live = self.manager.sessions.get(rec.id)
         result["live"] = live is not None

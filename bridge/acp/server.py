@@ -97,12 +97,15 @@ class AcpServer:
         return caps
 
     async def _probe(self, spec: AgentSpec) -> AgentProbe:
-        adapter = self.manager.adapter_for(spec)
         # Native adapters know their capabilities (they are the bridge's own implementation):
-        # no need to spawn the agent just to answer `initialize`.
-        static = getattr(adapter, "static_capabilities", None)
+        # no need to spawn the agent just to answer `initialize`, nor to import its adapter
+        # when the registry carries them (adapters/static.py).
+        static = getattr(self.manager.registry.get(spec.protocol), "static_capabilities", None)
+        adapter = None if isinstance(static, dict) else self.manager.adapter_for(spec)
+        static = static if adapter is None else getattr(adapter, "static_capabilities", None)
         if isinstance(static, dict):
             return AgentProbe(protocol_version=1, agent_capabilities=static, auth_methods=[])
+        assert adapter is not None
         return await adapter.probe()
 
     async def auth_methods(self, client_capabilities: JsonObj | None = None) -> list[JsonObj]:

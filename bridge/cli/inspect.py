@@ -11,8 +11,6 @@ import argparse
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
 
 import anyio
@@ -59,6 +57,11 @@ def run(args: argparse.Namespace, config: ConfigFile, state_dir: str) -> int:
     except OSError as exc:
         sys.stderr.write(f"agent-bridge inspect: cannot read the token: {exc}\n")
         return 1
+    # urllib.request pulls in http.client, email and ssl (~50 ms): only this command needs them,
+    # and every start of the daemon imports this module to build its command line.
+    import urllib.error
+    import urllib.request
+
     base = f"http://{parts.netloc}"
     request = urllib.request.Request(
         base + "/inspector/links" + ("?read_only=1" if args.read_only else ""),

@@ -16,8 +16,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from bridge.wire.types import JsonObj
 
 Source = Literal["config", "session"]
@@ -33,11 +31,12 @@ SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 CWD_SHIM = 'cd "$1" || exit 97; shift; exec "$@"'
 
 
-class McpServerEntry(BaseModel):
+@dataclass
+class McpServerEntry:
     """One `[mcp_servers.NAME]` table: stdio (`command`, `args`, `env`, `cwd`) or remote
-    (`url`, `headers`, `transport`)."""
+    (`url`, `headers`, `transport`). Validated by `bridge.config.load_config` (its schema,
+    with the same fields: `bridge.config_schema.McpServerModel`)."""
 
-    model_config = ConfigDict(extra="forbid")
     command: str | None = None
     args: list[str] | None = None
     env: dict[str, str] | None = None

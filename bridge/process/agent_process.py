@@ -22,18 +22,25 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
-import psutil
 from anyio.abc import Process
 
 from bridge import envsetup, timeouts
 from bridge import trace as _trace
 from bridge.errors import AgentStartError
+from bridge.lazy import lazy_module
 from bridge.process import tree
 from bridge.process.ladder import stop_ladder
 from bridge.process.lookup import locate
 from bridge.wire.framing import DEFAULT_MAX_LINE, LineDecoder, Oversize
+
+if TYPE_CHECKING:
+    import psutil
+else:
+    # Imported at its first use: not on the path to the first `initialize` answer (bridge/lazy.py).
+    psutil = lazy_module("psutil")
 
 log = logging.getLogger(__name__)
 

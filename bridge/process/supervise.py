@@ -20,12 +20,19 @@ import signal
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 import anyio
-import psutil
 
+from bridge.lazy import lazy_module
 from bridge.process import tree
 from bridge.process.lifeline import Lifeline
+
+if TYPE_CHECKING:
+    import psutil
+else:
+    # Imported at its first use: not on the path to the first `initialize` answer (bridge/lazy.py).
+    psutil = lazy_module("psutil")
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,16 @@ import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-import psutil
-
+from bridge.lazy import lazy_module
 from bridge.process.watchdog import MARKER_ENV, kill_all, scan
+
+if TYPE_CHECKING:
+    import psutil
+else:
+    # Imported at its first use: not on the path to the first `initialize` answer (bridge/lazy.py).
+    psutil = lazy_module("psutil")
 
 __all__ = ["AGENT_ENV", "INSTANCE_ID", "MARKER_ENV"]
 

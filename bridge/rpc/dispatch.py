@@ -4,9 +4,10 @@ The method table is explicit (`dict[str, Handler]`). Our handlers take the param
 raise `RpcError`; whatever they raise is raised again to the caller untouched, so the one
 place where exceptions become JSON-RPC errors stays the endpoint (`bridge.rpc.endpoint`) and
 an error's message keeps its meaning (e.g. a handler's own -32601 for a method the config
-turned off). Its default validator checks every request with jsonschema (~0.1 ms); envelopes
-are already checked by `bridge.wire.jsonrpc.classify`, so a no-op validator keeps that cost
-off every request.
+turned off). Each request goes through jsonrpcserver's per-request dispatch
+(`dispatch_request`) only: its entry point would also check the envelope with jsonschema
+(~0.1 ms; envelopes are already checked by `bridge.wire.jsonrpc.classify`) and run the
+request as a batch of one in `asyncio.gather` (a task per request).
 
 jsonrpcserver is imported at the first dispatched request, not at module level: it pulls in
 jsonschema, referencing and attrs (~75 ms here), which start-up does not need. The methods
@@ -55,8 +56,20 @@ def _wrap(handler: Handler) -> Any:
     return method
 
 
-def _identity(obj: Any) -> Any:
-    return obj
+_loaded: tuple[Any, Any, Any, Any] | None = None
+
+
+def _jsonrpcserver() -> tuple[Any, Any, Any, Any]:
+    """What dispatch uses of jsonrpcserver, imported once (at the first dispatched request)."""
+    global _loaded
+    if _loaded is None:
+        from jsonrpcserver.async_dispatcher import dispatch_request
+        from jsonrpcserver.dispatcher import create_request
+        from jsonrpcserver.sentinels import NODATA
+        from oslash.either import Left
+
+        _loaded = (dispatch_request, create_request, Left, NODATA)
+    return _loaded
 
 
 class Dispatcher:
@@ -74,29 +87,23 @@ class Dispatcher:
     async def __call__(self, context: Any, req: Request) -> Any:
         if req.method in self._direct:
             return await self._call_direct(context, req)
-        from jsonrpcserver.async_dispatcher import dispatch_to_response_pure
-        from jsonrpcserver.sentinels import NODATA
-        from oslash.either import Left
-
         if req.method not in self._table:
             raise RpcError(METHOD_NOT_FOUND, f"unknown method: {req.method:.200}", {"method": req.method})
         if self._methods is None:
             self._methods = {name: _wrap(h) for name, h in self._table.items()}
-        response = await dispatch_to_response_pure(
-            deserializer=_identity,
-            validator=_identity,
-            methods=self._methods,
-            context=context,
-            post_process=_identity,
-            request=req.raw,  # type: ignore[arg-type]
-        )
-        outcome: Any = response
-        if isinstance(outcome, Left):
-            err = outcome._error
+        dispatch_request, create_request, left, nodata = _jsonrpcserver()
+        # jsonrpcserver's own dispatch of one request (method lookup, its argument check,
+        # the call, its result check). Its entry point around it (`dispatch_to_response_pure`)
+        # would deserialize and validate (identity here: the envelope is already checked) and
+        # run the request in an `asyncio.gather` — a task and two event-loop turns per request
+        # for a batch of one — then wrap the result in a response we unwrap again.
+        _, result = await dispatch_request(self._methods, context, create_request(req.raw))
+        if isinstance(result, left):
+            err = result._error
             if isinstance(err.data, _Raised):
                 raise err.data.exc
-            raise RpcError(err.code, err.message, None if err.data is NODATA else err.data)
-        return outcome._value.result
+            raise RpcError(err.code, err.message, None if err.data is nodata else err.data)
+        return result._value.result
 
     async def _call_direct(self, context: Any, req: Request) -> Any:
         # What `_wrap` and jsonrpcserver's extract_args/extract_kwargs do, without them.
