@@ -11,6 +11,7 @@ always stops the whole process tree on exit, shielded and bounded in time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
@@ -110,7 +111,22 @@ class AgentProcess:
         assert self.process.stdin is not None
         if self.trace is not None:
             self.trace.agent_out(self.name, self.pid, data)
-        await self.process.stdin.send(data)
+        # anyio's `send` around asyncio's StreamWriter checks for cancellation and, after
+        # every write, yields once more in a shielded cancel scope: an extra event-loop turn
+        # per request to the agent. The writer itself is used (the same errors are raised);
+        # it waits only when the pipe is full (back-pressure as before).
+        writer = getattr(self.process.stdin, "_stream", None)
+        if not isinstance(writer, asyncio.StreamWriter):
+            await self.process.stdin.send(data)
+            return
+        if writer.is_closing():
+            raise anyio.BrokenResourceError
+        try:
+            writer.write(data)
+            if writer.transport.get_write_buffer_size():
+                await writer.drain()
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise anyio.BrokenResourceError from exc
 
     async def batches(self) -> AsyncIterator[list[bytes | Oversize]]:
         """Yield the complete stdout lines of each read: one batch per large read, so the

@@ -22,6 +22,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,6 +71,17 @@ def now_iso() -> str:
         iso = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         _iso_cache = (ms, iso)
     return iso
+
+
+def _patiently(db: sqlite3.Connection, write: Callable[[], Any]) -> Any:
+    """`write` on the log connection off the event loop: it may wait BUSY_TIMEOUT_MS for
+    another process's lock. The connection rests at 0 so that the event loop's fast path
+    commits without two PRAGMA statements around every request's answer."""
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    try:
+        return write()
+    finally:
+        db.execute("PRAGMA busy_timeout = 0")
 
 
 class _Conn:
@@ -133,9 +145,9 @@ class SqliteStore(LeaseMixin):
             conns[0].db.execute("PRAGMA wal_autocheckpoint=0")
             S.migrate(conns[0].db, path)
             for i, c in enumerate(conns):
-                c.db.execute(
-                    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS if i == 0 else int(CATALOG_TIMEOUT * 1000)}"
-                )
+                # The log connection rests at 0 (its event-loop fast path must never wait for a
+                # lock); its worker-thread writes raise it for their own duration (`_patiently`).
+                c.db.execute(f"PRAGMA busy_timeout = {0 if i == 0 else int(CATALOG_TIMEOUT * 1000)}")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open the session store {path}: {exc}; move it aside or run `agent-bridge doctor`"
@@ -281,19 +293,16 @@ class SqliteStore(LeaseMixin):
         ):
             # A few rows commit in ~0.1 ms: cheaper than the two thread switches of a
             # worker hop, which every request/answer pays before its client write. Never
-            # wait for a lock on the event loop: locked means the worker path retries.
+            # wait for a lock on the event loop (the connection's busy_timeout is 0 here):
+            # locked means the worker path retries.
             try:
-                log_conn.db.execute("PRAGMA busy_timeout = 0")
-                try:
-                    self._finish(batch, self._write(log_conn.db, batch))
-                    return
-                except sqlite3.OperationalError as exc:
-                    log.debug("event log write deferred to a worker (%s)", exc)
-                except sqlite3.Error as exc:
-                    self._degrade(exc, batch)
-                    return
-                finally:
-                    log_conn.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                self._finish(batch, self._write(log_conn.db, batch))
+                return
+            except sqlite3.OperationalError as exc:
+                log.debug("event log write deferred to a worker (%s)", exc)
+            except sqlite3.Error as exc:
+                self._degrade(exc, batch)
+                return
             finally:
                 log_conn.lock.release()
         deadline = anyio.current_time() + LOCK_BUDGET
@@ -301,7 +310,7 @@ class SqliteStore(LeaseMixin):
         done: list[dict[str, int]] = []
 
         def write(db: sqlite3.Connection) -> None:
-            done.append(self._write(db, batch, True))
+            done.append(_patiently(db, lambda: self._write(db, batch, True)))
 
         try:
             while True:
@@ -404,7 +413,7 @@ class SqliteStore(LeaseMixin):
         batch, self._queue = self._queue, []
         if batch and self.failed is None and self._log is not None:
             try:
-                self._finish(batch, self._log.run(lambda db: self._write(db, batch)))
+                self._finish(batch, self._log.run(lambda db: _patiently(db, lambda: self._write(db, batch))))
             except sqlite3.Error as exc:
                 self._degrade(exc, batch)
 
