@@ -49,6 +49,7 @@ def agent_lines(n: int, sid: str) -> list[bytes]:
 
 async def pipeline(n: int, tmp: Path, synchronous: str) -> dict[str, float]:
     from adapters.acp.adapter import _Router
+    from adapters.acp.fastpath import FastPath
     from bridge.acp.connection import ClientConnection
     from bridge.core.adapter import AgentSpec
     from bridge.core.session import Session
@@ -79,7 +80,10 @@ async def pipeline(n: int, tmp: Path, synchronous: str) -> dict[str, float]:
     async def nowhere(frames: list[bytes]) -> None:
         return None
 
-    endpoint = Endpoint("agent fake", Outbox(nowhere), router.on_request, router.on_notification)
+    router.fast = FastPath("agent-sid", session.session_id)
+    endpoint = Endpoint(
+        "agent fake", Outbox(nowhere), router.on_request, router.on_notification, on_line=router.on_line
+    )
     lines = agent_lines(n, "agent-sid")
     batches = [lines[i : i + BATCH] for i in range(0, n, BATCH)]
     async with anyio.create_task_group() as tg:
@@ -121,6 +125,10 @@ def stages(n: int, tmp: Path) -> dict[str, float]:
 
     timed("LineDecoder.feed (64 KiB reads)", frame_lines)
     timed("orjson.loads", lambda: [orjson.loads(x) for x in lines])
+    from adapters.acp.fastpath import FastPath
+
+    fast = FastPath("agent-sid", sid)
+    timed("FastPath.rewrite (byte-level chunk)", lambda: [fast.rewrite(x) for x in lines])
     timed("jsonrpc.decode (loads + classify)", lambda: [jsonrpc.decode(x) for x in lines])
     objs = [orjson.loads(x)["params"] for x in lines]
     timed("jsonrpc.notification_frame (dumps)", lambda: [jsonrpc.notification_frame("session/update", p) for p in objs])

@@ -25,6 +25,7 @@ from bench import common as C
 from bench.targets import Figures, with_load
 
 VARIANTS = ("direct", "relay", "bridge")
+BASELINE: list[Path] = []
 
 
 def _agent_pid(root: int) -> int | None:
@@ -45,6 +46,9 @@ async def one_turn(
         argv = C.direct_argv()
     elif variant == "relay":
         argv = C.relay_argv()
+    elif variant == "base":  # another checkout (`--baseline DIR`): before/after in one run
+        run_it = f"import sys, runpy; sys.path[0] = {str(BASELINE[0])!r}; runpy.run_module('bridge', run_name='__main__')"
+        argv = C.bridge_argv(tmp, head=[C.PY, "-c", run_it])
     elif variant.startswith("bridge:"):  # e.g. bridge:FULL: another SQLite `synchronous`
         argv = C.bridge_argv(tmp, synchronous=variant.partition(":")[2].upper())
     else:
@@ -114,7 +118,13 @@ async def run(n: int, repeats: int, variants: tuple[str, ...], synchronous: str 
         "client CPU/chunk",
     ]
     print(C.table(rows, [*head, "all CPU/chunk"]))
-    pairs = [("bridge", "relay"), ("bridge", "direct"), ("relay", "direct")]
+    pairs = [
+        ("bridge", "relay"),
+        ("bridge", "direct"),
+        ("relay", "direct"),
+        ("base", "relay"),
+        ("bridge", "base"),
+    ]
     pairs += [(v, "bridge") for v in variants if v.startswith("bridge:")]
     for a, b in pairs:
         if a in walls and b in walls:
@@ -160,7 +170,11 @@ def main(argv: list[str]) -> Figures:
         action="store_true",
         help="the bridge pip-installed in a fresh venv (bench/installed.py)",
     )
+    ap.add_argument("--baseline", type=Path, help="also another checkout of the bridge, as variant `base`")
     a = ap.parse_args(argv)
+    if a.baseline is not None:
+        BASELINE[:] = [a.baseline]
+        a.variants += ",base"
     if a.installed:
         return _installed(a)
     return asyncio.run(run(a.n, a.repeats, tuple(a.variants.split(",")), a.synchronous))

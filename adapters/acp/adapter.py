@@ -1,8 +1,9 @@
 """ACP passthrough: one agent process per bridge session, messages forwarded untouched
 except for the session id (bridge id upstream, the agent's id downstream).
 
-Hot path: the agent's `session/update` lines are parsed once, get the bridge's session id,
-and go to `host.emit_params` inline in the read loop (no task per message)."""
+Hot path: the agent's text chunks get the bridge's session id at byte level
+(adapters/acp/fastpath.py); other `session/update` lines are parsed once, get the bridge's
+session id, and go to `host.emit_params`; both inline in the read loop (no task per message)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 # The router is also imported from here (tests, bench), as before the split: re-exported.
+from adapters.acp.fastpath import FastPath
 from adapters.acp.router import FORWARDED as FORWARDED
 from adapters.acp.router import _Router as _Router
 from adapters.acp.settings import AgentSettings
@@ -148,6 +150,7 @@ class AcpAdapter:
                 on_noise=router.on_noise,
                 on_violation=router.on_violation,
                 int64=False,  # relayed, never stored as numbers
+                on_line=router.on_line,
             )
             link = _Link(proc, endpoint, router)
             async with anyio.create_task_group() as tg:
@@ -263,6 +266,8 @@ class AcpAdapter:
         extra = {k: v for k, v in result.items() if k not in ("sessionId", "modes", "configOptions", "_meta")}
         settings = AgentSettings(result.get("modes"), result.get("configOptions"), result.get("models"))
         link.router.settings = settings
+        if link.router.host is not None:
+            link.router.fast = FastPath(agent_sid, link.router.host.session_id)
         return SessionSetup(
             agent_session_id=agent_sid,
             modes=settings.modes,

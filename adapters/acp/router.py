@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 
+from adapters.acp.fastpath import FastPath
 from adapters.acp.settings import AgentSettings
 from bridge.core.adapter import SessionHost
 from bridge.errors import METHOD_NOT_FOUND, AgentProtocolError, RpcError
@@ -79,6 +80,20 @@ class _Router:
         self.settings: AgentSettings | None = None
         self._bad_usage_logged = False
         self._dropped_logged = False
+        # Set once the session is open (its agent session id known): text chunks skip the parse.
+        self.fast: FastPath | None = None
+
+    def on_line(self, line: bytes) -> bool:
+        """The fast path (adapters/acp/fastpath.py): True when `line` was a text chunk and is
+        published; False sends it through the parse path (`on_notification` and the rest)."""
+        fast, host = self.fast, self.host
+        if fast is None or host is None or self.mute_history:
+            return False
+        done = fast.rewrite(line)
+        if done is None:
+            return False
+        host.emit_frame(done[0], done[1])
+        return True
 
     async def on_notification(self, note: jsonrpc.Notification) -> None:
         host = self.host

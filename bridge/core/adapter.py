@@ -115,6 +115,11 @@ class SessionHost(Protocol):
         """Publish full `session/update` params whose `sessionId` the adapter already set to
         `session_id` (the passthrough's fast path: no re-wrapping)."""
 
+    def emit_frame(self, frame: bytes, kind: str) -> None:
+        """Publish an encoded `session/update` notification already carrying `session_id`,
+        whose update is of `kind` (a chunk kind, nothing to look into): the passthrough's
+        byte-level path."""
+
     def touch(self) -> None:
         """Tell the stall watchdog the agent is alive without emitting anything."""
 

@@ -156,6 +156,12 @@ class Session(SessionLinks):
                 self.mcp.observe(update)
         self.publish(jsonrpc.notification_frame("session/update", params), "agent")
 
+    def emit_frame(self, frame: bytes, kind: str) -> None:
+        # What `emit_params` does for a chunk kind: count it, publish it.
+        if self._turn_active:
+            self.metrics.messages += 1
+        self.publish(frame, "agent")
+
     def touch(self) -> None:
         self.last_activity = anyio.current_time()
 

@@ -82,13 +82,16 @@ class Endpoint:
         cancel_method: str | None = "$/cancel_request",
         max_depth: int = jsonrpc.MAX_DEPTH,
         int64: bool = True,
+        on_line: Callable[[bytes], bool] | None = None,
     ) -> None:
         """`on_noise`: lines that are not JSON at all (an agent's banner) go there instead of
         being protocol errors. `int64`: integers past 64 bits are refused (-32602): a client's
         params reach integer columns of the store; agents' messages are relayed, and pass
         False. `on_violation`: the peer's protocol violations (a line over the
         size limit, an invalid envelope, an answer to a request never sent) fail every request
-        waiting on it with the error this returns, instead of being answered with an error."""
+        waiting on it with the error this returns, instead of being answered with an error.
+        `on_line`: sees every line first and returns True when it handled it (the ACP
+        passthrough's byte-level fast path); other lines are decoded as usual."""
         self.peer = peer
         self.outbox = outbox
         self._on_request = on_request
@@ -100,6 +103,7 @@ class Endpoint:
         self._cancel_method = cancel_method
         self._max_depth = max_depth
         self._int64 = int64
+        self._on_line = on_line
         self._sent = Correlator()
         self._inflight: dict[Any, anyio.CancelScope] = {}
         self._idle = anyio.Event()
@@ -195,6 +199,8 @@ class Endpoint:
                 return
             err = RpcError(INVALID_REQUEST, f"message of {item.size} bytes exceeds the size limit")
             self._invalid(jsonrpc.Invalid(err, jsonrpc.id_from_head(item.head)))
+            return
+        if self._on_line is not None and self._on_line(item):
             return
         if self._on_noise is not None and not _looks_like_json(item):
             self._on_noise(item)

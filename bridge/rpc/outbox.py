@@ -58,9 +58,13 @@ class Outbox:
     def put(self, frame: bytes) -> None:
         if self._closed:
             return
-        self._frames.append(frame)
+        frames = self._frames
+        if not frames:
+            # Frames queued ⇒ the writer is signalled (it takes the frames and a new event in one
+            # step): one `set()` per batch, not per message.
+            self._ready.set()
+        frames.append(frame)
         self._size += len(frame)
-        self._ready.set()
         if self._size > self._high and self._writable.is_set():
             self._writable = anyio.Event()
         if self._size > self._limit:

@@ -348,7 +348,8 @@ class SqliteStore(LeaseMixin):
             return {}
         db.execute("BEGIN IMMEDIATE")
         try:
-            values: list[tuple[str, int, str, str, bytes]] = []
+            # The statement's parameters, flat (5 a row), built in one pass.
+            flat: list[Any] = []
             last: dict[str, int] = {}
             for sid, rows in by_session.items():
                 if not self._may_write(db, sid):
@@ -359,25 +360,28 @@ class SqliteStore(LeaseMixin):
                         "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?", (sid,)
                     ).fetchone()[0]
                 )
+                extend = flat.extend
                 for row in rows:
-                    assert row is not None
                     seq += 1
-                    values.append((sid, seq, row[1], row[2], row[3]))
+                    extend((sid, seq, row[1], row[2], row[3]))  # type: ignore[index]
                 last[sid] = seq
             # Rows go in _ROWS_PER_INSERT at a time: sqlite3 drops and retakes the GIL
             # around every statement step, so one row per step (executemany) makes the
             # event loop and this thread trade the GIL thousands of times per batch.
-            full = len(values) - len(values) % _ROWS_PER_INSERT
-            for i in range(0, full, _ROWS_PER_INSERT):
-                db.execute(_INSERT_MANY, [v for row in values[i : i + _ROWS_PER_INSERT] for v in row])
-            if full < len(values):
-                db.executemany(_INSERT_ONE, values[full:])
+            step = 5 * _ROWS_PER_INSERT
+            full = len(flat) - len(flat) % step
+            for i in range(0, full, step):
+                db.execute(_INSERT_MANY, flat[i : i + step])
+            if full < len(flat):
+                rest = flat[full:]
+                db.executemany(_INSERT_ONE, [rest[i : i + 5] for i in range(0, len(rest), 5)])
+            count = len(flat) // 5
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        self._since_checkpoint += len(values)
+        self._since_checkpoint += count
         if worker and self._since_checkpoint >= CHECKPOINT_ROWS:
             try:
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)")
