@@ -61,8 +61,7 @@ _iso_cache: tuple[int, str] = (-1, "")
 
 
 def now_iso() -> str:
-    # Runs for every logged message (thousands per turn): format only when the millisecond
-    # changes; formatting a datetime costs ~2 µs, the clock read ~0.1 µs.
+    # Per logged message: format only when the millisecond changes (~2 µs vs ~0.1 µs a read).
     global _iso_cache
     ms = time.time_ns() // 1_000_000
     cached_ms, iso = _iso_cache
@@ -74,9 +73,8 @@ def now_iso() -> str:
 
 
 def _patiently(db: sqlite3.Connection, write: Callable[[], Any]) -> Any:
-    """`write` on the log connection off the event loop: it may wait BUSY_TIMEOUT_MS for
-    another process's lock. The connection rests at 0 so that the event loop's fast path
-    commits without two PRAGMA statements around every request's answer."""
+    """`write` on the log connection off the loop, waiting up to BUSY_TIMEOUT_MS for a lock; the
+    connection rests at 0 so the loop's commits need no PRAGMA around every answer."""
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     try:
         return write()
@@ -145,8 +143,7 @@ class SqliteStore(LeaseMixin):
             conns[0].db.execute("PRAGMA wal_autocheckpoint=0")
             S.migrate(conns[0].db, path)
             for i, c in enumerate(conns):
-                # The log connection rests at 0 (its event-loop fast path must never wait for a
-                # lock); its worker-thread writes raise it for their own duration (`_patiently`).
+                # The log connection rests at 0: the loop never waits for a lock (`_patiently`).
                 c.db.execute(f"PRAGMA busy_timeout = {0 if i == 0 else int(CATALOG_TIMEOUT * 1000)}")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
@@ -293,8 +290,7 @@ class SqliteStore(LeaseMixin):
         ):
             # A few rows commit in ~0.1 ms: cheaper than the two thread switches of a
             # worker hop, which every request/answer pays before its client write. Never
-            # wait for a lock on the event loop (the connection's busy_timeout is 0 here):
-            # locked means the worker path retries.
+            # wait for a lock on the event loop (busy_timeout 0): locked means the worker retries.
             try:
                 self._finish(batch, self._write(log_conn.db, batch))
                 return
