@@ -16,6 +16,7 @@ at once with the exit code and stderr tail.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -80,6 +81,8 @@ class CodexSession:
         self._mcp_names: frozenset[str] = frozenset()
         # Sub-agent thread → (the collabAgentToolCall that spawned it, that thread's translator).
         self._children: dict[str, tuple[str, Translator]] = {}
+        # A shared process's router (shared.py), told as soon as the thread id is known.
+        self.on_thread: Callable[[CodexSession], None] | None = None
 
     # -- opening ----------------------------------------------------------------------------
     async def open(self, servers: JsonObj) -> None:
@@ -104,6 +107,8 @@ class CodexSession:
         if not thread.get("id"):
             raise AgentError(INTERNAL_ERROR, f"codex opened no thread: {res!r:.300}", {"agent": self.agent})
         self.thread_id = str(thread["id"])
+        if self.on_thread is not None:
+            self.on_thread(self)
         self.settings = Settings(
             model=str(res.get("model")),
             effort=res.get("reasoningEffort"),
@@ -224,6 +229,10 @@ class CodexSession:
         if turn.id is not None:  # else prompt() interrupts as soon as turn/start answers
             await self._interrupt(turn)
 
+    async def interrupt_running(self) -> None:
+        if self._turn is not None and self._turn.id is not None and not self._turn.done.is_set():
+            await self._interrupt(self._turn)
+
     async def _interrupt(self, turn: _Turn) -> None:
         try:
             await self.server.request("turn/interrupt", {"threadId": self.thread_id, "turnId": turn.id})
@@ -308,6 +317,12 @@ class CodexSession:
                 self.host.emit_event(ev.nested(event, parent))
         if method == "item/completed":
             self._spawned(params.get("item") or {})
+
+    def has_child(self, thread: str) -> bool:
+        return thread in self._children
+
+    def awaits_mcp(self, name: Any) -> bool:
+        return name in self._mcp_starting
 
     def _thread_translator(self, params: JsonObj) -> tuple[Translator, str | None]:
         child = self._children.get(str(params.get("threadId")))
