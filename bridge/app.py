@@ -17,7 +17,7 @@ import anyio
 from bridge import __version__, envsetup, trace
 from bridge.acp.server import AcpServer
 from bridge.config import ConfigFile, Policy, agent_table
-from bridge.core.adapter import AdapterEnv, AdapterFactory, AgentAdapter, AgentSpec
+from bridge.core.adapter import AdapterEnv, AdapterFactory, AgentAdapter, AgentSpec, DaemonTasks
 from bridge.core.manager import SessionManager
 from bridge.diagnostics import redact
 from bridge.errors import StoreError
@@ -65,7 +65,9 @@ class Bridge:
         if problem:
             log.warning("%s", problem)
         self.store = open_store(getattr(cfg, "store", None), settings.state_dir)
-        env = AdapterEnv(state_dir=settings.state_dir, handshake_timeout=cfg.handshake_timeout)
+        env = AdapterEnv(
+            state_dir=settings.state_dir, handshake_timeout=cfg.handshake_timeout, tasks=DaemonTasks()
+        )
         mcp = configured_mcp_servers(cfg)
         self.manager = SessionManager(
             self.store,
@@ -110,6 +112,8 @@ class Bridge:
                 # Ask the login shell for the agents' environment now, in the background,
                 # so that the first session rarely waits for it.
                 tg.start_soon(self.environment.resolve)
+                # The default agent's shared process (Codex), if it has one, starts now too.
+                tg.start_soon(self.manager.prewarm)
                 try:
                     yield self
                 finally:

@@ -68,6 +68,9 @@ class AgentEntry:
     allow_shell: bool | None = None
     # The client's fs/terminal as MCP tools for Claude Code and Codex (spec/client-tools.md).
     client_tools: bool = True
+    # One agent process for all this agent's sessions where the adapter can (Codex):
+    # spec/codex-shared-server.md. False: one process per session.
+    share_process: bool = True
     # MCP servers for this agent's sessions only (replace global ones of the same name).
     mcp_servers: McpServers = field(default_factory=dict)
 
@@ -148,6 +151,7 @@ _AGENT_FIELDS = {
     "stall_timeout": _positive,
     "allow_shell": _bool,
     "client_tools": _bool,
+    "share_process": _bool,
     "mcp_servers": _servers,
 }
 _CONFIG_FIELDS = {
@@ -259,5 +263,6 @@ def agent_table(cfg: ConfigFile) -> dict[str, AgentSpec]:
             env={**(dict(base.env) if base else {}), **entry.env},
             stall_timeout=entry.stall_timeout,
             client_tools=entry.client_tools,
+            share_process=entry.share_process,
         )
     return table

@@ -35,6 +35,7 @@ class AgentModel(BaseModel):
     stall_timeout: float | None = Field(default=None, gt=0)
     allow_shell: StrictBool | None = None
     client_tools: StrictBool = True
+    share_process: StrictBool = True
     mcp_servers: dict[str, McpServerModel] = Field(default_factory=dict)
 
 

@@ -1,10 +1,13 @@
-"""The Codex adapter: starts one `codex app-server` process per bridge session and opens
-the session in it (see session.py for what a session does).
+"""The Codex adapter: opens each bridge session as a thread of a `codex app-server` (see
+session.py for what a session does). In a daemon, an agent's sessions share one process
+(shared.py; spec/codex-shared-server.md) unless its config says `share_process = false`;
+then, and outside a daemon, each session starts its own.
 
 Codex's own configuration (CODEX_HOME from the environment, else ~/.codex: login, providers,
 MCP servers, policies) is used as Codex itself uses it: the process inherits the daemon's
 environment plus the agent's configured `env`, and nothing is written to the user's files.
-If the process dies, `run()` raises `AgentExitedError` with its exit code and stderr tail.
+If the process dies, `run()` raises `AgentExitedError` with its exit code and stderr tail
+(for every session a shared process held).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 import bridge
+from adapters.codex import shared
 from adapters.codex.native import native_binary
 from adapters.codex.options import mcp_servers
 from adapters.codex.rpc import AppServer, method_not_found, stderr_tail
@@ -86,6 +90,36 @@ class CodexAdapter:
             ) from None
         return info if isinstance(info, dict) else {}
 
+    def _sharing(self) -> tuple[dict[object, Any], object] | None:
+        """The daemon's pool of shared processes and this agent's key in it, or None when this
+        agent's sessions each get their own process. One process per agent spec and
+        environment: sessions differing in those never share."""
+        tasks = self.env.tasks
+        if tasks is None or tasks.group is None or not self.spec.share_process:
+            return None
+        argv, environ = self._argv(), self._environ()
+        return tasks.shared, ("codex", self.spec.name, tuple(argv), frozenset(environ.items()))
+
+    async def _shared_server(self) -> shared.SharedServer | None:
+        sharing = self._sharing()
+        if sharing is None:
+            return None
+        pool, key = sharing
+        argv, environ = self._argv(), self._environ()
+
+        def start(server: shared.SharedServer) -> None:
+            assert self.env.tasks is not None and self.env.tasks.group is not None
+            self.env.tasks.group.start_soon(server.run, argv, environ, self.env, self._handshake)
+
+        return await shared.get(pool, key, start, self.spec.name)
+
+    async def prewarm(self) -> None:
+        """Start the shared process now (daemon start), so the first session finds it ready."""
+        try:
+            await self._shared_server()
+        except Exception as exc:  # the first session starts one, and reports the failure
+            log.info("%s: could not start the shared app-server ahead: %s", self.spec.name, exc)
+
     async def run(
         self, host: SessionHost, request: StartRequest, *, task_status: TaskStatus[CodexSession]
     ) -> None:
@@ -93,7 +127,24 @@ class CodexAdapter:
         # out (Codex has no SSE) and reported failed instead.
         usable, dropped = split_sse(request)
         servers = mcp_servers(usable)
-        failure: BaseException | None = None
+        if self._sharing() is not None:
+            # The thread's cwd goes in thread/start; check it as a spawn in it would.
+            if not await anyio.Path(request.cwd).is_dir():
+                raise AgentStartError(
+                    self.spec.name,
+                    f"working directory {request.cwd} does not exist",
+                    {"cwd": request.cwd, "kind": "bad_cwd"},
+                )
+            pool = await self._shared_server()
+            assert pool is not None and pool.server is not None
+            session = CodexSession(self.spec.name, host, request, pool.server.proc)
+            session.server = pool.server
+            pool.attach(session)
+            try:
+                failure = await self._serve(session, servers, dropped, task_status, handshake=False)
+            finally:
+                await pool.detach(session, self.env.stop_grace)
+            raise failure
         # Errors are raised after the process context closes: raised inside it they would
         # reach the bridge wrapped in the context's task-group ExceptionGroup.
         async with open_agent_process(
@@ -103,30 +154,43 @@ class CodexAdapter:
             server = session.server = AppServer(proc, self.spec.name, session, self.env.stop_grace)
             async with anyio.create_task_group() as tg:
                 await tg.start(server.run)
-                try:
-                    await self._handshake(server)
-                    with anyio.fail_after(self.env.handshake_timeout):
-                        await session.open(servers)
-                except TimeoutError:
-                    failure = AgentStartError(
-                        self.spec.name,
-                        f"codex did not open the thread within {self.env.handshake_timeout:g} s",
-                    )
-                except Exception as exc:
-                    failure = exc
-                else:
-                    task_status.started(session)
-                    if dropped:
-                        host.emit_event(ev.mcp_report(dropped))
-                    tg.start_soon(session.report_mcp_tools)
-                    session.host.emit_event(session.commands_update())
-                    await server.exited.wait()
+                failure = await self._serve(session, servers, dropped, task_status, handshake=True)
                 tg.cancel_scope.cancel()
-            if failure is None:
-                failure = server.exit_error or AgentExitedError(
-                    self.spec.name, proc.returncode, stderr_tail(proc)
-                )
         raise failure
+
+    async def _serve(
+        self,
+        session: CodexSession,
+        servers: JsonObj,
+        dropped: list[JsonObj],
+        task_status: TaskStatus[CodexSession],
+        *,
+        handshake: bool,
+    ) -> BaseException:
+        """Open the session's thread and serve it until the process ends; what to raise then."""
+        server, host = session.server, session.host
+        async with anyio.create_task_group() as tg:
+            try:
+                if handshake:
+                    await self._handshake(server)
+                with anyio.fail_after(self.env.handshake_timeout):
+                    await session.open(servers)
+            except TimeoutError:
+                tg.cancel_scope.cancel()
+                return AgentStartError(
+                    self.spec.name, f"codex did not open the thread within {self.env.handshake_timeout:g} s"
+                )
+            except Exception as exc:
+                tg.cancel_scope.cancel()
+                return exc
+            task_status.started(session)
+            if dropped:
+                host.emit_event(ev.mcp_report(dropped))
+            tg.start_soon(session.report_mcp_tools)
+            host.emit_event(session.commands_update())
+            await server.exited.wait()
+            tg.cancel_scope.cancel()
+        return server.exit_error or AgentExitedError(self.spec.name, server.proc.returncode, stderr_tail(server.proc))
 
 
 def split_sse(request: StartRequest) -> tuple[list[JsonObj], list[JsonObj]]:

@@ -16,6 +16,7 @@ at once with the exit code and stderr tail.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +24,7 @@ import anyio
 
 from adapters import static
 from adapters.codex import approvals
+from adapters.codex import usage as tokens
 from adapters.codex.options import Settings, user_input
 from adapters.codex.rpc import AppServer, CodexRpcError, method_not_found
 from adapters.codex.translate import Translator, replay
@@ -80,6 +82,8 @@ class CodexSession:
         self._mcp_names: frozenset[str] = frozenset()
         # Sub-agent thread → (the collabAgentToolCall that spawned it, that thread's translator).
         self._children: dict[str, tuple[str, Translator]] = {}
+        # A shared process's router (shared.py), told as soon as the thread id is known.
+        self.on_thread: Callable[[CodexSession], None] | None = None
 
     # -- opening ----------------------------------------------------------------------------
     async def open(self, servers: JsonObj) -> None:
@@ -97,13 +101,24 @@ class CodexSession:
             if not req.agent_session_id:
                 raise RpcError(INTERNAL_ERROR, f"cannot {req.mode} a Codex session without its thread id")
             method = "thread/fork" if req.mode == "fork" else "thread/resume"
-            res = await self.server.request(
-                method, {"threadId": req.agent_session_id, "excludeTurns": True, **params}
-            )
+            try:
+                res = await self.server.request(
+                    method, {"threadId": req.agent_session_id, "excludeTurns": True, **params}
+                )
+            except CodexRpcError as exc:
+                # Codex writes a thread's rollout at its first turn: one never prompted has none
+                # (e.g. its shared process died first). Nothing is lost: open it afresh, and say so.
+                if req.mode == "fork" or req.history_turns or "no rollout found" not in exc.message:
+                    raise
+                log.warning("%s: thread %s was never prompted; starting it empty", self.agent, req.agent_session_id)
+                self.host.record_event({"type": "codex_thread_missing", "agentSessionId": req.agent_session_id})
+                res = await self.server.request("thread/start", params)
         thread = res.get("thread") or {}
         if not thread.get("id"):
             raise AgentError(INTERNAL_ERROR, f"codex opened no thread: {res!r:.300}", {"agent": self.agent})
         self.thread_id = str(thread["id"])
+        if self.on_thread is not None:
+            self.on_thread(self)
         self.settings = Settings(
             model=str(res.get("model")),
             effort=res.get("reasoningEffort"),
@@ -189,9 +204,9 @@ class CodexSession:
         if turn.failure is not None:
             raise turn.failure
         result: JsonObj = {"stopReason": self._stop_reason(turn)}
-        usage = _usage_delta(turn.usage_before, turn.usage_after)
-        if usage:
-            result["usage"] = usage
+        took = tokens.delta(turn.usage_before, turn.usage_after)
+        if took:
+            result["usage"] = took
         return result
 
     def commands_update(self) -> ev.AvailableCommands:
@@ -223,6 +238,10 @@ class CodexSession:
         turn.waiting.cancel()
         if turn.id is not None:  # else prompt() interrupts as soon as turn/start answers
             await self._interrupt(turn)
+
+    async def interrupt_running(self) -> None:
+        if self._turn is not None and self._turn.id is not None and not self._turn.done.is_set():
+            await self._interrupt(self._turn)
 
     async def _interrupt(self, turn: _Turn) -> None:
         try:
@@ -284,7 +303,7 @@ class CodexSession:
                     # The first count since this process opened the thread: a resumed thread's
                     # totals already hold its earlier turns (from the rollout), so this turn
                     # starts where the total stood before this call (`total - last`).
-                    self._turn.usage_before = _usage_minus(self._usage_total, usage.get("last"))
+                    self._turn.usage_before = tokens.minus(self._usage_total, usage.get("last"))
                 self._turn.usage_after = self._usage_total
         elif method == "model/rerouted":
             self.settings.model = str(params.get("toModel"))
@@ -308,6 +327,12 @@ class CodexSession:
                 self.host.emit_event(ev.nested(event, parent))
         if method == "item/completed":
             self._spawned(params.get("item") or {})
+
+    def has_child(self, thread: str) -> bool:
+        return thread in self._children
+
+    def awaits_mcp(self, name: Any) -> bool:
+        return name in self._mcp_starting
 
     def _thread_translator(self, params: JsonObj) -> tuple[Translator, str | None]:
         child = self._children.get(str(params.get("threadId")))
@@ -403,32 +428,7 @@ class CodexSession:
         return refusal
 
 
-def _usage_minus(total: Any, last: Any) -> JsonObj | None:
-    if not isinstance(total, dict):
-        return None
-    last = last if isinstance(last, dict) else {}
-    return {k: int(v or 0) - int(last.get(k) or 0) for k, v in total.items() if isinstance(v, int | None)}
-
-
 def _is_compact(prompt: Any) -> bool:
     blocks = prompt if isinstance(prompt, list) else []
     return (len(blocks) == 1 and isinstance(blocks[0], dict) and blocks[0].get("type") == "text"
             and str(blocks[0].get("text") or "").strip() == "/compact")
-
-
-def _usage_delta(before: JsonObj | None, after: JsonObj | None) -> JsonObj | None:
-    """This turn's tokens as ACP `Usage`, from Codex's running thread totals."""
-    if not after:
-        return None
-
-    def took(key: str) -> int:
-        return int(after.get(key) or 0) - int((before or {}).get(key) or 0)
-
-    return {
-        "totalTokens": took("totalTokens"),
-        "inputTokens": took("inputTokens"),
-        "outputTokens": took("outputTokens"),
-        "thoughtTokens": took("reasoningOutputTokens"),
-        "cachedReadTokens": took("cachedInputTokens"),
-        "cachedWriteTokens": took("cacheWriteInputTokens"),
-    }

@@ -1,8 +1,10 @@
 """The contract between the session core and every agent adapter.
 
 An adapter drives one kind of agent (ACP passthrough, Claude Code stream-json, Codex
-app-server). The bridge runs one agent process per bridge session: a crash, a stall or a
-restart then touches exactly one session, and supervision stays simple.
+app-server). The bridge runs one agent process per bridge session (a crash, a stall or a
+restart then touches exactly one session) unless an adapter's agent serves many sessions
+well in one process: Codex's app-server does (`share_process`, spec/codex-shared-server.md),
+and keeps that process in the daemon's task group (`DaemonTasks`).
 
 Adapters that translate a native protocol (Claude, Codex) produce typed core events
 (bridge/core/events.py) in their pure `translate.py` and publish them with `emit_event`;
@@ -17,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 
 from bridge import timeouts
 from bridge.core.events import CoreEvent
@@ -40,6 +42,9 @@ class AgentSpec:
     # Offer the client's fs/terminal methods as MCP tools to a native agent (Claude, Codex):
     # bridge/core/client_tools.py. `[agents.NAME] client_tools = false` turns it off.
     client_tools: bool = True
+    # One agent process for many sessions, where the adapter can (Codex: one app-server,
+    # one thread per session). `[agents.NAME] share_process = false`: one process each.
+    share_process: bool = True
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,16 @@ class AgentAdapter(Protocol):
         session) or the agent exits (raise `AgentExitedError`). Must leave no process behind."""
 
 
+class DaemonTasks:
+    """What outlives one session: the daemon's task group (set by `SessionManager.run` while
+    it runs, cancelled at shutdown, which stops what runs in it) and the objects adapters
+    share among sessions in it, by a key of the adapter's choosing (a shared agent process)."""
+
+    def __init__(self) -> None:
+        self.group: TaskGroup | None = None
+        self.shared: dict[object, Any] = {}
+
+
 @dataclass(frozen=True)
 class AdapterEnv:
     """Daemon-wide settings an adapter may need."""
@@ -194,6 +209,8 @@ class AdapterEnv:
     state_dir: str
     handshake_timeout: float = timeouts.HANDSHAKE_TIMEOUT
     stop_grace: float = timeouts.STOP_GRACE
+    # None (an adapter run outside a daemon): nothing is shared, every session has its own process.
+    tasks: DaemonTasks | None = None
 
 
 AdapterFactory = Callable[[AgentSpec, AdapterEnv], AgentAdapter]

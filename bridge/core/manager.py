@@ -112,14 +112,31 @@ class SessionManager:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                if self.env.tasks is not None:
+                    # Shared agent processes live here: cancelled (so stopped) with the daemon.
+                    self.env.tasks.group = tg
                 tg.start_soon(self.ownership.heartbeat)
                 tg.start_soon(self.ownership.catalog_writer)
                 task_status.started()
                 await anyio.sleep_forever()
         finally:
             self._tg = None
+            if self.env.tasks is not None:
+                self.env.tasks.group = None
             with anyio.CancelScope(shield=True):
                 await self.store.flush()
+
+    async def prewarm(self) -> None:
+        """Start the default agent's shared process (if its adapter shares one) in the
+        background, so the first `session/new` need not wait for its spawn and handshake.
+        Off the `initialize` path: the adapter is imported in a worker thread."""
+        spec = self.agents.get(self.default_agent) if self.default_agent else None
+        if spec is None or not spec.share_process or spec.protocol not in self.registry:
+            return
+        adapter = await anyio.to_thread.run_sync(self.adapter_for, spec)
+        warm = getattr(adapter, "prewarm", None)
+        if warm is not None:
+            await warm()
 
     # -- lookup ----------------------------------------------------------------------------------
     def pick_agent(self, meta: JsonObj | None) -> AgentSpec:

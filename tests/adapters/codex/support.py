@@ -174,6 +174,7 @@ class Codex:
         thread: str | None = None,
         mcp_servers: list[JsonObj] | None = None,
         client_capabilities: JsonObj | None = None,
+        history_turns: int = 0,
     ) -> AsyncIterator[CodexSession]:
         """Run the adapter in a task; yield the opened session; stop it on exit."""
         adapter = create(self.spec(), self.adapter_env())
@@ -183,6 +184,7 @@ class Codex:
             mcp_servers=mcp_servers or [],
             agent_session_id=thread,
             client_capabilities=client_capabilities or {},
+            history_turns=history_turns,
         )
         failed: Exception | None = None
         async with anyio.create_task_group() as tg:

@@ -399,8 +399,11 @@ async def test_codex_config_error_is_reported_with_its_reason(codex: Codex, fake
 
 
 async def test_unknown_thread_cannot_be_resumed(codex: Codex) -> None:
+    # A session that had turns (one never prompted has no rollout, and is opened afresh).
     with pytest.raises(AgentError) as info:
-        async with codex.session(Host(), mode="resume", thread="01a1fc00-0000-7000-8000-000000000000"):
+        async with codex.session(
+            Host(), mode="resume", thread="01a1fc00-0000-7000-8000-000000000000", history_turns=1
+        ):
             pass
     assert "thread/resume" in info.value.message
 
