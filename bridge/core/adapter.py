@@ -174,7 +174,9 @@ class AgentAdapter(Protocol):
     """One per agent process. Built by an `AdapterFactory` from the agent's spec.
 
     An adapter may also have a `static_capabilities` attribute (ACP `agentCapabilities`):
-    then `initialize` uses it instead of spawning the agent for a `probe()`."""
+    then `initialize` uses it instead of spawning the agent for a `probe()`. And an async
+    `prewarm()`: called once at daemon start for the default agent (a shared process starts
+    ahead of the first session); wrappers of adapters must pass both through."""
 
     async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
         """Handshake only (spawn, initialize, optionally authenticate, stop). Used for

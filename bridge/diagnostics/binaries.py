@@ -46,6 +46,8 @@ class RecordingAdapter:
         self._record = record
         self.static_capabilities = getattr(inner, "static_capabilities", None)
         self.client_tools = getattr(inner, "client_tools", False)
+        # The optional daemon-start hook (a shared agent process): the manager looks for it here.
+        self.prewarm = getattr(inner, "prewarm", None)
 
     async def probe(self, authenticate: JsonObj | None = None) -> AgentProbe:
         return await self.inner.probe(authenticate)

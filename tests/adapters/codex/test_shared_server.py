@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,12 @@ def _args(codex: Codex, extra: str = "") -> list[str]:
     return ["--config", str(path), "--state-dir", str(codex.home / "state")]
 
 
-def app_servers(d: DaemonProc) -> set[int]:
+def app_servers(d: DaemonProc, marker: str = "app-server") -> set[int]:
     """The daemon's `codex app-server` children (running, not zombies)."""
     found = set()
     for child in psutil.Process(d.process.pid).children():
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and "app-server" in child.cmdline():
+            if child.status() != psutil.STATUS_ZOMBIE and marker in child.cmdline():
                 found.add(child.pid)
         except psutil.NoSuchProcess:
             continue
@@ -159,16 +160,20 @@ async def test_sigkill_of_the_shared_process_fails_both_and_both_recover(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(long_turn)
                 await c.wait_for(
-                    lambda n: n["method"] == "session/update"
-                    and n["params"]["sessionId"] == a
-                    and n["params"]["update"]["sessionUpdate"] == "agent_message_chunk"
+                    lambda n: (
+                        n["method"] == "session/update"
+                        and n["params"]["sessionId"] == a
+                        and n["params"]["update"]["sessionUpdate"] == "agent_message_chunk"
+                    )
                 )
                 os.kill(old, signal.SIGKILL)
             # The running turn failed as when a session's own agent dies.
             error = failed["error"]
             assert "exit" in str(error.message).lower() or "signal" in str(error.message).lower(), error
 
-            fake.script(Reply(text="back a", when=asks("again a")), Reply(text="back b", when=asks("again b")))
+            fake.script(
+                Reply(text="back a", when=asks("again a")), Reply(text="back b", when=asks("again b"))
+            )
             assert (await c.prompt(a, "again a"))["stopReason"] == "end_turn"
             assert (await c.prompt(b, "again b"))["stopReason"] == "end_turn"
             assert c.text(a).endswith("back a") and c.text(b).endswith("back b")
@@ -188,3 +193,119 @@ async def test_share_process_false_gives_each_session_its_own(codex: Codex, fake
             pids = app_servers(d)
             assert len(pids) == 2, pids
         await wait_exited(pids, 10, "the private app-servers after the daemon exited")
+
+
+async def test_prewarm_starts_the_shared_process_before_the_first_session(
+    codex: Codex, fake: FakeModelServer
+) -> None:
+    """With Codex the default agent, the daemon starts its shared process at start-up, off the
+    `initialize` path; the first `session/new` uses that process instead of spawning one."""
+    with anyio.fail_after(90):
+        async with daemon_process(_args(codex)) as d:
+            await d.client.initialize()
+            await wait_until(lambda: len(app_servers(d)) == 1, 30, "the pre-warmed app-server")
+            warmed = app_servers(d)
+            await d.client.new_session(str(codex.home))
+            assert app_servers(d) == warmed
+        await wait_exited(warmed, 10, "the pre-warmed app-server after the daemon exited")
+
+
+async def test_prewarm_of_a_missing_binary_leaves_the_daemon_serving(codex: Codex, tmp_path: Path) -> None:
+    """A default Codex agent whose command does not exist: the pre-warm fails quietly, the
+    daemon answers, and `session/new` reports the agent's start failure to that request."""
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        'default_agent = "codex"\n[agents.codex]\nprotocol = "codex"\n'
+        f"command = {json.dumps(str(tmp_path / 'no-such-codex'))}\n"
+    )
+    with anyio.fail_after(60):
+        async with daemon_process(["--config", str(config), "--state-dir", str(tmp_path / "state")]) as d:
+            await d.client.initialize()
+            with pytest.raises(RpcFailure) as exc:
+                await d.client.new_session(str(tmp_path))
+            assert "no-such-codex" in json.dumps([exc.value.message, exc.value.data]), exc.value
+            # Still serving after both failures.
+            assert (await d.client.request("session/list", {}))["sessions"] == []
+        assert d.process.returncode == 0, d.stderr.decode()[-2000:]
+
+
+# A stand-in app-server (a real process in Codex's dialect: no "jsonrpc" member) for what the
+# real CLI cannot be made to do: break the protocol while two threads have turns running.
+STAND_IN = """
+import json, sys
+threads = 0
+for line in sys.stdin:
+    msg = json.loads(line)
+    rid, method, params = msg.get("id"), msg.get("method"), msg.get("params") or {}
+    if rid is None:
+        continue
+    result = {}
+    if method == "initialize":
+        result = {"userAgent": "stand-in/0.0.0"}
+    elif method == "thread/start":
+        threads += 1
+        result = {"thread": {"id": f"thread-{threads}"}, "model": "stand-in", "sandbox": {}}
+    elif method == "model/list":
+        result = {"data": []}
+    elif method == "config/read":
+        result = {"config": {}}
+    elif method == "turn/start":
+        text = json.dumps(params.get("input"))
+        turn = f"turn-{rid}"
+        result = {"turn": {"id": turn}}
+    sys.stdout.write(json.dumps({"id": rid, "result": result}) + "\\n")
+    if method == "turn/start":
+        if "break" in text:
+            # An answer to a request never sent: a violation no thread can be blamed for.
+            sys.stdout.write(json.dumps({"id": "never-sent", "result": {}}) + "\\n")
+        elif "wait" in text:
+            started = {"threadId": params["threadId"], "turnId": turn, "itemId": "m1", "delta": "waiting"}
+            sys.stdout.write(json.dumps({"method": "item/agentMessage/delta", "params": started}) + "\\n")
+        else:
+            done = {"threadId": params["threadId"], "turn": {"id": turn, "status": "completed"}}
+            sys.stdout.write(json.dumps({"method": "turn/completed", "params": done}) + "\\n")
+    sys.stdout.flush()
+"""
+
+
+async def test_a_protocol_violation_fails_every_running_turn_and_the_sessions_go_on(tmp_path: Path) -> None:
+    script = tmp_path / "stand_in_app_server.py"
+    script.write_text(STAND_IN)
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        'default_agent = "codex"\n[agents.codex]\nprotocol = "codex"\n'
+        f"command = {json.dumps(sys.executable)}\nargs = [{json.dumps(str(script))}]\n"
+        # No MCP servers: the stand-in reports none started, and a turn would wait for them.
+        "client_tools = false\n"
+    )
+    with anyio.fail_after(60):
+        async with daemon_process(["--config", str(config), "--state-dir", str(tmp_path / "state")]) as d:
+            c = d.client
+            await c.initialize()
+            a = await c.new_session(str(tmp_path))
+            b = await c.new_session(str(tmp_path))
+            (stand_in,) = app_servers(d, str(script))
+            failures: dict[str, RpcFailure] = {}
+
+            async def doomed(sid: str, text: str) -> None:
+                with pytest.raises(RpcFailure) as exc:
+                    await c.prompt(sid, text)
+                failures[sid] = exc.value
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(doomed, a, "wait for me")
+                # a's turn is running on the process before b breaks the protocol.
+                await c.wait_for(
+                    lambda n: (
+                        n["method"] == "session/update"
+                        and n["params"]["sessionId"] == a
+                        and n["params"]["update"]["sessionUpdate"] == "agent_message_chunk"
+                    )
+                )
+                tg.start_soon(doomed, b, "break it")
+            assert set(failures) == {a, b}, failures
+            # Both sessions stay open, on the same process, and their next turn works.
+            assert (await c.prompt(a, "hello"))["stopReason"] == "end_turn"
+            assert (await c.prompt(b, "hello"))["stopReason"] == "end_turn"
+            assert app_servers(d, str(script)) == {stand_in}
+        assert d.process.returncode == 0, d.stderr.decode()[-2000:]
