@@ -112,8 +112,6 @@ class Bridge:
                 # Ask the login shell for the agents' environment now, in the background,
                 # so that the first session rarely waits for it.
                 tg.start_soon(self.environment.resolve)
-                # The default agent's shared process (Codex), if it has one, starts now too.
-                tg.start_soon(self.manager.prewarm)
                 try:
                     yield self
                 finally:

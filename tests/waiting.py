@@ -37,6 +37,22 @@ def _running(pid: int) -> str | None:
     return None
 
 
+def running_tree(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of `pid` and its descendants that run now. A process may exit or
+    turn zombie between the listing and the reading of its command line: it is left out."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+    out = []
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                out.append((proc.pid, " ".join(proc.cmdline())))
+    return out
+
+
 async def wait_exited(pids: Iterable[int], within: float, what: str = "processes to exit") -> None:
     """Wait until none of `pids` runs (exited, zombies included); fail after `within` seconds
     with the survivors' command lines."""

@@ -59,10 +59,13 @@ class AcpServer:
         self.handlers = Handlers(self)
         self.extensions = Extensions(self)
         self.multiclient = MultiClient(self)
+        table = {**self.handlers.table(), **self.extensions.table(), **self.multiclient.table()}
+        table["initialize"] = self._initialize
         self.dispatcher = Dispatcher(
-            {**self.handlers.table(), **self.extensions.table(), **self.multiclient.table()},
+            table,
             direct=frozenset({"initialize"}),  # the first answer need not load jsonrpcserver
         )
+        self._warming = False
         self.agent_capabilities = AgentCapabilities(
             self._probe, cache_file=os.path.join(manager.env.state_dir, "agent-capabilities.json")
         )
@@ -78,6 +81,24 @@ class AcpServer:
             self._tg = tg
             task_status.started()
             await anyio.sleep_forever()
+
+    async def _initialize(self, conn: ClientConnection, params: JsonObj) -> JsonObj:
+        result = await self.handlers.initialize(conn, params)
+        if not self._warming:
+            self._warming = True
+            self.spawn(self._warm_up)
+        return result
+
+    async def _warm_up(self) -> None:
+        """Once, after the first `initialize` answer: load what the first `session/new` needs
+        (the ACP models and jsonrpcserver: 0.4-1.5 s of imports on this kind of machine) in a
+        worker thread, then start the default agent's shared process (Codex). Start-up keeps
+        these off the path to the first answer; without this the first session paid for them."""
+        try:
+            await anyio.to_thread.run_sync(_load_session_path)
+            await self.manager.prewarm()
+        except Exception as exc:  # the first session loads or starts them itself, and reports
+            log.info("warm-up after initialize failed: %r", exc)
 
     def spawn(self, fn: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         assert self._tg is not None
@@ -337,3 +358,11 @@ class AcpServer:
         # Nobody took it meanwhile (any change of owner moves the epoch on).
         if session is not None and session.owner_epoch == epoch:
             await self.manager.close(session)
+
+
+def _load_session_path() -> None:
+    # Imports are thread-safe: a request needing a module meanwhile waits for its import lock.
+    from bridge.acp import acp_params  # noqa: F401  (the official ACP models, pydantic)
+    from bridge.rpc.dispatch import load_jsonrpcserver
+
+    load_jsonrpcserver()

@@ -9,7 +9,8 @@ turned off). Each request goes through jsonrpcserver's per-request dispatch
 (~0.1 ms; envelopes are already checked by `bridge.wire.jsonrpc.classify`) and run the
 request as a batch of one in `asyncio.gather` (a task per request).
 
-jsonrpcserver is imported at the first dispatched request, not at module level: it pulls in
+jsonrpcserver is imported at the first dispatched request (or by the warm-up after the first
+`initialize`, bridge/acp/server.py), not at module level: it pulls in
 jsonschema, referencing and attrs (~75 ms here), which start-up does not need. The methods
 named `direct` (the server's `initialize`, the first answer of every connection) never import
 it: they are called here with the same argument rules jsonrpcserver applies (a non-empty
@@ -59,7 +60,7 @@ def _wrap(handler: Handler) -> Any:
 _loaded: tuple[Any, Any, Any, Any] | None = None
 
 
-def _jsonrpcserver() -> tuple[Any, Any, Any, Any]:
+def load_jsonrpcserver() -> tuple[Any, Any, Any, Any]:
     """What dispatch uses of jsonrpcserver, imported once (at the first dispatched request)."""
     global _loaded
     if _loaded is None:
@@ -91,7 +92,7 @@ class Dispatcher:
             raise RpcError(METHOD_NOT_FOUND, f"unknown method: {req.method:.200}", {"method": req.method})
         if self._methods is None:
             self._methods = {name: _wrap(h) for name, h in self._table.items()}
-        dispatch_request, create_request, left, nodata = _jsonrpcserver()
+        dispatch_request, create_request, left, nodata = load_jsonrpcserver()
         # jsonrpcserver's own dispatch of one request (method lookup, its argument check,
         # the call, its result check). Its entry point around it (`dispatch_to_response_pure`)
         # would deserialize and validate (identity here: the envelope is already checked) and

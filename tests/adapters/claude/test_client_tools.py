@@ -22,7 +22,7 @@ from tests.daemon_proc import daemon_process
 from tests.fakes.anthropic import tool_results
 from tests.fakes.model_server import FakeModelServer, Reply, ToolUse
 from tests.faults.support import agent_pid
-from tests.waiting import wait_until
+from tests.waiting import running_tree, wait_until
 
 from .support import ClaudeWorld
 
@@ -38,8 +38,7 @@ def listening(pid: int) -> list[int]:
 
 
 def argv_of_tree(pid: int) -> str:
-    proc = psutil.Process(pid)
-    return "\n".join(" ".join(p.cmdline()) for p in [proc, *proc.children(recursive=True)] if p.is_running())
+    return "\n".join(argv for _, argv in running_tree(pid))
 
 
 async def test_claude_reads_and_writes_through_the_client(world: ClaudeWorld, fake: FakeModelServer) -> None:

@@ -17,6 +17,7 @@ from bridge.core.adapter import AdapterEnv, AgentSpec
 from bridge.errors import AgentExitedError, AgentStartError, find_rpc_error
 from tests.daemon_proc import daemon_process
 from tests.fakes.model_server import FakeModelServer, Reply
+from tests.waiting import running_tree
 
 from .support import ClaudeWorld, Host, open_session, prompt
 from .test_daemon import config
@@ -96,7 +97,7 @@ async def test_session_closed_before_any_prompt_leaves_no_process(
         pid = session.pid()
         assert pid is not None
         procs = _tree(pid)
-        assert any("claude" in " ".join(p.cmdline()) for p in procs)
+        assert any("claude" in argv for _, argv in running_tree(pid))
     # Closing is cancelling run(): it returns only once the CLI's process group is gone.
     assert _gone(procs) == []
     assert fake.generations == []
@@ -111,8 +112,9 @@ async def test_daemon_stopped_before_any_prompt_leaves_no_process(
             await d.client.initialize()
             first = await d.client.request("session/new", {"cwd": str(world.ws), "mcpServers": []})
             await d.client.request("session/new", {"cwd": str(world.ws), "mcpServers": []})
-            clis = [p for p in _tree(d.process.pid)[1:] if "stream-json" in " ".join(p.cmdline())]
-            assert len(clis) == 2, [p.cmdline() for p in _tree(d.process.pid)]
+            tree = running_tree(d.process.pid)
+            clis = [psutil.Process(pid) for pid, argv in tree[1:] if "stream-json" in argv]
+            assert len(clis) == 2, tree
             # One session closed before its first prompt: its CLI is stopped then and there.
             await d.client.request("session/close", {"sessionId": first["sessionId"]})
             assert len(_gone(clis)) == 1

@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 import anyio
-import psutil
 import pytest
 
 from tests.adapters.codex.support import Codex, request_text
@@ -18,6 +17,7 @@ from tests.adapters.codex.test_daemon import config
 from tests.daemon_proc import daemon_process
 from tests.fakes.model_server import FakeModelServer, Reply
 from tests.fakes.openai_responses import mcp_call
+from tests.waiting import running_tree
 
 pytestmark = pytest.mark.anyio
 
@@ -25,8 +25,7 @@ BUFFER = "editor buffer, not saved yet: 42\n"
 
 
 def argv_of_tree(pid: int) -> str:
-    proc = psutil.Process(pid)
-    return "\n".join(" ".join(p.cmdline()) for p in [proc, *proc.children(recursive=True)] if p.is_running())
+    return "\n".join(argv for _, argv in running_tree(pid))
 
 
 async def test_codex_reads_and_writes_through_the_client(codex: Codex, fake: FakeModelServer) -> None:
