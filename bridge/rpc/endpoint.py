@@ -141,7 +141,10 @@ class Endpoint:
             else {"id": rid, "method": method, "params": params}
         )
         try:
-            self.outbox.put(frame)
+            if self.outbox.whole_writes:
+                await self.outbox.send(frame)  # written now: no turn of the writer task
+            else:
+                self.outbox.put(frame)
             await slot.done.wait()
         except anyio.get_cancelled_exc_class():
             if not slot.done.is_set() and self._closed_error is None and self._cancel_method:
@@ -194,9 +197,19 @@ class Endpoint:
         self._stopping = True
         for scope in self._inflight.values():
             scope.cancel()
-        if self._tasks:
+        if not self._tasks:
+            return
+        tasks = set(self._tasks)
+        try:
+            await asyncio.wait(tasks)
+        except BaseException:
+            # Cancelled while waiting (e.g. an answer's write stuck on a peer that stopped
+            # reading): the tasks themselves are cancelled, and still awaited.
+            for task in tasks:
+                task.cancel()
             with anyio.CancelScope(shield=True):
-                await asyncio.wait(set(self._tasks))
+                await asyncio.wait(tasks)
+            raise
 
     async def receive(self, item: bytes | Oversize) -> None:
         """Handle one line or frame. Whatever it contains, the loop goes on: a failure of

@@ -38,7 +38,12 @@ class Outbox:
         before_write: Callable[[], Awaitable[None]] | None = None,
         high_water: int = HIGH_WATER,
         limit: int = HARD_LIMIT,
+        whole_writes: bool = False,
     ) -> None:
+        """`whole_writes`: `write` takes its frames whole before it can wait (asyncio's
+        StreamWriter buffers them), so a cancellable caller (an outbound request) may `send`:
+        cancelling it cannot leave half a frame on the wire."""
+        self.whole_writes = whole_writes
         self._write = write
         self._before_write = before_write
         self._frames: list[bytes] = []
