@@ -140,7 +140,7 @@ class AcpAdapter:
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     outbox.close()
 
-            outbox = Outbox(write)
+            outbox = Outbox(write, whole_writes=True)  # `proc.send` buffers a batch whole
             router = _Router(self.spec.name, host)
             endpoint = Endpoint(
                 f"agent {self.spec.name}",

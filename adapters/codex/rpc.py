@@ -83,7 +83,7 @@ class AppServer:
         self.exit_grace = exit_grace
         self.exited = anyio.Event()
         self.exit_error: AgentExitedError | None = None
-        self._outbox = Outbox(self._write)
+        self._outbox = Outbox(self._write, whole_writes=True)  # `proc.send` buffers a batch whole
         self.endpoint = Endpoint(
             f"agent {agent}",
             self._outbox,

@@ -25,7 +25,7 @@ from bridge.core.session import Session
 from bridge.errors import AUTH_REQUIRED, INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError
 from bridge.rpc.dispatch import Dispatcher
 from bridge.rpc.endpoint import Endpoint
-from bridge.rpc.outbox import Outbox
+from bridge.rpc.outbox import HARD_LIMIT, Outbox
 from bridge.store.base import Instance, SessionRecord, Store, lease_error_data
 from bridge.wire import jsonrpc
 from bridge.wire.framing import Oversize
@@ -187,9 +187,7 @@ class AcpServer:
         seconds to be answered (stdio: a pipe's last requests)."""
         if self.tracer is not None:
             incoming, write = self.tracer.wrap_connection(incoming, write, transport)
-        outbox = Outbox(
-            write, before_write=self.store.flush, **({"limit": outbox_limit} if outbox_limit else {})
-        )
+        outbox = Outbox(write, before_write=self.store.flush, limit=outbox_limit or HARD_LIMIT)
         conn = ClientConnection(outbox, transport, read_only=read_only)
 
         async def on_request(req: jsonrpc.Request) -> Any:

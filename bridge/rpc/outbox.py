@@ -6,6 +6,10 @@ write, `before_write` runs — the daemon uses it to commit the durable log, so 
 reaches a client before it is in the log. Producers that can wait (agent read loops)
 call `wait_writable()` between batches: a slow reader then slows its agent down instead of
 growing memory. `limit` is a hard bound: a peer that lets more pile up is cut off.
+
+`send()` is `put()` for a caller that can wait (an answer leaving its request's task): with
+nothing queued and no write in progress it commits and writes the frame itself, in the same
+loop turn, instead of waking the writer task (a loop turn, an event, a task step per answer).
 """
 
 from __future__ import annotations
@@ -34,7 +38,12 @@ class Outbox:
         before_write: Callable[[], Awaitable[None]] | None = None,
         high_water: int = HIGH_WATER,
         limit: int = HARD_LIMIT,
+        whole_writes: bool = False,
     ) -> None:
+        """`whole_writes`: `write` takes its frames whole before it can wait (asyncio's
+        StreamWriter buffers them), so a cancellable caller (an outbound request) may `send`:
+        cancelling it cannot leave half a frame on the wire."""
+        self.whole_writes = whole_writes
         self._write = write
         self._before_write = before_write
         self._frames: list[bytes] = []
@@ -46,6 +55,11 @@ class Outbox:
         self._writable.set()
         self._closed = False
         self.overflowed = False
+        # Held for each write (the writer's batch or a `send`), so writes keep the order of
+        # their frames' `put`/`send`; fast_acquire: taking it free costs no loop turn.
+        self._writing = anyio.Lock(fast_acquire=True)
+        # A `send` whose write failed: the writer task raises it, as if its own write had.
+        self._failed: BaseException | None = None
 
     @property
     def closed(self) -> bool:
@@ -72,6 +86,30 @@ class Outbox:
             log.warning("peer stopped reading: %d bytes queued, disconnecting it", self._size)
             self.close()
 
+    async def send(self, frame: bytes) -> None:
+        """`put(frame)`, written by the caller when nothing is queued or being written: after
+        `before_write` (the log commit), as the writer would. Never raises a write's error: the
+        writer task does (the connection ends as before)."""
+        if self._frames or self._closed or self._writing.locked():
+            # Frames before this one are still to be written: it goes behind them.
+            self.put(frame)
+            return
+        async with self._writing:
+            try:
+                if self._before_write is not None:
+                    await self._before_write()
+            except BaseException:
+                # Not written (cancelled, say): queued, it still goes out before later frames.
+                self._frames.insert(0, frame)
+                self._size += len(frame)
+                self._ready.set()
+                raise
+            try:
+                await self._write([frame])
+            except Exception as exc:
+                self._failed = exc
+                self._ready.set()
+
     async def wait_writable(self) -> None:
         if not self._closed:
             await self._writable.wait()
@@ -86,20 +124,23 @@ class Outbox:
         task_status.started()
         while True:
             await self._ready.wait()
+            if self._failed is not None:
+                raise self._failed
             if not self._frames:
                 if self._closed:
                     return
                 self._ready = anyio.Event()
                 continue
-            # Take the batch first: its log entries were all appended before this point, so
-            # the flush below covers them; frames put meanwhile wait for the next round.
-            frames, self._frames, self._size = self._frames, [], 0
-            self._ready = anyio.Event()
-            if self._closed and self.overflowed:
-                return
-            if self._before_write is not None:
-                await self._before_write()
-            await self._write(frames)
+            async with self._writing:  # a `send` writing now goes first
+                # Take the batch first: its log entries were all appended before this point, so
+                # the flush below covers them; frames put meanwhile wait for the next round.
+                frames, self._frames, self._size = self._frames, [], 0
+                self._ready = anyio.Event()
+                if self._closed and self.overflowed:
+                    return
+                if self._before_write is not None:
+                    await self._before_write()
+                await self._write(frames)
             if not self._writable.is_set() and self._size <= self._high:
                 self._writable.set()
             if self._closed and not self._frames:

@@ -54,6 +54,9 @@ CHECKPOINT_ROWS = 4000
 _INSERT_ONE = "INSERT INTO events (session_id, seq, at, direction, message) VALUES (?,?,?,?,?)"
 _ROWS_PER_INSERT = 199  # 5 parameters a row: stays under SQLite's historical 999-variable limit
 _INSERT_MANY = _INSERT_ONE.replace("(?,?,?,?,?)", ",".join(["(?,?,?,?,?)"] * _ROWS_PER_INSERT))
+# One statement per session and commit (a step less than two): its lease's owner, its last seq.
+_OWNER_AND_LAST = "SELECT (SELECT owner FROM sessions WHERE id = ?), "
+_OWNER_AND_LAST += "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?)"
 
 Row = tuple[str, str, str, bytes] | None  # (session, at, direction, message); None once purged
 
@@ -348,14 +351,10 @@ class SqliteStore(LeaseMixin):
             flat: list[Any] = []
             last: dict[str, int] = {}
             for sid, rows in by_session.items():
-                if not self._may_write(db, sid):
+                owner, seq = db.execute(_OWNER_AND_LAST, (sid, sid)).fetchone()
+                if not self._may_write(db, sid, owner):
                     self.dropped += len(rows)
                     continue
-                seq = int(
-                    db.execute(
-                        "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?", (sid,)
-                    ).fetchone()[0]
-                )
                 extend = flat.extend
                 for row in rows:
                     seq += 1

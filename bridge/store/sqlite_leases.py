@@ -151,16 +151,14 @@ class LeaseMixin:
         count: int = await self._writing(forget)
         return count
 
-    def _may_write(self, db: sqlite3.Connection, session_id: str) -> bool:
-        """Inside the log's write transaction: False when another live instance holds the
-        session's lease (this daemon lost it), so its rows are dropped, not interleaved."""
+    def _may_write(self, db: sqlite3.Connection, session_id: str, owner: str | None) -> bool:
+        """Inside the log's write transaction, given the session's `owner` as read there: False
+        when another live instance holds the session's lease (this daemon lost it), so its
+        rows are dropped, not interleaved."""
         me = self._self_id
-        if me is None:
+        if me is None or owner is None or owner == me:
             return True
-        row = db.execute("SELECT owner FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        if row is None or row[0] is None or row[0] == me:
-            return True
-        if owner_gone(_instance(db, row[0])):
+        if owner_gone(_instance(db, owner)):
             return True
         if self._fenced is None:
             self._fenced = set()
@@ -169,6 +167,6 @@ class LeaseMixin:
             log.warning(
                 "session %s is now owned by daemon %s: this daemon lost its lease and no longer writes its log",
                 session_id,
-                row[0],
+                owner,
             )
         return False
