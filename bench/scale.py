@@ -3,6 +3,7 @@
 1. Idle sessions: sessions are opened in steps (0, S/4, S/2, 3S/4, S); after each step the
    daemon's own RSS and USS are read (its agents are other processes and not counted).
    Memory per idle session = least-squares slope of the daemon's memory over the count.
+   Then the daemon's CPU over `--idle-seconds` with all of them open and nothing happening.
 2. Streaming: every session first runs `stream K` all at once, its first turn (cold: what this
    bench reported until issue 17; `bench relay` leaves its first turn out as a warm-up). Then, alone: `--solo` sessions run `stream K` one after
    the other (the 1-session figure, in the same daemon, with the same K and the same
@@ -74,7 +75,9 @@ def check_log(db: Path, sids: list[str], k: int) -> tuple[int, list[str]]:
     return total, problems
 
 
-async def run(sessions: int, k: int, parallel: int, solo: int, variant: str = "bridge") -> Figures:
+async def run(
+    sessions: int, k: int, parallel: int, solo: int, variant: str = "bridge", idle_seconds: float = 12.0
+) -> Figures:
     C.header(
         f"scale ({variant}): {sessions} sessions (one fake agent process each), {solo} stream {k} chunks "
         "alone, one after the other, then all at once"
@@ -113,6 +116,11 @@ async def run(sessions: int, k: int, parallel: int, solo: int, variant: str = "b
             per_rss = slope([float(c) for c in counts], [float(r) for r in rss])
             per_uss = slope([float(c) for c in counts], [float(u) for u in uss])
             agents_rss = sum(C.rss(c.pid) for c in _children(pid))
+            # Idle: what the open sessions cost while nothing happens (the lease heartbeat
+            # every lease_timeout / 3 = 10 s checks every session's owner).
+            idle_cpu0 = C.tree_cpu(pid, children=False)
+            await asyncio.sleep(idle_seconds)
+            idle_cpu = C.tree_cpu(pid, children=False) - idle_cpu0
 
             # Each session's first turn, all at once: what the bench measured before (no
             # warm-up), kept for comparison; then every turn is warm, as in `bench relay`.
@@ -160,6 +168,10 @@ async def run(sessions: int, k: int, parallel: int, solo: int, variant: str = "b
                 ],
                 ["the agents' own RSS (for scale)", f"{agents_rss / mib:.0f} MiB for {len(sids)} processes"],
                 [
+                    f"daemon CPU idle, {len(sids)} sessions, {idle_seconds:g} s",
+                    f"{idle_cpu * 1e3:.0f} ms ({idle_cpu / idle_seconds * 1e3:.1f} ms/s)",
+                ],
+                [
                     f"all {len(sids)} turns of {k} chunks at once (warm)",
                     f"{wall:.2f} s wall, {len(sids) * k / wall:,.0f} chunks/s",
                 ],
@@ -199,6 +211,7 @@ async def run(sessions: int, k: int, parallel: int, solo: int, variant: str = "b
     figures: Figures = {
         "scale.per_session_b": per_rss,
         "scale.cpu_per_chunk_us": cpu / (len(sids) * k) * 1e6,
+        "scale.idle_cpu_ms_per_s": idle_cpu / idle_seconds * 1e3,
         "scale.cold_cpu_per_chunk_us": cold_cpu / (len(sids) * k) * 1e6,
         "scale.solo_cpu_per_chunk_us": solo_cpu / max(1, len(alone) * k) * 1e6,
         "scale.turns_ended": float(ended),
@@ -226,6 +239,12 @@ def main(argv: list[str]) -> Figures:
         help="sessions that stream K alone, one after the other, before all at once (default 40: "
         "20,000 chunks at K = 500, so the CPU clock's 10 ms tick is ±5%%)",
     )
+    ap.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=12.0,
+        help="idle window measured (default 12: one lease heartbeat)",
+    )
     ap.add_argument("-r", "--repeats", type=int, default=1, help="rounds (with --baseline: each runs both)")
     ap.add_argument("--baseline", type=Path, help="also another checkout of the bridge, as variant `base`")
     a = ap.parse_args(argv)
@@ -236,13 +255,16 @@ def main(argv: list[str]) -> Figures:
     got: dict[str, list[Figures]] = {v: [] for v in variants}
     for order in C.rotations(variants, a.repeats):
         for v in order:
-            got[v].append(asyncio.run(run(a.sessions, a.k, a.parallel, min(a.solo, a.sessions), v)))
+            got[v].append(
+                asyncio.run(run(a.sessions, a.k, a.parallel, min(a.solo, a.sessions), v, a.idle_seconds))
+            )
     if len(variants) > 1 or a.repeats > 1:
         print(
             C.table(
                 [
                     [
                         v,
+                        "  ".join(f"{f['scale.idle_cpu_ms_per_s']:.2f}" for f in got[v]),
                         "  ".join(f"{f['scale.solo_cpu_per_chunk_us']:.1f}" for f in got[v]),
                         "  ".join(f"{f['scale.cpu_per_chunk_us']:.1f}" for f in got[v]),
                         "  ".join(
@@ -252,7 +274,13 @@ def main(argv: list[str]) -> Figures:
                     ]
                     for v in variants
                 ],
-                ["variant", "alone, µs/chunk (each round)", "all at once, µs/chunk", "all at once ÷ alone"],
+                [
+                    "variant",
+                    "idle CPU, ms/s (each round)",
+                    "alone, µs/chunk",
+                    "all at once, µs/chunk",
+                    "all at once ÷ alone",
+                ],
             )
         )
     return got["bridge"][len(got["bridge"]) // 2] if a.repeats > 1 else got["bridge"][0]
