@@ -3,11 +3,20 @@
 1. Idle sessions: sessions are opened in steps (0, S/4, S/2, 3S/4, S); after each step the
    daemon's own RSS and USS are read (its agents are other processes and not counted).
    Memory per idle session = least-squares slope of the daemon's memory over the count.
-2. Streaming: every session runs `stream K` at the same moment. Reported: wall time until
-   the last turn ends, daemon CPU seconds, daemon peak RSS (sampled every 50 ms), that
-   every turn ended with `end_turn` and delivered its K chunks to the client.
+   Then the daemon's CPU over `--idle-seconds` with all of them open and nothing happening.
+2. Streaming: every session first runs `stream K` all at once, its first turn (cold: what this
+   bench reported until issue 17; `bench relay` leaves its first turn out as a warm-up). Then, alone: `--solo` sessions run `stream K` one after
+   the other (the 1-session figure, in the same daemon, with the same K and the same
+   accounting: the daemon process's own CPU, its agents and this client not counted, the
+   sampler not running). Then all at once: every session runs `stream K` at the same moment.
+   Reported: wall time until the last turn ends, daemon CPU seconds per chunk in both phases
+   and their ratio (the target: concurrent ≤ alone), daemon peak RSS (sampled every 50 ms),
+   that every turn ended with `end_turn` and delivered its K chunks to the client.
 3. The log: after a clean shutdown the SQLite file is read directly: per session, seq must
    be 1..n with no gap and K agent_message_chunk rows must be there.
+
+`--baseline DIR` runs the whole bench for another checkout too (variant `base`), the two
+alternating for `-r` rounds: before/after in one run.
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ import psutil
 
 from bench import common as C
 from bench.targets import Figures, with_load
+
+BASELINE: list[Path] = []
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
@@ -64,10 +75,19 @@ def check_log(db: Path, sids: list[str], k: int) -> tuple[int, list[str]]:
     return total, problems
 
 
-async def run(sessions: int, k: int, parallel: int) -> Figures:
-    C.header(f"scale: {sessions} sessions (one fake agent process each), then all stream {k} chunks at once")
+async def run(
+    sessions: int, k: int, parallel: int, solo: int, variant: str = "bridge", idle_seconds: float = 12.0
+) -> Figures:
+    C.header(
+        f"scale ({variant}): {sessions} sessions (one fake agent process each), {solo} stream {k} chunks "
+        "alone, one after the other, then all at once"
+    )
     with C.workdir("scale") as tmp:
-        argv = C.bridge_argv(tmp)
+        if variant == "base":
+            run_it = f"import sys, runpy; sys.path[0] = {str(BASELINE[0])!r}; runpy.run_module('bridge', run_name='__main__')"
+            argv = C.bridge_argv(tmp, head=[C.PY, "-c", run_it])
+        else:
+            argv = C.bridge_argv(tmp)
         state = Path(argv[argv.index("--state-dir") + 1])
         async with C.running(argv, name="bridge", tmp=tmp) as peer:
             await peer.initialize()
@@ -96,9 +116,27 @@ async def run(sessions: int, k: int, parallel: int) -> Figures:
             per_rss = slope([float(c) for c in counts], [float(r) for r in rss])
             per_uss = slope([float(c) for c in counts], [float(u) for u in uss])
             agents_rss = sum(C.rss(c.pid) for c in _children(pid))
+            # Idle: what the open sessions cost while nothing happens (the lease heartbeat
+            # every lease_timeout / 3 = 10 s checks every session's owner).
+            idle_cpu0 = C.tree_cpu(pid, children=False)
+            await asyncio.sleep(idle_seconds)
+            idle_cpu = C.tree_cpu(pid, children=False) - idle_cpu0
 
-            for sid in sids:
-                peer.counts(sid)
+            # Each session's first turn, all at once: what the bench measured before (no
+            # warm-up), kept for comparison; then every turn is warm, as in `bench relay`.
+            cold_cpu0 = C.tree_cpu(pid, children=False)
+            await asyncio.gather(*(peer.prompt(sid, f"stream {k}") for sid in sids))
+            cold_cpu = C.tree_cpu(pid, children=False) - cold_cpu0
+            before = {sid: peer.counts(sid).chunks for sid in sids}
+            alone = sids[:solo]
+            solo_cpu0 = C.tree_cpu(pid, children=False)
+            solo_t0 = time.perf_counter()
+            for sid in alone:
+                await peer.prompt(sid, f"stream {k}")
+            solo_wall = time.perf_counter() - solo_t0
+            solo_cpu = C.tree_cpu(pid, children=False) - solo_cpu0
+            solo_ok = sum(1 for sid in alone if peer.counts(sid).chunks - before[sid] == k)
+            before = {sid: peer.counts(sid).chunks for sid in sids}
             stop = asyncio.Event()
             peaks: list[int] = []
             sampler = asyncio.create_task(sample_peak(pid, stop, peaks))
@@ -111,7 +149,7 @@ async def run(sessions: int, k: int, parallel: int) -> Figures:
             stop.set()
             await sampler
             ended = sum(1 for r in results if r.get("stopReason") == "end_turn")
-            delivered = sum(1 for sid in sids if peer.counts(sid).chunks >= k)
+            delivered = sum(1 for sid in sids if peer.counts(sid).chunks - before[sid] >= k)
         # The daemon has exited cleanly (stdin EOF): its log is complete on disk.
         rows, problems = check_log(state / "sessions.db", sids, k)
     mib = 2**20
@@ -130,12 +168,31 @@ async def run(sessions: int, k: int, parallel: int) -> Figures:
                 ],
                 ["the agents' own RSS (for scale)", f"{agents_rss / mib:.0f} MiB for {len(sids)} processes"],
                 [
-                    f"all {len(sids)} turns of {k} chunks",
+                    f"daemon CPU idle, {len(sids)} sessions, {idle_seconds:g} s",
+                    f"{idle_cpu * 1e3:.0f} ms ({idle_cpu / idle_seconds * 1e3:.1f} ms/s)",
+                ],
+                [
+                    f"all {len(sids)} turns of {k} chunks at once (warm)",
                     f"{wall:.2f} s wall, {len(sids) * k / wall:,.0f} chunks/s",
                 ],
                 [
-                    "daemon CPU during the turns",
+                    "daemon CPU during those turns",
                     f"{cpu:.2f} s ({cpu / (len(sids) * k) * 1e6:.1f} µs per chunk)",
+                ],
+                [
+                    "the same, each session's first turn (cold)",
+                    f"{cold_cpu:.2f} s ({cold_cpu / (len(sids) * k) * 1e6:.1f} µs per chunk)",
+                ],
+                [
+                    f"alone: {len(alone)} turns of {k} chunks, one after the other",
+                    f"{solo_wall:.2f} s wall, daemon CPU {solo_cpu:.2f} s "
+                    f"({solo_cpu / max(1, len(alone) * k) * 1e6:.1f} µs per chunk), {solo_ok}/{len(alone)} complete",
+                ],
+                [
+                    "daemon CPU per chunk, all at once ÷ alone",
+                    f"{cpu / (len(sids) * k) / (solo_cpu / max(1, len(alone) * k)):.2f}x"
+                    if solo_cpu
+                    else "-",
                 ],
                 ["daemon peak RSS while streaming", f"{max(peaks) / mib:.1f} MiB"],
                 ["turns ended with end_turn", f"{ended}/{len(sids)}"],
@@ -154,6 +211,9 @@ async def run(sessions: int, k: int, parallel: int) -> Figures:
     figures: Figures = {
         "scale.per_session_b": per_rss,
         "scale.cpu_per_chunk_us": cpu / (len(sids) * k) * 1e6,
+        "scale.idle_cpu_ms_per_s": idle_cpu / idle_seconds * 1e3,
+        "scale.cold_cpu_per_chunk_us": cold_cpu / (len(sids) * k) * 1e6,
+        "scale.solo_cpu_per_chunk_us": solo_cpu / max(1, len(alone) * k) * 1e6,
         "scale.turns_ended": float(ended),
         "scale.clean_logs": float(len(sids) - len(problems)),
     }
@@ -172,5 +232,55 @@ def main(argv: list[str]) -> Figures:
     ap.add_argument("-s", "--sessions", type=int, default=200)
     ap.add_argument("-k", type=int, default=500, help="chunks each session streams (default 500)")
     ap.add_argument("--parallel", type=int, default=10, help="session/new requests in flight at once")
+    ap.add_argument(
+        "--solo",
+        type=int,
+        default=40,
+        help="sessions that stream K alone, one after the other, before all at once (default 40: "
+        "20,000 chunks at K = 500, so the CPU clock's 10 ms tick is ±5%%)",
+    )
+    ap.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=12.0,
+        help="idle window measured (default 12: one lease heartbeat)",
+    )
+    ap.add_argument("-r", "--repeats", type=int, default=1, help="rounds (with --baseline: each runs both)")
+    ap.add_argument("--baseline", type=Path, help="also another checkout of the bridge, as variant `base`")
     a = ap.parse_args(argv)
-    return asyncio.run(run(a.sessions, a.k, a.parallel))
+    variants = ["bridge"]
+    if a.baseline is not None:
+        BASELINE[:] = [a.baseline]
+        variants.append("base")
+    got: dict[str, list[Figures]] = {v: [] for v in variants}
+    for order in C.rotations(variants, a.repeats):
+        for v in order:
+            got[v].append(
+                asyncio.run(run(a.sessions, a.k, a.parallel, min(a.solo, a.sessions), v, a.idle_seconds))
+            )
+    if len(variants) > 1 or a.repeats > 1:
+        print(
+            C.table(
+                [
+                    [
+                        v,
+                        "  ".join(f"{f['scale.idle_cpu_ms_per_s']:.2f}" for f in got[v]),
+                        "  ".join(f"{f['scale.solo_cpu_per_chunk_us']:.1f}" for f in got[v]),
+                        "  ".join(f"{f['scale.cpu_per_chunk_us']:.1f}" for f in got[v]),
+                        "  ".join(
+                            f"{f['scale.cpu_per_chunk_us'] / f['scale.solo_cpu_per_chunk_us']:.2f}x"
+                            for f in got[v]
+                        ),
+                    ]
+                    for v in variants
+                ],
+                [
+                    "variant",
+                    "idle CPU, ms/s (each round)",
+                    "alone, µs/chunk",
+                    "all at once, µs/chunk",
+                    "all at once ÷ alone",
+                ],
+            )
+        )
+    return got["bridge"][len(got["bridge"]) // 2] if a.repeats > 1 else got["bridge"][0]

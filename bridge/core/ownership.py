@@ -72,12 +72,15 @@ class Ownership:
                 log.warning("could not renew this daemon's session lease: %s", exc.message)
 
     async def _check_owned(self) -> None:
-        for session in list(self.sessions.values()):
-            rec = await self.store.get_session(session.session_id)
-            if rec is None or rec.owner in (None, self.instance.id) or self.sessions.get(rec.id) is not session:
+        # One read for all sessions (not one per session: with 200 open, that was ~70 ms of
+        # the daemon's CPU every heartbeat); the rare lost one is then looked at alone.
+        taken = await self.store.taken_over()
+        for sid, owner in taken.items():
+            session = self.sessions.get(sid)
+            if session is None:
                 continue
-            holder = await self.store.instance(rec.owner)
-            if self.sessions.get(rec.id) is session:
+            holder = await self.store.instance(owner)
+            if self.sessions.get(sid) is session:
                 self._on_lost(session, holder)
 
     async def catalog_writer(self) -> None:

@@ -239,6 +239,11 @@ class Store(Protocol):
     async def release(self, session_id: str) -> None:
         """Give up the session's lease if this instance holds it (owner = None)."""
 
+    async def taken_over(self) -> dict[str, str]:
+        """Sessions whose lease another instance holds (`owner` set and not this instance),
+        by id, with that owner's id: one read for the heartbeat's check of every session this
+        instance runs, whatever their number."""
+
     async def orphaned_sessions(self) -> list[SessionRecord]:
         """Non-deleted sessions with a live status (`LIVE_STATUSES`) whose owner is None or
         gone: what start-up recovery may claim (`acquire`) and close. Never a session of a

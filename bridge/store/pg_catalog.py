@@ -219,6 +219,11 @@ async def acquire(conn: Conn, session_id: str, me: str) -> tuple[Instance, float
         return None
 
 
+async def taken_over(conn: Conn, me: str) -> dict[str, str]:
+    cur = await conn.execute("SELECT id, owner FROM sessions WHERE owner IS NOT NULL AND owner <> %s", (me,))
+    return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+
 async def orphaned_sessions(conn: Conn) -> list[SessionRecord]:
     cur = await conn.execute(
         f"{_SELECT} WHERE NOT deleted AND status = ANY(%s) ORDER BY id", (list(LIVE_STATUSES),)

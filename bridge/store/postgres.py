@@ -314,6 +314,11 @@ class PostgresStore:
         async with self._cat.use() as conn:
             await conn.execute("UPDATE sessions SET owner = NULL WHERE id = %s AND owner = %s", (session_id, me.id))
 
+    async def taken_over(self) -> dict[str, str]:
+        me = self._me.id if self._me is not None else ""
+        async with self._cat.use() as conn:
+            return await cat.taken_over(conn, me)
+
     async def orphaned_sessions(self) -> list[SessionRecord]:
         async with self._cat.use() as conn:
             return await cat.orphaned_sessions(conn)

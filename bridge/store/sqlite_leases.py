@@ -122,6 +122,12 @@ class LeaseMixin:
             )
         )
 
+    async def taken_over(self) -> dict[str, str]:
+        me = self._self_id
+        sql = "SELECT id, owner FROM sessions WHERE owner IS NOT NULL AND owner != ?"
+        rows = await self._reading(lambda db: db.execute(sql, (me or "",)).fetchall())
+        return {str(r[0]): str(r[1]) for r in rows}
+
     async def orphaned_sessions(self) -> list[SessionRecord]:
         marks = ",".join("?" * len(LIVE_STATUSES))
 

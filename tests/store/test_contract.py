@@ -314,6 +314,23 @@ async def test_an_expired_owner_is_taken_over_and_its_late_rows_are_dropped(back
         assert (await a.acquire("s")) is not None
 
 
+async def test_taken_over_lists_the_sessions_another_instance_holds(backend: Backend) -> None:
+    async with stores(backend, 2) as (a, b):
+        me_a, me_b = new_instance("stdio", 30), new_instance("stdio", 30)
+        await a.register(me_a)
+        await b.register(me_b)
+        for sid in ("mine", "theirs", "nobody's"):
+            await a.create_session(rec(sid))
+        assert await a.acquire("mine") is None
+        assert await b.acquire("theirs") is None
+        assert await a.taken_over() == {"theirs": me_b.id}
+        assert await b.taken_over() == {"mine": me_a.id}
+        await a.register(expired(me_a))
+        assert await b.acquire("mine") is None  # a's lease ran out: b takes it
+        assert await a.taken_over() == {"mine": me_b.id, "theirs": me_b.id}
+        assert await b.taken_over() == {}
+
+
 async def test_two_daemons_taking_over_one_session_at_once_never_both_get_it(backend: Backend) -> None:
     async with stores(backend, 3) as (dead, b, c):
         gone = expired(new_instance("stdio", 30))
