@@ -18,6 +18,8 @@ a small `limit` never drags a large row along.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import groupby
+from operator import itemgetter
 
 from bridge.errors import StoreError
 from bridge.store.base import Direction, Event
@@ -33,37 +35,38 @@ Packed = tuple[int, int, str, str, bytes]
 # A row read back: (seq, n, at, direction, message).
 Stored = tuple[int, int, str, Direction, bytes]
 
+_LIKE = itemgetter(1, 2)  # (at, direction): what messages sharing a row have in common
+
 
 def pack(rows: Sequence[Queued]) -> list[Packed]:
-    """One session's messages of one commit, in order, as rows to insert."""
+    """One session's messages of one commit, in order, as rows to insert: greedily, each
+    row takes as many of the next like messages as the rules above allow."""
     out: list[Packed] = []
-    if not rows:
-        return out
-    _, at0, dir0, first = rows[0]
-    run = [first]
-    size = len(first)
-    # A message with a newline can neither start a run others join nor join one.
-    open_ = b"\n" not in first and size < MAX_BYTES
-    k = 1
-    for _, at, direction, message in rows[1:]:
-        if (
-            open_
-            and at == at0
-            and direction == dir0
-            and len(run) < MAX_MESSAGES
-            and size + len(message) < MAX_BYTES
-            and b"\n" not in message
-        ):
-            run.append(message)
-            size += len(message) + 1
-            k += 1
-            continue
-        out.append((k, len(run), at0, dir0, b"\n".join(run) if len(run) > 1 else run[0]))
-        at0, dir0, run, size = at, direction, [message], len(message)
-        open_ = b"\n" not in message and size < MAX_BYTES
-        k += 1
-    out.append((k, len(run), at0, dir0, b"\n".join(run) if len(run) > 1 else run[0]))
+    k = 0
+    # Per message, only C loops (groupby, join, count): this runs for every logged message.
+    for (at, direction), group in groupby(rows, _LIKE):
+        messages = [r[3] for r in group]
+        i, end = 0, len(messages)
+        while i < end:
+            chunk = messages[i : i + MAX_MESSAGES]
+            joined = b"\n".join(chunk)
+            if len(chunk) > 1 and (len(joined) >= MAX_BYTES or joined.count(b"\n") != len(chunk) - 1):
+                chunk = _packable_prefix(chunk)
+                joined = b"\n".join(chunk)
+            i += len(chunk)
+            k += len(chunk)
+            out.append((k, len(chunk), at, direction, joined))
     return out
+
+
+def _packable_prefix(chunk: list[bytes]) -> list[bytes]:
+    """The longest start of `chunk` (one message at least) that may share a row."""
+    size = -1
+    for i, message in enumerate(chunk):
+        size += len(message) + 1
+        if b"\n" in message or size >= MAX_BYTES:
+            return chunk[: max(i, 1)]
+    return chunk
 
 
 def unpack(rows: Iterable[Stored], after: int, limit: int) -> list[Event]:
