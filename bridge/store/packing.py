@@ -72,7 +72,7 @@ def _packable_prefix(chunk: list[bytes]) -> list[bytes]:
 def unpack(rows: Iterable[Stored], after: int, limit: int) -> list[Event]:
     """The events of `rows` (a query's `seq > after ORDER BY seq LIMIT limit`: every row
     holds at least one message past `after`, so `limit` rows are enough) past `after`, at
-    most `limit` of them."""
+    most `limit` of them (a negative `limit`: all, as SQLite's `LIMIT -1`)."""
     out: list[Event] = []
     for seq, n, at, direction, message in rows:
         if n == 1:
@@ -84,6 +84,4 @@ def unpack(rows: Iterable[Stored], after: int, limit: int) -> list[Event]:
         first = seq - n + 1
         skip = max(0, after + 1 - first)
         out.extend(Event(first + i, at, direction, parts[i]) for i in range(skip, n))
-        if len(out) >= limit:
-            break
-    return out[:limit]
+    return out if limit < 0 else out[:limit]
