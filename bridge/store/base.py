@@ -61,7 +61,7 @@ Transport = Literal["stdio", "websocket", "client"]
 # Catalog statuses of a session that has (or had, before its daemon died) a running agent.
 LIVE_STATUSES: tuple[str, ...] = ("idle", "busy", "error")
 # The schema version this code writes; `open()` migrates older stores up to it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Default lease: an owner that has not renewed for this long is gone. Configurable
 # (`lease_timeout` in the config); heartbeats run at a third of it.
 DEFAULT_LEASE_SECONDS = timeouts.LEASE_TIMEOUT

@@ -3,7 +3,8 @@
 Version 1 is the catalog and the log as the first SQLite store had them. Version 2 moves the
 allocation of `seq` into the database (`log_heads`, one row per session, bumped in the same
 statement that inserts the rows) and adds the daemons' registrations (`instances`) and each
-session's `owner` (its lease is its owner's registration). A daemon opening an older database
+session's `owner` (its lease is its owner's registration); version 3 the sessions' `metrics`,
+version 4 several messages per log row (`events.n`). A daemon opening an older database
 applies the missing steps in one transaction under an advisory lock (two daemons starting at
 once migrate once); a newer one is refused, so an old daemon never writes a schema it does
 not know.
@@ -76,7 +77,13 @@ V3 = """
 ALTER TABLE sessions ADD COLUMN metrics JSON;
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3)
+# Version 4: several messages per log row (bridge/store/packing.py): `n` is how many, the
+# row's `seq` its last one's; older rows are one message each (a constant default: no rewrite).
+V4 = """
+ALTER TABLE events ADD COLUMN n INTEGER NOT NULL DEFAULT 1;
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4)
 LATEST = len(MIGRATIONS)
 
 

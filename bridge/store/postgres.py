@@ -31,6 +31,7 @@ from bridge.errors import StoreError
 from bridge.store import pg_catalog as cat
 from bridge.store import pg_schema
 from bridge.store.base import Direction, Event, Instance, LogTail, SchemaTooNew, SessionRecord, owner_gone
+from bridge.store.packing import Packed, pack, unpack
 from bridge.store.pg_conn import Link
 from bridge.store.pg_url import StoreUnavailable
 from bridge.store.sqlite import now_iso
@@ -55,10 +56,10 @@ heads AS (
   RETURNING session_id, last_seq
 ),
 ins AS (
-  INSERT INTO events (session_id, seq, at, direction, message)
-  SELECT r.session_id, h.last_seq - ok.n + r.k, r.at, r.direction, r.message
-  FROM unnest(%(sid)s::text[], %(k)s::bigint[], %(at)s::text[], %(dir)s::text[], %(msg)s::bytea[])
-       AS r(session_id, k, at, direction, message)
+  INSERT INTO events (session_id, seq, n, at, direction, message)
+  SELECT r.session_id, h.last_seq - ok.n + r.k, r.span, r.at, r.direction, r.message
+  FROM unnest(%(sid)s::text[], %(k)s::bigint[], %(span)s::int[], %(at)s::text[], %(dir)s::text[],
+              %(msg)s::bytea[]) AS r(session_id, k, span, at, direction, message)
   JOIN heads h USING (session_id) JOIN ok USING (session_id)
 )
 SELECT session_id, last_seq FROM heads
@@ -179,21 +180,29 @@ class PostgresStore:
                 del self._pending[sid]
 
     async def _write(self, batch: list[Row]) -> None:
-        # Number each row within its session (k = 1..n in order); the database adds the head.
-        counts: Counter[str] = Counter()
-        ks: list[int] = []
+        # Several messages of a session per row (bridge/store/packing.py), each row numbered
+        # by its last message within the session's part of the batch (k); the database adds
+        # the head.
+        by_session: dict[str, list[Row]] = {}
         for r in batch:
-            counts[r[0]] += 1
-            ks.append(counts[r[0]])
+            by_session.setdefault(r[0], []).append(r)
+        counts = {sid: len(rows) for sid, rows in by_session.items()}
+        sids: list[str] = []
+        packed: list[Packed] = []
+        for sid, rows in by_session.items():
+            some = pack(rows)
+            sids += [sid] * len(some)
+            packed += some
         params = {
             "ids": list(counts),
             "counts": list(counts.values()),
             "me": self._me.id if self._me else None,
-            "sid": [r[0] for r in batch],
-            "k": ks,
-            "at": [r[1] for r in batch],
-            "dir": [r[2] for r in batch],
-            "msg": [r[3] for r in batch],
+            "sid": sids,
+            "k": [p[0] for p in packed],
+            "span": [p[1] for p in packed],
+            "at": [p[2] for p in packed],
+            "dir": [p[3] for p in packed],
+            "msg": [p[4] for p in packed],
         }
         async with self._log.use() as conn:
             cur = await conn.execute(_FLUSH, params, binary=True)
@@ -245,13 +254,14 @@ class PostgresStore:
         if not cat.storable(session_id):
             return []
         async with self._cat.use() as conn:
+            # A row's seq is its last message's: `limit` rows past `after` hold `limit` events.
             cur = await conn.execute(
-                "SELECT seq, at, direction, message FROM events WHERE session_id = %s AND seq > %s "
+                "SELECT seq, n, at, direction, message FROM events WHERE session_id = %s AND seq > %s "
                 "ORDER BY seq LIMIT %s",
                 (session_id, after, limit),
                 binary=True,
             )
-            return [Event(int(r[0]), r[1], r[2], bytes(r[3])) for r in await cur.fetchall()]
+            return unpack(await cur.fetchall(), after, limit)
 
     async def last_seq(self, session_id: str) -> int:
         if not cat.storable(session_id):
@@ -268,8 +278,12 @@ class PostgresStore:
         self._queue = [r for r in self._queue if r[0] != session_id]
         async with self._cat.use() as conn:
             # The head stays: a seq is never handed out twice, even after a purge.
-            cur = await conn.execute("DELETE FROM events WHERE session_id = %s", (session_id,))
-            return cur.rowcount
+            cur = await conn.execute(
+                "WITH d AS (DELETE FROM events WHERE session_id = %s RETURNING n) SELECT COALESCE(SUM(n), 0) FROM d",
+                (session_id,),
+            )
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
 
     # -- instances and leases ----------------------------------------------------------------
     async def register(self, instance: Instance) -> None:

@@ -31,6 +31,7 @@ import anyio
 from bridge.errors import StoreError
 from bridge.store import sqlite_schema as S
 from bridge.store.base import Direction, Event, LogTail, SessionRecord
+from bridge.store.packing import Queued, pack, unpack
 from bridge.store.sqlite_leases import LeaseMixin
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,14 @@ OPEN_TIMEOUT_MS = 30_000
 # loop); a worker-thread commit runs a passive one after this many rows.
 CHECKPOINT_ROWS = 4000
 
-_INSERT_ONE = "INSERT INTO events (session_id, seq, at, direction, message) VALUES (?,?,?,?,?)"
-_ROWS_PER_INSERT = 199  # 5 parameters a row: stays under SQLite's historical 999-variable limit
-_INSERT_MANY = _INSERT_ONE.replace("(?,?,?,?,?)", ",".join(["(?,?,?,?,?)"] * _ROWS_PER_INSERT))
-# One statement per session and commit (a step less than two): its lease's owner, its last seq.
-_OWNER_AND_LAST = "SELECT (SELECT owner FROM sessions WHERE id = ?), "
-_OWNER_AND_LAST += "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?)"
+_INSERT_ONE = "INSERT INTO events (session_id, seq, n, at, direction, message) VALUES (?,?,?,?,?,?)"
+_ROWS_PER_INSERT = 166  # 6 parameters a row: stays under SQLite's historical 999-variable limit
+_INSERT_MANY = _INSERT_ONE.replace("(?,?,?,?,?,?)", ",".join(["(?,?,?,?,?,?)"] * _ROWS_PER_INSERT))
+# A session's last seq (a row's seq: its last message's); with its owner, one select a commit.
+_HEAD = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?"
+_OWNER_AND_LAST = f"SELECT (SELECT owner FROM sessions WHERE id = ?), ({_HEAD})"
 
-Row = tuple[str, str, str, bytes] | None  # (session, at, direction, message); None once purged
+Row = Queued | None  # (session, at, direction, message); None once purged
 
 _iso_cache: tuple[int, str] = (-1, "")
 
@@ -339,7 +340,7 @@ class SqliteStore(LeaseMixin):
     def _write(self, db: sqlite3.Connection, batch: list[Row], worker: bool = False) -> dict[str, int]:
         """Commit `batch` in one transaction, allocating each session's seqs inside it.
         Returns the highest seq committed per session."""
-        by_session: dict[str, list[Row]] = {}
+        by_session: dict[str, list[Queued]] = {}
         for row in batch:
             if row is not None:
                 by_session.setdefault(row[0], []).append(row)
@@ -347,30 +348,31 @@ class SqliteStore(LeaseMixin):
             return {}
         db.execute("BEGIN IMMEDIATE")
         try:
-            # The statement's parameters, flat (5 a row), built in one pass.
+            # The statement's parameters, flat (6 a row), built in one pass; several
+            # messages of a session go in one row (bridge/store/packing.py).
             flat: list[Any] = []
             last: dict[str, int] = {}
+            count = 0
             for sid, rows in by_session.items():
-                owner, seq = db.execute(_OWNER_AND_LAST, (sid, sid)).fetchone()
+                owner, head = db.execute(_OWNER_AND_LAST, (sid, sid)).fetchone()
                 if not self._may_write(db, sid, owner):
                     self.dropped += len(rows)
                     continue
                 extend = flat.extend
-                for row in rows:
-                    seq += 1
-                    extend((sid, seq, row[1], row[2], row[3]))  # type: ignore[index]
-                last[sid] = seq
+                for k, n, at, direction, message in pack(rows):
+                    extend((sid, head + k, n, at, direction, message))
+                last[sid] = head + len(rows)
+                count += len(rows)
             # Rows go in _ROWS_PER_INSERT at a time: sqlite3 drops and retakes the GIL
             # around every statement step, so one row per step (executemany) makes the
             # event loop and this thread trade the GIL thousands of times per batch.
-            step = 5 * _ROWS_PER_INSERT
+            step = 6 * _ROWS_PER_INSERT
             full = len(flat) - len(flat) % step
             for i in range(0, full, step):
                 db.execute(_INSERT_MANY, flat[i : i + step])
             if full < len(flat):
                 rest = flat[full:]
-                db.executemany(_INSERT_ONE, [rest[i : i + 5] for i in range(0, len(rest), 5)])
-            count = len(flat) // 5
+                db.executemany(_INSERT_ONE, [rest[i : i + 6] for i in range(0, len(rest), 6)])
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -417,13 +419,13 @@ class SqliteStore(LeaseMixin):
                 self._degrade(exc, batch)
 
     async def events(self, session_id: str, after: int, limit: int) -> list[Event]:
-        sql = "SELECT seq, at, direction, message FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        # A row's seq is its last message's: `limit` rows past `after` hold `limit` events.
+        sql = "SELECT seq, n, at, direction, message FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?"
         rows = await self._reading(lambda db: db.execute(sql, (session_id, after, limit)).fetchall())
-        return [Event(int(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
+        return unpack(rows, after, limit)
 
     async def last_seq(self, session_id: str) -> int:
-        sql = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?"
-        return int((await self._reading(lambda db: db.execute(sql, (session_id,)).fetchone()))[0])
+        return int((await self._reading(lambda db: db.execute(_HEAD, (session_id,)).fetchone()))[0])
 
     async def purge_events(self, session_id: str) -> int:
         await self.flush()
@@ -432,9 +434,8 @@ class SqliteStore(LeaseMixin):
                 self._queue[i] = None  # keeps flush's row count; the writer skips it
         self._pending.pop(session_id, None)
         self._committed.pop(session_id, None)
-        cursor = await self._writing(
-            lambda db: db.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
-        )
+        sql = "DELETE FROM events WHERE session_id = ? RETURNING n"  # n: messages in the row
+        deleted = await self._writing(lambda db: sum(n for (n,) in db.execute(sql, (session_id,))))
         # The old pages live on in the WAL until a checkpoint: copy them over (zeroed, by
         # secure_delete) and truncate it, so the erased rows are gone from the files too.
         # Best effort: a reader in another process may hold the WAL back for now.
@@ -446,4 +447,4 @@ class SqliteStore(LeaseMixin):
             )
         except sqlite3.Error as exc:
             log.warning("could not checkpoint the log after a delete: %s", exc)
-        return int(cursor.rowcount)
+        return int(deleted)

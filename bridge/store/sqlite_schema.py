@@ -2,7 +2,8 @@
 
 Version 1 is the wave-1 layout (sessions + events), written without a `user_version` (0):
 a file with a `sessions` table and version 0 is version 1. Version 2 adds the lease owner
-column and the `instances` table, version 3 each session's `metrics`. Each migration runs in its own `BEGIN IMMEDIATE`
+column and the `instances` table, version 3 each session's `metrics`, version 4 packs several
+messages into one log row (`events.n`). Each migration runs in its own `BEGIN IMMEDIATE`
 transaction, so two daemons opening an old file at once upgrade it once.
 """
 
@@ -66,8 +67,15 @@ V3 = """
 ALTER TABLE sessions ADD COLUMN metrics TEXT;
 """
 
+# Version 4: several messages per log row (bridge/store/packing.py): `n` is how many, the
+# row's `seq` its last one's. Older rows are one message each; the default says so, and
+# SQLite adds such a column without rewriting the table.
+V4 = """
+ALTER TABLE events ADD COLUMN n INTEGER NOT NULL DEFAULT 1;
+"""
+
 # MIGRATIONS[n] takes a store from version n to n + 1.
-MIGRATIONS: dict[int, str] = {0: V1, 1: V2, 2: V3}
+MIGRATIONS: dict[int, str] = {0: V1, 1: V2, 2: V3, 3: V4}
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -77,6 +77,39 @@ class Backend:
         async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
             await pg_schema.migrate(conn, "test", upto=2)
 
+    async def make_version_3(self, events: int) -> None:
+        """A store as the release before packed log rows left it (version 3): the wave-1
+        session with `events` rows, one message each, as every release before wrote them."""
+        await self.make_version_1(events=events)
+        if self.name == "sqlite":
+            from bridge.store import sqlite_schema
+
+            db = sqlite3.connect(self.location)
+            db.executescript(sqlite_schema.V2 + sqlite_schema.V3 + "PRAGMA user_version = 3;")
+            db.close()
+            return
+        import psycopg
+
+        from bridge.store import pg_schema
+
+        async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
+            await pg_schema.migrate(conn, "test", upto=3)
+
+    async def log_rows(self, session_id: str) -> list[tuple[int, int]]:
+        """The session's log rows as stored: (seq, n) each, in seq order."""
+        sql = "SELECT seq, n FROM events WHERE session_id = {} ORDER BY seq"
+        if self.name == "sqlite":
+            db = sqlite3.connect(self.location)
+            try:
+                return [(int(a), int(b)) for a, b in db.execute(sql.format("?"), (session_id,))]
+            finally:
+                db.close()
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
+            cur = await conn.execute(sql.format("%s").encode(), (session_id,))
+            return [(int(a), int(b)) for a, b in await cur.fetchall()]
+
     async def set_version(self, version: int) -> None:
         """Stamp the store with another schema version (as a newer agent-bridge would)."""
         if self.name == "sqlite":

@@ -419,7 +419,7 @@ async def test_an_older_schema_is_upgraded_and_its_log_continues(backend: Backen
 async def test_a_version_2_store_gains_the_metrics_column_and_keeps_its_sessions(backend: Backend) -> None:
     await backend.make_version_2()
     async with stores(backend) as (s,):
-        assert await s.schema_version() == SCHEMA_VERSION == 3
+        assert await s.schema_version() == SCHEMA_VERSION == 4
         old = await s.get_session(WAVE1_SESSION[0])
         assert old is not None and old.metrics is None
         await s.update_session(old.id, metrics={"turns": 4})
