@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from bridge.trace import Tracer
 
 log = logging.getLogger(__name__)
+
+WARM_UP = "warm-up after the first initialize answer"
 
 # Where a session ended up once its owner is gone: turns keep running this long so the
 # client (or another) can reattach; then the session is closed (permissions fail closed).
@@ -94,6 +97,7 @@ class AcpServer:
         (the ACP models and jsonrpcserver: 0.4-1.5 s of imports on this kind of machine) in a
         worker thread, then start the default agent's shared process (Codex). Start-up keeps
         these off the path to the first answer; without this the first session paid for them."""
+        log.debug(WARM_UP)  # tests/e2e/test_startup_imports.py: what came before answered initialize
         try:
             await anyio.to_thread.run_sync(_load_session_path)
             await self.manager.prewarm()
@@ -360,7 +364,8 @@ class AcpServer:
 
 def _load_session_path() -> None:
     # Imports are thread-safe: a request needing a module meanwhile waits for its import lock.
-    from bridge.acp import acp_params  # noqa: F401  (the official ACP models, pydantic)
     from bridge.rpc.dispatch import load_jsonrpcserver
 
     load_jsonrpcserver()
+    # Last (tests/e2e/test_startup_imports.py waits for it): the official ACP models, pydantic.
+    importlib.import_module("bridge.acp.acp_params")

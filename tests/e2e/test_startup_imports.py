@@ -13,7 +13,11 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO
+
+from bridge.acp.server import WARM_UP
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,39 +51,64 @@ KEPT_OUT = (
 )
 
 
-def imported_to_answer_initialize(tmp_path: Path, *extra: str) -> set[str]:
+def _imported(stderr: str) -> set[str]:
+    return {m.group(1) for m in re.finditer(r"^import time:\s+\d+ \|\s+\d+ \| *(\S+)$", stderr, re.M)}
+
+
+def run_initialize(tmp_path: Path, *extra: str, until: str = WARM_UP) -> tuple[set[str], set[str]]:
+    """(modules imported before the warm-up that follows the answer, modules imported after,
+    up to the stderr line holding `until`). The daemon logs the warm-up's start (debug) on
+    stderr, in order with importtime's lines; its input stays open until `until` is seen, so
+    the warm-up is not cut short by the end of input."""
     config = tmp_path / "bridge.toml"
     config.write_text("login_shell_env = false\n")
     request = json.dumps(
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": 1}}
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "importtime",
-            "-m",
-            "bridge",
-            "--config",
-            str(config),
-            "--state-dir",
-            str(tmp_path / "state"),
-            *extra,
-        ],
-        input=request + "\n",
-        capture_output=True,
+    argv = [sys.executable, "-X", "importtime", "-m", "bridge", "--config", str(config)]
+    argv += ["--state-dir", str(tmp_path / "state"), "--log-level", "debug", *extra]
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
         cwd=ROOT,
-        timeout=60,
-        check=True,
     )
-    answer = json.loads(done.stdout.splitlines()[0])
-    assert answer["id"] == 1 and answer["result"]["protocolVersion"] == 1
-    names = {m.group(1) for m in re.finditer(r"^import time:\s+\d+ \|\s+\d+ \| *(\S+)$", done.stderr, re.M)}
+    assert proc.stdin and proc.stdout and proc.stderr
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read_stderr(stream: IO[str]) -> None:
+        for line in stream:  # read all of it: a full pipe would stall the daemon
+            lines.append(line)
+            if until in line:
+                seen.set()
+        seen.set()  # end of stderr: the daemon is gone
+
+    reader = threading.Thread(target=read_stderr, args=(proc.stderr,), daemon=True)
+    reader.start()
+    try:
+        proc.stdin.write(request + "\n")
+        proc.stdin.flush()
+        answer = json.loads(proc.stdout.readline())
+        assert answer["id"] == 1 and answer["result"]["protocolVersion"] == 1
+        assert seen.wait(60), f"no {until!r} on the daemon's stderr within 60 s"
+    finally:
+        proc.stdin.close()
+        assert proc.wait(60) == 0
+        reader.join(10)
+    before, marker, after = "".join(lines).partition(WARM_UP)
+    assert marker, "the daemon warms up after the first initialize answer"
+    names = _imported(before)
     assert "bridge.app" in names, "importtime saw the daemon's own modules"
-    return names
+    return names, _imported(after)
+
+
+def imported_to_answer_initialize(tmp_path: Path, *extra: str) -> set[str]:
+    return run_initialize(tmp_path, *extra)[0]
 
 
 def kept_out_but_loaded(names: set[str]) -> list[str]:
@@ -94,3 +123,9 @@ def test_initialize_with_a_native_default_agent_imports_none_of_them(tmp_path: P
     # Native agents answer `initialize` from static capabilities: the adapter registry is read,
     # no agent is spawned and none of the adapters' own modules is imported.
     assert kept_out_but_loaded(imported_to_answer_initialize(tmp_path, "--agent", "codex")) == []
+
+
+def test_the_warm_up_after_the_answer_loads_what_the_first_session_needs(tmp_path: Path) -> None:
+    # Off the path to the first answer, on the way to the first session/new.
+    after = run_initialize(tmp_path, until="| bridge.acp.acp_params")[1]
+    assert {"acp.schema", "bridge.acp.acp_params", "jsonrpcserver.async_dispatcher"} <= after
