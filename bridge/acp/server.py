@@ -367,5 +367,5 @@ def _load_session_path() -> None:
     from bridge.rpc.dispatch import load_jsonrpcserver
 
     load_jsonrpcserver()
-    # Last (tests/e2e/test_startup_imports.py waits for it): the official ACP models, pydantic.
+    # Last (tests/e2e/test_startup_imports.py waits for acp.schema): the official ACP models.
     importlib.import_module("bridge.acp.acp_params")
