@@ -3,6 +3,8 @@ table; the figures themselves are measurements, never asserted)."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench.targets import TARGETS, Target, evaluate, with_load
 
 RELAY = Target("relay", "relay.x", "relay", limit=1.15, unit="x")
@@ -64,3 +66,15 @@ def test_every_issue_target_is_in_the_table() -> None:
         "store.appends_per_s_2000",
     ):
         assert key in values, key
+
+
+def test_bench_all_help_and_unknown_options_do_not_start_the_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `bench all -h` once started the 25-minute run instead of printing its usage.
+    from bench.__main__ import main
+
+    assert main(["all", "-h"]) == 0
+    assert "usage: python -m bench all" in capsys.readouterr().out
+    assert main(["all", "--qiuck"]) == 2
+    assert "unknown option(s) --qiuck" in capsys.readouterr().err
