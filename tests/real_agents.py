@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,18 @@ def require_cli(name: str) -> Path:
     reason = f"the {name!r} CLI is not installed at {path}: run tools/install-agents.sh"
     if required():
         pytest.fail(f"{reason} ({REQUIRE_ENV}=1, so real-agent tests may not be skipped)")
+    pytest.skip(reason)
+
+
+def require_program(name: str) -> str:
+    """The path of the program `name` on PATH (npm, bash, ...): a test that needs it skips
+    when it is missing, or fails under AGENT_BRIDGE_REQUIRE_REAL_AGENTS=1 (`.ci/run` has it)."""
+    found = shutil.which(name)
+    if found is not None:
+        return found
+    reason = f"{name} is not installed (not on PATH)"
+    if required():
+        pytest.fail(f"{reason}; {REQUIRE_ENV}=1, so the tests that need it may not be skipped")
     pytest.skip(reason)
 
 

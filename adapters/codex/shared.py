@@ -108,8 +108,9 @@ class SharedServer:
                 {"agent": self.agent},
             )
         self._threads[session.thread_id] = session
-        self._opened(session)
+        # Taken before `_opened`, which empties the held list once no session is opening.
         early, self._early = self._early, []
+        self._opened(session)
         for method, params in early:
             if _thread_of(params) == session.thread_id:
                 self._deliver(session, method, params)

@@ -79,9 +79,9 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _ACP:
-        from bridge.acp import acp_params
+        from bridge.acp.schema_load import load_acp_params
 
-        return getattr(acp_params, name)
+        return getattr(load_acp_params(), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
@@ -98,11 +97,17 @@ class AcpServer:
         worker thread, then start the default agent's shared process (Codex). Start-up keeps
         these off the path to the first answer; without this the first session paid for them."""
         log.debug(WARM_UP)  # tests/e2e/test_startup_imports.py: what came before answered initialize
+        # Side by side: the shared process mostly waits on its child, the imports run on a thread.
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._warm, "loading the session path", anyio.to_thread.run_sync, _load_session_path)
+            tg.start_soon(self._warm, "starting the default agent's process", self.manager.prewarm)
+
+    @staticmethod
+    async def _warm(what: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         try:
-            await anyio.to_thread.run_sync(_load_session_path)
-            await self.manager.prewarm()
-        except Exception as exc:  # the first session loads or starts them itself, and reports
-            log.info("warm-up after initialize failed: %r", exc)
+            await fn(*args)
+        except Exception as exc:  # the first session loads or starts it itself, and reports
+            log.info("warm-up after initialize: %s failed: %r", what, exc)
 
     def spawn(self, fn: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         assert self._tg is not None
@@ -368,4 +373,6 @@ def _load_session_path() -> None:
 
     load_jsonrpcserver()
     # Last (tests/e2e/test_startup_imports.py waits for acp.schema): the official ACP models.
-    importlib.import_module("bridge.acp.acp_params")
+    from bridge.acp.schema_load import load_acp_params
+
+    load_acp_params()

@@ -110,8 +110,9 @@ class Endpoint:
         self._inflight: dict[Any, anyio.CancelScope] = {}
         self._idle = anyio.Event()
         self._idle.set()
-        # Every request's task, until it is done; `run` cancels and awaits what is left.
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Every request's task, until it is done, with the scope around all of it (the
+        # answer's write and log commit too); `run` cancels those scopes and awaits the tasks.
+        self._tasks: dict[asyncio.Task[None], anyio.CancelScope] = {}
         self._stopping = False
         self._closed_error: RpcError | None = None
 
@@ -199,14 +200,17 @@ class Endpoint:
             scope.cancel()
         if not self._tasks:
             return
-        tasks = set(self._tasks)
+        tasks = dict(self._tasks)
         try:
             await asyncio.wait(tasks)
         except BaseException:
             # Cancelled while waiting (e.g. an answer's write stuck on a peer that stopped
-            # reading): the tasks themselves are cancelled, and still awaited.
-            for task in tasks:
-                task.cancel()
+            # reading): the tasks are cancelled too, and still awaited. Through their anyio
+            # scopes, not `Task.cancel()`, which would pierce the shields inside them: a log
+            # commit on a worker thread would be abandoned while the thread still commits it,
+            # and its batch queued again (written twice).
+            for outer in tasks.values():
+                outer.cancel()
             with anyio.CancelScope(shield=True):
                 await asyncio.wait(tasks)
             raise
@@ -310,17 +314,24 @@ class Endpoint:
         scope = self._inflight[req.id] = anyio.CancelScope()
         if self._idle.is_set():
             self._idle = anyio.Event()
-        task = asyncio.get_running_loop().create_task(self._serve_request(req, scope, arrival.stamp()))
-        self._tasks.add(task)
+        outer = anyio.CancelScope()
+        task = asyncio.get_running_loop().create_task(self._serve_request(req, scope, outer, arrival.stamp()))
+        self._tasks[task] = outer
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             # `_serve_request` answers every failure; this is a bug of ours, not the peer's.
             log.error("%s: a request's task failed", self.peer, exc_info=task.exception())
 
-    async def _serve_request(self, req: jsonrpc.Request, scope: anyio.CancelScope, number: int) -> None:
+    async def _serve_request(
+        self, req: jsonrpc.Request, scope: anyio.CancelScope, outer: anyio.CancelScope, number: int
+    ) -> None:
+        with outer:
+            await self._answer(req, scope, number)
+
+    async def _answer(self, req: jsonrpc.Request, scope: anyio.CancelScope, number: int) -> None:
         frame: bytes | None = None
         try:
             with scope, arrival.handling(number):

@@ -14,9 +14,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import bridge_cmd, subprocess_env
+from tests.real_agents import require_program
+
+
+@pytest.fixture(autouse=True)
+def _npm() -> None:
+    require_program("npm")
+
 
 NPM = shutil.which("npm")
-pytestmark = pytest.mark.skipif(NPM is None, reason="npm is not installed")
 
 BIN = """#!/usr/bin/env node
 if (process.argv[2] === "--version") { console.log("0.24.4"); process.exit(0); }
@@ -33,7 +39,9 @@ def _tarball(tmp: Path) -> Path:
     (src / "cli.js").write_text(BIN)
     (src / "cli.js").chmod(0o755)
     assert NPM is not None
-    done = subprocess.run([NPM, "pack", "--pack-destination", str(tmp)], cwd=src, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [NPM, "pack", "--pack-destination", str(tmp)], cwd=src, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     (tarball,) = tmp.glob("*.tgz")
     return tarball

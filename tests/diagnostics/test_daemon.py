@@ -17,6 +17,7 @@ from tests.acp_client import RpcFailure
 from tests.conftest import FAKE_AGENT
 from tests.daemon_proc import daemon_process
 from tests.diagnostics.support import fake_acp, script, write_config
+from tests.real_agents import require_program
 
 pytestmark = pytest.mark.anyio
 
@@ -37,9 +38,9 @@ def login_home(tmp: Path) -> tuple[Path, Path]:
     return home, agent
 
 
-@pytest.mark.skipif(BASH is None, reason="bash is not installed")
 @pytest.mark.parametrize("login_shell_env", [True, False])
 async def test_agents_are_found_through_the_login_shell(tmp_path: Path, login_shell_env: bool) -> None:
+    require_program("bash")
     home, agent = login_home(tmp_path)
     state = tmp_path / "state"
     config = write_config(

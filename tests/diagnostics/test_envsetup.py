@@ -13,11 +13,18 @@ import anyio
 import pytest
 
 from bridge.envsetup import CACHE_FILE, IGNORED, Environment, merge
+from tests.real_agents import require_program
 
 pytestmark = pytest.mark.anyio
 
 BASH = shutil.which("bash")
-needs_bash = pytest.mark.skipif(BASH is None, reason="bash is not installed")
+# Skips without bash, fails instead under AGENT_BRIDGE_REQUIRE_REAL_AGENTS=1.
+needs_bash = pytest.mark.usefixtures("_bash")
+
+
+@pytest.fixture
+def _bash() -> None:
+    require_program("bash")
 
 
 def test_merge_adds_and_never_overrides() -> None:

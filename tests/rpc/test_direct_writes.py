@@ -231,3 +231,42 @@ async def test_an_answer_stuck_in_its_write_is_cancelled_with_the_endpoint() -> 
         await peer.wire.entered.wait()  # the answer's task is in its write
         inner.cancel_scope.cancel()
     assert not _own_tasks()
+
+
+async def test_cancelling_the_endpoint_lets_a_shielded_commit_of_an_answer_finish() -> None:
+    # The answer's log commit runs on a worker thread behind a shield (anyio's to_thread):
+    # stopping the endpoint must wait for it, not abandon it while the thread still commits
+    # (the batch would be queued again and logged twice).
+    peer = Peer()
+    committing = anyio.Event()
+    release = anyio.Event()
+    committed: list[str] = []
+
+    async def commit() -> None:
+        committing.set()
+        with anyio.CancelScope(shield=True):
+            await release.wait()
+        committed.append("done")
+
+    peer.outbox = Outbox(peer.wire.write, before_write=commit)
+    peer.endpoint = Endpoint("peer", peer.outbox, peer.on_request, peer.on_notification)
+
+    async def incoming() -> Any:
+        yield [_req(1, "quiet")]
+        await anyio.sleep_forever()
+
+    stop = anyio.CancelScope()
+
+    async def serve() -> None:
+        with stop:
+            await peer.endpoint.run(incoming())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve)
+        await committing.wait()  # the answer's task is inside the shielded commit
+        stop.cancel()
+        await anyio.wait_all_tasks_blocked()
+        assert committed == []  # the endpoint waits for the shielded part
+        release.set()
+    assert committed == ["done"]
+    assert not _own_tasks()
