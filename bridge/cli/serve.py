@@ -100,10 +100,11 @@ def _run(main: Callable[..., Awaitable[int]], *args: Any) -> int:
 
 def _fatal_store_error(exc: BaseException) -> str | None:
     from bridge.errors import leaves
-    from bridge.store.base import SchemaTooNew
+    from bridge.store.base import SchemaTooNew, UpgradeBlocked
     from bridge.store.pg_url import StoreUnavailable
 
-    return next((e.message for e in leaves(exc) if isinstance(e, StoreUnavailable | SchemaTooNew)), None)
+    fatal = StoreUnavailable | SchemaTooNew | UpgradeBlocked
+    return next((e.message for e in leaves(exc) if isinstance(e, fatal)), None)
 
 
 async def _running_listener(config: ConfigFile, state_dir: str) -> Instance | None:

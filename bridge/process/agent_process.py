@@ -123,6 +123,10 @@ class AgentProcess:
             raise anyio.BrokenResourceError
         try:
             writer.write(data)
+            if writer.is_closing():
+                # The write failed (EPIPE: the agent closed its stdin); asyncio closed the
+                # transport and swallowed the error, so nothing else would say the frame is lost.
+                raise anyio.BrokenResourceError
             if writer.transport.get_write_buffer_size():
                 await writer.drain()
         except (ConnectionResetError, BrokenPipeError) as exc:

@@ -94,7 +94,14 @@ class Outbox:
             # Frames before this one are still to be written: it goes behind them.
             self.put(frame)
             return
-        async with self._writing:
+        try:
+            await self._writing.acquire()
+        except BaseException:
+            # Cancelled before anything was done: handed over all the same (queued), so that a
+            # caller's `$/cancel_request` for it never names a request the peer was not sent.
+            self.put(frame)
+            raise
+        try:
             try:
                 if self._before_write is not None:
                     await self._before_write()
@@ -109,6 +116,8 @@ class Outbox:
             except Exception as exc:
                 self._failed = exc
                 self._ready.set()
+        finally:
+            self._writing.release()
 
     async def wait_writable(self) -> None:
         if not self._closed:

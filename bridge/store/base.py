@@ -132,6 +132,20 @@ class SchemaTooNew(StoreError):
     """The store was written by a newer agent-bridge: refuse rather than guess."""
 
 
+class UpgradeBlocked(StoreError):
+    """The store needs a schema upgrade while another daemon still uses it: that daemon
+    runs an older agent-bridge, which would misread what the new schema writes."""
+
+
+def upgrade_blocked(where: str, live: list[Instance], found: int) -> UpgradeBlocked:
+    who = ", ".join(f"pid {i.pid} on {i.host}" for i in live[:3]) + (" …" if len(live) > 3 else "")
+    return UpgradeBlocked(
+        f"the session store {where} is at schema version {found} and still in use by an older "
+        f"agent-bridge ({who}); upgrading it under that daemon would make it misread the log: "
+        "stop it (close the editor window running it), or use another --state-dir / store"
+    )
+
+
 class LeaseHeld(RpcError):
     """A session is owned by another live daemon: the JSON-RPC error names the owner (pid,
     host, how to reach it). Raised by callers of `acquire()`, never by the store."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bridge.store.base import SCHEMA_VERSION, SchemaTooNew
+from bridge.store.base import SCHEMA_VERSION, Instance, SchemaTooNew, owner_gone, upgrade_blocked
 
 if TYPE_CHECKING:
     import psycopg
@@ -107,11 +107,22 @@ async def migrate(conn: psycopg.AsyncConnection[Any], where: str, upto: int = LA
                 )
             if version >= upto:
                 return found
+            if version >= 2 and (live := await _live_instances(conn)):
+                raise upgrade_blocked(where, live, version)
             await conn.execute(MIGRATIONS[version].encode())
             if row is None:
                 await conn.execute("INSERT INTO bridge_schema (version) VALUES (%s)", (version + 1,))
             else:
                 await conn.execute("UPDATE bridge_schema SET version = %s", (version + 1,))
+
+
+async def _live_instances(conn: psycopg.AsyncConnection[Any]) -> list[Instance]:
+    # Registered daemons (version 2 added the table) still holding their registration, on the
+    # server's clock as the leases are.
+    from bridge.store.pg_catalog import all_instances
+
+    instances, now = await all_instances(conn)
+    return [inst for inst in instances if not owner_gone(inst, now)]
 
 
 async def version(conn: psycopg.AsyncConnection[Any]) -> int:

@@ -30,7 +30,16 @@ import orjson
 from bridge.errors import StoreError
 from bridge.store import pg_catalog as cat
 from bridge.store import pg_schema
-from bridge.store.base import Direction, Event, Instance, LogTail, SchemaTooNew, SessionRecord, owner_gone
+from bridge.store.base import (
+    Direction,
+    Event,
+    Instance,
+    LogTail,
+    SchemaTooNew,
+    SessionRecord,
+    UpgradeBlocked,
+    owner_gone,
+)
 from bridge.store.packing import Packed, pack, unpack
 from bridge.store.pg_conn import Link
 from bridge.store.pg_url import StoreUnavailable
@@ -95,7 +104,7 @@ class PostgresStore:
         try:
             async with self._cat.use() as conn:
                 await pg_schema.migrate(conn, self.location)
-        except (StoreUnavailable, SchemaTooNew):
+        except (StoreUnavailable, SchemaTooNew, UpgradeBlocked):
             raise
         except StoreError as exc:
             raise StoreUnavailable(exc.message) from None

@@ -15,7 +15,14 @@ from typing import Any
 
 import orjson
 
-from bridge.store.base import SCHEMA_VERSION, Instance, SchemaTooNew, SessionRecord
+from bridge.store.base import (
+    SCHEMA_VERSION,
+    Instance,
+    SchemaTooNew,
+    SessionRecord,
+    owner_gone,
+    upgrade_blocked,
+)
 
 V1 = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -94,6 +101,8 @@ def migrate(db: sqlite3.Connection, path: str) -> int:
             if version >= SCHEMA_VERSION:
                 db.execute("COMMIT")
                 return found
+            if version >= 2 and (live := _live_instances(db)):
+                raise upgrade_blocked(path, live, version)
             for statement in MIGRATIONS[version].split(";"):
                 if statement.strip():
                     db.execute(statement)
@@ -103,6 +112,12 @@ def migrate(db: sqlite3.Connection, path: str) -> int:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+
+
+def _live_instances(db: sqlite3.Connection) -> list[Instance]:
+    # Registered daemons (version 2 added the table) that still hold their registration.
+    rows = db.execute(f"SELECT {INSTANCE_COLUMNS} FROM instances").fetchall()
+    return [inst for inst in map(decode_instance, rows) if not owner_gone(inst)]
 
 
 def _version(db: sqlite3.Connection) -> int:

@@ -177,3 +177,22 @@ async def test_live_pids_track_running_agents(tmp_path: Path) -> None:
     async with open_agent_process("s", script(tmp_path, STUBBORN), env=ENV, stop_grace=0.2) as proc:
         assert proc.pid in tree.live_pids()
     assert proc.pid not in tree.live_pids()
+
+
+DEAF = """
+    import os, time
+    os.close(0)  # its stdin is gone; it goes on running
+    print("ready", flush=True)
+    time.sleep(30)
+"""
+
+
+async def test_a_write_to_an_agent_that_closed_its_stdin_fails_at_once(tmp_path: Path) -> None:
+    # asyncio's pipe transport swallows the EPIPE of a failed write (it only closes itself):
+    # the frame would be lost silently, and its request wait for an agent that never got it.
+    async with open_agent_process("deaf", script(tmp_path, DEAF), env=ENV, stop_grace=0.2) as proc:
+        assert await first_line(proc) == b"ready"
+        with pytest.raises(anyio.BrokenResourceError):
+            await proc.send(b'{"jsonrpc":"2.0","id":1,"method":"x"}\n')
+        with pytest.raises(anyio.BrokenResourceError):
+            await proc.send(b"again\n")

@@ -128,6 +128,20 @@ async def test_a_failed_send_ends_the_writer_with_its_error() -> None:
     assert caught.group_contains(BrokenPipeError)
 
 
+async def test_a_send_cancelled_before_it_starts_still_hands_its_frame_over() -> None:
+    # A request cancelled at once still reaches the peer before the `$/cancel_request` naming it.
+    wire = Wire()
+    outbox = Outbox(wire.write)
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await outbox.send(b"request")
+    assert scope.cancelled_caught and outbox.queued_bytes == len(b"request")
+    async with anyio.create_task_group() as tg:
+        await tg.start(outbox.run)
+        outbox.close()
+    assert wire.frames == [b"request"]
+
+
 # -- the endpoint's request tasks ---------------------------------------------------------------
 def _own_tasks() -> set[asyncio.Task[Any]]:
     me = asyncio.current_task()

@@ -36,13 +36,19 @@ class Backend:
 
     async def make_version_1(self, events: int) -> None:
         """The first schema, as wave 1 wrote it, holding one session with `events` rows."""
-        rows = [(WAVE1_SESSION[0], i, "2025-01-01T00:00:00.000Z", "agent", b'{"n":%d}' % i) for i in range(1, events + 1)]
+        rows = [
+            (WAVE1_SESSION[0], i, "2025-01-01T00:00:00.000Z", "agent", b'{"n":%d}' % i)
+            for i in range(1, events + 1)
+        ]
         if self.name == "sqlite":
             from bridge.store import sqlite_schema
 
             db = sqlite3.connect(self.location)
             db.executescript(sqlite_schema.V1)
-            db.execute("INSERT INTO sessions (id, agent, cwd, created_at, updated_at) VALUES (?,?,?,?,?)", WAVE1_SESSION)
+            db.execute(
+                "INSERT INTO sessions (id, agent, cwd, created_at, updated_at) VALUES (?,?,?,?,?)",
+                WAVE1_SESSION,
+            )
             db.executemany("INSERT INTO events VALUES (?,?,?,?,?)", rows)
             db.commit()
             db.close()
@@ -54,7 +60,8 @@ class Backend:
         async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
             await pg_schema.migrate(conn, "test", upto=1)
             await conn.execute(
-                "INSERT INTO sessions (id, agent, cwd, created_at, updated_at) VALUES (%s,%s,%s,%s,%s)", WAVE1_SESSION
+                "INSERT INTO sessions (id, agent, cwd, created_at, updated_at) VALUES (%s,%s,%s,%s,%s)",
+                WAVE1_SESSION,
             )
             async with conn.cursor() as cur:
                 await cur.executemany("INSERT INTO events VALUES (%s,%s,%s,%s,%s)", rows)
@@ -121,3 +128,45 @@ class Backend:
 
         async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
             await conn.execute("UPDATE bridge_schema SET version = %s", (version,))
+
+    async def register_instance(self, instance_id: str, pid: int, expires_in: float) -> None:
+        """A daemon's registration as an older release wrote it (version 2 and later), its
+        expiry `expires_in` seconds from now (negative: already run out)."""
+        from bridge.store.base import this_host
+
+        values = (instance_id, pid, this_host(), "stdio", None, 0.0, "2025-01-01T00:00:00.000Z")
+        cols = "id,pid,host,transport,ws_url,pid_started_at,started_at,heartbeat_at,expires_at"
+        if self.name == "sqlite":
+            import time
+
+            db = sqlite3.connect(self.location)
+            now = time.time()
+            db.execute(
+                f"INSERT OR REPLACE INTO instances ({cols}) VALUES (?,?,?,?,?,?,?,?,?)",
+                (*values, now, now + expires_in),
+            )
+            db.commit()
+            db.close()
+            return
+        import psycopg
+
+        now = "extract(epoch FROM clock_timestamp())"
+        async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
+            await conn.execute("DELETE FROM instances WHERE id = %s", (instance_id,))
+            await conn.execute(
+                f"INSERT INTO instances ({cols}) VALUES (%s,%s,%s,%s,%s,%s,%s,{now},{now} + %s)".encode(),
+                (*values, expires_in),
+            )
+
+    async def stored_version(self) -> int:
+        if self.name == "sqlite":
+            db = sqlite3.connect(self.location)
+            try:
+                return int(db.execute("PRAGMA user_version").fetchone()[0])
+            finally:
+                db.close()
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
+            row = await (await conn.execute("SELECT version FROM bridge_schema")).fetchone()
+            return int(row[0]) if row else 0

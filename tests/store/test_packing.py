@@ -5,6 +5,7 @@ per message) read the same after the upgrade; a streamed turn takes far fewer ro
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import tempfile
 from bisect import bisect_right
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.store.base import SCHEMA_VERSION, Event, Store
+from bridge.store.base import SCHEMA_VERSION, Event, Store, UpgradeBlocked
 from bridge.store.packing import MAX_BYTES, MAX_MESSAGES, pack, unpack
 from bridge.store.sqlite import SqliteStore
 from tests.conftest import in_process
@@ -177,6 +178,24 @@ async def test_a_version_3_store_reads_the_same_after_the_upgrade_and_packs_from
         await _windows_match(store, sid, old + new)
         assert await store.last_seq(sid) == 170
         assert await store.purge_events(sid) == 170
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_the_upgrade_waits_until_no_older_daemon_uses_the_store(backend: Backend) -> None:
+    # An older daemon still running on the store would read packed rows as one message each.
+    await backend.make_version_3(events=3)
+    await backend.register_instance("older-daemon", pid=os.getpid(), expires_in=60.0)
+    with pytest.raises(UpgradeBlocked) as blocked:
+        await backend.opened()
+    assert f"pid {os.getpid()}" in blocked.value.message and "schema version 3" in blocked.value.message
+    assert await backend.stored_version() == 3  # left as it was
+    await backend.register_instance("older-daemon", pid=os.getpid(), expires_in=-1.0)  # it is gone
+    store = await backend.opened()
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+        assert [e.seq for e in await store.events(WAVE1_SESSION[0], 0, 10)] == [1, 2, 3]
     finally:
         await store.close()
 
