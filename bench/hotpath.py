@@ -90,8 +90,7 @@ async def pipeline(n: int, tmp: Path, synchronous: str) -> dict[str, float]:
         await tg.start(client_outbox.run)
         c0, t0 = time.process_time(), time.perf_counter()
         for batch in batches:
-            for line in batch:
-                await endpoint.receive(line)
+            await endpoint.receive_batch(list(batch))
             await session.wait_writable()
             await anyio.lowlevel.checkpoint()  # the read between batches: lets the client writer run
         await all_written.wait()

@@ -183,8 +183,7 @@ class Endpoint:
         try:
             task_status.started()
             async for batch in incoming:
-                for item in batch:
-                    await self.receive(item)
+                await self.receive_batch(batch)
             if drain > 0 and self._inflight:
                 with anyio.move_on_after(drain):
                     await self._idle.wait()
@@ -215,15 +214,33 @@ class Endpoint:
                 await asyncio.wait(tasks)
             raise
 
-    async def receive(self, item: bytes | Oversize) -> None:
-        """Handle one line or frame. Whatever it contains, the loop goes on: a failure of
-        ours while handling it is logged and costs only this message."""
+    async def receive_batch(self, batch: list[bytes | Oversize]) -> None:
+        """`receive` each of one read's lines, in order. Lines the `on_line` hook takes (the
+        common text chunk) are handled here, without the two coroutines per line of
+        `receive`: at 100k+ lines a second that is a tenth of the daemon's CPU a line."""
+        on_line = self._on_line
+        for item in batch:
+            if on_line is not None and type(item) is bytes:
+                try:
+                    if on_line(item):
+                        continue
+                except Exception:
+                    log.exception("%s: handling a message failed (message dropped)", self.peer)
+                    continue
+                await self.receive(item, hooked=True)
+            else:
+                await self.receive(item)
+
+    async def receive(self, item: bytes | Oversize, *, hooked: bool = False) -> None:
+        """Handle one line or frame (`hooked`: the `on_line` hook has already declined it).
+        Whatever it contains, the loop goes on: a failure of ours while handling it is
+        logged and costs only this message."""
         try:
-            await self._receive(item)
+            await self._receive(item, hooked)
         except Exception:
             log.exception("%s: handling a message failed (message dropped)", self.peer)
 
-    async def _receive(self, item: bytes | Oversize) -> None:
+    async def _receive(self, item: bytes | Oversize, hooked: bool) -> None:
         if isinstance(item, Oversize):
             if self._on_violation is not None:
                 self._violation(f"wrote a message of {item.size} bytes, over the size limit")
@@ -231,7 +248,7 @@ class Endpoint:
             err = RpcError(INVALID_REQUEST, f"message of {item.size} bytes exceeds the size limit")
             self._invalid(jsonrpc.Invalid(err, jsonrpc.id_from_head(item.head)))
             return
-        if self._on_line is not None and self._on_line(item):
+        if not hooked and self._on_line is not None and self._on_line(item):
             return
         if self._on_noise is not None and not _looks_like_json(item):
             self._on_noise(item)

@@ -58,7 +58,6 @@ _INSERT_MANY = _INSERT_ONE.replace("(?,?,?,?,?,?)", ",".join(["(?,?,?,?,?,?)"] *
 # A session's last seq (a row's seq: its last message's); with its owner, one select a commit.
 _HEAD = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?"
 _OWNER_AND_LAST = f"SELECT (SELECT owner FROM sessions WHERE id = ?), ({_HEAD})"
-_COUNT_MESSAGES = "SELECT COALESCE(SUM(n), 0) FROM events WHERE session_id = ?"
 
 Row = Queued | None  # (session, at, direction, message); None once purged
 
@@ -435,14 +434,7 @@ class SqliteStore(LeaseMixin):
                 self._queue[i] = None  # keeps flush's row count; the writer skips it
         self._pending.pop(session_id, None)
         self._committed.pop(session_id, None)
-        def purge(db: sqlite3.Connection) -> int:
-            # Counted, then deleted, in one transaction (no `DELETE … RETURNING`: SQLite 3.35+,
-            # newer than the libsqlite3 some Pythons are linked with). n: messages in the row.
-            (count,) = db.execute(_COUNT_MESSAGES, (session_id,)).fetchone()
-            db.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
-            return int(count)
-
-        deleted = await self._writing(purge)
+        deleted = await self._writing(lambda db: S.purge_events(db, session_id))
         # The old pages live on in the WAL until a checkpoint: copy them over (zeroed, by
         # secure_delete) and truncate it, so the erased rows are gone from the files too.
         # Best effort: a reader in another process may hold the WAL back for now.

@@ -194,3 +194,12 @@ def instance_values(inst: Instance) -> tuple[Any, ...]:
 
 
 Txn = Callable[[sqlite3.Connection], Any]
+
+
+def purge_events(db: sqlite3.Connection, session_id: str) -> int:
+    """Delete a session's log rows (in the caller's transaction); returns how many messages
+    they held. Counted first: `DELETE … RETURNING` needs SQLite 3.35, newer than the
+    libsqlite3 some Pythons are linked with."""
+    (count,) = db.execute("SELECT COALESCE(SUM(n), 0) FROM events WHERE session_id = ?", (session_id,)).fetchone()
+    db.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
+    return int(count)
