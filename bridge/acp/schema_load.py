@@ -1,9 +1,14 @@
-"""Loading `bridge.acp.acp_params` (the official ACP models) once, cheaply, from any thread.
+"""What the first request after `initialize` needs, imported once, on a worker thread:
+jsonrpcserver, the params models (`bridge.acp.params`, pydantic) and the official ACP models
+(`bridge.acp.acp_params`, `acp.schema`): 0.3-1.5 s on this kind of machine.
 
-Its own module, not `bridge.acp.params`: that one is a lazy module (bridge/lazy.py) whose
-first attribute access runs its code, which Python 3.11's LazyLoader does not guard against
-a second thread; the warm-up thread (bridge/acp/server.py) imports this module instead,
-while the event loop may be using `params`.
+One loader, one lock, and the event loop never imports these itself: the warm-up after the
+first `initialize` answer starts `load_session_path` on a thread, and a request arriving
+meanwhile waits for it (`await ensure_session_path()`, on another thread, so the loop goes
+on serving). Two threads importing pydantic's circularly-importing modules at once can fail
+with Python's import `_DeadlockError` (seen: a first `session/new` answered with it), and
+Python 3.11's LazyLoader (bridge/lazy.py, behind `bridge.acp.params`) lets a second thread
+see a half-run module; neither can happen when only the loader's thread imports them.
 """
 
 from __future__ import annotations
@@ -14,7 +19,36 @@ import threading
 from types import ModuleType
 from typing import Any
 
-_loading = threading.Lock()
+import anyio
+
+_loading = threading.RLock()
+started = False  # the loader's thread may be importing: nobody else may now
+loaded = False
+
+
+def load_session_path() -> None:
+    """Import everything the session requests use (see the module's docstring)."""
+    global loaded, started
+    started = True
+    with _loading:
+        if loaded:
+            return
+        from bridge.rpc.dispatch import load_jsonrpcserver
+
+        params = importlib.import_module("bridge.acp.params")
+        params.parse  # noqa: B018 - runs the lazy module's code (if not yet run) on this thread
+        load_jsonrpcserver()
+        load_acp_params()  # last: tests/e2e/test_startup_imports.py waits for acp.schema
+        loaded = True
+
+
+async def ensure_session_path() -> None:
+    """`load_session_path` done: at once when it is, else waited for on a worker thread
+    (never on the event loop, never a second import beside the warm-up's)."""
+    global started
+    if not loaded:
+        started = True  # from now on, even an `initialize` waits (its params model is here too)
+        await anyio.to_thread.run_sync(load_session_path)
 
 
 def load_acp_params() -> ModuleType:

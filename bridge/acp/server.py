@@ -12,7 +12,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from bridge import timeouts
-from bridge.acp import auth
+from bridge.acp import auth, schema_load
 from bridge.acp.capabilities import AgentCapabilities
 from bridge.acp.connection import ClientConnection
 from bridge.acp.extensions import Extensions
@@ -99,7 +99,7 @@ class AcpServer:
         log.debug(WARM_UP)  # tests/e2e/test_startup_imports.py: what came before answered initialize
         # Side by side: the shared process mostly waits on its child, the imports run on a thread.
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._warm, "loading the session path", anyio.to_thread.run_sync, _load_session_path)
+            tg.start_soon(self._warm, "loading the session path", schema_load.ensure_session_path)
             tg.start_soon(self._warm, "starting the default agent's process", self.manager.prewarm)
 
     @staticmethod
@@ -206,6 +206,10 @@ class AcpServer:
                 self.multiclient.check(conn, req.method, req.params, known=known)
                 if not known:
                     return await self._forward_extension(req)
+                if not schema_load.loaded and (schema_load.started or req.method != "initialize"):
+                    # Only the first `initialize` answers before these imports, on the loop;
+                    # any other request waits for the loader's thread (bridge/acp/schema_load.py).
+                    await schema_load.ensure_session_path()
                 return await self.dispatcher(conn, req)
             except Exception as exc:
                 explained = await self._explain(req, exc, conn)
@@ -367,12 +371,4 @@ class AcpServer:
             await self.manager.close(session)
 
 
-def _load_session_path() -> None:
-    # Imports are thread-safe: a request needing a module meanwhile waits for its import lock.
-    from bridge.rpc.dispatch import load_jsonrpcserver
 
-    load_jsonrpcserver()
-    # Last (tests/e2e/test_startup_imports.py waits for acp.schema): the official ACP models.
-    from bridge.acp.schema_load import load_acp_params
-
-    load_acp_params()
