@@ -140,7 +140,7 @@ class SqliteStore(LeaseMixin):
             ]
             for c in conns:
                 c.db.execute(f"PRAGMA busy_timeout = {OPEN_TIMEOUT_MS}")
-                c.db.execute("PRAGMA journal_mode=WAL")
+                S.wal_mode(c.db, OPEN_TIMEOUT_MS / 1000)
                 c.db.execute(f"PRAGMA synchronous={self._synchronous}")
                 # Deleted rows (session/delete) are overwritten, not left in free pages.
                 c.db.execute("PRAGMA secure_delete=ON")

@@ -10,6 +10,7 @@ transaction, so two daemons opening an old file at once upgrade it once.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -203,3 +204,22 @@ def purge_events(db: sqlite3.Connection, session_id: str) -> int:
     (count,) = db.execute("SELECT COALESCE(SUM(n), 0) FROM events WHERE session_id = ?", (session_id,)).fetchone()
     db.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
     return int(count)
+
+
+def wal_mode(db: sqlite3.Connection, timeout: float) -> None:
+    """`PRAGMA journal_mode=WAL`, retried while the file is locked (up to `timeout` seconds).
+
+    Two daemons creating one new file at once: SQLite answers the switch to WAL with
+    "database is locked" at once, without calling the busy handler, while the other process
+    holds its lock for the same switch (seen: 36 failures in 200 paired opens)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(0.05, delay * 2)
