@@ -90,7 +90,7 @@ async def pipeline(n: int, tmp: Path, synchronous: str) -> dict[str, float]:
         await tg.start(client_outbox.run)
         c0, t0 = time.process_time(), time.perf_counter()
         for batch in batches:
-            await endpoint.receive_batch(list(batch))
+            await endpoint.receive_batch(batch)
             await session.wait_writable()
             await anyio.lowlevel.checkpoint()  # the read between batches: lets the client writer run
         await all_written.wait()

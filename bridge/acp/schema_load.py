@@ -62,9 +62,9 @@ def load_acp_params() -> ModuleType:
     (the params tests run on the models loaded here). The switch is pydantic's private
     function: where it is not found, the import runs as it is, only slower."""
     with _loading:  # one patcher at a time: the warm-up thread and a first request may race
-        loaded = sys.modules.get("bridge.acp.acp_params")
-        if loaded is not None:
-            return loaded
+        found = sys.modules.get("bridge.acp.acp_params")
+        if found is not None:
+            return found
         fields: ModuleType | None
         try:
             fields = importlib.import_module("pydantic._internal._fields")
