@@ -168,7 +168,7 @@ def _check_strict(*models: type[BaseModel]) -> None:
             raise TypeError(f"{model.__name__}: lenient validators of acp.schema left: {lenient}")
 
 
-_check_strict(
+PARAMS_MODELS: tuple[type[BaseModel], ...] = (
     AuthenticateParams,
     NewSessionParams,
     LoadSessionParams,
@@ -181,3 +181,4 @@ _check_strict(
     DeleteSessionParams,
     ListSessionsParams,
 )
+_check_strict(*PARAMS_MODELS)
