@@ -6,6 +6,8 @@ with Python's import deadlock error)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -60,18 +62,26 @@ async def test_requests_wait_for_the_loader_and_the_loop_goes_on(
     assert loads and loads[0] != threading.main_thread().name  # a worker, never the loop's thread
 
 
+
+_CHECK_LOAD = """
+from pydantic import BaseModel
+from bridge.acp.schema_load import load_acp_params
+module = load_acp_params()
+assert all(m.__pydantic_complete__ for m in module.PARAMS_MODELS)
+assert "defer_build" not in BaseModel.model_config  # the switch was put back
+from acp import schema
+unused = schema.WriteTextFileResponse  # no params model contains it
+assert unused.model_config.get("defer_build") is True
+assert not unused.__pydantic_complete__
+assert unused.model_validate({}).model_dump() == {"field_meta": None}
+print("ok")
+"""
+
+
 def test_params_models_are_built_when_loaded_and_the_rest_of_acp_schema_is_deferred() -> None:
     # The loader defers acp.schema's ~290 validators but builds the params models itself:
-    # a first request must not pay a schema build on the event loop.
-    from pydantic import BaseModel
-
-    from bridge.acp.schema_load import load_acp_params
-
-    module = load_acp_params()
-    assert all(m.__pydantic_complete__ for m in module.PARAMS_MODELS)
-    assert "defer_build" not in BaseModel.model_config  # the switch was put back
-    from acp import schema
-
-    unused = schema.WriteTextFileResponse  # no params model contains it
-    assert unused.model_config.get("defer_build") is True
-    assert unused.model_validate({}).model_dump() == {"field_meta": None}
+    # a first request must not pay a schema build on the event loop. A fresh interpreter:
+    # in this one another test may have imported acp.schema first, without the loader.
+    done = subprocess.run([sys.executable, "-c", _CHECK_LOAD], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
