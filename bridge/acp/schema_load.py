@@ -88,8 +88,9 @@ def load_acp_params() -> ModuleType:
             if saved is not None:
                 fields.extract_docstrings_from_cls = saved  # type: ignore[union-attr]
         for model in module.PARAMS_MODELS:
-            # They inherit `defer_build` from acp.schema's models: build them now, off the loop.
-            model.model_rebuild(force=True)
+            # They inherit `defer_build` from acp.schema's models: build them now, off the loop
+            # (a no-op for one already built: acp.schema imported before, without the loader).
+            model.model_rebuild()
         return module
 
 

@@ -62,7 +62,6 @@ async def test_requests_wait_for_the_loader_and_the_loop_goes_on(
     assert loads and loads[0] != threading.main_thread().name  # a worker, never the loop's thread
 
 
-
 _CHECK_LOAD = """
 from pydantic import BaseModel
 from bridge.acp.schema_load import load_acp_params
