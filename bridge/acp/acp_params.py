@@ -11,20 +11,42 @@ name, and `_check_strict` refuses, at import, a model that still has one (a newe
 one fails the tests instead of going lenient silently).
 
 Imported at the first request that needs it (through `bridge.acp.params`), never on the way
-to the `initialize` answer: the generated module costs ~0.3 s to import, ~7x the bridge's
-own models (`python -m bench.schema_models`), paid once by the first session/new or load;
-validating a request costs about what the bridge's own models did (2-3 µs).
+to the `initialize` answer; of the generated module only the models used here and what they
+are made of are built (bridge/acp/schema_subset.py: ~50 ms, the whole module ~210 ms).
+Validating a request costs about what the bridge's own models did (2-3 µs).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from acp import schema as S
 from pydantic import BaseModel, Discriminator, Field, Tag, field_validator
 
 from bridge.wire.types import JsonObj
+
+if TYPE_CHECKING:
+    from acp import schema as S
+else:  # only the models below and what they are made of (bridge/acp/schema_subset.py)
+    from bridge.acp import schema_subset
+
+    S = schema_subset.load(
+        "AuthenticateRequest",
+        "NewSessionRequest",
+        "LoadSessionRequest",
+        "ResumeSessionRequest",
+        "ForkSessionRequest",
+        "PromptRequest",
+        "SetSessionModeRequest",
+        "SetSessionConfigOptionSelectRequest",
+        "CloseSessionRequest",
+        "DeleteSessionRequest",
+        "ListSessionsRequest",
+        "HttpMcpServer",
+        "SseMcpServer",
+        "AcpMcpServer",
+        "McpServerStdio",
+    )
 
 _MCP_KINDS = ("http", "sse", "acp")
 

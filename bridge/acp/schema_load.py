@@ -1,6 +1,6 @@
 """What the first request after `initialize` needs, imported once, on a worker thread:
 jsonrpcserver, the params models (`bridge.acp.params`, pydantic) and the official ACP models
-(`bridge.acp.acp_params`, `acp.schema`): 0.3-1.5 s on this kind of machine.
+(`bridge.acp.acp_params`, part of `acp.schema`): 0.2-1 s on this kind of machine.
 
 One loader, one lock, and the event loop never imports these itself: the warm-up after the
 first `initialize` answer starts `load_session_path` on a thread, and a request arriving
@@ -14,6 +14,7 @@ see a half-run module; neither can happen when only the loader's thread imports 
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from typing import Any
 
 import anyio
 
+log = logging.getLogger(__name__)
+LOADED = "the session path is loaded"
 _loading = threading.RLock()
 started = False  # the loader's thread may be importing: nobody else may now
 loaded = False
@@ -40,8 +43,9 @@ def load_session_path() -> None:
         params = importlib.import_module("bridge.acp.params")
         params.parse  # noqa: B018 - runs the lazy module's code (if not yet run) on this thread
         load_jsonrpcserver()
-        load_acp_params()  # last: tests/e2e/test_startup_imports.py waits for acp.schema
+        load_acp_params()
         loaded = True
+        log.debug(LOADED)  # tests/e2e/test_startup_imports.py waits for it
 
 
 async def ensure_session_path() -> None:
@@ -64,10 +68,11 @@ def load_acp_params() -> ModuleType:
     (the params tests run on the models loaded here). The switch is pydantic's private
     function: where it is not found, the import runs as it is, only slower.
 
-    `acp.schema`'s models are also created with `defer_build`: the daemon validates with a
-    dozen of its ~290 models (the strict params models, and what they contain), so building
-    every validator at import is wasted (~90 ms of ~320). The params models are then built
-    here, on the loader's thread, so a first request pays no build of its own."""
+    Only the ~30 models of `acp.schema` that the params models are made of are created
+    (bridge/acp/schema_subset.py), with `defer_build`: the daemon validates with the strict
+    params models only, so a validator of each model they contain would be built for nothing.
+    The params models are then built here, on the loader's thread, so a first request pays no
+    build of its own."""
     with _loading:  # one patcher at a time: the warm-up thread and a first request may race
         found = sys.modules.get("bridge.acp.acp_params")
         if found is not None:
@@ -82,14 +87,13 @@ def load_acp_params() -> ModuleType:
             fields.extract_docstrings_from_cls = _no_docstrings  # type: ignore[union-attr]
         try:
             with _deferred_builds():
-                importlib.import_module("acp.schema")
-            module = importlib.import_module("bridge.acp.acp_params")
+                module = importlib.import_module("bridge.acp.acp_params")
         finally:
             if saved is not None:
                 fields.extract_docstrings_from_cls = saved  # type: ignore[union-attr]
         for model in module.PARAMS_MODELS:
-            # They inherit `defer_build` from acp.schema's models: build them now, off the loop
-            # (a no-op for one already built: acp.schema imported before, without the loader).
+            # Created deferred too: build them now, off the loop (a no-op for one already built:
+            # acp_params imported before, without the loader).
             model.model_rebuild()
         return module
 
