@@ -9,7 +9,14 @@ drivers) vs behind the Zed adapters, against the same fake model server.
 
 Every model request gets the same streamed answer (`--chunks` text deltas). Each round starts
 fresh processes for every variant (order rotated), then: initialize, session/new, and two
-turns in the session (the first may include the agent's own lazy start). Measured from the
+turns in the session (the first may include the agent's own lazy start).
+
+Each variant keeps one home (HOME, CODEX_HOME, the CLIs' config and state) for all its rounds,
+as on a user's machine, and runs one untimed round first: an agent's first run ever in a home
+does set-up work of its own (`codex` creates its SQLite databases and unpacks its skills:
+~140 ms more CPU), which the variants pay at different steps (codex-acp in `initialize`, the
+bridge in the first `session/new`, which starts the app-server). `--fresh-home` gives every
+round a new home instead: that first run, each time. Measured from the
 client: time to the first `agent_message_chunk` carrying the model's text after sending
 `session/prompt` (codex-acp first sends a notice of its own, claude-agent-acp an empty
 chunk; those are not counted as the first chunk), turn wall
@@ -174,10 +181,18 @@ def _tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-async def one(v: Variant, url: str, tmp: Path, chunks: int) -> dict[str, float]:
+def _link_home(run_dir: Path, home: Path) -> None:
+    home.mkdir(exist_ok=True)
+    (run_dir / "home").symlink_to(home, target_is_directory=True)
+
+
+async def one(v: Variant, url: str, tmp: Path, chunks: int, home: Path | None = None) -> dict[str, float]:
+    """One round of `v`; `home` (kept between rounds) becomes its home, else a new one."""
     run_dir = tmp / f"run-{time.monotonic_ns()}"
     ws = run_dir / "ws"
     ws.mkdir(parents=True)
+    if home is not None:
+        _link_home(run_dir, home)
     argv = v.argv(run_dir, url)
     env = v.env(run_dir, url)
     out: dict[str, float] = {}
@@ -237,8 +252,11 @@ def _allow(msg: C.JsonObj) -> Any:
     return C.RpcError({"code": -32601, "message": "not served by the bench client"})
 
 
-async def run(repeats: int, chunks: int, words: int, families: list[str]) -> Figures:
-    C.header(f"peers: same fake model answer ({chunks} text deltas), {repeats} rounds")
+async def run(
+    repeats: int, chunks: int, words: int, families: list[str], fresh_home: bool = False
+) -> Figures:
+    homes = "a new home each round" if fresh_home else "one home per variant, after an untimed round"
+    C.header(f"peers: same fake model answer ({chunks} text deltas), {repeats} rounds, {homes}")
     variants = [v for v in VARIANTS if v.family in families]
     missing = [p for p in ("claude", "claude-agent-acp", "codex", "codex-acp") if not (BIN / p).exists()]
     if missing:
@@ -250,11 +268,16 @@ async def run(repeats: int, chunks: int, words: int, families: list[str]) -> Fig
     with C.workdir("peers") as tmp, servers["claude"] as claude_srv, servers["codex"] as codex_srv:
         urls = {"claude": claude_srv.url, "codex": codex_srv.url}
         by_name = {v.name: v for v in variants}
+        home = {v.name: None if fresh_home else tmp / f"home-{i}" for i, v in enumerate(variants)}
+        if not fresh_home:
+            for v in variants:  # the agents' first run in their homes: not counted
+                await one(v, urls[v.family], tmp, chunks, home[v.name])
+            print(f"   untimed first round done ({C.load()})")
         for r, order in enumerate(C.rotations([v.name for v in variants], repeats)):
             line = []
             for name in order:
                 v = by_name[name]
-                m = await one(v, urls[v.family], tmp, chunks)
+                m = await one(v, urls[v.family], tmp, chunks, home[name])
                 results[name].append(m)
                 line.append(
                     f"{name}: first {m['first chunk 1'] * 1000:.0f}/{m['first chunk 2'] * 1000:.0f} ms"
@@ -322,5 +345,10 @@ def main(argv: list[str]) -> Figures:
     ap.add_argument("--chunks", type=int, default=200, help="text deltas in each model answer")
     ap.add_argument("--words", type=int, default=400)
     ap.add_argument("--only", default="claude,codex", help="claude, codex or both")
+    ap.add_argument(
+        "--fresh-home",
+        action="store_true",
+        help="a new home each round: every start is the agent's first run",
+    )
     a = ap.parse_args(argv)
-    return asyncio.run(run(a.repeats, a.chunks, a.words, a.only.split(",")))
+    return asyncio.run(run(a.repeats, a.chunks, a.words, a.only.split(","), a.fresh_home))

@@ -20,6 +20,7 @@ import ast
 import importlib
 import importlib.util
 import logging
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -54,64 +55,91 @@ def _build(roots: tuple[str, ...]) -> ModuleType:
         raise _Unexpected(f"no {_PACKAGE} package")
     folder = Path(next(iter(spec.submodule_search_locations)))
     path = folder / "schema.py"
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    defined, imports = _index(tree)
-    kept = _needed(roots, defined)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    chunks = _statements(lines)
+    imports = [c for c in chunks if c.name is None]
+    defined = {c.name: c for c in chunks if c.name is not None}
     module = ModuleType(MODULE)
     module.__file__ = str(path)
-    body: list[ast.stmt] = []
-    for stmt in imports:
+    kept: list[_Chunk] = []
+    for chunk in imports:
+        stmt = chunk.tree()
         if isinstance(stmt, ast.ImportFrom) and (stmt.module or "").split(".")[0] == _PACKAGE:
             # e.g. `from acp._deserialize import ...`: that file alone, not the package.
             sibling = _sibling(folder, stmt)
             for alias in stmt.names:
                 setattr(module, alias.asname or alias.name, getattr(sibling, alias.name))
         else:
-            body.append(stmt)
-    body += sorted((defined[name] for name in kept), key=lambda s: s.lineno)
-    code = compile(ast.Module(body=list(dict.fromkeys(body)), type_ignores=[]), str(path), "exec")
+            kept.append(chunk)
+    kept += _needed(roots, defined)
+    # The file's own line numbers (blank lines in place of what is left out), for tracebacks.
+    source = [""] * len(lines)
+    for chunk in kept:
+        source[chunk.start : chunk.end] = lines[chunk.start : chunk.end]
+    code = compile("".join(source) or "\n", str(path), "exec")
     # Registered first: pydantic resolves the annotations through sys.modules[cls.__module__].
     sys.modules[MODULE] = module
     exec(code, module.__dict__)  # the installed SDK's own source, a part of it
     return module
 
 
-def _index(tree: ast.Module) -> tuple[dict[str, ast.stmt], list[ast.stmt]]:
-    """Each top-level name with the statement defining it; the imports, in order."""
-    defined: dict[str, ast.stmt] = {}
-    imports: list[ast.stmt] = []
-    for stmt in tree.body:
-        if isinstance(stmt, ast.Import | ast.ImportFrom):
-            imports.append(stmt)
-        elif isinstance(stmt, ast.ClassDef):
-            defined[stmt.name] = stmt
-        elif isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
-            defined.update((t.id, stmt) for t in stmt.targets if isinstance(t, ast.Name))
-        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-            defined[stmt.target.id] = stmt
-        else:  # a call such as `Model.model_rebuild()` would need ordering rules of its own
-            raise _Unexpected(f"a top-level {type(stmt).__name__} at line {stmt.lineno}")
-    return defined, imports
+class _Chunk:
+    """One top-level statement of the source: lines [start, end), parsed when first needed."""
+
+    __slots__ = ("_tree", "end", "lines", "name", "start")
+
+    def __init__(self, lines: list[str], start: int, end: int) -> None:
+        self.lines, self.start, self.end = lines, start, end
+        self._tree: ast.stmt | None = None
+        head = lines[start]
+        found = _DEFINES.match(head)
+        if found is None and not head.startswith(("import ", "from ")):
+            raise _Unexpected(f"line {start + 1}: {head[:60]!r}")
+        self.name = found.group(1) or found.group(2) if found else None
+
+    def tree(self) -> ast.stmt:
+        """The statement; parsing it alone also proves the cut took all of it."""
+        if self._tree is None:
+            body = ast.parse("".join(self.lines[self.start : self.end])).body
+            if len(body) != 1 or isinstance(body[0], ast.ClassDef | ast.Assign) != (self.name is not None):
+                raise _Unexpected(f"line {self.start + 1}: not one statement")
+            self._tree = body[0]
+        return self._tree
 
 
-def _needed(roots: tuple[str, ...], defined: dict[str, ast.stmt]) -> set[str]:
-    """`roots` and every top-level name their statements refer to, transitively: names in
-    code and annotations, and quoted forward references."""
+# A class, or a plain `Name = ...` (a type alias); `import`/`from` lines are the other kind.
+_DEFINES = re.compile(r"class (\w+)\b|(\w+) = ")
+
+
+def _statements(lines: list[str]) -> list[_Chunk]:
+    """The top-level statements, by their first lines: a line at column 0 that is not a
+    comment nor a closing bracket starts one (the generator's layout; each chunk is checked
+    by parsing it alone when it is used). Parsing only what is kept: ~27 ms of ~30 saved."""
+    starts = [i for i, line in enumerate(lines) if line[:1] not in _CONTINUES]
+    return [_Chunk(lines, a, b) for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)]
+
+
+_CONTINUES = frozenset(" \t\r\n#)]}") | {""}
+
+
+def _needed(roots: tuple[str, ...], defined: dict[str, _Chunk]) -> list[_Chunk]:
+    """`roots` and every top-level name their statements refer to, transitively (names in
+    code and annotations, and quoted forward references), in the source's order."""
     missing = [name for name in roots if name not in defined]
     if missing:
         raise _Unexpected(f"not defined: {', '.join(missing)}")
-    kept: set[str] = set()
+    kept: dict[str, _Chunk] = {}
     todo = list(roots)
     while todo:
         name = todo.pop()
         if name in kept:
             continue
-        kept.add(name)
-        for node in ast.walk(defined[name]):
+        kept[name] = chunk = defined[name]
+        for node in ast.walk(chunk.tree()):
             ref = node.id if isinstance(node, ast.Name) else getattr(node, "value", None)
             if isinstance(ref, str) and ref in defined and ref not in kept:
                 todo.append(ref)
-    return kept
+    return sorted(kept.values(), key=lambda c: c.start)
 
 
 def _sibling(folder: Path, stmt: ast.ImportFrom) -> ModuleType:
