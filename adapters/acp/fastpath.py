@@ -48,16 +48,33 @@ def _sep(members: tuple[bytes, ...]) -> bytes:
 
 
 _TYPE = _member(b"type", b'"text"')
-_TEXT = _member(b"text", _STR)
-_CONTENT = _member(b"content", _obj(_sep((_TYPE, _TEXT)), _sep((_TEXT, _TYPE))))
+
+
+def _content(i: int) -> bytes:
+    # The text's string is a group of its own (`t0`…`t5`: a name appears once in a pattern).
+    def text(n: int) -> bytes:
+        return _member(b"text", b"(?P<t%d>" % n + _STR + b")")
+
+    return _member(b"content", _obj(_sep((_TYPE, text(2 * i))), _sep((text(2 * i + 1), _TYPE))))
+
+
+_TEXTS = tuple(f"t{n}" for n in range(6))
 _MID = _member(b"messageId", _STR)
 _KIND = _member(b"sessionUpdate", b'"(?P<k>' + b"|".join(k.encode() for k in KINDS) + b')"')
 _UPDATE = _member(
     b"update",
     _obj(
-        _sep((_KIND, b"(?:" + b"|".join([_CONTENT, _sep((_CONTENT, _MID)), _sep((_MID, _CONTENT))]) + b")"))
+        _sep(
+            (
+                _KIND,
+                b"(?:"
+                + b"|".join([_content(0), _sep((_content(1), _MID)), _sep((_MID, _content(2)))])
+                + b")",
+            )
+        )
     ),
 )
+_TEXT_STRING = re.compile(_STR)
 _SID = _member(b"sessionId", b"(?P<s>" + _STR + b")")
 _JSONRPC = _member(b"jsonrpc", b'"2\\.0"')
 _METHOD = _member(b"method", b'"session/update"')
@@ -76,9 +93,25 @@ def _patterns() -> list[re.Pattern[bytes]]:
 
 
 class FastPath:
-    """Rewrites one agent session's text chunks: `rewrite(line)` → (frame, kind) or None."""
+    """Rewrites one agent session's text chunks: `rewrite(line)` → (frame, kind) or None.
 
-    __slots__ = ("_agent", "_bridge", "_first", "_patterns")
+    An agent writes its chunks alike but for the text: after a line matched, what came before
+    its text's string and what came after are kept (`_head`, `_tail`), and a line that starts
+    and ends with exactly those and has a JSON string in between is that pattern's too — the
+    same bytes take the same way through it, and the string is checked by the same `_STR` —
+    so only the text is scanned (half the cost of the whole pattern, measured in bench)."""
+
+    __slots__ = (
+        "_agent",
+        "_bridge",
+        "_first",
+        "_head",
+        "_kind",
+        "_new",
+        "_patterns",
+        "_sid_in_head",
+        "_tail",
+    )
 
     def __init__(self, agent_session_id: str, bridge_session_id: str) -> None:
         self._agent = orjson.dumps(agent_session_id)
@@ -86,8 +119,22 @@ class FastPath:
         self._patterns = _patterns()
         # An agent writes every line in one member order: the last one that matched is tried first.
         self._first = 0
+        self._head = self._tail = self._new = b""
+        self._kind = ""
+        self._sid_in_head = True
 
     def rewrite(self, line: bytes) -> tuple[bytes, str] | None:
+        head, tail = self._head, self._tail
+        if head and line.startswith(head) and line.endswith(tail):
+            start, end = len(head), len(line) - len(tail)
+            if start < end and _TEXT_STRING.fullmatch(line, start, end) is not None and _utf8(line):
+                # `_new` is the head or the tail with the bridge's session id in it.
+                if self._sid_in_head:
+                    return self._new + line[start:], self._kind
+                return line[:end] + self._new, self._kind
+        return self._match(line)
+
+    def _match(self, line: bytes) -> tuple[bytes, str] | None:
         patterns = self._patterns
         m = patterns[self._first].fullmatch(line)
         if m is None:
@@ -99,11 +146,23 @@ class FastPath:
             else:
                 return None
         start, end = m.span("s")
-        if line[start:end] != self._agent:
+        if line[start:end] != self._agent or not _utf8(line):
             return None
-        if not line.isascii():
-            try:
-                line.decode()
-            except UnicodeDecodeError:
-                return None
-        return line[:start] + self._bridge + line[end:], m.group("k").decode()
+        kind = m.group("k").decode()
+        text_start, text_end = next(m.span(g) for g in _TEXTS if m.start(g) >= 0)
+        self._head, self._tail, self._kind = line[:text_start], line[text_end:], kind
+        self._sid_in_head = end <= text_start
+        rewritten = line[:start] + self._bridge + line[end:]
+        shift = len(self._bridge) - len(self._agent)
+        self._new = rewritten[: text_start + shift] if self._sid_in_head else rewritten[text_end:]
+        return rewritten, kind
+
+
+def _utf8(line: bytes) -> bool:
+    if line.isascii():
+        return True
+    try:
+        line.decode()
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -65,6 +65,7 @@ class Session(SessionLinks):
         self.disconnect_grace = 60.0
         self.agent: AgentSession | None = None
         self.state = State.IDLE  # moved only by `_advance` (bridge/core/session_states.py)
+        self._in_turn = False  # `state in IN_TURN`, kept by `_advance`: asked for every chunk
         # Counted from where the catalog left them (bridge/core/metrics.py).
         self.metrics = Metrics.from_json(record.metrics)
         self.run_scope: anyio.CancelScope | None = None
@@ -112,6 +113,7 @@ class Session(SessionLinks):
     # -- state ---------------------------------------------------------------------------------
     def _advance(self, event: Event) -> None:
         self.state = advance(self.state, event)
+        self._in_turn = self.state in IN_TURN
 
     @property
     def status(self) -> str:
@@ -131,7 +133,7 @@ class Session(SessionLinks):
 
     @property
     def _turn_active(self) -> bool:
-        return self.state in IN_TURN
+        return self._in_turn
 
     @property
     def _cancelling(self) -> bool:

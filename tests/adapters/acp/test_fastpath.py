@@ -60,18 +60,26 @@ def parse_path(line: bytes) -> list[tuple[bytes, str | None]]:
     return host.frames
 
 
-def fast_path(line: bytes) -> list[tuple[bytes, str | None]] | None:
+def fast_router() -> tuple[_Router, _Host]:
     host = _Host()
     router = _Router("fake", host)  # type: ignore[arg-type]
     router.fast = FastPath(AGENT_SID, BRIDGE_SID)
+    return router, host
+
+
+def fast_path(line: bytes) -> list[tuple[bytes, str | None]] | None:
+    router, host = fast_router()
     return host.frames if router.on_line(line) else None
 
 
-def same(line: bytes) -> bool:
-    """The property; True when the fast path took the line."""
-    fast = fast_path(line)
-    if fast is None:
+def same(line: bytes, through: tuple[_Router, _Host] | None = None) -> bool:
+    """The property; True when the fast path took the line. `through`: a router that has
+    seen other lines before (the fast path keeps the last one's layout), else a new one."""
+    router, host = through or fast_router()
+    before = len(host.frames)
+    if not router.on_line(line):
         return False
+    fast = host.frames[before:]
     slow = parse_path(line)
     assert len(fast) == 1 and len(slow) == 1, (line, fast, slow)
     (f, fk), (s, sk) = fast[0], slow[0]
@@ -133,11 +141,11 @@ def _json(draw: Any, value: Any, hostile: bool) -> str:
 
 
 @st.composite
-def chunk_lines(draw: Any) -> bytes:
+def chunk_lines(draw: Any, text: st.SearchStrategy[str] = _text) -> bytes:
     # Half of them of the shape the fast path takes (the values vary), half anything near it.
     hostile = draw(st.booleans())
     ok = st.just if not hostile else (lambda good: st.sampled_from([good, good, good, "other"]))
-    content: JsonObj = {"type": draw(ok("text")), "text": draw(_text)}
+    content: JsonObj = {"type": draw(ok("text")), "text": draw(text)}
     update: JsonObj = {
         "sessionUpdate": draw(st.sampled_from([*KINDS, *(("tool_call", "usage_update") if hostile else ())])),
         "content": content,
@@ -153,12 +161,62 @@ def chunk_lines(draw: Any) -> bytes:
     line = (draw(_ws) + draw(_json(msg, hostile)) + draw(_ws)).encode("utf-8", "surrogatepass")
     # Sometimes broken on purpose: a byte changed, dropped or inserted (also non-UTF-8 ones).
     if hostile and draw(st.integers(0, 3)) == 0 and line:
-        i = draw(st.integers(0, len(line) - 1))
-        b = bytes([draw(st.integers(0, 255))])
-        line = draw(
-            st.sampled_from([line[:i] + b + line[i + 1 :], line[:i] + line[i + 1 :], line[:i] + b + line[i:]])
-        )
+        line = _mutated(draw, line)
     return line
+
+
+def _mutated(draw: Any, line: bytes) -> bytes:
+    i = draw(st.integers(0, len(line) - 1))
+    b = bytes([draw(st.integers(0, 255))])
+    return draw(
+        st.sampled_from([line[:i] + b + line[i + 1 :], line[:i] + line[i + 1 :], line[:i] + b + line[i:]])
+    )
+
+
+# Control characters are escaped in every style of `_escape`: the marker's rendering is known.
+_MARK = "\x01\x02\x03"
+_MARKED = b'"\\u0001\\u0002\\u0003"'
+
+
+@st.composite
+def chunk_runs(draw: Any) -> list[bytes]:
+    """Lines in a row as an agent writes them: one layout with other texts in it (what the
+    fast path keeps of the last line it took), now and then another line or a byte changed."""
+    base = draw(chunk_lines(text=st.just(_MARK)))
+    run = []
+    for _ in range(draw(st.integers(1, 6))):
+        if _MARKED in base and draw(st.integers(0, 4)):
+            text = _escape(draw(_text), draw(st.integers(0, 4))).encode("utf-8", "surrogatepass")
+            line = base.replace(_MARKED, text, 1)
+        else:
+            line = draw(chunk_lines())
+        if line and draw(st.integers(0, 5)) == 0:
+            line = _mutated(draw, line)
+        run.append(line)
+    return run
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunk_runs())
+def test_a_run_of_lines_through_one_fast_path_publishes_what_the_parse_path_does(run: list[bytes]) -> None:
+    through = fast_router()
+    for line in run:
+        same(line, through)
+
+
+def test_lines_alike_but_for_the_text_are_taken_without_the_whole_pattern(monkeypatch: Any) -> None:
+    whole: list[bytes] = []
+    match = FastPath._match
+    monkeypatch.setattr(FastPath, "_match", lambda self, line: whole.append(line) or match(self, line))
+    through = fast_router()
+    head = b'{"jsonrpc":"2.0","method":"session/update","params":{"update":{"sessionUpdate":"agent_message_chunk",'
+    for i, text in enumerate([b'"a"', b'"b \\u00e9"', b'"caf\xc3\xa9"', b'"\\"x"']):
+        # The session id after the text: the kept tail is where it is replaced.
+        line = head + b'"content":{"type":"text","text":' + text + b'}},"sessionId":"agent-sess-1"}}'
+        assert same(line, through)
+        assert whole == [line] if i == 0 else len(whole) == 1
+    assert not same(line.replace(b'"x"', b'"x\x01"'), through)  # a raw control character
+    assert not same(line.replace(b"agent-sess-1", b"agent-sess-2"), through)
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
