@@ -73,10 +73,10 @@ def _build(roots: tuple[str, ...]) -> ModuleType:
             kept.append(chunk)
     kept += _needed(roots, defined)
     # The file's own line numbers (blank lines in place of what is left out), for tracebacks.
-    source = [""] * len(lines)
+    source = ["\n"] * len(lines)
     for chunk in kept:
         source[chunk.start : chunk.end] = lines[chunk.start : chunk.end]
-    code = compile("".join(source) or "\n", str(path), "exec")
+    code = compile("".join(source), str(path), "exec")
     # Registered first: pydantic resolves the annotations through sys.modules[cls.__module__].
     sys.modules[MODULE] = module
     exec(code, module.__dict__)  # the installed SDK's own source, a part of it
