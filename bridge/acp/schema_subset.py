@@ -43,7 +43,6 @@ def load(*roots: str) -> ModuleType:
     try:
         return _build(roots)
     except (_Unexpected, OSError, SyntaxError, ImportError, NameError) as exc:
-        sys.modules.pop(MODULE, None)
         log.info("acp.schema imported whole (its source could not be cut: %s)", exc)
         return importlib.import_module(f"{_PACKAGE}.schema")
 
@@ -79,7 +78,11 @@ def _build(roots: tuple[str, ...]) -> ModuleType:
     code = compile("".join(source), str(path), "exec")
     # Registered first: pydantic resolves the annotations through sys.modules[cls.__module__].
     sys.modules[MODULE] = module
-    exec(code, module.__dict__)  # the installed SDK's own source, a part of it
+    try:
+        exec(code, module.__dict__)  # the installed SDK's own source, a part of it
+    except BaseException:
+        del sys.modules[MODULE]  # never a half-built module for the next caller
+        raise
     return module
 
 

@@ -128,7 +128,40 @@ def test_a_source_laid_out_otherwise_is_imported_whole(fake: Any) -> None:
     assert "tests_cut_fakeacp_call" not in sys.modules
 
 
+def test_a_statement_that_fails_leaves_no_half_built_module(fake: Any) -> None:
+    fake("fakeacp_fails", "class Broken(BaseModel):\n    x: int = 1 // 0\n")
+    with pytest.raises(ZeroDivisionError):  # a failure of the SDK's own code is not hidden
+        schema_subset.load("Broken")
+    assert "tests_cut_fakeacp_fails" not in sys.modules
+
+
 def test_a_name_the_source_lacks_falls_back_too(fake: Any) -> None:
     fake("fakeacp_missing")
     module = schema_subset.load("Root", "NoSuchModel")
     assert module.__name__ == "fakeacp_missing.schema"
+
+
+_FALLBACK = """
+import sys
+from bridge.acp import schema_subset
+def refuse(roots):
+    raise schema_subset._Unexpected("a layout of another SDK")
+schema_subset._build = refuse
+from bridge.acp.schema_load import load_acp_params
+from bridge.acp import params as P
+from bridge.errors import RpcError
+module = load_acp_params()
+assert module.S.__name__ == "acp.schema", module.S.__name__
+try:
+    P.parse(P.NewSessionParams, {"cwd": "/w", "mcpServers": [{"name": "m", "args": [], "env": []}]})
+except RpcError as exc:
+    print(exc.data["field"])
+"""
+
+
+def test_the_whole_module_still_gives_strict_params_models() -> None:
+    # The fallback's models are acp.schema's own: the lenient validators are overridden there
+    # too (bridge/acp/acp_params.py `_check_strict` ran on them at import).
+    done = subprocess.run([sys.executable, "-c", _FALLBACK], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "mcpServers.0.stdio.command"
