@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -52,8 +53,16 @@ class Ownership:
 
     async def register(self, ws_url: str | None = None) -> None:
         """(Re-)register this daemon, e.g. with its WebSocket URL once the listener is bound."""
-        if ws_url is not None:
-            self.instance = dataclasses.replace(self.instance, ws_url=ws_url)
+        # The lease runs from this write, not from when the daemon began to start: a slow
+        # start (the store's open, a loaded machine) must not leave the row expired before
+        # its first renewal, when another daemon would take this one's new sessions.
+        now = time.time()
+        self.instance = dataclasses.replace(
+            self.instance,
+            heartbeat_at=now,
+            expires_at=now + self.lease_seconds,
+            ws_url=self.instance.ws_url if ws_url is None else ws_url,
+        )
         try:
             await self.store.register(self.instance)
         except StoreError as exc:
@@ -64,12 +73,14 @@ class Ownership:
         so that two missed renewals still leave it owned; then let go of any session that
         another daemon took over meanwhile (this one was paused past its lease)."""
         while True:
-            await anyio.sleep(self.lease_seconds / 3)
+            # Renewed first, then every third: start-up recovery runs between the
+            # registration and this loop, and may take a good part of the lease.
             try:
                 await self.store.heartbeat(self.lease_seconds)
                 await self._check_owned()
             except StoreError as exc:
                 log.warning("could not renew this daemon's session lease: %s", exc.message)
+            await anyio.sleep(self.lease_seconds / 3)
 
     async def _check_owned(self) -> None:
         # One read for all sessions (not one per session: with 200 open, that was ~70 ms of
