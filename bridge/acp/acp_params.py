@@ -12,7 +12,7 @@ one fails the tests instead of going lenient silently).
 
 Imported at the first request that needs it (through `bridge.acp.params`), never on the way
 to the `initialize` answer; of the generated module only the models used here and what they
-are made of are built (bridge/acp/schema_subset.py: ~50 ms, the whole module ~210 ms).
+are made of are built (bridge/acp/schema_subset.py: ~40 ms, the whole module ~210 ms).
 Validating a request costs about what the bridge's own models did (2-3 µs).
 """
 

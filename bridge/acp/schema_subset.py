@@ -6,7 +6,7 @@ this kind of machine even with their validators deferred, paid by the first `ses
 (bench/README). The params models (bridge/acp/acp_params.py) are made of 34 of them. `load`
 reads the module's source without importing the package, keeps the statements that define the
 names asked for and, transitively, every name those refer to, and runs only them as a module
-of their own (`MODULE`): the same class bodies and validators, in ~50 ms.
+of their own (`MODULE`): the same class bodies and validators, in ~40 ms.
 
 Where the source is not laid out as expected (not found, a statement of another kind, a name
 asked for that it lacks), `load` imports `acp.schema` itself instead: slower, the same models.
